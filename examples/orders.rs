@@ -1,0 +1,2 @@
+//! The orders example (being built).
+fn main() {}

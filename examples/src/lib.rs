@@ -1,0 +1,1 @@
+//! Runnable foldkit examples; see the `[[example]]` targets of this package.

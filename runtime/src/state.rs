@@ -1,0 +1,107 @@
+//! States: what the runtime folds an event log into.
+//!
+//! A state is a plain struct (`#[derive(State)]`, `#[state(event = E)]`) whose
+//! `Apply<E>` impl says how one event changes it. The runtime drives the fold:
+//! record → decode + upcast ([`Event::decode`]) → [`State::apply_event`]. `apply`
+//! must be pure (same events in, same state out: no clock, no randomness, no I/O),
+//! which is what makes replay, snapshots and time travel agree with each other.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Seq;
+use crate::event::Event;
+
+/// How a state changes when an event of type `E` is folded into it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not say how to apply `{E}`",
+    label = "missing `impl Apply<{E}> for {Self}`",
+    note = "write `impl Apply<{E}> for {Self} {{ fn apply(&mut self, event: {E}, meta: &Meta) -> Result<(), FoldError> {{ .. }} }}`"
+)]
+pub trait Apply<E> {
+    /// Folds one event into the state. Must be pure: same events in, same state out.
+    fn apply(&mut self, event: E, meta: &Meta) -> Result<(), FoldError>;
+}
+
+/// A state the runtime folds from the log of [`State::Event`]. Derive it with
+/// `#[derive(State)]` and `#[state(event = E)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a foldkit state",
+    label = "this type does not implement `foldkit::State`",
+    note = "add `#[derive(State, Default, Serialize, Deserialize)]` and `#[state(event = YourEvent)]` to the struct"
+)]
+pub trait State: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The event type whose log this state is folded from.
+    type Event: Event;
+    /// Stable name of the state (model), used to name its snapshots.
+    const NAME: &'static str;
+    /// Schema version of the state (`#[state(version = N)]`, default 1).
+    const VERSION: u32;
+    /// Fingerprint of the struct's definition: changes when its fields change, so a
+    /// snapshot written by another definition is detected and the state is replayed.
+    const FINGERPRINT: u64;
+
+    /// Folds one decoded event into the state.
+    fn apply_event(&mut self, event: Self::Event, meta: &Meta) -> Result<(), FoldError>;
+}
+
+/// What the runtime knows about the event being applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Meta {
+    /// The event's sequence number in its log.
+    pub seq: Seq,
+    /// When the event was appended: milliseconds since the UNIX epoch.
+    pub timestamp: u64,
+    /// The schema version the event was stored with (before upcasting).
+    pub version: u32,
+}
+
+impl Meta {
+    /// Metadata for an event at `seq`, appended at `timestamp` (ms since the UNIX
+    /// epoch), stored with schema `version`.
+    pub fn new(seq: Seq, timestamp: u64, version: u32) -> Self {
+        Self {
+            seq,
+            timestamp,
+            version,
+        }
+    }
+}
+
+/// An error returned by [`Apply::apply`]: the event could not be folded.
+///
+/// The runtime attaches the state's name and the event's seq when it reports it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct FoldError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl FoldError {
+    /// A fold error with a message saying what was wrong.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A fold error caused by another error.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// The message given when the error was made.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}

@@ -1,12 +1,15 @@
 //! foldkit: derive-driven, embedded event sourcing.
 
+mod aggregate;
 mod event;
 mod state;
+pub mod testing;
 
 pub use foldkit_macros::{Event, State};
 pub use foldkit_storage as storage;
 pub use foldkit_storage::Seq;
 
+pub use aggregate::Aggregate;
 pub use event::{CodecError, Event};
 pub use state::{Apply, FoldError, Meta, State};
 
@@ -15,7 +18,7 @@ pub use serde;
 
 /// Everything a user needs to model a domain: `use foldkit::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Apply, Event, FoldError, Meta, State};
+    pub use crate::{Aggregate, Apply, Event, FoldError, Meta, State};
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -2,6 +2,7 @@
 
 mod aggregate;
 mod event;
+pub mod snapshot;
 mod state;
 pub mod testing;
 

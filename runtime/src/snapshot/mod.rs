@@ -6,9 +6,11 @@
 //! A snapshot that is foreign, stale, truncated or corrupt is never used: the
 //! runtime falls back to an older one or to a full replay.
 
+pub mod bundle;
 pub mod codec;
 pub mod store;
 
+pub use bundle::Bundle;
 pub use codec::{SnapshotError, SnapshotHeader};
 pub use store::{SnapshotIoError, SnapshotStore};
 

@@ -179,3 +179,37 @@ fn store_keeps_the_newest_and_falls_back_past_a_corrupt_file() {
     assert!(store.load_newest::<TallyV2>(None).expect("load").is_none());
     assert!(store.load_newest::<Other>(None).expect("load").is_none());
 }
+
+#[test]
+fn bundle_round_trips_and_rejects_damage() {
+    use super::bundle::Bundle;
+    let mut bundle = Bundle::new();
+    bundle
+        .push(codec::encode(&tally(5), Some(5)).expect("encode"))
+        .expect("push");
+    bundle
+        .push(codec::encode(&Other, None).expect("encode"))
+        .expect("push");
+    assert!(
+        bundle.push(b"junk".to_vec()).is_err(),
+        "a bundle only takes valid blobs"
+    );
+    let bytes = bundle.to_bytes();
+    let back = Bundle::from_bytes(&bytes).expect("parse");
+    assert_eq!(back, bundle);
+    let (state, seq) = codec::decode::<Tally>(back.get("tally").expect("tally")).expect("decode");
+    assert_eq!((state, seq), (tally(5), Some(5)));
+    assert!(back.get("missing").is_none());
+    for i in 0..bytes.len() {
+        let mut bad = bytes.clone();
+        bad[i] ^= 0x10;
+        assert!(
+            Bundle::from_bytes(&bad).is_err(),
+            "flip at byte {i} was not detected"
+        );
+        assert!(
+            Bundle::from_bytes(&bytes[..i]).is_err(),
+            "truncation to {i} bytes was not detected"
+        );
+    }
+}

@@ -29,7 +29,7 @@ pub mod __private {
     pub use crate::query::fields::{
         ContainsField, EqField, IndexKey, OptionField, OrdField, SortField,
     };
-    pub use crate::table::{AnyIndex, HashIndex, Keys};
+    pub use crate::table::{AnyIndex, HashIndex, Keys, index_each, index_one};
     pub use std::boxed::Box;
     pub use std::ops::Bound;
     pub use std::vec::Vec;

@@ -167,29 +167,28 @@ impl<T> QueryCore<T> {
     }
 
     /// Field equals `value`.
-    pub fn eq<F, E, M, S>(self, get: impl Fn(&T) -> &F + Send + Sync + 'static, value: F) -> Self
+    pub fn eq<M, S, F, G>(self, get: G, value: F) -> Self
     where
-        F: EqField<E, M, S>,
+        F: EqField<T, M, S>,
+        G: Fn(&T) -> &F + Send + Sync + 'static,
     {
         self.test(move |row| get(row).field_eq(&value))
     }
 
     /// Field differs from `value`.
-    pub fn ne<F, E, M, S>(self, get: impl Fn(&T) -> &F + Send + Sync + 'static, value: F) -> Self
+    pub fn ne<M, S, F, G>(self, get: G, value: F) -> Self
     where
-        F: EqField<E, M, S>,
+        F: EqField<T, M, S>,
+        G: Fn(&T) -> &F + Send + Sync + 'static,
     {
         self.test(move |row| !get(row).field_eq(&value))
     }
 
     /// Field equals one of `values`.
-    pub fn any_of<F, E, M, S>(
-        self,
-        get: impl Fn(&T) -> &F + Send + Sync + 'static,
-        values: Vec<F>,
-    ) -> Self
+    pub fn any_of<M, S, F, G>(self, get: G, values: Vec<F>) -> Self
     where
-        F: EqField<E, M, S>,
+        F: EqField<T, M, S>,
+        G: Fn(&T) -> &F + Send + Sync + 'static,
     {
         self.test(move |row| {
             let field = get(row);
@@ -198,27 +197,19 @@ impl<T> QueryCore<T> {
     }
 
     /// Indexed field (the hash index at `slot`) equals `value`: answered from the index.
-    pub fn eq_indexed<F, E, M, S>(
-        self,
-        get: impl Fn(&T) -> &F + Send + Sync + 'static,
-        slot: usize,
-        value: F,
-    ) -> Self
+    pub fn eq_indexed<M, S, F, G>(self, get: G, slot: usize, value: F) -> Self
     where
-        F: IndexKey<E, M, S>,
+        F: IndexKey<T, M, S>,
+        G: Fn(&T) -> &F + Send + Sync + 'static,
     {
         self.probed(slot, vec![value.clone()], move |row| get(row) == &value)
     }
 
     /// Indexed field (the hash index at `slot`) equals one of `values`: answered from the index.
-    pub fn any_of_indexed<F, E, M, S>(
-        self,
-        get: impl Fn(&T) -> &F + Send + Sync + 'static,
-        slot: usize,
-        values: Vec<F>,
-    ) -> Self
+    pub fn any_of_indexed<M, S, F, G>(self, get: G, slot: usize, values: Vec<F>) -> Self
     where
-        F: IndexKey<E, M, S>,
+        F: IndexKey<T, M, S>,
+        G: Fn(&T) -> &F + Send + Sync + 'static,
     {
         let mut keys = values;
         let mut seen = std::collections::HashSet::with_capacity(keys.len());
@@ -228,14 +219,10 @@ impl<T> QueryCore<T> {
     }
 
     /// Field lies within the bounds.
-    pub fn range<F, E, M, S>(
-        self,
-        get: impl Fn(&T) -> &F + Send + Sync + 'static,
-        low: Bound<F>,
-        high: Bound<F>,
-    ) -> Self
+    pub fn range<M, S, F, G>(self, get: G, low: Bound<F>, high: Bound<F>) -> Self
     where
-        F: OrdField<E, M, S>,
+        F: OrdField<T, M, S>,
+        G: Fn(&T) -> &F + Send + Sync + 'static,
     {
         self.test(move |row| {
             let field = get(row);
@@ -262,26 +249,19 @@ impl<T> QueryCore<T> {
     }
 
     /// Field (a `Vec`, set or `String`) contains `needle`.
-    pub fn contains<F, E, M, S>(
-        self,
-        get: impl Fn(&T) -> &F + Send + Sync + 'static,
-        needle: F::Needle,
-    ) -> Self
+    pub fn contains<M, S, F, G>(self, get: G, needle: F::Needle) -> Self
     where
-        F: ContainsField<E, M, S>,
+        F: ContainsField<T, M, S>,
+        G: Fn(&T) -> &F + Send + Sync + 'static,
     {
         self.test(move |row| get(row).field_contains(&needle))
     }
 
     /// Indexed `Vec` field (the element index at `slot`) contains `needle`: answered from the index.
-    pub fn contains_indexed<K, E, M, S>(
-        self,
-        get: impl Fn(&T) -> &[K] + Send + Sync + 'static,
-        slot: usize,
-        needle: K,
-    ) -> Self
+    pub fn contains_indexed<M, S, K, G>(self, get: G, slot: usize, needle: K) -> Self
     where
-        K: IndexKey<E, M, S>,
+        K: IndexKey<T, M, S>,
+        G: Fn(&T) -> &[K] + Send + Sync + 'static,
     {
         self.probed(slot, vec![needle.clone()], move |row| {
             get(row).contains(&needle)
@@ -289,25 +269,19 @@ impl<T> QueryCore<T> {
     }
 
     /// `Option` field is `Some` (`some = true`) or `None` (`some = false`).
-    pub fn is_some<F, E, M, S>(
-        self,
-        get: impl Fn(&T) -> &F + Send + Sync + 'static,
-        some: bool,
-    ) -> Self
+    pub fn is_some<M, S, F, G>(self, get: G, some: bool) -> Self
     where
-        F: OptionField<E, M, S>,
+        F: OptionField<T, M, S>,
+        G: Fn(&T) -> &F + Send + Sync + 'static,
     {
         self.test(move |row| get(row).field_is_some() == some)
     }
 
     /// Orders by the field, after any earlier orderings; ties keep ascending id order.
-    pub fn order_by<F, E, M, S>(
-        mut self,
-        get: impl Fn(&T) -> &F + Send + Sync + 'static,
-        direction: Direction,
-    ) -> Self
+    pub fn order_by<M, S, F, G>(mut self, get: G, direction: Direction) -> Self
     where
-        F: SortField<E, M, S>,
+        F: SortField<T, M, S>,
+        G: Fn(&T) -> &F + Send + Sync + 'static,
     {
         self.order.push(match direction {
             Direction::Asc => Arc::new(move |a, b| get(a).field_sort(get(b))),

@@ -152,3 +152,21 @@ impl<T: Entity, K: Hash + Eq + Clone + Send + Sync + 'static> AnyIndex<T> for Ha
         self
     }
 }
+
+/// A boxed index keyed by the field itself (for the derive).
+#[doc(hidden)]
+pub fn index_one<T: Entity, M, K: crate::query::fields::IndexKey<T, M, ()>>(
+    field: &'static str,
+    get: fn(&T) -> &K,
+) -> Box<dyn AnyIndex<T>> {
+    Box::new(HashIndex::new(field, Keys::One(get)))
+}
+
+/// A boxed index keyed by each element of a `Vec` field (for the derive).
+#[doc(hidden)]
+pub fn index_each<T: Entity, M, K: crate::query::fields::IndexKey<T, M, ()>>(
+    field: &'static str,
+    get: fn(&T) -> &[K],
+) -> Box<dyn AnyIndex<T>> {
+    Box::new(HashIndex::new(field, Keys::Each(get)))
+}

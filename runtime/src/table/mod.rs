@@ -14,7 +14,7 @@ mod serde_impl;
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use index::{AnyIndex, HashIndex, Keys};
+pub use index::{AnyIndex, HashIndex, Keys, index_each, index_one};
 
 use crate::entity::Entity;
 use crate::query::{QueryBuilder, QueryCore};

@@ -17,7 +17,8 @@ pub fn expand(def: &EntityDef) -> TokenStream {
     let query = format_ident!("{}Query", ident.unraw());
     let (impl_g, ty_g, where_c) = def.generics.split_for_impl();
     let entity = quote!(#ident #ty_g);
-    let params = &def.generics.params;
+    let params = def.generics.params.iter();
+    let params = quote!(#(#params,)*);
     let args = def.generics.params.iter().map(|param| match param {
         syn::GenericParam::Type(ty) => {
             let ident = &ty.ident;

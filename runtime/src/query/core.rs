@@ -19,7 +19,28 @@ type Compare<T> = Arc<dyn Fn(&T, &T) -> Ordering + Send + Sync>;
 /// that names the candidate rows without scanning.
 pub(super) struct Clause<T> {
     pub(super) test: Test<T>,
-    pub(super) probe: Option<Arc<dyn Probe<T>>>,
+    pub(super) probe: Option<IndexProbe<T>>,
+}
+
+/// A clause's index lookup, built by [`IndexKey::probe`].
+pub struct IndexProbe<T>(pub(super) Arc<dyn Probe<T>>);
+
+impl<T> Clone for IndexProbe<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> IndexProbe<T> {
+    /// Looks up each distinct key of `keys` in the hash index at `slot`.
+    pub(crate) fn lookup<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
+        slot: usize,
+        mut keys: Vec<K>,
+    ) -> Self {
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
+        keys.retain(|key| seen.insert(key.clone()));
+        Self(Arc::new(IndexLookup { slot, keys }))
+    }
 }
 
 impl<T> Clone for Clause<T> {
@@ -132,16 +153,11 @@ impl<T> QueryCore<T> {
         self
     }
 
-    fn probed<K>(
+    fn probed(
         mut self,
-        slot: usize,
-        keys: Vec<K>,
+        probe: IndexProbe<T>,
         test: impl Fn(&T) -> bool + Send + Sync + 'static,
-    ) -> Self
-    where
-        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-    {
-        let probe: Arc<dyn Probe<T>> = Arc::new(IndexLookup { slot, keys });
+    ) -> Self {
         self.clauses.push(Clause {
             test: Arc::new(test),
             probe: Some(probe),
@@ -202,7 +218,9 @@ impl<T> QueryCore<T> {
         F: IndexKey<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
     {
-        self.probed(slot, vec![value.clone()], move |row| get(row) == &value)
+        self.probed(F::probe(slot, vec![value.key_clone()]), move |row| {
+            get(row).key_eq(&value)
+        })
     }
 
     /// Indexed field (the hash index at `slot`) equals one of `values`: answered from the index.
@@ -211,11 +229,11 @@ impl<T> QueryCore<T> {
         F: IndexKey<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
     {
-        let mut keys = values;
-        let mut seen = std::collections::HashSet::with_capacity(keys.len());
-        keys.retain(|key| seen.insert(key.clone()));
-        let test_keys = keys.clone();
-        self.probed(slot, keys, move |row| test_keys.contains(get(row)))
+        let keys = values.iter().map(IndexKey::key_clone).collect();
+        self.probed(F::probe(slot, keys), move |row| {
+            let field = get(row);
+            values.iter().any(|value| field.key_eq(value))
+        })
     }
 
     /// Field lies within the bounds.
@@ -263,8 +281,8 @@ impl<T> QueryCore<T> {
         K: IndexKey<T, M, S>,
         G: Fn(&T) -> &[K] + Send + Sync + 'static,
     {
-        self.probed(slot, vec![needle.clone()], move |row| {
-            get(row).contains(&needle)
+        self.probed(K::probe(slot, vec![needle.key_clone()]), move |row| {
+            get(row).iter().any(|key| key.key_eq(&needle))
         })
     }
 

@@ -23,7 +23,11 @@ impl<T: Entity> QueryCore<T> {
     fn access<'t>(&self, table: &'t Table<T>) -> Access<'t, T::Id> {
         let mut best: Option<(usize, usize, Vec<&'t BTreeSet<T::Id>>)> = None;
         for (at, clause) in self.clauses.iter().enumerate() {
-            let Some(buckets) = clause.probe.as_ref().and_then(|probe| probe.buckets(table)) else {
+            let Some(buckets) = clause
+                .probe
+                .as_ref()
+                .and_then(|probe| probe.0.buckets(table))
+            else {
                 continue;
             };
             let size: usize = buckets.iter().map(|bucket| bucket.len()).sum();

@@ -11,6 +11,10 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashSet};
 use std::hash::Hash;
 
+use super::core::IndexProbe;
+use crate::entity::Entity;
+use crate::table::{AnyIndex, HashIndex, Keys};
+
 /// Field types that `where_f`, `where_f_ne` and `where_f_in` can compare.
 #[diagnostic::on_unimplemented(
     message = "field `{M}` of `{E}` cannot be compared for equality: its type `{Self}` does not implement `PartialEq`",
@@ -129,11 +133,45 @@ impl<X: Send + Sync + 'static, E, M, S> OptionField<E, M, S> for Option<X> {
 }
 
 /// Key types a secondary index (`#[entity(index)]`) can hold.
+///
+/// It has no `Hash`/`Eq` supertraits on purpose: a bound `F: IndexKey<E, M, S>` in a
+/// generated method must not elaborate into bounds that lack `S` (those would be checked
+/// at the derive, repeating the one error the index constructor already reports).
 #[diagnostic::on_unimplemented(
     message = "field `{M}` of `{E}` cannot be indexed: its key type `{Self}` does not implement `Hash + Eq + Clone`",
     label = "`#[entity(index)]` needs a hashable key",
     note = "derive `Hash, PartialEq, Eq, Clone` for `{Self}`, or remove `#[entity(index)]` from `{M}`"
 )]
-pub trait IndexKey<E, M, S>: Hash + Eq + Clone + Send + Sync + 'static {}
+pub trait IndexKey<E, M, S>: Send + Sync + 'static {
+    /// An empty hash index over these keys.
+    fn new_index<T: Entity>(field: &'static str, keys: Keys<T, Self>) -> Box<dyn AnyIndex<T>>
+    where
+        Self: Sized;
+    /// The probe that looks `keys` up in the index at `slot`.
+    fn probe<T>(slot: usize, keys: Vec<Self>) -> IndexProbe<T>
+    where
+        Self: Sized;
+    /// `self == other`.
+    fn key_eq(&self, other: &Self) -> bool;
+    /// A copy of the key.
+    fn key_clone(&self) -> Self
+    where
+        Self: Sized;
+}
 
-impl<K: Hash + Eq + Clone + Send + Sync + 'static, E, M, S> IndexKey<E, M, S> for K {}
+impl<K: Hash + Eq + Clone + Send + Sync + 'static, E, M, S> IndexKey<E, M, S> for K {
+    fn new_index<T: Entity>(field: &'static str, keys: Keys<T, Self>) -> Box<dyn AnyIndex<T>> {
+        Box::new(HashIndex::new(field, keys))
+    }
+    fn probe<T>(slot: usize, keys: Vec<Self>) -> IndexProbe<T> {
+        IndexProbe::lookup(slot, keys)
+    }
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        self == other
+    }
+    #[inline]
+    fn key_clone(&self) -> Self {
+        self.clone()
+    }
+}

@@ -47,7 +47,7 @@ pub mod fields;
 use crate::entity::Entity;
 use crate::table::Table;
 
-pub use self::core::QueryCore;
+pub use self::core::{IndexProbe, QueryCore};
 
 /// Sort direction for `order_by_*`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -159,7 +159,7 @@ pub fn index_one<T: Entity, M, K: crate::query::fields::IndexKey<T, M, ()>>(
     field: &'static str,
     get: fn(&T) -> &K,
 ) -> Box<dyn AnyIndex<T>> {
-    Box::new(HashIndex::new(field, Keys::One(get)))
+    K::new_index(field, Keys::One(get))
 }
 
 /// A boxed index keyed by each element of a `Vec` field (for the derive).
@@ -168,5 +168,5 @@ pub fn index_each<T: Entity, M, K: crate::query::fields::IndexKey<T, M, ()>>(
     field: &'static str,
     get: fn(&T) -> &[K],
 ) -> Box<dyn AnyIndex<T>> {
-    Box::new(HashIndex::new(field, Keys::Each(get)))
+    K::new_index(field, Keys::Each(get))
 }

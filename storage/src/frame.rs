@@ -1,0 +1,155 @@
+//! The record frame: how one record is laid out in a segment.
+//!
+//! ```text
+//! offset size field
+//! 0      4    len        payload length, u32 LE, >= 1
+//! 4      4    crc        CRC32C of bytes 8..32+len, seeded with `len`
+//! 8      8    seq        u64 LE
+//! 16     8    timestamp  ms since the UNIX epoch, u64 LE
+//! 24     4    flags      bit 0: BATCH_CONTINUES (another record of the same batch follows)
+//! 28     4    reserved   0
+//! 32     len  payload
+//! ```
+//!
+//! Invariant: a frame is valid only if its length is within bounds, its reserved
+//! bits are zero and its CRC matches. Zero-filled bytes never validate (length 0
+//! is invalid), and the reader also requires `seq` to be the expected next one, so
+//! stale bytes of an older record never parse as a newer one.
+
+/// The size of a frame header.
+pub(crate) const HEADER_LEN: usize = 32;
+/// Set on every record of a batch but the last.
+pub(crate) const BATCH_CONTINUES: u32 = 1;
+const KNOWN_FLAGS: u32 = BATCH_CONTINUES;
+
+/// A frame's header fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) len: u32,
+    pub(crate) seq: u64,
+    pub(crate) timestamp: u64,
+    pub(crate) flags: u32,
+}
+
+/// Appends the frame of one record to `out`.
+pub(crate) fn encode(out: &mut Vec<u8>, seq: u64, timestamp: u64, flags: u32, payload: &[u8]) {
+    let start = out.len();
+    let len = payload.len() as u32;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&timestamp.to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(payload);
+    let crc = checksum(len, &out[start + 8..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn checksum(len: u32, covered: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), covered)
+}
+
+/// Why bytes are not a valid frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Invalid {
+    /// Fewer bytes than the header or the declared payload need.
+    Short,
+    /// The bytes are there but do not form a valid frame.
+    Bad(&'static str),
+}
+
+/// Parses the frame at the start of `bytes`, whose payload may be at most `max_len`.
+/// Returns the header and the payload.
+pub(crate) fn decode(bytes: &[u8], max_len: usize) -> Result<(Header, &[u8]), Invalid> {
+    let Some(head) = bytes.first_chunk::<HEADER_LEN>() else {
+        return Err(Invalid::Short);
+    };
+    let header = parse_header(head, max_len)?;
+    let end = HEADER_LEN + header.len as usize;
+    let Some(frame) = bytes.get(..end) else {
+        return Err(Invalid::Short);
+    };
+    verify(head, &frame[HEADER_LEN..], header)?;
+    Ok((header, &frame[HEADER_LEN..]))
+}
+
+/// Checks the header's own fields (not the CRC, which needs the payload).
+pub(crate) fn parse_header(head: &[u8; HEADER_LEN], max_len: usize) -> Result<Header, Invalid> {
+    let word = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+    let dword = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or([0; 8]));
+    let header = Header {
+        len: word(0),
+        seq: dword(8),
+        timestamp: dword(16),
+        flags: word(24),
+    };
+    if header.len == 0 {
+        return Err(Invalid::Bad("zero length"));
+    }
+    if header.len as usize > max_len {
+        return Err(Invalid::Bad("length beyond the record size limit"));
+    }
+    if header.flags & !KNOWN_FLAGS != 0 || word(28) != 0 {
+        return Err(Invalid::Bad("unknown flag or reserved bits set"));
+    }
+    Ok(header)
+}
+
+/// Checks the CRC of a header and its payload.
+pub(crate) fn verify(
+    head: &[u8; HEADER_LEN],
+    payload: &[u8],
+    header: Header,
+) -> Result<(), Invalid> {
+    let stored = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    let computed = crc32c::crc32c_append(checksum(header.len, &head[8..]), payload);
+    if stored != computed {
+        return Err(Invalid::Bad("checksum mismatch"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let mut out = Vec::new();
+        encode(&mut out, 7, 1234, BATCH_CONTINUES, b"hello");
+        let (header, payload) = decode(&out, 1024).expect("valid");
+        assert_eq!(
+            header,
+            Header {
+                len: 5,
+                seq: 7,
+                timestamp: 1234,
+                flags: BATCH_CONTINUES
+            }
+        );
+        assert_eq!(payload, b"hello");
+    }
+
+    #[test]
+    fn zeros_and_flips_and_cuts_never_validate() {
+        assert_eq!(decode(&[0; 64], 1024), Err(Invalid::Bad("zero length")));
+        let mut out = Vec::new();
+        encode(&mut out, 1, 2, 0, b"payload bytes");
+        for i in 0..out.len() {
+            for bit in 0..8 {
+                let mut bad = out.clone();
+                bad[i] ^= 1 << bit;
+                assert!(
+                    decode(&bad, 1024).is_err(),
+                    "flip of bit {bit} at {i} validated"
+                );
+            }
+            assert_eq!(
+                decode(&out[..i], 1024).err(),
+                Some(Invalid::Short),
+                "cut at {i}"
+            );
+        }
+    }
+}

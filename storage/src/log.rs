@@ -1,0 +1,623 @@
+//! The log: appends under one short lock, reads through a per-segment index.
+//!
+//! Invariants kept here (all under `Inner::state`):
+//! - `next_seq` is one past the last appended record; seqs are contiguous.
+//! - The bytes of every record with seq <= `flushed_seq` are in the OS (written
+//!   to the active or an earlier segment file); the others are in `buf`.
+//! - `recent` holds the newest records and always every record with seq >
+//!   `flushed_seq`, so readers and tails never need bytes still in `buf`.
+//! - A batch's frames are written into `buf` under one lock hold, never split
+//!   across segments.
+//! - Once `poison` is set, no write is attempted and every append fails with it.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::{Bound, RangeBounds, RangeInclusive};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::Seq;
+use crate::error::StorageError;
+use crate::frame::{self, BATCH_CONTINUES, HEADER_LEN};
+use crate::lock::DirLock;
+use crate::options::{FsyncPolicy, LogOptions};
+use crate::recovery::{self, RecoveryReport, SegmentIndex};
+use crate::segment::{self, SEGMENT_HEADER_LEN};
+use crate::sync::{Flusher, SyncState};
+use crate::tail::Tail;
+
+/// Bytes buffered before they are written to the OS.
+const FLUSH_AT: usize = 64 << 10;
+/// How many recent records are kept in memory for tails and reads (more while
+/// they are not yet flushed).
+const RECENT: usize = 16 << 10;
+/// The most bytes one read from a segment file gathers.
+const READ_CHUNK: u64 = 4 << 20;
+
+/// One record: its seq, when it was appended, and its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The record's sequence number.
+    pub seq: Seq,
+    /// When it was appended: milliseconds since the UNIX epoch.
+    pub timestamp: u64,
+    /// The bytes appended.
+    pub payload: Arc<[u8]>,
+}
+
+/// A segmented, append-only log in a directory. Cheap to clone: clones share it.
+#[derive(Clone)]
+pub struct Log {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) options: LogOptions,
+    report: RecoveryReport,
+    pub(crate) state: Mutex<State>,
+    /// Woken after every append and on close: tails wait on it.
+    pub(crate) appended: Notify,
+    pub(crate) sync: SyncState,
+    pub(crate) closed: AtomicBool,
+    lock: Mutex<Option<DirLock>>,
+    flusher: Mutex<Option<Flusher>>,
+}
+
+pub(crate) struct State {
+    segments: Vec<SegmentIndex>,
+    /// The last segment's file, appended to.
+    pub(crate) active: Arc<File>,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) next_seq: Seq,
+    pub(crate) flushed_seq: Seq,
+    recent: VecDeque<Record>,
+    /// Records appended since the last fsync.
+    pub(crate) unsynced: u64,
+    pub(crate) poison: Option<StorageError>,
+    closed: bool,
+}
+
+impl State {
+    fn active_path(&self) -> &Path {
+        self.segments
+            .last()
+            .map_or(Path::new(""), |s| s.path.as_path())
+    }
+
+    pub(crate) fn active_segment_path(&self) -> Option<PathBuf> {
+        self.segments.last().map(|s| s.path.clone())
+    }
+
+    fn first_seq(&self) -> Seq {
+        self.segments.first().map_or(1, |s| s.first_seq)
+    }
+
+    pub(crate) fn last_seq(&self) -> Option<Seq> {
+        (self.next_seq > self.first_seq()).then(|| self.next_seq - 1)
+    }
+
+    fn writable(&self) -> Result<(), StorageError> {
+        if let Some(poison) = &self.poison {
+            return Err(StorageError::Poisoned(Box::new(poison.clone())));
+        }
+        if self.closed {
+            return Err(StorageError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Writes the buffer to the active segment. A failure poisons the log.
+    pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.writable_or_closed()?;
+        if let Err(e) = (&*self.active).write_all(&self.buf) {
+            let error = StorageError::io("write segment", self.active_path(), e);
+            self.poison = Some(error.clone());
+            return Err(error);
+        }
+        self.buf.clear();
+        self.flushed_seq = self.next_seq - 1;
+        self.trim_recent();
+        Ok(())
+    }
+
+    /// Like `writable`, but a closed log may still flush what it buffered.
+    fn writable_or_closed(&self) -> Result<(), StorageError> {
+        match &self.poison {
+            Some(poison) => Err(StorageError::Poisoned(Box::new(poison.clone()))),
+            None => Ok(()),
+        }
+    }
+
+    fn trim_recent(&mut self) {
+        while self.recent.len() > RECENT
+            && self
+                .recent
+                .front()
+                .is_some_and(|r| r.seq <= self.flushed_seq)
+        {
+            self.recent.pop_front();
+        }
+    }
+
+    fn recent_from(&self, seq: Seq) -> Option<usize> {
+        let front = self.recent.front()?.seq;
+        (seq >= front && seq < front + self.recent.len() as u64).then(|| (seq - front) as usize)
+    }
+
+    fn push(&mut self, seq: Seq, timestamp: u64, flags: u32, payload: &[u8]) {
+        let start = self.buf.len();
+        frame::encode(&mut self.buf, seq, timestamp, flags, payload);
+        let written = (self.buf.len() - start) as u64;
+        if let Some(active) = self.segments.last_mut() {
+            active.offsets.push(active.len);
+            active.len += written;
+        }
+        self.recent.push_back(Record {
+            seq,
+            timestamp,
+            payload: Arc::from(payload),
+        });
+        self.next_seq = seq + 1;
+        self.unsynced += 1;
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir`, recovering it: a torn tail is
+    /// cut and reported in [`Log::recovery_report`]; corruption is an error.
+    ///
+    /// Fails at once if another `Log` has the directory open.
+    pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<Log, StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        if dir.exists() && !dir.is_dir() {
+            return Err(StorageError::NotADirectory { path: dir });
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StorageError::io("create log directory", &dir, e))?;
+        let lock = DirLock::acquire(&dir)?;
+        let recovered = recovery::recover(&dir, options.max_record_size)?;
+        let mut segments = recovered.segments;
+        let active = match segments.last() {
+            Some(last) => {
+                let file = segment::open_append(&last.path)?;
+                file.sync_all()
+                    .map_err(|e| StorageError::io("fsync segment", &last.path, e))?;
+                file
+            }
+            None => {
+                let file = segment::create(&dir, 1)?;
+                segments.push(SegmentIndex {
+                    first_seq: 1,
+                    path: segment::path(&dir, 1),
+                    offsets: Vec::new(),
+                    len: SEGMENT_HEADER_LEN,
+                });
+                file
+            }
+        };
+        let next_seq = segments.last().map_or(1, SegmentIndex::end_seq);
+        let state = State {
+            segments,
+            active: Arc::new(active),
+            buf: Vec::with_capacity(FLUSH_AT + 4096),
+            next_seq,
+            flushed_seq: next_seq - 1,
+            recent: VecDeque::new(),
+            unsynced: 0,
+            poison: None,
+            closed: false,
+        };
+        let inner = Arc::new(Inner {
+            dir,
+            report: recovered.report,
+            state: Mutex::new(state),
+            appended: Notify::new(),
+            sync: SyncState::new(next_seq - 1),
+            closed: AtomicBool::new(false),
+            lock: Mutex::new(Some(lock)),
+            flusher: Mutex::new(None),
+            options,
+        });
+        if inner.options.fsync != FsyncPolicy::Always {
+            *inner.flusher.lock() = Some(Flusher::start(&inner)?);
+        }
+        Ok(Log { inner })
+    }
+
+    /// What recovery found and repaired when the log was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Appends one record and returns its seq. Under [`FsyncPolicy::Always`] it
+    /// returns once the record is durable. Must be called within a tokio runtime.
+    pub async fn append(&self, payload: &[u8]) -> Result<Seq, StorageError> {
+        self.check_payload(payload)?;
+        let (seq, sync) = {
+            let mut st = self.inner.state.lock();
+            st.writable()?;
+            self.roll_if_full(&mut st, (HEADER_LEN + payload.len()) as u64)?;
+            let seq = st.next_seq;
+            st.push(seq, now_ms(), 0, payload);
+            let sync = self.after_append(&mut st)?;
+            (seq, sync)
+        };
+        self.inner.appended.notify_waiters();
+        if sync {
+            self.inner.sync_to(seq).await?;
+        }
+        Ok(seq)
+    }
+
+    /// Appends several records as one batch: after a crash, all of them are in
+    /// the log or none is. Returns their seqs.
+    pub async fn append_batch<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+    ) -> Result<RangeInclusive<Seq>, StorageError> {
+        if payloads.is_empty() {
+            return Err(StorageError::EmptyBatch);
+        }
+        let mut bytes = 0u64;
+        for payload in payloads {
+            self.check_payload(payload.as_ref())?;
+            bytes += (HEADER_LEN + payload.as_ref().len()) as u64;
+        }
+        let (seqs, sync) = {
+            let mut st = self.inner.state.lock();
+            st.writable()?;
+            self.roll_if_full(&mut st, bytes)?;
+            let (first, timestamp) = (st.next_seq, now_ms());
+            let last_index = payloads.len() - 1;
+            for (i, payload) in payloads.iter().enumerate() {
+                let flags = if i < last_index { BATCH_CONTINUES } else { 0 };
+                st.push(first + i as u64, timestamp, flags, payload.as_ref());
+            }
+            let sync = self.after_append(&mut st)?;
+            (first..=first + last_index as u64, sync)
+        };
+        self.inner.appended.notify_waiters();
+        if sync {
+            self.inner.sync_to(*seqs.end()).await?;
+        }
+        Ok(seqs)
+    }
+
+    fn check_payload(&self, payload: &[u8]) -> Result<(), StorageError> {
+        let max = self.inner.options.max_record_size;
+        match payload.len() {
+            0 => Err(StorageError::EmptyPayload),
+            len if len > max => Err(StorageError::PayloadTooLarge { len, max }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Flushes a full buffer; says whether the append must wait for an fsync.
+    fn after_append(&self, st: &mut State) -> Result<bool, StorageError> {
+        if st.buf.len() >= FLUSH_AT {
+            st.flush()?;
+        }
+        st.trim_recent();
+        Ok(match self.inner.options.fsync {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::EveryN(n) => st.unsynced >= n.max(1),
+            FsyncPolicy::Never | FsyncPolicy::Interval(_) => false,
+        })
+    }
+
+    /// Starts a new segment when `incoming` bytes would overfill the active one.
+    /// The old segment is flushed and fsynced first, so only the active segment
+    /// ever has a torn tail.
+    fn roll_if_full(&self, st: &mut State, incoming: u64) -> Result<(), StorageError> {
+        let Some(active) = st.segments.last() else {
+            return Ok(());
+        };
+        if active.offsets.is_empty() || active.len + incoming <= self.inner.options.segment_size {
+            return Ok(());
+        }
+        let path = active.path.clone();
+        st.flush()?;
+        if let Err(error) =
+            crate::sync::fsync(&st.active, &path, self.inner.options.fsync_hook.as_ref())
+        {
+            st.poison = Some(error.clone());
+            return Err(error);
+        }
+        self.inner.sync.mark_synced(st.next_seq - 1);
+        st.unsynced = 0;
+        let file = match segment::create(&self.inner.dir, st.next_seq) {
+            Ok(file) => file,
+            Err(error) => {
+                st.poison = Some(error.clone());
+                return Err(error);
+            }
+        };
+        st.segments.push(SegmentIndex {
+            first_seq: st.next_seq,
+            path: segment::path(&self.inner.dir, st.next_seq),
+            offsets: Vec::new(),
+            len: SEGMENT_HEADER_LEN,
+        });
+        st.active = Arc::new(file);
+        Ok(())
+    }
+
+    /// Reads the record at `seq`.
+    pub fn read(&self, seq: Seq) -> Result<Record, StorageError> {
+        let mut records = self.inner.read_batch(seq, 1)?;
+        records.pop().ok_or_else(|| self.not_found(seq))
+    }
+
+    /// The records in `range` (clamped to what is appended now), read in order.
+    pub fn range(
+        &self,
+        range: impl RangeBounds<Seq>,
+    ) -> Result<impl Iterator<Item = Result<Record, StorageError>> + Send + 'static, StorageError>
+    {
+        let (first, end) = {
+            let st = self.inner.state.lock();
+            (st.first_seq(), st.next_seq)
+        };
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s.saturating_add(1),
+            Bound::Unbounded => first,
+        };
+        let stop = match range.end_bound() {
+            Bound::Included(&s) => s.saturating_add(1),
+            Bound::Excluded(&s) => s,
+            Bound::Unbounded => end,
+        }
+        .min(end);
+        if start < first && start < stop {
+            return Err(self.not_found(start));
+        }
+        Ok(RangeIter {
+            inner: Arc::clone(&self.inner),
+            next: start,
+            end: stop,
+            buffered: VecDeque::new(),
+        })
+    }
+
+    /// A tail from `from`: the records already appended, then live ones.
+    pub fn tail(&self, from: Seq) -> Tail {
+        Tail::new(Arc::clone(&self.inner), from.max(1))
+    }
+
+    /// The first seq in the log, if it holds any record.
+    pub fn first_seq(&self) -> Option<Seq> {
+        let st = self.inner.state.lock();
+        st.last_seq().map(|_| st.first_seq())
+    }
+
+    /// The last seq in the log, if it holds any record.
+    pub fn last_seq(&self) -> Option<Seq> {
+        self.inner.state.lock().last_seq()
+    }
+
+    /// Makes every record appended so far durable.
+    pub async fn sync(&self) -> Result<(), StorageError> {
+        let last = self.inner.state.lock().last_seq();
+        match last {
+            Some(seq) => self.inner.sync_to(seq).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses further appends, makes everything appended durable, ends tails
+    /// once they have read everything, and releases the directory. Closing twice
+    /// is a no-op.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        let last = {
+            let mut st = self.inner.state.lock();
+            if st.closed {
+                return Ok(());
+            }
+            st.closed = true;
+            st.last_seq()
+        };
+        // After `st.closed`: a tail that sees `closed` has every record appended.
+        self.inner.closed.store(true, Ordering::Release);
+        let result = match last {
+            Some(seq) => self.inner.sync_to(seq).await,
+            None => Ok(()),
+        };
+        if let Some(flusher) = self.inner.flusher.lock().take() {
+            flusher.stop();
+        }
+        self.inner.appended.notify_waiters();
+        drop(self.inner.lock.lock().take());
+        result
+    }
+
+    /// Removes the segments whose records all come before `seq` (never the active
+    /// one). Returns how many segments were removed.
+    pub fn truncate_before(&self, seq: Seq) -> Result<usize, StorageError> {
+        let mut st = self.inner.state.lock();
+        let removable = st.segments.len().saturating_sub(1);
+        let count = st.segments[..removable]
+            .iter()
+            .take_while(|s| s.end_seq() <= seq)
+            .count();
+        for segment in st.segments.drain(..count) {
+            std::fs::remove_file(&segment.path)
+                .map_err(|e| StorageError::io("remove segment", &segment.path, e))?;
+        }
+        if count > 0 {
+            segment::sync_dir(&self.inner.dir)?;
+        }
+        Ok(count)
+    }
+
+    fn not_found(&self, seq: Seq) -> StorageError {
+        StorageError::NotFound {
+            seq,
+            first: self.first_seq(),
+            last: self.last_seq(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.inner.dir)
+            .field("last_seq", &self.last_seq())
+            .field("fsync", &self.inner.options.fsync)
+            .finish()
+    }
+}
+
+impl Inner {
+    /// Up to `max` records from `from` on: from memory when recent, else from the
+    /// segment file holding `from`. Empty when `from` is past the end.
+    pub(crate) fn read_batch(&self, from: Seq, max: usize) -> Result<Vec<Record>, StorageError> {
+        let (path, offsets, file_end, first) = {
+            let st = self.state.lock();
+            if from >= st.next_seq || max == 0 {
+                return Ok(Vec::new());
+            }
+            if from < st.first_seq() {
+                return Err(StorageError::NotFound {
+                    seq: from,
+                    first: st.last_seq().map(|_| st.first_seq()),
+                    last: st.last_seq(),
+                });
+            }
+            if let Some(at) = st.recent_from(from) {
+                return Ok(st.recent.range(at..).take(max).cloned().collect());
+            }
+            let index = st.segments.partition_point(|s| s.end_seq() <= from);
+            let Some(seg) = st.segments.get(index) else {
+                return Ok(Vec::new());
+            };
+            // Only records whose bytes are in the file: seq <= flushed_seq.
+            let stop = seg
+                .end_seq()
+                .min(st.flushed_seq + 1)
+                .min(from.saturating_add(max as u64));
+            let at = (from - seg.first_seq) as usize;
+            let mut until = (stop - seg.first_seq) as usize;
+            let end_of = |i: usize| seg.offsets.get(i).copied().unwrap_or(seg.len);
+            // Keep one read bounded.
+            while until - at > 1 && end_of(until) - seg.offsets[at] > READ_CHUNK {
+                until = at + (until - at) / 2;
+            }
+            let offsets = seg.offsets[at..until].to_vec();
+            let file_end = end_of(until);
+            (seg.path.clone(), offsets, file_end, from)
+        };
+        read_frames(
+            &path,
+            &offsets,
+            file_end,
+            first,
+            self.options.max_record_size,
+        )
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Best effort: hand buffered records to the OS (no fsync) on drop.
+        let _ = self.state.get_mut().flush();
+    }
+}
+
+/// Reads the frames at `offsets` (contiguous, ending at `end`) from `path`.
+fn read_frames(
+    path: &Path,
+    offsets: &[u64],
+    end: u64,
+    first: Seq,
+    max_len: usize,
+) -> Result<Vec<Record>, StorageError> {
+    let Some(&start) = offsets.first() else {
+        return Ok(Vec::new());
+    };
+    let mut file = File::open(path).map_err(|e| StorageError::io("open segment", path, e))?;
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| StorageError::io("seek segment", path, e))?;
+    let mut bytes = vec![0u8; (end - start) as usize];
+    file.read_exact(&mut bytes)
+        .map_err(|e| StorageError::io("read segment", path, e))?;
+    let mut records = Vec::with_capacity(offsets.len());
+    for (i, &offset) in offsets.iter().enumerate() {
+        let local = (offset - start) as usize;
+        let expected = first + i as u64;
+        let corrupt = |reason: &str| StorageError::Corrupt {
+            segment: path.to_path_buf(),
+            offset,
+            reason: format!("{reason} (reading seq {expected})"),
+        };
+        let (header, payload) = match frame::decode(&bytes[local..], max_len) {
+            Ok(parsed) => parsed,
+            Err(frame::Invalid::Short) => return Err(corrupt("record cut short")),
+            Err(frame::Invalid::Bad(why)) => return Err(corrupt(why)),
+        };
+        if header.seq != expected {
+            return Err(corrupt("unexpected seq"));
+        }
+        records.push(Record {
+            seq: header.seq,
+            timestamp: header.timestamp,
+            payload: Arc::from(payload),
+        });
+    }
+    Ok(records)
+}
+
+/// The iterator `Log::range` returns: reads ahead in chunks.
+struct RangeIter {
+    inner: Arc<Inner>,
+    next: Seq,
+    end: Seq,
+    buffered: VecDeque<Record>,
+}
+
+impl Iterator for RangeIter {
+    type Item = Result<Record, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buffered.is_empty() && self.next < self.end {
+            let want = (self.end - self.next).min(4096) as usize;
+            match self.inner.read_batch(self.next, want) {
+                Ok(batch) => {
+                    self.next += batch.len() as u64;
+                    if batch.is_empty() {
+                        // The records were removed meanwhile (truncate_before).
+                        self.next = self.end;
+                    }
+                    self.buffered.extend(batch);
+                }
+                Err(error) => {
+                    self.next = self.end;
+                    return Some(Err(error));
+                }
+            }
+        }
+        self.buffered.pop_front().map(Ok)
+    }
+}

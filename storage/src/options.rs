@@ -1,0 +1,93 @@
+//! How a log is configured: durability policy, segment size, record size limit.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// When appended records are made durable (fsynced).
+///
+/// Whatever the policy, [`Log::sync`](crate::Log::sync) and
+/// [`Log::close`](crate::Log::close) make everything appended so far durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// Never fsync on append. Records reach the OS when the write buffer fills
+    /// (64 KiB), at most ~50 ms after they are appended (a background flusher), and
+    /// on `sync`/`close`. A process crash loses at most the unflushed buffer; an OS
+    /// crash or power loss may lose everything since the last `sync`.
+    Never,
+    /// fsync after every `n` records: the append that completes the n-th record
+    /// waits for the fsync. At most `n - 1` acknowledged records may be lost.
+    EveryN(u64),
+    /// fsync every interval, in the background: records appended within the last
+    /// interval may be lost.
+    Interval(Duration),
+    /// Every append returns only once its record is durable. Concurrent appenders
+    /// share one fsync (group commit). Nothing acknowledged is ever lost.
+    #[default]
+    Always,
+}
+
+/// A test hook called before every fsync; an error it returns is treated as a
+/// failed fsync.
+#[doc(hidden)]
+pub type FsyncHook = Arc<dyn Fn() -> io::Result<()> + Send + Sync>;
+
+/// Options for [`Log::open`](crate::Log::open).
+#[derive(Clone)]
+pub struct LogOptions {
+    pub(crate) fsync: FsyncPolicy,
+    pub(crate) segment_size: u64,
+    pub(crate) max_record_size: usize,
+    pub(crate) fsync_hook: Option<FsyncHook>,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        Self {
+            fsync: FsyncPolicy::default(),
+            segment_size: 64 << 20,
+            max_record_size: 16 << 20,
+            fsync_hook: None,
+        }
+    }
+}
+
+impl fmt::Debug for LogOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogOptions")
+            .field("fsync", &self.fsync)
+            .field("segment_size", &self.segment_size)
+            .field("max_record_size", &self.max_record_size)
+            .field("fsync_hook", &self.fsync_hook.is_some())
+            .finish()
+    }
+}
+
+impl LogOptions {
+    /// The durability policy (default [`FsyncPolicy::Always`]).
+    pub fn fsync(mut self, policy: FsyncPolicy) -> Self {
+        self.fsync = policy;
+        self
+    }
+
+    /// The size at which a new segment file is started (default 64 MiB, at least 4 KiB).
+    /// A batch is never split across segments, so a segment may exceed it by one batch.
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes.max(4096);
+        self
+    }
+
+    /// The largest payload accepted (default 16 MiB, at most 1 GiB).
+    pub fn max_record_size(mut self, bytes: usize) -> Self {
+        self.max_record_size = bytes.clamp(1, 1 << 30);
+        self
+    }
+
+    /// Test hook: called before every fsync; an error makes that fsync fail.
+    #[doc(hidden)]
+    pub fn fsync_hook(mut self, hook: FsyncHook) -> Self {
+        self.fsync_hook = Some(hook);
+        self
+    }
+}

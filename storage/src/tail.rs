@@ -23,6 +23,10 @@ use crate::log::{Inner, Record};
 /// How many records the `Stream` impl fetches at a time.
 const STREAM_BATCH: usize = 256;
 
+/// A batch being fetched for the `Stream` impl; it owns the cursor meanwhile.
+type PendingBatch =
+    Pin<Box<dyn Future<Output = (Cursor, Result<Vec<Record>, StorageError>)> + Send>>;
+
 /// Follows a log: the records from a seq on, then live ones. Also a
 /// [`Stream`] of records, which ends when the log is closed and drained.
 pub struct Tail {

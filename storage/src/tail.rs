@@ -32,8 +32,7 @@ type PendingBatch =
 pub struct Tail {
     core: Option<Cursor>,
     buffered: VecDeque<Record>,
-    pending:
-        Option<Pin<Box<dyn Future<Output = (Cursor, Result<Vec<Record>, StorageError>)> + Send>>>,
+    pending: Option<PendingBatch>,
     position: Seq,
     ended: bool,
 }

@@ -31,7 +31,7 @@ fn order(id: u64, customer: &str, status: Status, total: u64, tags: &[&str]) -> 
         total_cents: total,
         placed_at: 1000 - id,
         tags: tags.iter().map(|t| t.to_string()).collect(),
-        note: (id % 2 == 0).then(|| format!("note {id}")),
+        note: id.is_multiple_of(2).then(|| format!("note {id}")),
     }
 }
 

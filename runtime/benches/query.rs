@@ -47,7 +47,7 @@ fn orders(n: u64) -> Vec<Order> {
             region: ((i * 7) % 100) as u32,
             total_cents: (i * 7919) % 50_000,
             placed_at: 1_700_000_000 + i,
-            tags: if i % 50 == 0 {
+            tags: if i.is_multiple_of(50) {
                 vec!["vip".into(), "gift".into()]
             } else {
                 vec!["std".into()]

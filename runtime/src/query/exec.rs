@@ -21,7 +21,9 @@ enum Access<'t, Id> {
 impl<T: Entity> QueryCore<T> {
     /// Picks the index-capable clause with the fewest candidates, or a scan.
     fn access<'t>(&self, table: &'t Table<T>) -> Access<'t, T::Id> {
-        let mut best: Option<(usize, usize, Vec<&'t BTreeSet<T::Id>>)> = None;
+        // (clause position, candidate count, buckets) of the best index clause so far.
+        type Best<'t, Id> = Option<(usize, usize, Vec<&'t BTreeSet<Id>>)>;
+        let mut best: Best<'t, T::Id> = None;
         for (at, clause) in self.clauses.iter().enumerate() {
             let Some(buckets) = clause
                 .probe

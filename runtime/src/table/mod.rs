@@ -5,7 +5,7 @@
 //! is deterministic, which keeps snapshots byte-identical across runs.
 //!
 //! Every mutation goes through [`Table::insert`], [`Table::update`] or [`Table::remove`], and
-//! each of those keeps the index invariant (see [`index`]) in one place, `reindex_*` below:
+//! each of those keeps the index invariant (see [`HashIndex`]) in one place, `index`/`unindex` below:
 //! that is where change tracking for watches hooks in.
 
 mod index;

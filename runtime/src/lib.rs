@@ -1,12 +1,17 @@
 //! foldkit: derive-driven, embedded event sourcing.
 
+mod db;
 mod event;
 mod state;
 
 pub use foldkit_macros::{Event, State};
 pub use foldkit_storage as storage;
-pub use foldkit_storage::Seq;
+pub use foldkit_storage::{FsyncPolicy, Seq};
 
+pub use db::{
+    Db, DbBuilder, DbError, Envelope, EnvelopeError, FoldCause, FoldErrorPolicy, FoldFailure,
+    Handle, ReadGuard,
+};
 pub use event::{CodecError, Event};
 pub use state::{Apply, FoldError, Meta, State};
 
@@ -16,6 +21,7 @@ pub use serde;
 /// Everything a user needs to model a domain: `use foldkit::prelude::*;`.
 pub mod prelude {
     pub use crate::{Apply, Event, FoldError, Meta, State};
+    pub use crate::{Db, FoldErrorPolicy, FsyncPolicy, Handle};
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -4,6 +4,10 @@ mod db;
 mod event;
 mod state;
 
+pub mod entity;
+pub mod query;
+pub mod table;
+
 pub use foldkit_macros::{Event, State};
 pub use foldkit_storage as storage;
 pub use foldkit_storage::{FsyncPolicy, Seq};
@@ -12,16 +16,25 @@ pub use db::{
     Db, DbBuilder, DbError, Envelope, EnvelopeError, FoldCause, FoldErrorPolicy, FoldFailure,
     Handle, ReadGuard,
 };
+pub use entity::{Entity, EntityId};
 pub use event::{CodecError, Event};
+/// Derives [`Entity`] for a struct with named fields: see the [`entity`] module.
+pub use foldkit_macros::Entity;
+pub use query::{Asc, Desc, Detached, Direction, Fetch, QueryBuilder, QueryCore};
 pub use state::{Apply, FoldError, Meta, State};
+pub use table::Table;
 
 /// serde, re-exported so derived code and users need no direct dependency.
 pub use serde;
 
 /// Everything a user needs to model a domain: `use foldkit::prelude::*;`.
 pub mod prelude {
+    pub use crate::entity::Entity;
+    pub use crate::query::{Asc, Desc, Fetch, QueryBuilder};
+    pub use crate::table::Table;
     pub use crate::{Apply, Event, FoldError, Meta, State};
     pub use crate::{Db, FoldErrorPolicy, FsyncPolicy, Handle};
+    pub use foldkit_macros::Entity;
     pub use serde::{Deserialize, Serialize};
 }
 
@@ -29,4 +42,11 @@ pub mod prelude {
 pub mod __private {
     //! Items the derives expand to. Not public API: no stability promise.
     pub use crate::event::{check_previous, decode_oldest, decode_with_previous};
+    pub use crate::query::fields::{
+        ContainsField, EqField, IndexKey, OptionField, OrdField, SortField,
+    };
+    pub use crate::table::{AnyIndex, HashIndex, Keys, index_each, index_one};
+    pub use std::boxed::Box;
+    pub use std::ops::Bound;
+    pub use std::vec::Vec;
 }

@@ -1,0 +1,177 @@
+//! What a field's type must support for each kind of clause.
+//!
+//! Each trait is keyed by the entity `E`, a per-field marker type `M` (named like the field)
+//! and the builder's source `S`. A generated method bounds the field's type by one of them;
+//! since the bound mentions `S`, the compiler checks it at the call, and the
+//! `on_unimplemented` message names the field and says what to do. Each trait has one
+//! blanket implementation over the std trait it stands for, plus `Send + Sync + 'static` so
+//! a clause can live in a reusable filter.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashSet};
+use std::hash::Hash;
+
+use super::core::IndexProbe;
+use crate::entity::Entity;
+use crate::table::{AnyIndex, HashIndex, Keys};
+
+/// Field types that `where_f`, `where_f_ne` and `where_f_in` can compare.
+#[diagnostic::on_unimplemented(
+    message = "field `{M}` of `{E}` cannot be compared for equality: its type `{Self}` does not implement `PartialEq`",
+    label = "`{M}` has no `==`",
+    note = "derive `PartialEq` for `{Self}`, or test the field in `.filter(|row| ..)`"
+)]
+pub trait EqField<E, M, S>: Send + Sync + 'static {
+    /// `self == other`.
+    fn field_eq(&self, other: &Self) -> bool;
+}
+
+impl<F: PartialEq + Send + Sync + 'static, E, M, S> EqField<E, M, S> for F {
+    #[inline]
+    fn field_eq(&self, other: &Self) -> bool {
+        self == other
+    }
+}
+
+/// Field types that `where_f_gt/_gte/_lt/_lte/_between` can compare.
+#[diagnostic::on_unimplemented(
+    message = "field `{M}` of `{E}` cannot be compared with `<` or `>`: its type `{Self}` does not implement `PartialOrd`",
+    label = "`{M}` is not ordered",
+    note = "derive `PartialOrd` for `{Self}`, or test the field in `.filter(|row| ..)`"
+)]
+pub trait OrdField<E, M, S>: Send + Sync + 'static {
+    /// `self.partial_cmp(other)`.
+    fn field_cmp(&self, other: &Self) -> Option<Ordering>;
+}
+
+impl<F: PartialOrd + Send + Sync + 'static, E, M, S> OrdField<E, M, S> for F {
+    #[inline]
+    fn field_cmp(&self, other: &Self) -> Option<Ordering> {
+        self.partial_cmp(other)
+    }
+}
+
+/// Field types that `order_by_f` can sort by: a total order.
+#[diagnostic::on_unimplemented(
+    message = "cannot order by field `{M}` of `{E}`: its type `{Self}` does not implement `Ord`",
+    label = "`{M}` has no total order",
+    note = "derive `Ord` for `{Self}` (for floats, store an integer or a total-order wrapper), or sort the collected rows yourself"
+)]
+pub trait SortField<E, M, S>: Send + Sync + 'static {
+    /// `self.cmp(other)`.
+    fn field_sort(&self, other: &Self) -> Ordering;
+}
+
+impl<F: Ord + Send + Sync + 'static, E, M, S> SortField<E, M, S> for F {
+    #[inline]
+    fn field_sort(&self, other: &Self) -> Ordering {
+        self.cmp(other)
+    }
+}
+
+/// Field types that `where_f_contains` can search: `Vec`, `String`, sets.
+#[diagnostic::on_unimplemented(
+    message = "field `{M}` of `{E}` cannot be searched with `contains`: its type `{Self}` is not a `Vec`, set or `String` of comparable items",
+    label = "`{M}` has no `contains`",
+    note = "`where_{M}_contains` works on `Vec<T>`, `BTreeSet<T>`, `HashSet<T>` and `String` fields; use `.filter(|row| ..)` otherwise"
+)]
+pub trait ContainsField<E, M, S>: Send + Sync + 'static {
+    /// What is searched for: an element, or a substring.
+    type Needle: Send + Sync + 'static;
+    /// Whether `self` contains `needle`.
+    fn field_contains(&self, needle: &Self::Needle) -> bool;
+}
+
+impl<X: PartialEq + Send + Sync + 'static, E, M, S> ContainsField<E, M, S> for Vec<X> {
+    type Needle = X;
+    #[inline]
+    fn field_contains(&self, needle: &X) -> bool {
+        self.contains(needle)
+    }
+}
+
+impl<X: Ord + Send + Sync + 'static, E, M, S> ContainsField<E, M, S> for BTreeSet<X> {
+    type Needle = X;
+    #[inline]
+    fn field_contains(&self, needle: &X) -> bool {
+        self.contains(needle)
+    }
+}
+
+impl<X: Hash + Eq + Send + Sync + 'static, E, M, S> ContainsField<E, M, S> for HashSet<X> {
+    type Needle = X;
+    #[inline]
+    fn field_contains(&self, needle: &X) -> bool {
+        self.contains(needle)
+    }
+}
+
+impl<E, M, S> ContainsField<E, M, S> for String {
+    type Needle = String;
+    #[inline]
+    fn field_contains(&self, needle: &String) -> bool {
+        self.contains(needle.as_str())
+    }
+}
+
+/// Field types that `where_f_is_some` / `where_f_is_none` can test: `Option`.
+#[diagnostic::on_unimplemented(
+    message = "field `{M}` of `{E}` is not an `Option`: its type `{Self}` has no `is_some`/`is_none`",
+    label = "`{M}` is not optional",
+    note = "`where_{M}_is_some` and `where_{M}_is_none` exist for `Option<T>` fields only"
+)]
+pub trait OptionField<E, M, S>: Send + Sync + 'static {
+    /// Whether the option holds a value.
+    fn field_is_some(&self) -> bool;
+}
+
+impl<X: Send + Sync + 'static, E, M, S> OptionField<E, M, S> for Option<X> {
+    #[inline]
+    fn field_is_some(&self) -> bool {
+        self.is_some()
+    }
+}
+
+/// Key types a secondary index (`#[entity(index)]`) can hold.
+///
+/// It has no `Hash`/`Eq` supertraits on purpose: a bound `F: IndexKey<E, M, S>` in a
+/// generated method must not elaborate into bounds that lack `S` (those would be checked
+/// at the derive, repeating the one error the index constructor already reports).
+#[diagnostic::on_unimplemented(
+    message = "field `{M}` of `{E}` cannot be indexed: its key type `{Self}` does not implement `Hash + Eq + Clone`",
+    label = "`#[entity(index)]` needs a hashable key",
+    note = "derive `Hash, PartialEq, Eq, Clone` for `{Self}`, or remove `#[entity(index)]` from `{M}`"
+)]
+pub trait IndexKey<E, M, S>: Send + Sync + 'static {
+    /// An empty hash index over these keys.
+    fn new_index<T: Entity>(field: &'static str, keys: Keys<T, Self>) -> Box<dyn AnyIndex<T>>
+    where
+        Self: Sized;
+    /// The probe that looks `keys` up in the index at `slot`.
+    fn probe<T>(slot: usize, keys: Vec<Self>) -> IndexProbe<T>
+    where
+        Self: Sized;
+    /// `self == other`.
+    fn key_eq(&self, other: &Self) -> bool;
+    /// A copy of the key.
+    fn key_clone(&self) -> Self
+    where
+        Self: Sized;
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static, E, M, S> IndexKey<E, M, S> for K {
+    fn new_index<T: Entity>(field: &'static str, keys: Keys<T, Self>) -> Box<dyn AnyIndex<T>> {
+        Box::new(HashIndex::new(field, keys))
+    }
+    fn probe<T>(slot: usize, keys: Vec<Self>) -> IndexProbe<T> {
+        IndexProbe::lookup(slot, keys)
+    }
+    #[inline]
+    fn key_eq(&self, other: &Self) -> bool {
+        self == other
+    }
+    #[inline]
+    fn key_clone(&self) -> Self {
+        self.clone()
+    }
+}

@@ -1,0 +1,143 @@
+//! Typed queries: one generic plan, evaluated by generic code, built through thin
+//! generated methods.
+//!
+//! # Design
+//!
+//! `#[derive(Entity)]` on `Order` generates one builder type, `OrderQuery<S>`, generic over
+//! its *source* `S`:
+//!
+//! - `&Table<Order>` — from [`Table::query`]; run it with the [`Fetch`] terminals
+//!   (`collect`, `count`, `exists`, `first`, `ids`, `rows`);
+//! - [`Detached`] — from `Order::filter()`: a reusable filter (`Clone + Send + Sync +
+//!   'static`) for [`Table::find_many`], [`Table::count_where`], [`Table::exists_where`];
+//! - any other source a later context defines (a watch), through [`QueryBuilder::from_parts`].
+//!
+//! The builder holds nothing but its source and a [`QueryCore<Order>`]: the list of clauses
+//! (each a predicate plus, for an indexed equality, an index probe), the orderings, and
+//! offset/limit. Per field, the derive emits a handful of one-line methods
+//! (`where_status`, `where_total_cents_gt`, `order_by_placed_at`, …) that hand a field
+//! accessor to a generic `QueryCore` method; comparison, ordering, planning and execution are
+//! all here, written once.
+//!
+//! Each generated method's capability bound (e.g. `u64: OrdField<Order, total_cents, S>`)
+//! names a per-field marker type and mentions the source `S`, so it is checked where the
+//! method is *called*; the traits in [`fields`] carry `#[diagnostic::on_unimplemented]`
+//! messages that name the field and the fix.
+//!
+//! # Semantics
+//!
+//! Clauses AND together. Results come in ascending id order unless ordered with
+//! `order_by_*` (chainable; ties fall back to ascending id). `offset` then `limit` apply
+//! last. [`QueryCore::matches`] tests one row against the clauses (ignoring order, offset
+//! and limit): a watcher uses it to tell whether a changed row can affect its result.
+//!
+//! # Planning
+//!
+//! Each clause on an indexed field (`where_f`, `where_f_in`, and `where_f_contains` on an
+//! indexed `Vec`) can name its candidate rows from the index. The planner asks every such
+//! clause for its candidates and walks the smallest set, testing only the other clauses;
+//! with no index-capable clause it scans the rows in id order. An indexed equality never
+//! scans, and `count` on index clauses alone is `O(1)` (the bucket's size). Range clauses
+//! scan: indexes are hash indexes (see the `table` module).
+
+mod core;
+mod exec;
+pub mod fields;
+
+use crate::entity::Entity;
+use crate::table::Table;
+
+pub use self::core::{IndexProbe, QueryCore};
+
+/// Sort direction for `order_by_*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Smallest first.
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+pub use Direction::{Asc, Desc};
+
+/// The source of a reusable filter: not bound to any table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Detached;
+
+/// What every generated builder (`OrderQuery<S>`) is: a source plus a [`QueryCore`].
+///
+/// Contexts that run queries (tables here, watches elsewhere) build one with
+/// [`from_parts`](Self::from_parts) and take it apart with [`into_parts`](Self::into_parts).
+pub trait QueryBuilder: Sized {
+    /// The entity the builder queries.
+    type Entity: Entity;
+    /// Where the rows come from.
+    type Source;
+    /// A builder over `source` with the clauses of `core`.
+    fn from_parts(source: Self::Source, core: QueryCore<Self::Entity>) -> Self;
+    /// The source and the plan.
+    fn into_parts(self) -> (Self::Source, QueryCore<Self::Entity>);
+    /// The plan built so far.
+    fn core(&self) -> &QueryCore<Self::Entity>;
+}
+
+impl<T: Entity> QueryBuilder for QueryCore<T> {
+    type Entity = T;
+    type Source = Detached;
+    fn from_parts(_: Detached, core: QueryCore<T>) -> Self {
+        core
+    }
+    fn into_parts(self) -> (Detached, QueryCore<T>) {
+        (Detached, self)
+    }
+    fn core(&self) -> &QueryCore<T> {
+        self
+    }
+}
+
+/// Terminals of a query over a table (`table.query()...`).
+pub trait Fetch<'t, T: Entity>: QueryBuilder<Entity = T, Source = &'t Table<T>> {
+    /// The matching rows, cloned, in the query's order.
+    fn collect(self) -> Vec<T>
+    where
+        T: Clone,
+    {
+        let (table, core) = self.into_parts();
+        core.collect(table)
+    }
+
+    /// The matching rows, borrowed, in the query's order.
+    fn rows(self) -> Vec<&'t T> {
+        let (table, core) = self.into_parts();
+        core.rows(table)
+    }
+
+    /// How many rows match (after offset and limit).
+    fn count(self) -> usize {
+        let (table, core) = self.into_parts();
+        core.count(table)
+    }
+
+    /// Whether any row matches (after offset and limit).
+    fn exists(self) -> bool {
+        let (table, core) = self.into_parts();
+        core.exists(table)
+    }
+
+    /// The first matching row in the query's order, cloned.
+    fn first(self) -> Option<T>
+    where
+        T: Clone,
+    {
+        let (table, core) = self.into_parts();
+        core.first(table).cloned()
+    }
+
+    /// The ids of the matching rows, in the query's order.
+    fn ids(self) -> Vec<T::Id> {
+        let (table, core) = self.into_parts();
+        core.ids(table)
+    }
+}
+
+impl<'t, T: Entity, B: QueryBuilder<Entity = T, Source = &'t Table<T>>> Fetch<'t, T> for B {}

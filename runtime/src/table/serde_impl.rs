@@ -1,0 +1,48 @@
+//! A table serializes as the sequence of its rows in id order; indexes are not stored and
+//! are rebuilt on load. Two rows with one id in the input are an error, never a silent drop.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Error as _, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::Table;
+use crate::entity::Entity;
+
+impl<T: Entity + Serialize> Serialize for Table<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.rows.values())
+    }
+}
+
+impl<'de, T: Entity + Deserialize<'de>> Deserialize<'de> for Table<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(RowsVisitor(PhantomData))
+    }
+}
+
+struct RowsVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Entity + Deserialize<'de>> Visitor<'de> for RowsVisitor<T> {
+    type Value = Table<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a sequence of `{}` rows", T::NAME)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Table<T>, A::Error> {
+        let mut table = Table::default();
+        while let Some(row) = seq.next_element::<T>()? {
+            if table.contains(row.id()) {
+                return Err(A::Error::custom(format_args!(
+                    "table of `{}` holds id {:?} twice",
+                    T::NAME,
+                    row.id()
+                )));
+            }
+            table.insert(row);
+        }
+        Ok(table)
+    }
+}

@@ -1,0 +1,168 @@
+//! `#[derive(Entity)]` + `Table<T>`: indexes, updates, queries, serde round trips.
+
+use foldkit::prelude::*;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Status {
+    Placed,
+    Shipped,
+}
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Order {
+    #[entity(id)]
+    order_id: u64,
+    #[entity(index)]
+    customer: String,
+    #[entity(index)]
+    status: Status,
+    total_cents: u64,
+    placed_at: u64,
+    #[entity(index)]
+    tags: Vec<String>,
+    note: Option<String>,
+}
+
+fn order(id: u64, customer: &str, status: Status, total: u64, tags: &[&str]) -> Order {
+    Order {
+        order_id: id,
+        customer: customer.into(),
+        status,
+        total_cents: total,
+        placed_at: 1000 - id,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        note: (id % 2 == 0).then(|| format!("note {id}")),
+    }
+}
+
+fn sample() -> Table<Order> {
+    let mut t = Table::default();
+    t.insert(order(1, "ada", Status::Placed, 500, &["gift"]));
+    t.insert(order(2, "bob", Status::Shipped, 15_000, &["rush", "gift"]));
+    t.insert(order(3, "ada", Status::Shipped, 25_000, &[]));
+    t.insert(order(4, "cy", Status::Placed, 12_000, &["rush"]));
+    t
+}
+
+#[test]
+fn indexed_and_unindexed_clauses_and_together() {
+    let t = sample();
+    let ids = t
+        .query()
+        .where_status(Status::Placed)
+        .where_total_cents_gt(10_000u64)
+        .ids();
+    assert_eq!(ids, vec![4]);
+    assert_eq!(t.query().where_customer("ada").ids(), vec![1, 3]);
+    assert_eq!(t.query().where_tags_contains("gift").ids(), vec![1, 2]);
+    assert_eq!(
+        t.query().where_customer_in(["bob", "cy", "bob"]).ids(),
+        vec![2, 4]
+    );
+    assert_eq!(t.query().where_note_is_some().ids(), vec![2, 4]);
+    assert_eq!(t.query().where_note_is_none().ids(), vec![1, 3]);
+    assert_eq!(t.query().where_customer_contains("d").ids(), vec![1, 3]);
+    assert_eq!(
+        t.query().where_total_cents_between(500u64, 12_000u64).ids(),
+        vec![1, 4]
+    );
+    assert_eq!(t.query().where_status_ne(Status::Placed).count(), 2);
+    assert!(!t.query().where_customer("nobody").exists());
+}
+
+#[test]
+fn order_limit_offset_and_ties_by_id() {
+    let t = sample();
+    let by_total: Vec<u64> = t.query().order_by_total_cents(Desc).ids();
+    assert_eq!(by_total, vec![3, 2, 4, 1]);
+    let ties = t.query().order_by_customer(Asc).ids();
+    assert_eq!(ties, vec![1, 3, 2, 4]);
+    let page = t
+        .query()
+        .order_by_status(Asc)
+        .order_by_total_cents(Desc)
+        .offset(1)
+        .limit(2)
+        .ids();
+    assert_eq!(page, vec![1, 3]);
+    assert_eq!(t.query().offset(3).limit(5).count(), 1);
+    assert_eq!(t.query().where_status(Status::Shipped).limit(1).count(), 1);
+    assert_eq!(
+        t.query()
+            .order_by_placed_at(Asc)
+            .first()
+            .map(|o| o.order_id),
+        Some(4)
+    );
+}
+
+#[test]
+fn update_reindexes_changed_fields_and_moves_ids() {
+    let mut t = sample();
+    assert!(t.update(&1, |o| {
+        o.status = Status::Shipped;
+        o.tags.push("rush".into());
+    }));
+    assert_eq!(t.query().where_status(Status::Placed).ids(), vec![4]);
+    assert_eq!(t.query().where_tags_contains("rush").ids(), vec![1, 2, 4]);
+    assert!(!t.update(&99, |o| o.total_cents = 0));
+    // Changing the id moves the row and evicts the row that held the new id.
+    assert!(t.update(&4, |o| o.order_id = 2));
+    assert_eq!(t.len(), 3);
+    assert_eq!(t.query().where_customer("bob").count(), 0);
+    assert_eq!(t.query().where_customer("cy").ids(), vec![2]);
+    assert_eq!(t.remove(&2).map(|o| o.customer), Some("cy".to_string()));
+    assert_eq!(t.query().where_tags_contains("rush").ids(), vec![1]);
+    assert_eq!(
+        t.insert(order(1, "zed", Status::Placed, 1, &[]))
+            .map(|o| o.customer),
+        Some("ada".into())
+    );
+    assert_eq!(t.query().where_customer("ada").ids(), vec![3]);
+}
+
+#[test]
+fn reusable_filters_are_send_sync_static_and_detachable() {
+    fn assert_send_sync_static<F: Clone + Send + Sync + 'static>(_: &F) {}
+    let t = sample();
+    let rush = Order::filter()
+        .where_tags_contains("rush")
+        .order_by_total_cents(Desc);
+    assert_send_sync_static(&rush);
+    assert_eq!(
+        t.find_many(&rush)
+            .iter()
+            .map(|o| o.order_id)
+            .collect::<Vec<_>>(),
+        vec![2, 4]
+    );
+    assert_eq!(t.count_where(&rush), 2);
+    assert!(t.exists_where(&rush.clone().where_customer("cy")));
+    let core = t
+        .query()
+        .where_customer("ada")
+        .filter(|o| o.total_cents > 1000)
+        .into_core();
+    assert!(core.matches(&order(9, "ada", Status::Placed, 2000, &[])));
+    assert!(!core.matches(&order(9, "ada", Status::Placed, 20, &[])));
+    assert_eq!(t.find_many(&core).len(), 1);
+}
+
+#[test]
+fn serde_round_trip_rebuilds_indexes_and_rejects_duplicate_ids() {
+    let t = sample();
+    let bytes = postcard::to_stdvec(&t).expect("encode");
+    let back: Table<Order> = postcard::from_bytes(&bytes).expect("decode");
+    assert_eq!(back, t);
+    assert_eq!(postcard::to_stdvec(&back).expect("encode"), bytes);
+    assert_eq!(back.query().where_customer("ada").ids(), vec![1, 3]);
+    assert_eq!(back.query().where_tags_contains("rush").ids(), vec![2, 4]);
+
+    let dup = vec![
+        order(1, "a", Status::Placed, 1, &[]),
+        order(1, "b", Status::Placed, 2, &[]),
+    ];
+    let bytes = postcard::to_stdvec(&dup).expect("encode");
+    let err = postcard::from_bytes::<Table<Order>>(&bytes).expect_err("duplicate id");
+    assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+}

@@ -1,0 +1,8 @@
+use foldkit::prelude::*;
+
+#[derive(Entity)]
+enum Order {
+    Open { id: u64 },
+}
+
+fn main() {}

@@ -147,7 +147,7 @@ impl Db {
             }
             let name = log_name(event.name)?;
             let mut options = LogOptions::default();
-            if let Some(fsync) = builder.fsync.clone() {
+            if let Some(fsync) = builder.fsync {
                 options = options.fsync(fsync);
             }
             if let Some(bytes) = builder.segment_size {

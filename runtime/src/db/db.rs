@@ -27,7 +27,7 @@ use crate::Seq;
 use crate::db::builder::{DbBuilder, EventType};
 use crate::db::envelope::encode_event;
 use crate::db::error::DbError;
-use crate::db::fold::{self, StopAt};
+use crate::db::fold::{self, Folder, StopAt};
 use crate::db::handle::{Handle, StateCell, StateSlot};
 use crate::db::log_name::log_name;
 use crate::db::policy::FoldErrorPolicy;
@@ -54,14 +54,20 @@ pub(crate) struct RunningState {
 
 /// Starts folding `S` from the beginning of its log.
 ///
-/// The seam for snapshots: a restored state is a `StateCell::new(log, value, seq)`
+/// The seam for snapshots: a restored state is a `StateCell::new(.., value, seq)`
 /// handed to `fold::spawn`, which resumes at `seq + 1`.
 pub(crate) fn start_state<S: State>(
     log: &EventLog,
     policy: FoldErrorPolicy,
 ) -> (RunningState, JoinHandle<()>) {
-    let cell = Arc::new(StateCell::<S>::new(log.name.clone(), S::default(), 0));
-    let (stop, task) = fold::spawn(Arc::clone(&cell), &log.log, policy);
+    let folder = Folder::new(log.log.clone(), policy);
+    let cell = Arc::new(StateCell::<S>::new(
+        log.name.clone(),
+        folder,
+        S::default(),
+        0,
+    ));
+    let (stop, task) = fold::spawn(Arc::clone(&cell));
     let running = RunningState {
         slot: cell,
         event: log.event.id,

@@ -1,9 +1,17 @@
-//! The fold task: tails one log and folds its records into one state.
+//! The fold: how records of one log become changes to one state.
 //!
-//! Per batch of records: decode + upcast every record outside the lock, take the
-//! state's write lock once, apply, release, then publish the last seq done
-//! (which wakes `wait_for_seq`). Readers are blocked only while events are
-//! applied, never while bytes are decoded or the log is read.
+//! A fold task per state tails the log (`Tail::next_batch`). Per batch: decode +
+//! upcast every record outside the lock, take the state's write lock once,
+//! apply, release, then publish the last seq done (which wakes `wait_for_seq`).
+//! Readers are blocked only while events are applied, never while bytes are
+//! decoded or the log is read.
+//!
+//! A waiter may fold too ([`help`]): right after an append, the caller of
+//! `wait_for_seq` reads the few missing records itself and folds them, instead
+//! of paying for two task wake-ups (fold task, then waiter). Invariant: whoever
+//! folds holds `Folder::lock`, and folds records `applied + 1, applied + 2, ..`
+//! in order, skipping those another folder already did; so every record is
+//! applied exactly once, in seq order, whoever applies it.
 //!
 //! The task ends when the Db asks it to stop at a seq (on close: after folding
 //! everything appended before), when the Db is dropped, or when an event cannot
@@ -11,8 +19,10 @@
 //! so no waiter hangs.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use foldkit_storage::{Log, Record, Tail};
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::Seq;
@@ -26,21 +36,74 @@ use crate::state::{Meta, State};
 /// The most records folded under one write lock.
 const MAX_BATCH: usize = 1024;
 
+/// The most records a waiter folds itself; further behind, it waits for the task.
+const MAX_HELP: Seq = 64;
+
 /// Tells a fold task to stop: `Some(seq)` once it has folded up to `seq`.
 /// Dropping the sender stops it at once.
 pub(crate) type StopAt = watch::Sender<Option<Seq>>;
 
-/// Starts folding `log` into `cell` from the seq after the cell's applied seq.
-pub(crate) fn spawn<S: State>(
-    cell: Arc<StateCell<S>>,
-    log: &Log,
+/// What folding a state needs besides the state: its log, the error policy, and
+/// the lock that admits one folder at a time.
+pub(crate) struct Folder {
+    log: Log,
     policy: FoldErrorPolicy,
-) -> (StopAt, tokio::task::JoinHandle<()>) {
-    let from = cell.applied.load(std::sync::atomic::Ordering::Acquire) + 1;
-    let tail = log.tail(from);
+    lock: Mutex<()>,
+}
+
+impl Folder {
+    pub(crate) fn new(log: Log, policy: FoldErrorPolicy) -> Self {
+        Self {
+            log,
+            policy,
+            lock: Mutex::new(()),
+        }
+    }
+}
+
+/// Starts the fold task of `cell`, from the seq after the cell's applied seq.
+pub(crate) fn spawn<S: State>(cell: Arc<StateCell<S>>) -> (StopAt, tokio::task::JoinHandle<()>) {
+    let tail = cell
+        .folder
+        .log
+        .tail(cell.applied.load(Ordering::Acquire) + 1);
     let (stop, stop_rx) = watch::channel(None);
-    let task = tokio::spawn(run(cell, tail, stop_rx, policy));
+    let task = tokio::spawn(run(cell, tail, stop_rx));
     (stop, task)
+}
+
+/// Folds up to `seq` in the caller when that is quick and free: `seq` is at most
+/// [`MAX_HELP`] records ahead, no one else is folding, no reader holds the state.
+/// Returns whether `seq` is now folded; `false` means "wait for the task".
+pub(crate) fn help<S: State>(cell: &StateCell<S>, seq: Seq) -> bool {
+    let applied = cell.applied.load(Ordering::Acquire);
+    if seq > applied.saturating_add(MAX_HELP) {
+        return false;
+    }
+    let Some(_folding) = cell.folder.lock.try_lock() else {
+        return false;
+    };
+    if !matches!(cell.progress.borrow().status, FoldStatus::Running) {
+        return false;
+    }
+    let applied = cell.applied.load(Ordering::Acquire);
+    if applied >= seq {
+        return true;
+    }
+    // A read error here is left to the task, which reports it.
+    let Ok(records) = cell.folder.log.range(applied + 1..=seq) else {
+        return false;
+    };
+    let Ok(records) = records.collect::<Result<Vec<Record>, _>>() else {
+        return false;
+    };
+    match fold_batch(cell, &records, Lock::Try) {
+        Ok(folded) => folded && cell.applied.load(Ordering::Acquire) >= seq,
+        Err(failed) => {
+            end_with_failure(cell, failed);
+            false
+        }
+    }
 }
 
 /// Marks the fold ended however the task exits (including a panic in `apply`).
@@ -50,12 +113,9 @@ impl<S: State> Drop for EndGuard<S> {
     fn drop(&mut self) {
         let cell = &self.0;
         if std::thread::panicking() {
-            let seq = cell.applied.load(std::sync::atomic::Ordering::Acquire) + 1;
-            cell.publish_end(FoldStatus::Failed(Arc::new(failure(
-                cell,
-                seq,
-                FoldCause::Panicked,
-            ))));
+            let seq = cell.applied.load(Ordering::Acquire) + 1;
+            let failed = failure(cell, seq, FoldCause::Panicked);
+            cell.publish_end(FoldStatus::Failed(Arc::new(failed)));
         } else {
             cell.publish_end(FoldStatus::Stopped);
         }
@@ -66,13 +126,12 @@ async fn run<S: State>(
     cell: Arc<StateCell<S>>,
     mut tail: Tail,
     mut stop: watch::Receiver<Option<Seq>>,
-    policy: FoldErrorPolicy,
 ) {
     let guard = EndGuard(cell);
     let cell = &guard.0;
     loop {
         if let Some(target) = *stop.borrow_and_update()
-            && cell.applied.load(std::sync::atomic::Ordering::Acquire) >= target
+            && cell.applied.load(Ordering::Acquire) >= target
         {
             return;
         }
@@ -84,66 +143,91 @@ async fn run<S: State>(
             },
             batch = tail.next_batch(MAX_BATCH) => batch,
         };
+        let _folding = cell.folder.lock.lock();
+        if !matches!(cell.progress.borrow().status, FoldStatus::Running) {
+            return; // a helper met a failure
+        }
         let outcome = match batch {
-            Ok(records) => fold_batch(cell, &records, policy),
+            Ok(records) => fold_batch(cell, &records, Lock::Wait).map(drop),
             Err(source) => Err(failure(cell, tail.position(), FoldCause::Storage(source))),
         };
         if let Err(failed) = outcome {
-            tracing::error!(state = S::NAME, log = %cell.log, seq = failed.seq, error = %failed.cause, "state stopped folding");
-            cell.publish_end(FoldStatus::Failed(Arc::new(failed)));
+            end_with_failure(cell, failed);
             return;
         }
     }
 }
 
-/// Folds one batch. On a failure under `Stop`, the events before it stay applied
-/// and published, and the failure is returned.
+fn end_with_failure<S: State>(cell: &StateCell<S>, failed: FoldFailure) {
+    tracing::error!(state = S::NAME, log = %cell.log, seq = failed.seq, error = %failed.cause, "state stopped folding");
+    cell.publish_end(FoldStatus::Failed(Arc::new(failed)));
+}
+
+/// How `fold_batch` takes the state's write lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// Block until readers are gone (the fold task).
+    Wait,
+    /// Give up if a reader holds the state (a helping waiter, who may be one).
+    Try,
+}
+
+/// Folds the records of one batch that are not folded yet; the caller holds
+/// `Folder::lock`. On a failure under `Stop`, the events before it stay applied
+/// and published, and the failure is returned. `Ok(false)`: `Lock::Try` failed.
 fn fold_batch<S: State>(
     cell: &StateCell<S>,
     records: &[Record],
-    policy: FoldErrorPolicy,
-) -> Result<(), FoldFailure> {
+    lock: Lock,
+) -> Result<bool, FoldFailure> {
+    let policy = cell.folder.policy;
+    let applied = cell.applied.load(Ordering::Acquire);
+    let fresh = records.partition_point(|record| record.seq <= applied);
+    let records = &records[fresh..];
     let Some(last) = records.last() else {
-        return Ok(());
+        return Ok(true);
     };
-    let mut stopped = None;
+    // Decode outside the lock; stop decoding at the first error under `Stop`.
     let mut decoded = Vec::with_capacity(records.len());
     for record in records {
-        match decode::<S::Event>(record) {
-            Ok(event) => decoded.push(event),
-            Err(cause) => match policy {
-                FoldErrorPolicy::LogAndContinue => skip(cell, record.seq, &cause),
-                FoldErrorPolicy::Stop => {
-                    stopped = Some(failure(cell, record.seq, cause));
-                    break;
-                }
-            },
+        let event = decode::<S::Event>(record).map_err(|cause| (record.seq, cause));
+        let failed = event.is_err();
+        decoded.push(event);
+        if failed && policy == FoldErrorPolicy::Stop {
+            break;
         }
     }
-    let mut done = match &stopped {
-        Some(failed) => failed.seq - 1,
-        None => last.seq,
+    let mut state = match lock {
+        Lock::Wait => cell.value.write(),
+        Lock::Try => match cell.value.try_write() {
+            Some(state) => state,
+            None => return Ok(false),
+        },
     };
-    {
-        let mut state = cell.value.write();
-        for (event, meta) in decoded {
-            if let Err(error) = state.apply_event(event, &meta) {
-                let cause = FoldCause::Apply(error);
-                match policy {
-                    FoldErrorPolicy::LogAndContinue => skip(cell, meta.seq, &cause),
-                    FoldErrorPolicy::Stop => {
-                        done = meta.seq - 1;
-                        stopped = Some(failure(cell, meta.seq, cause));
-                        break;
-                    }
-                }
+    let mut done = last.seq;
+    let mut stopped = None;
+    for event in decoded {
+        let (seq, cause) = match event {
+            Ok((event, meta)) => match state.apply_event(event, &meta) {
+                Ok(()) => continue,
+                Err(error) => (meta.seq, FoldCause::Apply(error)),
+            },
+            Err(failed) => failed,
+        };
+        match policy {
+            FoldErrorPolicy::LogAndContinue => skip(cell, seq, &cause),
+            FoldErrorPolicy::Stop => {
+                done = seq - 1;
+                stopped = Some(failure(cell, seq, cause));
+                break;
             }
         }
     }
-    if done > cell.applied.load(std::sync::atomic::Ordering::Relaxed) {
+    drop(state);
+    if done > applied {
         cell.publish_applied(done);
     }
-    stopped.map_or(Ok(()), Err)
+    stopped.map_or(Ok(true), Err)
 }
 
 fn decode<E: Event>(record: &Record) -> Result<(E, Meta), FoldCause> {
@@ -156,8 +240,7 @@ fn decode<E: Event>(record: &Record) -> Result<(E, Meta), FoldCause> {
 }
 
 fn skip<S: State>(cell: &StateCell<S>, seq: Seq, cause: &FoldCause) {
-    cell.skipped
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    cell.skipped.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(state = S::NAME, log = %cell.log, seq, error = %cause, "skipping an event that cannot be folded");
 }
 

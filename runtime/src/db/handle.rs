@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::Seq;
 use crate::db::error::{DbError, FoldFailure};
+use crate::db::fold::{self, Folder};
 use crate::state::State;
 
 /// Where a fold is: the last seq it is done with, and whether it still runs.
@@ -43,6 +44,8 @@ pub(crate) enum FoldStatus {
 /// batch is published (it is the lock-free fast path of `wait_for_seq`).
 pub(crate) struct StateCell<S> {
     pub(crate) log: String,
+    /// What folding needs: the log, the policy, the lock that makes one folder at a time.
+    pub(crate) folder: Folder,
     pub(crate) value: RwLock<S>,
     pub(crate) applied: AtomicU64,
     pub(crate) skipped: AtomicU64,
@@ -52,9 +55,10 @@ pub(crate) struct StateCell<S> {
 impl<S: State> StateCell<S> {
     /// A cell holding `value`, which already reflects every event up to `applied`
     /// (0 for a fresh state; a snapshot's seq when restored).
-    pub(crate) fn new(log: String, value: S, applied: Seq) -> Self {
+    pub(crate) fn new(log: String, folder: Folder, value: S, applied: Seq) -> Self {
         Self {
             log,
+            folder,
             value: RwLock::new(value),
             applied: AtomicU64::new(applied),
             skipped: AtomicU64::new(0),
@@ -162,12 +166,14 @@ impl<S: State> Handle<S> {
     /// `let seq = db.append(e).await?`, `wait_for_seq(seq)` makes the state reflect `e`
     /// (read-your-writes).
     ///
-    /// Returns at once when `seq` is already folded. Returns
+    /// Returns at once when `seq` is already folded. When `seq` is only a few
+    /// events ahead and no one else is folding, the caller folds them itself
+    /// (saving two task wake-ups); otherwise it waits for the fold task. Returns
     /// [`DbError::Fold`] when the fold stopped at a failed event at or before `seq`,
     /// and [`DbError::Closed`] when the Db closes before reaching `seq`: it never
     /// hangs on a stopped fold. `seq` must come from this state's event log.
     pub async fn wait_for_seq(&self, seq: Seq) -> Result<(), DbError> {
-        if self.cell.applied.load(Ordering::Acquire) >= seq {
+        if self.cell.applied.load(Ordering::Acquire) >= seq || fold::help(&self.cell, seq) {
             return Ok(());
         }
         let mut progress = self.cell.progress.subscribe();

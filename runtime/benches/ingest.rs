@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use foldkit::storage::{Log, LogOptions};
-use foldkit::{CodecError, Db, Event, FoldError, FsyncPolicy, Meta, State};
+use foldkit::{CodecError, Db, Envelope, Event, FoldError, FsyncPolicy, Meta, State};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -90,6 +90,31 @@ fn ingest(c: &mut Criterion) {
             i += 1;
             state
                 .apply_event(black_box(tick(i)), &Meta::new(i, 0, 1))
+                .expect("apply");
+        });
+        black_box(state.events);
+    });
+
+    // Baseline: decode the stored bytes (envelope + postcard) and fold them in a
+    // plain loop: the fold task's work without the log, the task and the lock.
+    let payloads: Vec<Vec<u8>> = (0..1024u64)
+        .map(|i| {
+            let mut bytes = Vec::new();
+            Envelope::write_header(&mut bytes, Tick::VERSION, None).expect("header");
+            tick(i).encode_into(&mut bytes).expect("encode");
+            bytes
+        })
+        .collect();
+    group.bench_function("baseline_decode_and_fold_in_memory", |b| {
+        let mut state = Totals::default();
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            let envelope =
+                Envelope::decode(&payloads[i as usize % payloads.len()]).expect("envelope");
+            let event = Tick::decode(envelope.version, black_box(envelope.body)).expect("decode");
+            state
+                .apply_event(event, &Meta::new(i, 0, envelope.version))
                 .expect("apply");
         });
         black_box(state.events);

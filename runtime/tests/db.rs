@@ -162,13 +162,16 @@ async fn reopening_replays_the_log_into_the_same_state() {
         .wait_for_seq(last)
         .await
         .expect("folded");
-    let before = db.state::<Total>().read().clone();
+    let old = db.state::<Total>();
+    let before = old.read().clone();
     db.close().await.expect("close");
 
+    // The closed Db and its handle are still alive: they must not hold the directory.
     let db = open(dir.path()).await;
     let total = db.state::<Total>();
     total.wait_for_seq(last).await.expect("replayed");
     assert_eq!(*total.read(), before);
+    assert_eq!(*old.read(), before, "a handle stays readable after close");
     // The log resumes after the replayed events.
     let next = db.append(Counter::Add(1)).await.expect("append");
     assert_eq!(next, last + 1);

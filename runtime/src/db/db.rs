@@ -18,7 +18,7 @@ use std::fs::{File, TryLockError};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use foldkit_storage::{Log, LogOptions, StorageError};
 use tokio::task::JoinHandle;
@@ -67,7 +67,7 @@ pub(crate) fn start_state<S: State>(
         S::default(),
         0,
     ));
-    let (stop, task) = fold::spawn(Arc::clone(&cell));
+    let (stop, task) = fold::spawn(Arc::clone(&cell), &log.log);
     let running = RunningState {
         slot: cell,
         event: log.event.id,
@@ -88,7 +88,11 @@ struct Inner {
     logs: HashMap<TypeId, EventLog>,
     states: HashMap<TypeId, RunningState>,
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+    /// Set once by `close`; appends check it after announcing themselves in
+    /// `appending`, and `close` waits for `appending` to drain after setting it,
+    /// so every append either fails with `Closed` or lands before the logs close.
     closed: AtomicBool,
+    appending: AtomicUsize,
     closing: tokio::sync::Mutex<()>,
     /// The OS lock on `<dir>/LOCK`: held from open until close (or drop).
     lock: parking_lot::Mutex<Option<File>>,
@@ -186,6 +190,7 @@ impl Db {
                 states,
                 tasks: parking_lot::Mutex::new(tasks),
                 closed: AtomicBool::new(false),
+                appending: AtomicUsize::new(0),
                 closing: tokio::sync::Mutex::new(()),
                 lock: parking_lot::Mutex::new(Some(lock)),
             }),
@@ -233,6 +238,7 @@ impl Db {
     /// Appends one event to its type's log and returns its seq. The states folded
     /// from that log apply it shortly after: `handle.wait_for_seq(seq)` waits for it.
     pub async fn append<E: Event>(&self, event: E) -> Result<Seq, DbError> {
+        let _appending = Appending::enter(&self.inner)?;
         let log = self.log_of::<E>()?;
         let payload = encode_event(&event, None)?;
         let seq = log.log.append(&payload).await;
@@ -255,6 +261,7 @@ impl Db {
         stream_id: Option<&str>,
         events: impl IntoIterator<Item = E>,
     ) -> Result<RangeInclusive<Seq>, DbError> {
+        let _appending = Appending::enter(&self.inner)?;
         let log = self.log_of::<E>()?;
         let payloads = events
             .into_iter()
@@ -276,8 +283,11 @@ impl Db {
     /// On an error the shutdown still completes; the first error is returned.
     pub async fn close(&self) -> Result<(), DbError> {
         let _closing = self.inner.closing.lock().await;
-        if self.inner.closed.swap(true, Ordering::AcqRel) {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
+        }
+        while self.inner.appending.load(Ordering::SeqCst) > 0 {
+            tokio::task::yield_now().await;
         }
         let mut first_error = None;
         let mut ends = HashMap::new();
@@ -298,6 +308,9 @@ impl Db {
                 tracing::error!(%error, "a fold task ended abnormally");
             }
         }
+        for state in self.inner.states.values() {
+            state.slot.release_log();
+        }
         for log in self.inner.logs.values() {
             if let Err(source) = log.log.close().await {
                 first_error.get_or_insert(self.storage_error(log, source));
@@ -309,9 +322,6 @@ impl Db {
     }
 
     fn log_of<E: Event>(&self) -> Result<&EventLog, DbError> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(DbError::Closed);
-        }
         self.inner
             .logs
             .get(&TypeId::of::<E>())
@@ -328,5 +338,25 @@ impl Db {
                 source,
             }
         }
+    }
+}
+
+/// An append in progress: counted in `Inner::appending` while it lives.
+struct Appending<'a>(&'a Inner);
+
+impl<'a> Appending<'a> {
+    fn enter(inner: &'a Inner) -> Result<Self, DbError> {
+        inner.appending.fetch_add(1, Ordering::SeqCst);
+        let appending = Appending(inner);
+        if inner.closed.load(Ordering::SeqCst) {
+            return Err(DbError::Closed);
+        }
+        Ok(appending)
+    }
+}
+
+impl Drop for Appending<'_> {
+    fn drop(&mut self) {
+        self.0.appending.fetch_sub(1, Ordering::SeqCst);
     }
 }

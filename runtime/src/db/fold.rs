@@ -46,27 +46,33 @@ pub(crate) type StopAt = watch::Sender<Option<Seq>>;
 /// What folding a state needs besides the state: its log, the error policy, and
 /// the lock that admits one folder at a time.
 pub(crate) struct Folder {
-    log: Log,
     policy: FoldErrorPolicy,
-    lock: Mutex<()>,
+    /// The lock folders hold; it guards the log helpers read from, which is
+    /// `None` once the Db is closed (so handles that outlive the Db do not keep
+    /// the log open).
+    lock: Mutex<Option<Log>>,
 }
 
 impl Folder {
     pub(crate) fn new(log: Log, policy: FoldErrorPolicy) -> Self {
         Self {
-            log,
             policy,
-            lock: Mutex::new(()),
+            lock: Mutex::new(Some(log)),
         }
+    }
+
+    /// Drops this folder's log handle: no waiter folds from now on.
+    pub(crate) fn release_log(&self) {
+        drop(self.lock.lock().take());
     }
 }
 
 /// Starts the fold task of `cell`, from the seq after the cell's applied seq.
-pub(crate) fn spawn<S: State>(cell: Arc<StateCell<S>>) -> (StopAt, tokio::task::JoinHandle<()>) {
-    let tail = cell
-        .folder
-        .log
-        .tail(cell.applied.load(Ordering::Acquire) + 1);
+pub(crate) fn spawn<S: State>(
+    cell: Arc<StateCell<S>>,
+    log: &Log,
+) -> (StopAt, tokio::task::JoinHandle<()>) {
+    let tail = log.tail(cell.applied.load(Ordering::Acquire) + 1);
     let (stop, stop_rx) = watch::channel(None);
     let task = tokio::spawn(run(cell, tail, stop_rx));
     (stop, task)
@@ -80,8 +86,11 @@ pub(crate) fn help<S: State>(cell: &StateCell<S>, seq: Seq) -> bool {
     if seq > applied.saturating_add(MAX_HELP) {
         return false;
     }
-    let Some(_folding) = cell.folder.lock.try_lock() else {
+    let Some(folding) = cell.folder.lock.try_lock() else {
         return false;
+    };
+    let Some(log) = folding.as_ref() else {
+        return false; // the Db is closed
     };
     if !matches!(cell.progress.borrow().status, FoldStatus::Running) {
         return false;
@@ -91,7 +100,7 @@ pub(crate) fn help<S: State>(cell: &StateCell<S>, seq: Seq) -> bool {
         return true;
     }
     // A read error here is left to the task, which reports it.
-    let Ok(records) = cell.folder.log.range(applied + 1..=seq) else {
+    let Ok(records) = log.range(applied + 1..=seq) else {
         return false;
     };
     let Ok(records) = records.collect::<Result<Vec<Record>, _>>() else {

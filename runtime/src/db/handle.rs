@@ -93,6 +93,8 @@ pub(crate) trait StateSlot: Any + Send + Sync {
     fn name(&self) -> &'static str;
     /// The last seq folded, 0 before the first.
     fn applied_seq(&self) -> Seq;
+    /// Drops the state's handle on its log (the Db is closing).
+    fn release_log(&self);
 }
 
 impl<S: State> StateSlot for StateCell<S> {
@@ -102,6 +104,10 @@ impl<S: State> StateSlot for StateCell<S> {
 
     fn applied_seq(&self) -> Seq {
         self.applied.load(Ordering::Acquire)
+    }
+
+    fn release_log(&self) {
+        self.folder.release_log();
     }
 }
 

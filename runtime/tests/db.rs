@@ -498,3 +498,95 @@ async fn event_names_must_be_unique_and_usable_as_directories() {
         "{invalid:?}"
     );
 }
+
+/// Panics on `Reject`: a bug in user code.
+#[derive(Default, Serialize, Deserialize, Debug)]
+struct Panicky {
+    sum: u64,
+}
+
+impl State for Panicky {
+    type Event = Counter;
+    const NAME: &'static str = "Panicky";
+    const VERSION: u32 = 1;
+    const FINGERPRINT: u64 = 3;
+
+    fn apply_event(&mut self, event: Counter, _meta: &Meta) -> Result<(), FoldError> {
+        match event {
+            Counter::Add(n) => self.sum += n,
+            Counter::Reject => panic!("a bug in apply"),
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_apply_stops_the_state_without_folding_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::builder(dir.path())
+        .state::<Panicky>()
+        .open()
+        .await
+        .expect("open");
+    let state = db.state::<Panicky>();
+    let seqs = db
+        .append_batch([
+            Counter::Add(1),
+            Counter::Add(2),
+            Counter::Reject,
+            Counter::Add(4),
+        ])
+        .await
+        .expect("batch");
+    let last = *seqs.end();
+    // The waiter may fold the batch itself and then carry the panic; either way
+    // it does not hang.
+    let first = tokio::spawn({
+        let state = state.clone();
+        async move { state.wait_for_seq(last).await }
+    });
+    let first = tokio::time::timeout(Duration::from_secs(5), first)
+        .await
+        .expect("no hang");
+    assert!(!matches!(first, Ok(Ok(()))), "{first:?}");
+
+    let error = state.wait_for_seq(last).await.expect_err("stopped");
+    let DbError::Fold(failure) = error else {
+        panic!("expected a fold error, got {error:?}");
+    };
+    assert_eq!(failure.seq, 3);
+    assert!(matches!(failure.cause, FoldCause::Panicked), "{failure:?}");
+    assert_eq!(
+        state.read().sum,
+        3,
+        "the events before the panic are folded once"
+    );
+    assert_eq!(state.applied_seq(), Some(2));
+    db.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_and_waiters_fold_every_event_once_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let total = db.state::<Total>();
+                for _ in 0..200 {
+                    let seq = db.append(Counter::Add(1)).await.expect("append");
+                    total.wait_for_seq(seq).await.expect("folded");
+                    assert!(total.read().seqs.contains(&seq));
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let total = db.state::<Total>();
+    assert_eq!(total.read().sum, 800);
+    assert_eq!(total.read().seqs, (1..=800).collect::<Vec<Seq>>());
+    db.close().await.expect("close");
+}

@@ -215,12 +215,20 @@ fn fold_batch<S: State>(
     };
     let mut done = last.seq;
     let mut stopped = None;
+    let mut unwinding = PanicGuard {
+        cell,
+        applied,
+        applying: applied + 1,
+    };
     for event in decoded {
         let (seq, cause) = match event {
-            Ok((event, meta)) => match state.apply_event(event, &meta) {
-                Ok(()) => continue,
-                Err(error) => (meta.seq, FoldCause::Apply(error)),
-            },
+            Ok((event, meta)) => {
+                unwinding.applying = meta.seq;
+                match state.apply_event(event, &meta) {
+                    Ok(()) => continue,
+                    Err(error) => (meta.seq, FoldCause::Apply(error)),
+                }
+            }
             Err(failed) => failed,
         };
         match policy {
@@ -232,11 +240,32 @@ fn fold_batch<S: State>(
             }
         }
     }
+    std::mem::forget(unwinding); // no panic: disarm
     drop(state);
     if done > applied {
         cell.publish_applied(done);
     }
     stopped.map_or(Ok(true), Err)
+}
+
+/// Stops the state at the event whose `apply` panicked: the events before it in
+/// the batch are applied, so the batch must not be folded again (by the task
+/// or a waiter), and the state may be half-updated. The panic goes on unwinding
+/// (into the fold task, or into the waiter that was folding).
+struct PanicGuard<'a, S: State> {
+    cell: &'a StateCell<S>,
+    applied: Seq,
+    applying: Seq,
+}
+
+impl<S: State> Drop for PanicGuard<'_, S> {
+    fn drop(&mut self) {
+        if self.applying - 1 > self.applied {
+            self.cell.publish_applied(self.applying - 1);
+        }
+        let failed = failure(self.cell, self.applying, FoldCause::Panicked);
+        end_with_failure(self.cell, failed);
+    }
 }
 
 fn decode<E: Event>(record: &Record) -> Result<(E, Meta), FoldCause> {

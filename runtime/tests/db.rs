@@ -590,3 +590,26 @@ async fn concurrent_writers_and_waiters_fold_every_event_once_in_order() {
     assert_eq!(total.read().seqs, (1..=800).collect::<Vec<Seq>>());
     db.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn db_handles_and_their_futures_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let total = db.state::<Total>();
+    send_sync(&db);
+    send_sync(&total);
+    let append = db.append(Counter::Add(1));
+    send(&append);
+    let seq = append.await.expect("append");
+    let wait = total.wait_for_seq(seq);
+    send(&wait);
+    wait.await.expect("folded");
+    let batch = db.append_batch([Counter::Add(1)]);
+    send(&batch);
+    batch.await.expect("batch");
+    let close = db.close();
+    send(&close);
+    close.await.expect("close");
+}

@@ -77,7 +77,53 @@ pub(crate) fn start_state<S: State>(
 }
 
 /// An embedded event-sourced database: appends events to per-type logs on disk
-/// and folds them into in-memory states. See the crate docs for an example.
+/// and folds them into in-memory states.
+///
+/// ```
+/// # use foldkit::prelude::*;
+/// # #[derive(Serialize, Deserialize)]
+/// # enum Counter { Add(u64) }
+/// # impl Event for Counter {
+/// #     const NAME: &'static str = "Counter";
+/// #     const VERSION: u32 = 1;
+/// #     fn variant_name(&self) -> &'static str { "Add" }
+/// #     fn decode(version: u32, bytes: &[u8]) -> Result<Self, foldkit::CodecError> {
+/// #         foldkit::__private::decode_oldest(version, bytes)
+/// #     }
+/// # }
+/// # #[derive(Default, Serialize, Deserialize)]
+/// # struct Total { sum: u64 }
+/// # impl State for Total {
+/// #     type Event = Counter;
+/// #     const NAME: &'static str = "Total";
+/// #     const VERSION: u32 = 1;
+/// #     const FINGERPRINT: u64 = 0;
+/// #     fn apply_event(&mut self, Counter::Add(n): Counter, _: &Meta) -> Result<(), FoldError> {
+/// #         self.sum += n;
+/// #         Ok(())
+/// #     }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), foldkit::DbError> {
+/// # let dir = tempfile::tempdir().expect("tempdir");
+/// let db = Db::builder(dir.path())
+///     .fsync(FsyncPolicy::Never)
+///     .state::<Total>()
+///     .open()
+///     .await?;
+/// let total = db.state::<Total>();
+/// let seq = db.append(Counter::Add(5)).await?;
+/// total.wait_for_seq(seq).await?; // read-your-writes
+/// assert_eq!(total.read().sum, 5);
+/// db.close().await?;
+///
+/// // Reopening replays the log.
+/// let db = Db::builder(dir.path()).state::<Total>().open().await?;
+/// db.state::<Total>().wait_for_seq(seq).await?;
+/// assert_eq!(db.state::<Total>().read().sum, 5);
+/// # db.close().await
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<Inner>,

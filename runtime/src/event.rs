@@ -28,11 +28,25 @@ pub trait Event: Serialize + DeserializeOwned + Send + 'static {
 
     /// Encodes the event with the current schema (postcard).
     fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        postcard::to_allocvec(self).map_err(|source| CodecError::Encode {
-            event: Self::NAME,
-            version: Self::VERSION,
-            source,
-        })
+        let mut bytes = Vec::new();
+        self.encode_into(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Appends the event, encoded with the current schema (postcard), to `buf`.
+    ///
+    /// The runtime writes events with this method, so a record's header and body
+    /// share one buffer. Override `encode_into` (not only `encode`) to change the
+    /// body format; `decode` must read what it writes.
+    fn encode_into(&self, buf: &mut Vec<u8>) -> Result<(), CodecError> {
+        *buf = postcard::to_extend(self, std::mem::take(buf)).map_err(|source| {
+            CodecError::Encode {
+                event: Self::NAME,
+                version: Self::VERSION,
+                source,
+            }
+        })?;
+        Ok(())
     }
 
     /// Decodes a payload that was written with schema `version`, upcasting it to the

@@ -1,6 +1,7 @@
 //! foldkit: derive-driven, embedded event sourcing.
 
 mod aggregate;
+mod db;
 pub mod entity;
 mod event;
 pub mod query;
@@ -13,9 +14,13 @@ pub mod testing;
 pub use foldkit_macros::Entity;
 pub use foldkit_macros::{Event, State};
 pub use foldkit_storage as storage;
-pub use foldkit_storage::Seq;
+pub use foldkit_storage::{FsyncPolicy, Seq};
 
 pub use aggregate::Aggregate;
+pub use db::{
+    Db, DbBuilder, DbError, Envelope, EnvelopeError, FoldCause, FoldErrorPolicy, FoldFailure,
+    Handle, ReadGuard,
+};
 pub use entity::{Entity, EntityId};
 pub use event::{CodecError, Event};
 pub use query::{Asc, Desc, Detached, Direction, Fetch, QueryBuilder, QueryCore};
@@ -29,6 +34,7 @@ pub use serde;
 pub mod prelude {
     pub use crate::query::{Asc, Desc, Fetch, QueryBuilder};
     pub use crate::{Aggregate, Apply, Entity, Event, FoldError, Meta, State, Table};
+    pub use crate::{Db, FoldErrorPolicy, FsyncPolicy, Handle};
     pub use serde::{Deserialize, Serialize};
 }
 

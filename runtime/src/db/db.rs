@@ -1,0 +1,408 @@
+//! `Db`: the logs of a directory and the states folded from them.
+//!
+//! Layout of a Db directory:
+//!
+//! ```text
+//! <dir>/LOCK                  held (OS file lock) while a Db has the directory open
+//! <dir>/logs/<log name>/      one log per event type, see `log_name`
+//! ```
+//!
+//! A Db owns one [`Log`] per registered event type and one fold task per
+//! registered state. It is a cheap `Arc` handle: clones share everything, and
+//! the fold tasks stop when the last clone is dropped or on [`Db::close`].
+
+use std::any::{Any, TypeId, type_name};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fs::{File, TryLockError};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use foldkit_storage::{Log, LogOptions, StorageError};
+use tokio::task::JoinHandle;
+
+use crate::Seq;
+use crate::db::builder::{DbBuilder, EventType};
+use crate::db::envelope::encode_event;
+use crate::db::error::DbError;
+use crate::db::fold::{self, Folder, StopAt};
+use crate::db::handle::{Handle, StateCell, StateSlot};
+use crate::db::log_name::log_name;
+use crate::db::policy::FoldErrorPolicy;
+use crate::event::Event;
+use crate::state::State;
+
+/// Starts the fold of one state type: monomorphized per state by the builder.
+pub(crate) type StateStarter = fn(&EventLog, FoldErrorPolicy) -> (RunningState, JoinHandle<()>);
+
+/// The log of one event type.
+pub(crate) struct EventLog {
+    pub(crate) event: EventType,
+    /// The log's directory name under `<dir>/logs/`.
+    pub(crate) name: String,
+    pub(crate) log: Log,
+}
+
+/// A state being folded: its cell (type-erased) and how to stop its task.
+pub(crate) struct RunningState {
+    pub(crate) slot: Arc<dyn StateSlot>,
+    pub(crate) event: TypeId,
+    pub(crate) stop: StopAt,
+}
+
+/// Starts folding `S` from the beginning of its log.
+///
+/// The seam for snapshots: a restored state is a `StateCell::new(.., value, seq)`
+/// handed to `fold::spawn`, which resumes at `seq + 1`.
+pub(crate) fn start_state<S: State>(
+    log: &EventLog,
+    policy: FoldErrorPolicy,
+) -> (RunningState, JoinHandle<()>) {
+    let folder = Folder::new(log.log.clone(), policy);
+    let cell = Arc::new(StateCell::<S>::new(
+        log.name.clone(),
+        folder,
+        S::default(),
+        0,
+    ));
+    let (stop, task) = fold::spawn(Arc::clone(&cell), &log.log);
+    let running = RunningState {
+        slot: cell,
+        event: log.event.id,
+        stop,
+    };
+    (running, task)
+}
+
+/// An embedded event-sourced database: appends events to per-type logs on disk
+/// and folds them into in-memory states.
+///
+/// ```
+/// # use foldkit::prelude::*;
+/// # #[derive(Serialize, Deserialize)]
+/// # enum Counter { Add(u64) }
+/// # impl Event for Counter {
+/// #     const NAME: &'static str = "Counter";
+/// #     const VERSION: u32 = 1;
+/// #     fn variant_name(&self) -> &'static str { "Add" }
+/// #     fn decode(version: u32, bytes: &[u8]) -> Result<Self, foldkit::CodecError> {
+/// #         foldkit::__private::decode_oldest(version, bytes)
+/// #     }
+/// # }
+/// # #[derive(Default, Serialize, Deserialize)]
+/// # struct Total { sum: u64 }
+/// # impl State for Total {
+/// #     type Event = Counter;
+/// #     const NAME: &'static str = "Total";
+/// #     const VERSION: u32 = 1;
+/// #     const FINGERPRINT: u64 = 0;
+/// #     fn apply_event(&mut self, Counter::Add(n): Counter, _: &Meta) -> Result<(), FoldError> {
+/// #         self.sum += n;
+/// #         Ok(())
+/// #     }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), foldkit::DbError> {
+/// # let dir = tempfile::tempdir().expect("tempdir");
+/// let db = Db::builder(dir.path())
+///     .fsync(FsyncPolicy::Never)
+///     .state::<Total>()
+///     .open()
+///     .await?;
+/// let total = db.state::<Total>();
+/// let seq = db.append(Counter::Add(5)).await?;
+/// total.wait_for_seq(seq).await?; // read-your-writes
+/// assert_eq!(total.read().sum, 5);
+/// db.close().await?;
+///
+/// // Reopening replays the log.
+/// let db = Db::builder(dir.path()).state::<Total>().open().await?;
+/// db.state::<Total>().wait_for_seq(seq).await?;
+/// assert_eq!(db.state::<Total>().read().sum, 5);
+/// # db.close().await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    logs: HashMap<TypeId, EventLog>,
+    states: HashMap<TypeId, RunningState>,
+    tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+    /// Set once by `close`; appends check it after announcing themselves in
+    /// `appending`, and `close` waits for `appending` to drain after setting it,
+    /// so every append either fails with `Closed` or lands before the logs close.
+    closed: AtomicBool,
+    appending: AtomicUsize,
+    closing: tokio::sync::Mutex<()>,
+    /// The OS lock on `<dir>/LOCK`: held from open until close (or drop).
+    lock: parking_lot::Mutex<Option<File>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut logs: Vec<&str> = self.inner.logs.values().map(|l| l.name.as_str()).collect();
+        let mut states: Vec<(&str, Seq)> = (self.inner.states.values())
+            .map(|s| (s.slot.name(), s.slot.applied_seq()))
+            .collect();
+        logs.sort_unstable();
+        states.sort_unstable();
+        f.debug_struct("Db")
+            .field("dir", &self.inner.dir)
+            .field("logs", &logs)
+            .field("states", &states)
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Db {
+    /// Starts configuring a Db stored in the directory `dir` (created if missing).
+    pub fn builder(dir: impl AsRef<Path>) -> DbBuilder {
+        DbBuilder::new(dir.as_ref().to_path_buf())
+    }
+
+    pub(crate) async fn open(builder: DbBuilder) -> Result<Db, DbError> {
+        let dir = builder.dir;
+        let dir_error = |source| DbError::Dir {
+            dir: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir.join("logs")).map_err(dir_error)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))
+            .map_err(dir_error)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(DbError::AlreadyOpen { dir }),
+            Err(TryLockError::Error(source)) => return Err(dir_error(source)),
+        }
+
+        let mut by_name: HashMap<&'static str, EventType> = HashMap::new();
+        let mut logs = HashMap::new();
+        for event in builder.events {
+            match by_name.entry(event.name) {
+                Entry::Occupied(first) => {
+                    return Err(DbError::EventNameConflict {
+                        name: event.name,
+                        first: first.get().rust_name,
+                        second: event.rust_name,
+                    });
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(event);
+                }
+            }
+            let name = log_name(event.name)?;
+            let mut options = LogOptions::default();
+            if let Some(fsync) = builder.fsync {
+                options = options.fsync(fsync);
+            }
+            if let Some(bytes) = builder.segment_size {
+                options = options.segment_size(bytes);
+            }
+            let log = Log::open(dir.join("logs").join(&name), options).map_err(|source| {
+                DbError::Storage {
+                    log: name.clone(),
+                    source,
+                }
+            })?;
+            logs.insert(event.id, EventLog { event, name, log });
+        }
+
+        let mut states = HashMap::new();
+        let mut tasks = Vec::new();
+        for state in builder.states {
+            let log = logs.get(&state.event.id).ok_or(DbError::UnknownEvent {
+                event: state.event.name,
+            })?;
+            let (running, task) = (state.start)(log, builder.policy);
+            states.insert(state.id, running);
+            tasks.push(task);
+        }
+
+        Ok(Db {
+            inner: Arc::new(Inner {
+                dir,
+                logs,
+                states,
+                tasks: parking_lot::Mutex::new(tasks),
+                closed: AtomicBool::new(false),
+                appending: AtomicUsize::new(0),
+                closing: tokio::sync::Mutex::new(()),
+                lock: parking_lot::Mutex::new(Some(lock)),
+            }),
+        })
+    }
+
+    /// The directory the Db lives in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The handle on state `S`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `S` was not registered with `.state::<S>()` on the builder: that
+    /// is a bug in the program, not a runtime condition. Use [`Db::try_state`] to
+    /// get an error instead.
+    #[track_caller]
+    pub fn state<S: State>(&self) -> Handle<S> {
+        match self.try_state::<S>() {
+            Ok(handle) => handle,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// The handle on state `S`, or [`DbError::UnknownState`] if it was not registered.
+    pub fn try_state<S: State>(&self) -> Result<Handle<S>, DbError> {
+        let running = self
+            .inner
+            .states
+            .get(&TypeId::of::<S>())
+            .ok_or(DbError::UnknownState {
+                state: type_name::<S>(),
+            })?;
+        let any: Arc<dyn Any + Send + Sync> = Arc::clone(&running.slot) as _;
+        let cell = any
+            .downcast::<StateCell<S>>()
+            .map_err(|_| DbError::UnknownState {
+                state: type_name::<S>(),
+            })?;
+        Ok(Handle::new(cell))
+    }
+
+    /// Appends one event to its type's log and returns its seq. The states folded
+    /// from that log apply it shortly after: `handle.wait_for_seq(seq)` waits for it.
+    pub async fn append<E: Event>(&self, event: E) -> Result<Seq, DbError> {
+        let _appending = Appending::enter(&self.inner)?;
+        let log = self.log_of::<E>()?;
+        let payload = encode_event(&event, None)?;
+        let seq = log.log.append(&payload).await;
+        seq.map_err(|source| self.storage_error(log, source))
+    }
+
+    /// Appends several events as one atomic batch (after a crash, all of them or
+    /// none are in the log) and returns their seqs. An empty batch is an error.
+    pub async fn append_batch<E: Event>(
+        &self,
+        events: impl IntoIterator<Item = E>,
+    ) -> Result<RangeInclusive<Seq>, DbError> {
+        self.append_batch_to(None, events).await
+    }
+
+    /// Appends a batch whose events all carry `stream_id` in their envelope (the
+    /// seam for aggregates, which append one command's events to one stream).
+    pub(crate) async fn append_batch_to<E: Event>(
+        &self,
+        stream_id: Option<&str>,
+        events: impl IntoIterator<Item = E>,
+    ) -> Result<RangeInclusive<Seq>, DbError> {
+        let _appending = Appending::enter(&self.inner)?;
+        let log = self.log_of::<E>()?;
+        let payloads = events
+            .into_iter()
+            .map(|event| encode_event(&event, stream_id))
+            .collect::<Result<Vec<_>, _>>()?;
+        if payloads.is_empty() {
+            return Err(DbError::EmptyBatch { event: E::NAME });
+        }
+        let seqs = log.log.append_batch(&payloads).await;
+        seqs.map_err(|source| self.storage_error(log, source))
+    }
+
+    /// Closes the Db: refuses new appends, makes every appended event durable
+    /// (flush + fsync), lets each state fold everything appended before the
+    /// close, stops the fold tasks and closes the logs. Handles stay readable;
+    /// `wait_for_seq` beyond what was folded returns [`DbError::Closed`].
+    /// Reopening the directory resumes where the Db stopped. Closing twice is a no-op.
+    ///
+    /// On an error the shutdown still completes; the first error is returned.
+    pub async fn close(&self) -> Result<(), DbError> {
+        let _closing = self.inner.closing.lock().await;
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        while self.inner.appending.load(Ordering::SeqCst) > 0 {
+            tokio::task::yield_now().await;
+        }
+        let mut first_error = None;
+        let mut ends = HashMap::new();
+        for (id, log) in &self.inner.logs {
+            if let Err(source) = log.log.sync().await {
+                first_error.get_or_insert(self.storage_error(log, source));
+            }
+            ends.insert(*id, log.log.last_seq().unwrap_or(0));
+        }
+        for state in self.inner.states.values() {
+            state
+                .stop
+                .send_replace(Some(ends.get(&state.event).copied().unwrap_or(0)));
+        }
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock());
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a fold task ended abnormally");
+            }
+        }
+        for state in self.inner.states.values() {
+            state.slot.release_log();
+        }
+        for log in self.inner.logs.values() {
+            if let Err(source) = log.log.close().await {
+                first_error.get_or_insert(self.storage_error(log, source));
+            }
+        }
+        // Dropping the file releases the lock: the directory may be reopened.
+        drop(self.inner.lock.lock().take());
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn log_of<E: Event>(&self) -> Result<&EventLog, DbError> {
+        self.inner
+            .logs
+            .get(&TypeId::of::<E>())
+            .ok_or(DbError::UnknownEvent { event: E::NAME })
+    }
+
+    /// A storage error, or [`DbError::Closed`] if the Db closed meanwhile.
+    fn storage_error(&self, log: &EventLog, source: StorageError) -> DbError {
+        if self.inner.closed.load(Ordering::Acquire) {
+            DbError::Closed
+        } else {
+            DbError::Storage {
+                log: log.name.clone(),
+                source,
+            }
+        }
+    }
+}
+
+/// An append in progress: counted in `Inner::appending` while it lives.
+struct Appending<'a>(&'a Inner);
+
+impl<'a> Appending<'a> {
+    fn enter(inner: &'a Inner) -> Result<Self, DbError> {
+        inner.appending.fetch_add(1, Ordering::SeqCst);
+        let appending = Appending(inner);
+        if inner.closed.load(Ordering::SeqCst) {
+            return Err(DbError::Closed);
+        }
+        Ok(appending)
+    }
+}
+
+impl Drop for Appending<'_> {
+    fn drop(&mut self) {
+        self.0.appending.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,221 @@
+//! `Handle<S>`: a cheap, cloneable view of one folded state.
+//!
+//! The state lives in a [`StateCell`] shared by the fold task (the only writer)
+//! and every handle (readers). The fold publishes how far it got through a
+//! `watch` channel; `wait_for_seq` waits on it, and later watch streams will
+//! subscribe to the same channel.
+
+use std::any::Any;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{RwLock, RwLockReadGuard};
+use tokio::sync::watch;
+
+use crate::Seq;
+use crate::db::error::{DbError, FoldFailure};
+use crate::db::fold::{self, Folder};
+use crate::state::State;
+
+/// Where a fold is: the last seq it is done with, and whether it still runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Progress {
+    /// The last seq applied (or skipped); 0 before the first event.
+    pub(crate) applied: Seq,
+    pub(crate) status: FoldStatus,
+}
+
+/// Whether a fold still advances.
+#[derive(Debug, Clone)]
+pub(crate) enum FoldStatus {
+    Running,
+    /// Stopped at a failed event (`FoldErrorPolicy::Stop`, a storage error, a panic).
+    Failed(Arc<FoldFailure>),
+    /// Stopped because the Db was closed or dropped.
+    Stopped,
+}
+
+/// The shared home of one state: the value, and the fold's progress.
+///
+/// Invariant: only the fold task writes `value`, `applied`, `skipped` and
+/// `progress`; `applied` always equals `progress.borrow().applied` once a
+/// batch is published (it is the lock-free fast path of `wait_for_seq`).
+pub(crate) struct StateCell<S> {
+    pub(crate) log: String,
+    /// What folding needs: the log, the policy, the lock that makes one folder at a time.
+    pub(crate) folder: Folder,
+    pub(crate) value: RwLock<S>,
+    pub(crate) applied: AtomicU64,
+    pub(crate) skipped: AtomicU64,
+    pub(crate) progress: watch::Sender<Progress>,
+}
+
+impl<S: State> StateCell<S> {
+    /// A cell holding `value`, which already reflects every event up to `applied`
+    /// (0 for a fresh state; a snapshot's seq when restored).
+    pub(crate) fn new(log: String, folder: Folder, value: S, applied: Seq) -> Self {
+        Self {
+            log,
+            folder,
+            value: RwLock::new(value),
+            applied: AtomicU64::new(applied),
+            skipped: AtomicU64::new(0),
+            progress: watch::Sender::new(Progress {
+                applied,
+                status: FoldStatus::Running,
+            }),
+        }
+    }
+
+    /// Publishes that every event up to `seq` has been folded, waking waiters.
+    pub(crate) fn publish_applied(&self, seq: Seq) {
+        self.applied.store(seq, Ordering::Release);
+        self.progress.send_modify(|p| p.applied = seq);
+    }
+
+    /// Publishes that the fold ended, waking waiters. A failure is kept over a
+    /// later plain stop.
+    pub(crate) fn publish_end(&self, status: FoldStatus) {
+        self.progress.send_modify(|p| {
+            if matches!(p.status, FoldStatus::Running) {
+                p.status = status;
+            }
+        });
+    }
+}
+
+/// The type-erased face of a registered state, so the Db can hold every state in
+/// one map (`TypeId` → slot) and shut them down, snapshot them, ... uniformly.
+pub(crate) trait StateSlot: Any + Send + Sync {
+    /// The state's stable name.
+    fn name(&self) -> &'static str;
+    /// The last seq folded, 0 before the first.
+    fn applied_seq(&self) -> Seq;
+    /// Drops the state's handle on its log (the Db is closing).
+    fn release_log(&self);
+}
+
+impl<S: State> StateSlot for StateCell<S> {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn applied_seq(&self) -> Seq {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    fn release_log(&self) {
+        self.folder.release_log();
+    }
+}
+
+/// A handle on the state `S` of a [`Db`](super::Db): read it, wait for it to catch up.
+///
+/// Cloning is cheap (an `Arc`). A handle stays readable after the Db is closed;
+/// it then holds the state as it was at close.
+pub struct Handle<S> {
+    cell: Arc<StateCell<S>>,
+}
+
+impl<S> Clone for Handle<S> {
+    fn clone(&self) -> Self {
+        Self {
+            cell: Arc::clone(&self.cell),
+        }
+    }
+}
+
+impl<S: State> fmt::Debug for Handle<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("state", &S::NAME)
+            .field("log", &self.cell.log)
+            .field("applied_seq", &self.applied_seq())
+            .finish()
+    }
+}
+
+impl<S: State> Handle<S> {
+    pub(crate) fn new(cell: Arc<StateCell<S>>) -> Self {
+        Self { cell }
+    }
+
+    /// A read guard over the state. The fold waits while guards are held (it
+    /// takes the write lock once per batch), so keep them short and never hold
+    /// one across an `.await`.
+    pub fn read(&self) -> ReadGuard<'_, S> {
+        ReadGuard(self.cell.value.read())
+    }
+
+    /// The seq of the last event folded into the state (applied or skipped),
+    /// `None` before the first.
+    pub fn applied_seq(&self) -> Option<Seq> {
+        Some(self.cell.applied.load(Ordering::Acquire)).filter(|&seq| seq > 0)
+    }
+
+    /// How many events were skipped under [`FoldErrorPolicy::LogAndContinue`](super::FoldErrorPolicy).
+    pub fn skipped_events(&self) -> u64 {
+        self.cell.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Why the state stopped advancing, if it did.
+    pub fn failure(&self) -> Option<Arc<FoldFailure>> {
+        match &self.cell.progress.borrow().status {
+            FoldStatus::Failed(failure) => Some(Arc::clone(failure)),
+            FoldStatus::Running | FoldStatus::Stopped => None,
+        }
+    }
+
+    /// Waits until the state has folded every event up to `seq` of its log: after
+    /// `let seq = db.append(e).await?`, `wait_for_seq(seq)` makes the state reflect `e`
+    /// (read-your-writes).
+    ///
+    /// Returns at once when `seq` is already folded. When `seq` is only a few
+    /// events ahead and no one else is folding, the caller folds them itself
+    /// (saving two task wake-ups); otherwise it waits for the fold task. Returns
+    /// [`DbError::Fold`] when the fold stopped at a failed event at or before `seq`,
+    /// and [`DbError::Closed`] when the Db closes before reaching `seq`: it never
+    /// hangs on a stopped fold. `seq` must come from this state's event log.
+    pub async fn wait_for_seq(&self, seq: Seq) -> Result<(), DbError> {
+        if self.cell.applied.load(Ordering::Acquire) >= seq || fold::help(&self.cell, seq) {
+            return Ok(());
+        }
+        let mut progress = self.cell.progress.subscribe();
+        loop {
+            {
+                let now = progress.borrow_and_update();
+                if now.applied >= seq {
+                    return Ok(());
+                }
+                match &now.status {
+                    FoldStatus::Running => {}
+                    FoldStatus::Failed(failure) => return Err(DbError::Fold(Arc::clone(failure))),
+                    FoldStatus::Stopped => return Err(DbError::Closed),
+                }
+            }
+            // The sender lives in the cell, which this handle keeps alive.
+            if progress.changed().await.is_err() {
+                return Err(DbError::Closed);
+            }
+        }
+    }
+}
+
+/// A read guard over a state: derefs to `S`. Returned by [`Handle::read`].
+pub struct ReadGuard<'a, S>(RwLockReadGuard<'a, S>);
+
+impl<S> Deref for ReadGuard<'_, S> {
+    type Target = S;
+
+    fn deref(&self) -> &S {
+        &self.0
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for ReadGuard<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}

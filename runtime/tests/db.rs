@@ -1,0 +1,615 @@
+//! The Db runtime end to end: append, fold, wait, restart, fold errors, close.
+//!
+//! The event and states are implemented by hand so these tests exercise the
+//! runtime alone, without the derives.
+
+use std::path::Path;
+use std::time::Duration;
+
+use foldkit::storage::{Log, LogOptions};
+use foldkit::{
+    Apply, CodecError, Db, DbError, Envelope, Event, FoldCause, FoldError, FoldErrorPolicy,
+    FsyncPolicy, Meta, Seq, State,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+enum Counter {
+    Add(u64),
+    /// Applying it fails: a rule the state enforces.
+    Reject,
+}
+
+impl Event for Counter {
+    const NAME: &'static str = "counter";
+    const VERSION: u32 = 1;
+
+    fn variant_name(&self) -> &'static str {
+        match self {
+            Counter::Add(_) => "Add",
+            Counter::Reject => "Reject",
+        }
+    }
+
+    fn decode(version: u32, bytes: &[u8]) -> Result<Self, CodecError> {
+        foldkit::__private::decode_oldest(version, bytes)
+    }
+}
+
+/// Sums the added amounts and remembers every seq it saw.
+#[derive(Default, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Total {
+    sum: u64,
+    seqs: Vec<Seq>,
+}
+
+impl Apply<Counter> for Total {
+    fn apply(&mut self, event: Counter, meta: &Meta) -> Result<(), FoldError> {
+        match event {
+            Counter::Add(n) => {
+                self.sum += n;
+                self.seqs.push(meta.seq);
+                Ok(())
+            }
+            Counter::Reject => Err(FoldError::new("rejected")),
+        }
+    }
+}
+
+impl State for Total {
+    type Event = Counter;
+    const NAME: &'static str = "Total";
+    const VERSION: u32 = 1;
+    const FINGERPRINT: u64 = 1;
+
+    fn apply_event(&mut self, event: Counter, meta: &Meta) -> Result<(), FoldError> {
+        self.apply(event, meta)
+    }
+}
+
+/// A second state on the same log: counts every event, rejected or not.
+#[derive(Default, Serialize, Deserialize, Debug)]
+struct Tally {
+    events: u64,
+}
+
+impl State for Tally {
+    type Event = Counter;
+    const NAME: &'static str = "Tally";
+    const VERSION: u32 = 1;
+    const FINGERPRINT: u64 = 2;
+
+    fn apply_event(&mut self, _event: Counter, _meta: &Meta) -> Result<(), FoldError> {
+        self.events += 1;
+        Ok(())
+    }
+}
+
+async fn open(dir: &Path) -> Db {
+    Db::builder(dir)
+        .fsync(FsyncPolicy::Never)
+        .state::<Total>()
+        .open()
+        .await
+        .expect("open db")
+}
+
+#[tokio::test]
+async fn append_then_wait_then_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let total = db.state::<Total>();
+    assert_eq!(total.applied_seq(), None);
+
+    let first = db.append(Counter::Add(5)).await.expect("append");
+    let second = db.append(Counter::Add(7)).await.expect("append");
+    assert_eq!((first, second), (1, 2));
+    total.wait_for_seq(second).await.expect("folded");
+
+    assert_eq!(total.read().sum, 12);
+    assert_eq!(total.read().seqs, [1, 2]);
+    assert_eq!(total.applied_seq(), Some(2));
+    db.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_append_is_visible_after_its_wait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let total = db.state::<Total>();
+    for i in 1..=500u64 {
+        let seq = db.append(Counter::Add(i)).await.expect("append");
+        total.wait_for_seq(seq).await.expect("folded");
+        let state = total.read();
+        assert_eq!(state.sum, i * (i + 1) / 2, "after seq {seq}");
+        assert_eq!(state.seqs.last(), Some(&seq));
+    }
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_batch_gets_consecutive_seqs_and_folds_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let total = db.state::<Total>();
+    db.append(Counter::Add(1)).await.expect("append");
+    let seqs = db
+        .append_batch([Counter::Add(10), Counter::Add(20), Counter::Add(30)])
+        .await
+        .expect("batch");
+    assert_eq!(seqs, 2..=4);
+    total.wait_for_seq(*seqs.end()).await.expect("folded");
+    assert_eq!(total.read().sum, 61);
+    assert_eq!(total.read().seqs, [1, 2, 3, 4]);
+
+    let empty = db.append_batch(Vec::<Counter>::new()).await;
+    assert!(
+        matches!(empty, Err(DbError::EmptyBatch { event: "counter" })),
+        "{empty:?}"
+    );
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn reopening_replays_the_log_into_the_same_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let mut last = 0;
+    for i in 0..300 {
+        last = db.append(Counter::Add(i % 7)).await.expect("append");
+    }
+    db.state::<Total>()
+        .wait_for_seq(last)
+        .await
+        .expect("folded");
+    let old = db.state::<Total>();
+    let before = old.read().clone();
+    db.close().await.expect("close");
+
+    // The closed Db and its handle are still alive: they must not hold the directory.
+    let db = open(dir.path()).await;
+    let total = db.state::<Total>();
+    total.wait_for_seq(last).await.expect("replayed");
+    assert_eq!(*total.read(), before);
+    assert_eq!(*old.read(), before, "a handle stays readable after close");
+    // The log resumes after the replayed events.
+    let next = db.append(Counter::Add(1)).await.expect("append");
+    assert_eq!(next, last + 1);
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn two_states_fold_one_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::builder(dir.path())
+        .state::<Total>()
+        .state::<Tally>()
+        .fold_error_policy(FoldErrorPolicy::LogAndContinue)
+        .open()
+        .await
+        .expect("open");
+    let seqs = db
+        .append_batch([Counter::Add(2), Counter::Reject, Counter::Add(3)])
+        .await
+        .expect("batch");
+    let (total, tally) = (db.state::<Total>(), db.state::<Tally>());
+    total.wait_for_seq(*seqs.end()).await.expect("total");
+    tally.wait_for_seq(*seqs.end()).await.expect("tally");
+    assert_eq!(total.read().sum, 5);
+    assert_eq!(tally.read().events, 3);
+    assert_eq!((total.skipped_events(), tally.skipped_events()), (1, 0));
+    let logs: Vec<_> = std::fs::read_dir(dir.path().join("logs"))
+        .expect("logs dir")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert_eq!(logs, ["counter"], "two states share one log directory");
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn stop_policy_stops_at_the_failed_event_and_waiters_get_the_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let total = db.state::<Total>();
+    db.append(Counter::Add(1)).await.expect("append");
+    let rejected = db.append(Counter::Reject).await.expect("append");
+    let after = db.append(Counter::Add(2)).await.expect("append");
+
+    let error = tokio::time::timeout(Duration::from_secs(5), total.wait_for_seq(after))
+        .await
+        .expect("wait_for_seq must not hang on a stopped state")
+        .expect_err("the fold stopped");
+    let DbError::Fold(failure) = &error else {
+        panic!("expected a fold error, got {error:?}");
+    };
+    assert_eq!((failure.state, failure.seq), ("Total", rejected));
+    assert!(matches!(failure.cause, FoldCause::Apply(_)), "{failure:?}");
+    assert!(error.to_string().contains("Total"), "{error}");
+
+    // Events before the failure stay applied; the state does not advance past it.
+    total
+        .wait_for_seq(rejected - 1)
+        .await
+        .expect("before the failure");
+    assert_eq!(total.read().sum, 1);
+    assert_eq!(total.applied_seq(), Some(rejected - 1));
+    assert_eq!(total.failure().map(|f| f.seq), Some(rejected));
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn log_and_continue_skips_and_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::builder(dir.path())
+        .fold_error_policy(FoldErrorPolicy::LogAndContinue)
+        .state::<Total>()
+        .open()
+        .await
+        .expect("open");
+    let total = db.state::<Total>();
+    db.append(Counter::Add(1)).await.expect("append");
+    db.append(Counter::Reject).await.expect("append");
+    let last = db.append(Counter::Add(2)).await.expect("append");
+    total
+        .wait_for_seq(last)
+        .await
+        .expect("skips the failed event");
+    assert_eq!(total.read().sum, 3);
+    assert_eq!(total.read().seqs, [1, 3]);
+    assert_eq!(total.skipped_events(), 1);
+    assert!(total.failure().is_none());
+    db.close().await.expect("close");
+}
+
+/// Writes raw payloads to the `counter` log, as another (or a buggy) binary would.
+async fn write_raw(dir: &Path, payloads: &[Vec<u8>]) {
+    let log = Log::open(dir.join("logs").join("counter"), LogOptions::default()).expect("log");
+    for payload in payloads {
+        log.append(payload).await.expect("raw append");
+    }
+    log.close().await.expect("close log");
+}
+
+fn envelope(version: u32, body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    Envelope::write_header(&mut bytes, version, None).expect("header");
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+#[tokio::test]
+async fn a_record_with_an_unknown_version_is_reported_with_its_seq() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = postcard::to_allocvec(&Counter::Add(4)).expect("encode");
+    write_raw(dir.path(), &[envelope(1, &good), envelope(99, &good)]).await;
+
+    let db = open(dir.path()).await;
+    let total = db.state::<Total>();
+    let error = total
+        .wait_for_seq(2)
+        .await
+        .expect_err("version 99 is unknown");
+    let DbError::Fold(failure) = error else {
+        panic!("expected a fold error, got {error:?}");
+    };
+    assert_eq!(failure.seq, 2);
+    assert!(
+        matches!(
+            failure.cause,
+            FoldCause::Decode(CodecError::NewerVersion {
+                found: 99,
+                current: 1,
+                ..
+            })
+        ),
+        "{failure:?}"
+    );
+    assert_eq!(total.read().sum, 4);
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn malformed_envelopes_and_bodies_are_typed_errors_with_their_seq() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = envelope(1, &postcard::to_allocvec(&Counter::Add(1)).expect("encode"));
+    let bad_format = vec![7, 0, 1, 0, 0, 0];
+    let truncated = vec![1, 0, 1];
+    let bad_body = envelope(1, &[9, 9, 9]);
+    write_raw(dir.path(), &[good, bad_format, truncated, bad_body]).await;
+
+    let db = Db::builder(dir.path())
+        .fold_error_policy(FoldErrorPolicy::LogAndContinue)
+        .state::<Total>()
+        .open()
+        .await
+        .expect("open");
+    let total = db.state::<Total>();
+    total.wait_for_seq(4).await.expect("skipped");
+    assert_eq!(total.skipped_events(), 3);
+    db.close().await.expect("close");
+
+    let db = open(dir.path()).await;
+    let error = db
+        .state::<Total>()
+        .wait_for_seq(4)
+        .await
+        .expect_err("stops");
+    let DbError::Fold(failure) = error else {
+        panic!("expected a fold error, got {error:?}");
+    };
+    assert_eq!(failure.seq, 2);
+    assert!(
+        matches!(failure.cause, FoldCause::Envelope(_)),
+        "{failure:?}"
+    );
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn close_ends_appends_and_pending_waits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let total = db.state::<Total>();
+    let last = db.append(Counter::Add(3)).await.expect("append");
+    let beyond = tokio::spawn({
+        let total = total.clone();
+        async move { total.wait_for_seq(last + 10).await }
+    });
+    db.close().await.expect("close");
+
+    let appended = db.append(Counter::Add(1)).await;
+    assert!(matches!(appended, Err(DbError::Closed)), "{appended:?}");
+    let batch = db.append_batch([Counter::Add(1)]).await;
+    assert!(matches!(batch, Err(DbError::Closed)), "{batch:?}");
+    let pending = tokio::time::timeout(Duration::from_secs(5), beyond)
+        .await
+        .expect("a pending wait ends when the Db closes")
+        .expect("join");
+    assert!(matches!(pending, Err(DbError::Closed)), "{pending:?}");
+    // Close folded everything appended before it; the state stays readable.
+    total.wait_for_seq(last).await.expect("folded before close");
+    assert_eq!(total.read().sum, 3);
+    db.close().await.expect("closing twice is a no-op");
+}
+
+#[tokio::test]
+async fn a_second_db_on_one_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let second = Db::builder(dir.path()).state::<Total>().open().await;
+    assert!(
+        matches!(second, Err(DbError::AlreadyOpen { .. })),
+        "{second:?}"
+    );
+    db.close().await.expect("close");
+    drop(db);
+    open(dir.path())
+        .await
+        .close()
+        .await
+        .expect("reopen after close");
+}
+
+#[tokio::test]
+async fn unregistered_states_and_events_are_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::builder(dir.path())
+        .event::<Counter>()
+        .open()
+        .await
+        .expect("open");
+    let state = db.try_state::<Total>();
+    assert!(
+        matches!(state, Err(DbError::UnknownState { .. })),
+        "{state:?}"
+    );
+    assert_eq!(
+        db.append(Counter::Add(1)).await.expect("event log exists"),
+        1
+    );
+    db.close().await.expect("close");
+
+    let db = open(dir.path()).await;
+    let unknown = db.append(Other).await;
+    assert!(
+        matches!(unknown, Err(DbError::UnknownEvent { event: "other" })),
+        "{unknown:?}"
+    );
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+#[should_panic(expected = "add `.state::<")]
+async fn state_panics_on_an_unregistered_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::builder(dir.path())
+        .event::<Counter>()
+        .open()
+        .await
+        .expect("open");
+    let _ = db.state::<Total>();
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+struct Other;
+
+impl Event for Other {
+    const NAME: &'static str = "other";
+    const VERSION: u32 = 1;
+    fn variant_name(&self) -> &'static str {
+        "Other"
+    }
+    fn decode(version: u32, bytes: &[u8]) -> Result<Self, CodecError> {
+        foldkit::__private::decode_oldest(version, bytes)
+    }
+}
+
+/// Same stable name as `Counter`, different type.
+#[derive(Serialize, Deserialize, Debug)]
+struct Impostor;
+
+impl Event for Impostor {
+    const NAME: &'static str = "counter";
+    const VERSION: u32 = 1;
+    fn variant_name(&self) -> &'static str {
+        "Impostor"
+    }
+    fn decode(version: u32, bytes: &[u8]) -> Result<Self, CodecError> {
+        foldkit::__private::decode_oldest(version, bytes)
+    }
+}
+
+/// A stable name no directory can carry.
+#[derive(Serialize, Deserialize, Debug)]
+struct Unnamed;
+
+impl Event for Unnamed {
+    const NAME: &'static str = "";
+    const VERSION: u32 = 1;
+    fn variant_name(&self) -> &'static str {
+        "Unnamed"
+    }
+    fn decode(version: u32, bytes: &[u8]) -> Result<Self, CodecError> {
+        foldkit::__private::decode_oldest(version, bytes)
+    }
+}
+
+#[tokio::test]
+async fn event_names_must_be_unique_and_usable_as_directories() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conflict = Db::builder(dir.path())
+        .state::<Total>()
+        .event::<Impostor>()
+        .open()
+        .await;
+    assert!(
+        matches!(
+            conflict,
+            Err(DbError::EventNameConflict {
+                name: "counter",
+                ..
+            })
+        ),
+        "{conflict:?}"
+    );
+    let invalid = Db::builder(dir.path()).event::<Unnamed>().open().await;
+    assert!(
+        matches!(invalid, Err(DbError::InvalidEventName { name: "", .. })),
+        "{invalid:?}"
+    );
+}
+
+/// Panics on `Reject`: a bug in user code.
+#[derive(Default, Serialize, Deserialize, Debug)]
+struct Panicky {
+    sum: u64,
+}
+
+impl State for Panicky {
+    type Event = Counter;
+    const NAME: &'static str = "Panicky";
+    const VERSION: u32 = 1;
+    const FINGERPRINT: u64 = 3;
+
+    fn apply_event(&mut self, event: Counter, _meta: &Meta) -> Result<(), FoldError> {
+        match event {
+            Counter::Add(n) => self.sum += n,
+            Counter::Reject => panic!("a bug in apply"),
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_apply_stops_the_state_without_folding_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::builder(dir.path())
+        .state::<Panicky>()
+        .open()
+        .await
+        .expect("open");
+    let state = db.state::<Panicky>();
+    let seqs = db
+        .append_batch([
+            Counter::Add(1),
+            Counter::Add(2),
+            Counter::Reject,
+            Counter::Add(4),
+        ])
+        .await
+        .expect("batch");
+    let last = *seqs.end();
+    // The waiter may fold the batch itself and then carry the panic; either way
+    // it does not hang.
+    let first = tokio::spawn({
+        let state = state.clone();
+        async move { state.wait_for_seq(last).await }
+    });
+    let first = tokio::time::timeout(Duration::from_secs(5), first)
+        .await
+        .expect("no hang");
+    assert!(!matches!(first, Ok(Ok(()))), "{first:?}");
+
+    let error = state.wait_for_seq(last).await.expect_err("stopped");
+    let DbError::Fold(failure) = error else {
+        panic!("expected a fold error, got {error:?}");
+    };
+    assert_eq!(failure.seq, 3);
+    assert!(matches!(failure.cause, FoldCause::Panicked), "{failure:?}");
+    assert_eq!(
+        state.read().sum,
+        3,
+        "the events before the panic are folded once"
+    );
+    assert_eq!(state.applied_seq(), Some(2));
+    db.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_and_waiters_fold_every_event_once_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let total = db.state::<Total>();
+                for _ in 0..200 {
+                    let seq = db.append(Counter::Add(1)).await.expect("append");
+                    total.wait_for_seq(seq).await.expect("folded");
+                    assert!(total.read().seqs.contains(&seq));
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let total = db.state::<Total>();
+    assert_eq!(total.read().sum, 800);
+    assert_eq!(total.read().seqs, (1..=800).collect::<Vec<Seq>>());
+    db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn db_handles_and_their_futures_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let total = db.state::<Total>();
+    send_sync(&db);
+    send_sync(&total);
+    let append = db.append(Counter::Add(1));
+    send(&append);
+    let seq = append.await.expect("append");
+    let wait = total.wait_for_seq(seq);
+    send(&wait);
+    wait.await.expect("folded");
+    let batch = db.append_batch([Counter::Add(1)]);
+    send(&batch);
+    batch.await.expect("batch");
+    let close = db.close();
+    send(&close);
+    close.await.expect("close");
+}

@@ -13,7 +13,8 @@ pub use foldkit_storage as storage;
 pub use foldkit_storage::{FsyncPolicy, Seq};
 
 pub use db::{
-    Db, DbBuilder, DbError, Envelope, EnvelopeError, FoldCause, FoldErrorPolicy, FoldFailure,
+    Aggregates, ExecuteError, Executed, Loaded,
+    Db, DbBuilder, DbError, ExpectedVersion, StoredEvent, StreamAppend, Envelope, EnvelopeError, FoldCause, FoldErrorPolicy, FoldFailure,
     Handle, ReadGuard,
 };
 pub use entity::{Entity, EntityId};

@@ -43,6 +43,8 @@ pub(crate) struct EventLog {
     /// The log's directory name under `<dir>/logs/`.
     pub(crate) name: String,
     pub(crate) log: Log,
+    /// The streams of this log, indexed on first use (see `streams`).
+    pub(crate) streams: crate::db::streams::LazyStreamIndex,
 }
 
 /// A state being folded: its cell (type-erased) and how to stop its task.
@@ -86,6 +88,8 @@ struct Inner {
     closing: tokio::sync::Mutex<()>,
     /// The OS lock on `<dir>/LOCK`: held from open until close (or drop).
     lock: parking_lot::Mutex<Option<File>>,
+    /// Per aggregate type: the cached states of its instances (see `aggregates`).
+    aggregate_caches: parking_lot::Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -159,7 +163,10 @@ impl Db {
                     source,
                 }
             })?;
-            logs.insert(event.id, EventLog { event, name, log });
+            logs.insert(
+                event.id,
+                EventLog { event, name, log, streams: Default::default() },
+            );
         }
 
         let mut states = HashMap::new();
@@ -182,6 +189,7 @@ impl Db {
                 closed: AtomicBool::new(false),
                 closing: tokio::sync::Mutex::new(()),
                 lock: parking_lot::Mutex::new(Some(lock)),
+                aggregate_caches: parking_lot::Mutex::default(),
             }),
         })
     }
@@ -302,7 +310,7 @@ impl Db {
         first_error.map_or(Ok(()), Err)
     }
 
-    fn log_of<E: Event>(&self) -> Result<&EventLog, DbError> {
+    pub(crate) fn log_of<E: Event>(&self) -> Result<&EventLog, DbError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(DbError::Closed);
         }
@@ -312,8 +320,17 @@ impl Db {
             .ok_or(DbError::UnknownEvent { event: E::NAME })
     }
 
+    /// The instance cache of aggregate type `T`, shared by every handle on it.
+    pub(crate) fn aggregate_cache<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut caches = self.inner.aggregate_caches.lock();
+        let any = caches
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()) as Arc<dyn Any + Send + Sync>);
+        Arc::clone(any).downcast::<T>().unwrap_or_else(|_| unreachable!("the cache map is keyed by TypeId::of::<T>"))
+    }
+
     /// A storage error, or [`DbError::Closed`] if the Db closed meanwhile.
-    fn storage_error(&self, log: &EventLog, source: StorageError) -> DbError {
+    pub(crate) fn storage_error(&self, log: &EventLog, source: StorageError) -> DbError {
         if self.inner.closed.load(Ordering::Acquire) {
             DbError::Closed
         } else {

@@ -1,26 +1,29 @@
 //! foldkit: derive-driven, embedded event sourcing.
 
+mod aggregate;
 mod db;
-mod event;
-mod state;
-
 pub mod entity;
+mod event;
 pub mod query;
+pub mod snapshot;
+mod state;
 pub mod table;
+pub mod testing;
 
+/// Derives [`Entity`] for a struct with named fields: see the [`entity`] module.
+pub use foldkit_macros::Entity;
 pub use foldkit_macros::{Event, State};
 pub use foldkit_storage as storage;
 pub use foldkit_storage::{FsyncPolicy, Seq};
 
+pub use aggregate::Aggregate;
 pub use db::{
-    Aggregates, ExecuteError, Executed, Loaded,
-    Db, DbBuilder, DbError, ExpectedVersion, StoredEvent, StreamAppend, Envelope, EnvelopeError, FoldCause, FoldErrorPolicy, FoldFailure,
-    Handle, ReadGuard,
+    Aggregates, Db, DbBuilder, DbError, Envelope, EnvelopeError, ExecuteError, Executed,
+    ExpectedVersion, FoldCause, FoldErrorPolicy, FoldFailure, Handle, Loaded, ReadGuard,
+    StoredEvent, StreamAppend,
 };
 pub use entity::{Entity, EntityId};
 pub use event::{CodecError, Event};
-/// Derives [`Entity`] for a struct with named fields: see the [`entity`] module.
-pub use foldkit_macros::Entity;
 pub use query::{Asc, Desc, Detached, Direction, Fetch, QueryBuilder, QueryCore};
 pub use state::{Apply, FoldError, Meta, State};
 pub use table::Table;
@@ -30,12 +33,9 @@ pub use serde;
 
 /// Everything a user needs to model a domain: `use foldkit::prelude::*;`.
 pub mod prelude {
-    pub use crate::entity::Entity;
     pub use crate::query::{Asc, Desc, Fetch, QueryBuilder};
-    pub use crate::table::Table;
-    pub use crate::{Apply, Event, FoldError, Meta, State};
-    pub use crate::{Db, FoldErrorPolicy, FsyncPolicy, Handle};
-    pub use foldkit_macros::Entity;
+    pub use crate::{Aggregate, Apply, Entity, Event, FoldError, Meta, State, Table};
+    pub use crate::{Db, ExpectedVersion, FoldErrorPolicy, FsyncPolicy, Handle};
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -37,7 +37,11 @@ impl Db {
     /// or a state folding it), or the calls fail with [`DbError::UnknownEvent`].
     pub fn aggregate<A: Aggregate>(&self) -> Aggregates<A> {
         let cache = self.aggregate_cache::<Cache<A>>();
-        Aggregates { db: self.clone(), cache, _aggregate: PhantomData }
+        Aggregates {
+            db: self.clone(),
+            cache,
+            _aggregate: PhantomData,
+        }
     }
 }
 
@@ -53,13 +57,19 @@ pub struct Aggregates<A: Aggregate> {
 
 impl<A: Aggregate> Clone for Aggregates<A> {
     fn clone(&self) -> Self {
-        Self { db: self.db.clone(), cache: Arc::clone(&self.cache), _aggregate: PhantomData }
+        Self {
+            db: self.db.clone(),
+            cache: Arc::clone(&self.cache),
+            _aggregate: PhantomData,
+        }
     }
 }
 
 impl<A: Aggregate> fmt::Debug for Aggregates<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Aggregates").field("aggregate", &A::NAME).finish_non_exhaustive()
+        f.debug_struct("Aggregates")
+            .field("aggregate", &A::NAME)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,9 +142,17 @@ impl<A: Aggregate> Aggregates<A> {
         };
         if events.is_empty() {
             self.cache.lock().insert(stream, (state.clone(), version));
-            return Ok(Executed { events, seqs: None, version, state });
+            return Ok(Executed {
+                events,
+                seqs: None,
+                version,
+                state,
+            });
         }
-        let appended = match guard.append(ExpectedVersion::Exact(version), events.iter().cloned()).await {
+        let appended = match guard
+            .append(ExpectedVersion::Exact(version), events.iter().cloned())
+            .await
+        {
             Ok(appended) => appended,
             Err(e) => {
                 // The state in hand no longer matches anything durable: forget it.
@@ -145,8 +163,15 @@ impl<A: Aggregate> Aggregates<A> {
         for event in &events {
             state.apply(event);
         }
-        self.cache.lock().insert(stream, (state.clone(), appended.version));
-        Ok(Executed { events, seqs: Some(appended.seqs), version: appended.version, state })
+        self.cache
+            .lock()
+            .insert(stream, (state.clone(), appended.version));
+        Ok(Executed {
+            events,
+            seqs: Some(appended.seqs),
+            version: appended.version,
+            state,
+        })
     }
 
     /// The instance's current state and version (version 0: it does not exist).
@@ -154,25 +179,37 @@ impl<A: Aggregate> Aggregates<A> {
         let stream = Self::stream_id(id);
         let guard = self.db.lock_stream::<A::Event>(&stream).await?;
         let loaded = self.current(&stream, &guard)?;
-        self.cache.lock().insert(stream, (loaded.state.clone(), loaded.version));
+        self.cache
+            .lock()
+            .insert(stream, (loaded.state.clone(), loaded.version));
         Ok(loaded)
     }
 
     /// The instance's state as it was at `version` (time travel), replayed from its
     /// stream. A version past the end gives the current state.
     pub async fn load_at(&self, id: impl fmt::Display, version: u64) -> Result<Loaded<A>, DbError> {
-        let events = self.db.read_stream_until::<A::Event>(&Self::stream_id(id), version).await?;
+        let events = self
+            .db
+            .read_stream_until::<A::Event>(&Self::stream_id(id), version)
+            .await?;
         Ok(replay(&events))
     }
 
     /// The instance's history, in order, with each event's metadata.
-    pub async fn events(&self, id: impl fmt::Display) -> Result<Vec<StoredEvent<A::Event>>, DbError> {
+    pub async fn events(
+        &self,
+        id: impl fmt::Display,
+    ) -> Result<Vec<StoredEvent<A::Event>>, DbError> {
         self.db.read_stream::<A::Event>(&Self::stream_id(id)).await
     }
 
     /// Whether the instance has any event.
     pub async fn exists(&self, id: impl fmt::Display) -> Result<bool, DbError> {
-        Ok(self.db.stream_version::<A::Event>(&Self::stream_id(id)).await? > 0)
+        Ok(self
+            .db
+            .stream_version::<A::Event>(&Self::stream_id(id))
+            .await?
+            > 0)
     }
 
     /// The state at the locked stream's version: cached if the cache is current,
@@ -193,5 +230,8 @@ fn replay<A: Aggregate>(events: &[StoredEvent<A::Event>]) -> Loaded<A> {
     for stored in events {
         state.apply(&stored.event);
     }
-    Loaded { state, version: events.len() as u64 }
+    Loaded {
+        state,
+        version: events.len() as u64,
+    }
 }

@@ -165,7 +165,12 @@ impl Db {
             })?;
             logs.insert(
                 event.id,
-                EventLog { event, name, log, streams: Default::default() },
+                EventLog {
+                    event,
+                    name,
+                    log,
+                    streams: Default::default(),
+                },
             );
         }
 
@@ -326,7 +331,9 @@ impl Db {
         let any = caches
             .entry(TypeId::of::<T>())
             .or_insert_with(|| Arc::new(T::default()) as Arc<dyn Any + Send + Sync>);
-        Arc::clone(any).downcast::<T>().unwrap_or_else(|_| unreachable!("the cache map is keyed by TypeId::of::<T>"))
+        Arc::clone(any)
+            .downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("the cache map is keyed by TypeId::of::<T>"))
     }
 
     /// A storage error, or [`DbError::Closed`] if the Db closed meanwhile.

@@ -18,6 +18,7 @@ mod log_name;
 mod policy;
 mod streams;
 
+pub use aggregates::{Aggregates, ExecuteError, Executed, Loaded};
 pub use builder::DbBuilder;
 pub use db::Db;
 pub use envelope::{Envelope, EnvelopeError};
@@ -25,4 +26,3 @@ pub use error::{DbError, FoldCause, FoldFailure};
 pub use handle::{Handle, ReadGuard};
 pub use policy::FoldErrorPolicy;
 pub use streams::{ExpectedVersion, StoredEvent, StreamAppend};
-pub use aggregates::{Aggregates, ExecuteError, Executed, Loaded};

@@ -93,7 +93,10 @@ struct StreamIndex {
 impl StreamIndex {
     /// Scans `log`'s envelopes (not the bodies) for stream ids.
     fn build(log: &Log, name: &str) -> Result<Self, DbError> {
-        let storage = |source| DbError::Storage { log: name.to_owned(), source };
+        let storage = |source| DbError::Storage {
+            log: name.to_owned(),
+            source,
+        };
         let mut streams: HashMap<Arc<str>, Vec<Seq>> = HashMap::new();
         for record in log.range(..).map_err(storage)? {
             let record = record.map_err(storage)?;
@@ -111,8 +114,13 @@ impl StreamIndex {
                 }
             }
         }
-        let streams = streams.into_iter().map(|(id, seqs)| (id, Arc::new(Mutex::new(seqs)))).collect();
-        Ok(Self { streams: parking_lot::Mutex::new(streams) })
+        let streams = streams
+            .into_iter()
+            .map(|(id, seqs)| (id, Arc::new(Mutex::new(seqs))))
+            .collect();
+        Ok(Self {
+            streams: parking_lot::Mutex::new(streams),
+        })
     }
 
     /// The entry of `id`, created (empty) if the stream does not exist yet.
@@ -144,11 +152,6 @@ impl StreamGuard<'_> {
         self.seqs.len() as u64
     }
 
-    /// The stream's seqs, in order.
-    pub(crate) fn seqs(&self) -> &[Seq] {
-        &self.seqs
-    }
-
     /// Appends `events` as one atomic batch if the version is `expected`.
     pub(crate) async fn append<E: Event>(
         &mut self,
@@ -157,11 +160,18 @@ impl StreamGuard<'_> {
     ) -> Result<StreamAppend, DbError> {
         let actual = self.version();
         if !expected.admits(actual) {
-            return Err(DbError::Conflict { stream: self.id.clone(), expected, actual });
+            return Err(DbError::Conflict {
+                stream: self.id.clone(),
+                expected,
+                actual,
+            });
         }
         let seqs = self.db.append_batch_to(Some(&self.id), events).await?;
         self.seqs.extend(seqs.clone());
-        Ok(StreamAppend { seqs, version: self.version() })
+        Ok(StreamAppend {
+            seqs,
+            version: self.version(),
+        })
     }
 }
 
@@ -175,7 +185,10 @@ impl Db {
         expected: ExpectedVersion,
         events: impl IntoIterator<Item = E>,
     ) -> Result<StreamAppend, DbError> {
-        self.lock_stream::<E>(stream_id).await?.append(expected, events).await
+        self.lock_stream::<E>(stream_id)
+            .await?
+            .append(expected, events)
+            .await
     }
 
     /// The version (number of events) of the stream `stream_id` of `E`'s log; 0
@@ -190,7 +203,10 @@ impl Db {
 
     /// The events of the stream `stream_id`, in order, decoded and upcast. Reads
     /// only that stream's records (through the index), never the whole log.
-    pub async fn read_stream<E: Event>(&self, stream_id: &str) -> Result<Vec<StoredEvent<E>>, DbError> {
+    pub async fn read_stream<E: Event>(
+        &self,
+        stream_id: &str,
+    ) -> Result<Vec<StoredEvent<E>>, DbError> {
         self.read_stream_until(stream_id, u64::MAX).await
     }
 
@@ -205,19 +221,29 @@ impl Db {
             Some(entry) => entry.lock().await.clone(),
             None => return Ok(Vec::new()),
         };
-        let len = usize::try_from(version).unwrap_or(usize::MAX).min(seqs.len());
+        let len = usize::try_from(version)
+            .unwrap_or(usize::MAX)
+            .min(seqs.len());
         read_events(log, &seqs[..len])
     }
 
     /// Locks the stream `stream_id` of `E`'s log for a check-and-append.
-    pub(crate) async fn lock_stream<E: Event>(&self, stream_id: &str) -> Result<StreamGuard<'_>, DbError> {
+    pub(crate) async fn lock_stream<E: Event>(
+        &self,
+        stream_id: &str,
+    ) -> Result<StreamGuard<'_>, DbError> {
         if stream_id.is_empty() {
             return Err(DbError::EmptyStreamId);
         }
         let log = self.log_of::<E>()?;
         let entry = self.stream_index(log).await?.entry(stream_id);
         let seqs = entry.lock_owned().await;
-        Ok(StreamGuard { db: self, log, id: stream_id.to_owned(), seqs })
+        Ok(StreamGuard {
+            db: self,
+            log,
+            id: stream_id.to_owned(),
+            seqs,
+        })
     }
 
     async fn stream_index<'a>(&self, log: &'a EventLog) -> Result<&'a StreamIndex, DbError> {
@@ -242,14 +268,28 @@ impl StreamGuard<'_> {
 
 /// Reads and decodes the records at `seqs` (one stream's, in order).
 fn read_events<E: Event>(log: &EventLog, seqs: &[Seq]) -> Result<Vec<StoredEvent<E>>, DbError> {
-    let read_error = |seq, cause| DbError::Read { log: log.name.clone(), seq, cause };
+    let read_error = |seq, cause| DbError::Read {
+        log: log.name.clone(),
+        seq,
+        cause,
+    };
     let mut out = Vec::with_capacity(seqs.len());
     for (i, &seq) in seqs.iter().enumerate() {
-        let record = log.log.read(seq).map_err(|e| read_error(seq, FoldCause::Storage(e)))?;
-        let envelope = Envelope::decode(&record.payload).map_err(|e| read_error(seq, FoldCause::Envelope(e)))?;
-        let event = E::decode(envelope.version, envelope.body).map_err(|e| read_error(seq, FoldCause::Decode(e)))?;
-        let meta = Meta::new(seq, record.timestamp, envelope.version).with_optional_stream_id(envelope.stream_id);
-        out.push(StoredEvent { event, meta, stream_version: i as u64 + 1 });
+        let record = log
+            .log
+            .read(seq)
+            .map_err(|e| read_error(seq, FoldCause::Storage(e)))?;
+        let envelope = Envelope::decode(&record.payload)
+            .map_err(|e| read_error(seq, FoldCause::Envelope(e)))?;
+        let event = E::decode(envelope.version, envelope.body)
+            .map_err(|e| read_error(seq, FoldCause::Decode(e)))?;
+        let meta = Meta::new(seq, record.timestamp, envelope.version)
+            .with_optional_stream_id(envelope.stream_id);
+        out.push(StoredEvent {
+            event,
+            meta,
+            stream_version: i as u64 + 1,
+        });
     }
     Ok(out)
 }

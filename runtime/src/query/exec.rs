@@ -153,8 +153,9 @@ impl<T: Entity> QueryCore<T> {
     pub fn first<'t>(&self, table: &'t Table<T>) -> Option<&'t T> {
         if self.order.is_empty() {
             let mut first = None;
+            let take = self.limit.map_or(1, |n| n.min(1));
             self.clone()
-                .limit(1)
+                .limit(take)
                 .each_result(table, |row| first = Some(row));
             return first;
         }

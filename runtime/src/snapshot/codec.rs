@@ -1,0 +1,211 @@
+//! The snapshot blob: one state's value, framed so that a foreign, stale, truncated
+//! or corrupt snapshot is always detected before a byte of it is trusted.
+//!
+//! Layout (all integers little-endian):
+//!
+//! ```text
+//! magic        8  b"FOLDSNAP"
+//! format       1  FORMAT (1)
+//! name_len     2  then `name_len` bytes: State::NAME (UTF-8)
+//! version      4  State::VERSION
+//! fingerprint  8  State::FINGERPRINT
+//! seq          8  last folded seq; 0 = nothing folded yet
+//! body_len     8  then `body_len` bytes: the state, postcard
+//! crc          4  CRC32C of every byte before it
+//! ```
+//!
+//! Invariant: `decode` checks the length and the CRC first, then the identity
+//! (name, version, fingerprint), and only then decodes the body.
+
+use crate::{Seq, State};
+
+const MAGIC: &[u8; 8] = b"FOLDSNAP";
+const FORMAT: u8 = 1;
+
+/// Why a snapshot could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The bytes are not a foldkit snapshot, or are cut short.
+    #[error("not a foldkit snapshot: {0}")]
+    Malformed(&'static str),
+    /// The checksum does not match: the bytes were altered.
+    #[error(
+        "snapshot checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the snapshot is corrupt"
+    )]
+    Checksum {
+        /// The CRC stored in the snapshot.
+        stored: u32,
+        /// The CRC of the bytes read.
+        computed: u32,
+    },
+    /// The snapshot belongs to another state.
+    #[error("snapshot of state `{found}` cannot restore state `{expected}`")]
+    Foreign {
+        /// The state being restored.
+        expected: &'static str,
+        /// The state the snapshot was taken of.
+        found: String,
+    },
+    /// The snapshot was written by another definition of the state: replay instead.
+    #[error(
+        "snapshot of `{state}` is stale: written by version {found_version} (fingerprint {found_fingerprint:#018x}), \
+         this build has version {version} (fingerprint {fingerprint:#018x})"
+    )]
+    Stale {
+        /// The state's name.
+        state: &'static str,
+        /// The version in the snapshot.
+        found_version: u32,
+        /// The fingerprint in the snapshot.
+        found_fingerprint: u64,
+        /// This build's version.
+        version: u32,
+        /// This build's fingerprint.
+        fingerprint: u64,
+    },
+    /// The body does not decode as the state.
+    #[error("cannot decode the snapshot body of `{state}`: {source}")]
+    Decode {
+        /// The state's name.
+        state: &'static str,
+        /// What postcard reported.
+        source: postcard::Error,
+    },
+    /// The state could not be serialized.
+    #[error("cannot encode a snapshot of `{state}`: {source}")]
+    Encode {
+        /// The state's name.
+        state: &'static str,
+        /// What postcard reported.
+        source: postcard::Error,
+    },
+}
+
+/// The identity and position a snapshot blob declares, read without decoding its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    /// `State::NAME` of the state it holds.
+    pub name: String,
+    /// `State::VERSION` it was written by.
+    pub version: u32,
+    /// `State::FINGERPRINT` it was written by.
+    pub fingerprint: u64,
+    /// The last seq folded into it (`None`: nothing was folded).
+    pub seq: Option<Seq>,
+}
+
+/// Encodes `state`, which has folded everything up to `seq`.
+pub fn encode<S: State>(state: &S, seq: Option<Seq>) -> Result<Vec<u8>, SnapshotError> {
+    let body = postcard::to_allocvec(state).map_err(|source| SnapshotError::Encode {
+        state: S::NAME,
+        source,
+    })?;
+    let name = S::NAME.as_bytes();
+    let name_len = u16::try_from(name.len())
+        .map_err(|_| SnapshotError::Malformed("state name longer than 65535 bytes"))?;
+    let mut out = Vec::with_capacity(body.len() + name.len() + 47);
+    out.extend_from_slice(MAGIC);
+    out.push(FORMAT);
+    out.extend_from_slice(&name_len.to_le_bytes());
+    out.extend_from_slice(name);
+    out.extend_from_slice(&S::VERSION.to_le_bytes());
+    out.extend_from_slice(&S::FINGERPRINT.to_le_bytes());
+    out.extend_from_slice(&seq.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Checks a blob's framing and checksum and returns its header and body.
+pub fn read_header(bytes: &[u8]) -> Result<(SnapshotHeader, &[u8]), SnapshotError> {
+    let (framed, crc) = bytes
+        .split_last_chunk::<4>()
+        .ok_or(SnapshotError::Malformed("shorter than a snapshot header"))?;
+    let mut r = Reader(framed);
+    if r.take(8)? != MAGIC {
+        return Err(SnapshotError::Malformed("bad magic"));
+    }
+    if r.take(1)?[0] != FORMAT {
+        return Err(SnapshotError::Malformed("unknown snapshot format"));
+    }
+    let stored = u32::from_le_bytes(*crc);
+    let computed = crc32c::crc32c(framed);
+    if stored != computed {
+        return Err(SnapshotError::Checksum { stored, computed });
+    }
+    let name_len = u16::from_le_bytes(r.array()?) as usize;
+    let name = std::str::from_utf8(r.take(name_len)?)
+        .map_err(|_| SnapshotError::Malformed("state name is not UTF-8"))?
+        .to_owned();
+    let version = u32::from_le_bytes(r.array()?);
+    let fingerprint = u64::from_le_bytes(r.array()?);
+    let seq = u64::from_le_bytes(r.array()?);
+    let body_len = u64::from_le_bytes(r.array()?);
+    let body = r.0;
+    if body.len() as u64 != body_len {
+        return Err(SnapshotError::Malformed(
+            "body length does not match the header",
+        ));
+    }
+    let header = SnapshotHeader {
+        name,
+        version,
+        fingerprint,
+        seq: (seq != 0).then_some(seq),
+    };
+    Ok((header, body))
+}
+
+/// Decodes a blob written by [`encode`] for the same definition of `S`.
+pub fn decode<S: State>(bytes: &[u8]) -> Result<(S, Option<Seq>), SnapshotError> {
+    let (header, body) = read_header(bytes)?;
+    if header.name != S::NAME {
+        return Err(SnapshotError::Foreign {
+            expected: S::NAME,
+            found: header.name,
+        });
+    }
+    if header.version != S::VERSION || header.fingerprint != S::FINGERPRINT {
+        return Err(SnapshotError::Stale {
+            state: S::NAME,
+            found_version: header.version,
+            found_fingerprint: header.fingerprint,
+            version: S::VERSION,
+            fingerprint: S::FINGERPRINT,
+        });
+    }
+    match postcard::take_from_bytes::<S>(body) {
+        Ok((state, [])) => Ok((state, header.seq)),
+        Ok(_) => Err(SnapshotError::Decode {
+            state: S::NAME,
+            source: postcard::Error::DeserializeBadEncoding,
+        }),
+        Err(source) => Err(SnapshotError::Decode {
+            state: S::NAME,
+            source,
+        }),
+    }
+}
+
+/// A cursor over a byte slice that fails with `Malformed` instead of panicking.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
+        if self.0.len() < n {
+            return Err(SnapshotError::Malformed("truncated"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], SnapshotError> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+}

@@ -1,0 +1,215 @@
+//! Unit tests of the snapshot codec and store, with hand-written State impls.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::{self, SnapshotError};
+use super::store::SnapshotStore;
+use crate::event::{CodecError, decode_oldest};
+use crate::{Event, FoldError, Meta, State};
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Bump(u32);
+
+impl Event for Bump {
+    const NAME: &'static str = "bump";
+    const VERSION: u32 = 1;
+    fn variant_name(&self) -> &'static str {
+        "Bump"
+    }
+    fn decode(version: u32, bytes: &[u8]) -> Result<Self, CodecError> {
+        decode_oldest(version, bytes)
+    }
+}
+
+#[derive(Default, Serialize, Deserialize, Debug, PartialEq)]
+struct Tally {
+    counts: BTreeMap<u32, u64>,
+    label: String,
+}
+
+impl State for Tally {
+    type Event = Bump;
+    const NAME: &'static str = "tally";
+    const VERSION: u32 = 1;
+    const FINGERPRINT: u64 = 0x1234;
+    fn apply_event(&mut self, Bump(n): Bump, _: &Meta) -> Result<(), FoldError> {
+        *self.counts.entry(n).or_default() += 1;
+        Ok(())
+    }
+}
+
+/// The same name with another definition: what an upgraded binary sees.
+#[derive(Default, Serialize, Deserialize, Debug, PartialEq)]
+struct TallyV2 {
+    counts: BTreeMap<u32, u64>,
+}
+
+impl State for TallyV2 {
+    type Event = Bump;
+    const NAME: &'static str = "tally";
+    const VERSION: u32 = 2;
+    const FINGERPRINT: u64 = 0x5678;
+    fn apply_event(&mut self, _: Bump, _: &Meta) -> Result<(), FoldError> {
+        Ok(())
+    }
+}
+
+#[derive(Default, Serialize, Deserialize, Debug, PartialEq)]
+struct Other;
+
+impl State for Other {
+    type Event = Bump;
+    const NAME: &'static str = "other";
+    const VERSION: u32 = 1;
+    const FINGERPRINT: u64 = 0x1234;
+    fn apply_event(&mut self, _: Bump, _: &Meta) -> Result<(), FoldError> {
+        Ok(())
+    }
+}
+
+fn tally(n: u32) -> Tally {
+    let mut t = Tally {
+        label: "t".into(),
+        ..Tally::default()
+    };
+    for i in 0..n {
+        t.apply_event(Bump(i % 7), &Meta::new(u64::from(i) + 1, 0, 1))
+            .expect("apply");
+    }
+    t
+}
+
+#[test]
+fn round_trip_is_identical_and_keeps_the_seq() {
+    let state = tally(100);
+    let blob = codec::encode(&state, Some(100)).expect("encode");
+    let (back, seq) = codec::decode::<Tally>(&blob).expect("decode");
+    assert_eq!(back, state);
+    assert_eq!(seq, Some(100));
+    assert_eq!(
+        codec::encode(&back, seq).expect("encode"),
+        blob,
+        "re-encoding gives the same bytes"
+    );
+    let (_, none) =
+        codec::decode::<Tally>(&codec::encode(&Tally::default(), None).expect("encode"))
+            .expect("decode");
+    assert_eq!(none, None);
+}
+
+#[test]
+fn every_flipped_byte_and_every_truncation_is_rejected() {
+    let blob = codec::encode(&tally(20), Some(20)).expect("encode");
+    for i in 0..blob.len() {
+        let mut bad = blob.clone();
+        bad[i] ^= 0x40;
+        assert!(
+            codec::decode::<Tally>(&bad).is_err(),
+            "flip at byte {i} was not detected"
+        );
+        assert!(
+            codec::decode::<Tally>(&blob[..i]).is_err(),
+            "truncation to {i} bytes was not detected"
+        );
+    }
+}
+
+#[test]
+fn foreign_and_stale_snapshots_are_named_as_such() {
+    let blob = codec::encode(&tally(3), Some(3)).expect("encode");
+    assert!(
+        matches!(codec::decode::<Other>(&blob), Err(SnapshotError::Foreign { found, .. }) if found == "tally")
+    );
+    assert!(matches!(
+        codec::decode::<TallyV2>(&blob),
+        Err(SnapshotError::Stale {
+            found_version: 1,
+            version: 2,
+            ..
+        })
+    ));
+    assert!(matches!(
+        codec::decode::<Tally>(b"not a snapshot at all"),
+        Err(SnapshotError::Malformed(_))
+    ));
+}
+
+#[test]
+fn store_keeps_the_newest_and_falls_back_past_a_corrupt_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SnapshotStore::new(dir.path(), 2);
+    for seq in [10u64, 20, 30] {
+        let blob = codec::encode(&tally(seq as u32), Some(seq)).expect("encode");
+        store.write(Tally::NAME, Some(seq), &blob).expect("write");
+    }
+    let listed: Vec<u64> = store
+        .list(Tally::NAME)
+        .expect("list")
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(listed, vec![30, 20], "only the newest two are kept");
+
+    let (state, seq) = store
+        .load_newest::<Tally>(None)
+        .expect("load")
+        .expect("a snapshot");
+    assert_eq!((state, seq), (tally(30), Some(30)));
+    let (_, seq) = store
+        .load_newest::<Tally>(Some(25))
+        .expect("load")
+        .expect("a snapshot at or before 25");
+    assert_eq!(seq, Some(20));
+
+    // Corrupt the newest: the older one is used instead.
+    let newest = &store.list(Tally::NAME).expect("list")[0].1;
+    let mut bytes = std::fs::read(newest).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(newest, bytes).expect("write");
+    let (_, seq) = store
+        .load_newest::<Tally>(None)
+        .expect("load")
+        .expect("fallback");
+    assert_eq!(seq, Some(20));
+
+    // A changed definition finds no usable snapshot: the caller replays.
+    assert!(store.load_newest::<TallyV2>(None).expect("load").is_none());
+    assert!(store.load_newest::<Other>(None).expect("load").is_none());
+}
+
+#[test]
+fn bundle_round_trips_and_rejects_damage() {
+    use super::bundle::Bundle;
+    let mut bundle = Bundle::new();
+    bundle
+        .push(codec::encode(&tally(5), Some(5)).expect("encode"))
+        .expect("push");
+    bundle
+        .push(codec::encode(&Other, None).expect("encode"))
+        .expect("push");
+    assert!(
+        bundle.push(b"junk".to_vec()).is_err(),
+        "a bundle only takes valid blobs"
+    );
+    let bytes = bundle.to_bytes();
+    let back = Bundle::from_bytes(&bytes).expect("parse");
+    assert_eq!(back, bundle);
+    let (state, seq) = codec::decode::<Tally>(back.get("tally").expect("tally")).expect("decode");
+    assert_eq!((state, seq), (tally(5), Some(5)));
+    assert!(back.get("missing").is_none());
+    for i in 0..bytes.len() {
+        let mut bad = bytes.clone();
+        bad[i] ^= 0x10;
+        assert!(
+            Bundle::from_bytes(&bad).is_err(),
+            "flip at byte {i} was not detected"
+        );
+        assert!(
+            Bundle::from_bytes(&bytes[..i]).is_err(),
+            "truncation to {i} bytes was not detected"
+        );
+    }
+}

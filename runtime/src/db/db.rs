@@ -246,6 +246,13 @@ impl Db {
         seq.map_err(|source| self.storage_error(log, source))
     }
 
+    /// The seq of the last event appended to `E`'s log (`None`: empty, or `E`'s
+    /// log is not registered). Waiting for it with `wait_for_seq` waits for
+    /// everything appended so far.
+    pub fn last_seq<E: Event>(&self) -> Option<Seq> {
+        self.inner.logs.get(&TypeId::of::<E>())?.log.last_seq()
+    }
+
     /// Appends several events as one atomic batch (after a crash, all of them or
     /// none are in the log) and returns their seqs. An empty batch is an error.
     pub async fn append_batch<E: Event>(

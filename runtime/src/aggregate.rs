@@ -16,7 +16,7 @@ use crate::event::Event;
 /// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
 /// enum CounterEvent { Incremented { by: u64 } }
 ///
-/// #[derive(Default)]
+/// #[derive(Default, Clone)]
 /// struct Counter { value: u64 }
 ///
 /// #[derive(Debug, PartialEq)]
@@ -46,7 +46,7 @@ use crate::event::Event;
     label = "this type does not implement `foldkit::Aggregate`",
     note = "write `impl Aggregate for {Self}` with `NAME`, `Event`, `Command`, `Error`, `handle` and `apply`"
 )]
-pub trait Aggregate: Default + Send + Sync + 'static {
+pub trait Aggregate: Default + Clone + Send + Sync + 'static {
     /// Stable name of the aggregate type (e.g. `"account"`). Stream ids are scoped by it.
     const NAME: &'static str;
     /// The events this aggregate emits and is rebuilt from.

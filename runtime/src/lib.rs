@@ -18,8 +18,9 @@ pub use foldkit_storage::{FsyncPolicy, Seq};
 
 pub use aggregate::Aggregate;
 pub use db::{
-    Db, DbBuilder, DbError, Envelope, EnvelopeError, FoldCause, FoldErrorPolicy, FoldFailure,
-    Handle, ReadGuard,
+    Aggregates, Db, DbBuilder, DbError, Envelope, EnvelopeError, ExecuteError, Executed,
+    ExpectedVersion, FoldCause, FoldErrorPolicy, FoldFailure, Handle, Loaded, ReadGuard,
+    StoredEvent, StreamAppend,
 };
 pub use entity::{Entity, EntityId};
 pub use event::{CodecError, Event};
@@ -34,7 +35,7 @@ pub use serde;
 pub mod prelude {
     pub use crate::query::{Asc, Desc, Fetch, QueryBuilder};
     pub use crate::{Aggregate, Apply, Entity, Event, FoldError, Meta, State, Table};
-    pub use crate::{Db, FoldErrorPolicy, FsyncPolicy, Handle};
+    pub use crate::{Db, ExpectedVersion, FoldErrorPolicy, FsyncPolicy, Handle};
     pub use serde::{Deserialize, Serialize};
 }
 

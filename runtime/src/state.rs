@@ -6,6 +6,8 @@
 //! must be pure (same events in, same state out: no clock, no randomness, no I/O),
 //! which is what makes replay, snapshots and time travel agree with each other.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -55,6 +57,10 @@ pub struct Meta {
     pub timestamp: u64,
     /// The schema version the event was stored with (before upcasting).
     pub version: u32,
+    /// The stream (aggregate instance) the event was appended to, if any:
+    /// `"<aggregate name>/<id>"` for events written by `execute`, or the id given
+    /// to `Db::append_to`.
+    pub stream_id: Option<Arc<str>>,
 }
 
 impl Meta {
@@ -65,7 +71,24 @@ impl Meta {
             seq,
             timestamp,
             version,
+            stream_id: None,
         }
+    }
+
+    /// The same metadata, for an event of the stream `stream_id`.
+    pub fn with_stream_id(mut self, stream_id: impl Into<Arc<str>>) -> Self {
+        self.stream_id = Some(stream_id.into());
+        self
+    }
+
+    pub(crate) fn with_optional_stream_id(mut self, stream_id: Option<&str>) -> Self {
+        self.stream_id = stream_id.map(Arc::from);
+        self
+    }
+
+    /// The stream (aggregate instance) the event belongs to, if any.
+    pub fn stream_id(&self) -> Option<&str> {
+        self.stream_id.as_deref()
     }
 }
 

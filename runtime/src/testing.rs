@@ -7,7 +7,7 @@
 //! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
 //! enum DoorEvent { Opened, Closed }
 //!
-//! #[derive(Default)]
+//! #[derive(Default, Clone)]
 //! struct Door { open: bool }
 //!
 //! #[derive(Debug, PartialEq)]
@@ -193,7 +193,7 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
+    #[derive(Default, Clone)]
     struct Sum(u32);
 
     impl Aggregate for Sum {

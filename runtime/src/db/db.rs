@@ -43,6 +43,8 @@ pub(crate) struct EventLog {
     /// The log's directory name under `<dir>/logs/`.
     pub(crate) name: String,
     pub(crate) log: Log,
+    /// The streams of this log, indexed on first use (see `streams`).
+    pub(crate) streams: crate::db::streams::LazyStreamIndex,
 }
 
 /// A state being folded: its cell (type-erased) and how to stop its task.
@@ -142,6 +144,8 @@ struct Inner {
     closing: tokio::sync::Mutex<()>,
     /// The OS lock on `<dir>/LOCK`: held from open until close (or drop).
     lock: parking_lot::Mutex<Option<File>>,
+    /// Per aggregate type: the cached states of its instances (see `aggregates`).
+    aggregate_caches: parking_lot::Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -215,7 +219,15 @@ impl Db {
                     source,
                 }
             })?;
-            logs.insert(event.id, EventLog { event, name, log });
+            logs.insert(
+                event.id,
+                EventLog {
+                    event,
+                    name,
+                    log,
+                    streams: Default::default(),
+                },
+            );
         }
 
         let mut states = HashMap::new();
@@ -239,6 +251,7 @@ impl Db {
                 appending: AtomicUsize::new(0),
                 closing: tokio::sync::Mutex::new(()),
                 lock: parking_lot::Mutex::new(Some(lock)),
+                aggregate_caches: parking_lot::Mutex::default(),
             }),
         })
     }
@@ -289,6 +302,13 @@ impl Db {
         let payload = encode_event(&event, None)?;
         let seq = log.log.append(&payload).await;
         seq.map_err(|source| self.storage_error(log, source))
+    }
+
+    /// The seq of the last event appended to `E`'s log (`None`: empty, or `E`'s
+    /// log is not registered). Waiting for it with `wait_for_seq` waits for
+    /// everything appended so far.
+    pub fn last_seq<E: Event>(&self) -> Option<Seq> {
+        self.inner.logs.get(&TypeId::of::<E>())?.log.last_seq()
     }
 
     /// Appends several events as one atomic batch (after a crash, all of them or
@@ -367,15 +387,26 @@ impl Db {
         first_error.map_or(Ok(()), Err)
     }
 
-    fn log_of<E: Event>(&self) -> Result<&EventLog, DbError> {
+    pub(crate) fn log_of<E: Event>(&self) -> Result<&EventLog, DbError> {
         self.inner
             .logs
             .get(&TypeId::of::<E>())
             .ok_or(DbError::UnknownEvent { event: E::NAME })
     }
 
+    /// The instance cache of aggregate type `T`, shared by every handle on it.
+    pub(crate) fn aggregate_cache<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut caches = self.inner.aggregate_caches.lock();
+        let any = caches
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()) as Arc<dyn Any + Send + Sync>);
+        Arc::clone(any)
+            .downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("the cache map is keyed by TypeId::of::<T>"))
+    }
+
     /// A storage error, or [`DbError::Closed`] if the Db closed meanwhile.
-    fn storage_error(&self, log: &EventLog, source: StorageError) -> DbError {
+    pub(crate) fn storage_error(&self, log: &EventLog, source: StorageError) -> DbError {
         if self.inner.closed.load(Ordering::Acquire) {
             DbError::Closed
         } else {

@@ -98,6 +98,30 @@ pub enum DbError {
     /// The Db was closed (or dropped) before the operation could complete.
     #[error("the Db is closed")]
     Closed,
+    /// The stream was not at the expected version: nothing was appended.
+    #[error("stream `{stream}` has moved: expected {expected}, but it is at version {actual}")]
+    Conflict {
+        /// The stream id.
+        stream: String,
+        /// The version the writer expected.
+        expected: crate::db::streams::ExpectedVersion,
+        /// The stream's version when the append was attempted.
+        actual: u64,
+    },
+    /// A stream id must not be empty.
+    #[error("a stream id must not be empty")]
+    EmptyStreamId,
+    /// A stored event could not be read back (corrupt envelope, newer schema, storage error).
+    #[error("cannot read event {seq} of log `{log}`: {cause}")]
+    Read {
+        /// The log's name.
+        log: String,
+        /// The event's seq.
+        seq: Seq,
+        /// What went wrong.
+        #[source]
+        cause: FoldCause,
+    },
 }
 
 /// Why a state stopped folding, or skipped an event: which state, which seq, what.

@@ -271,10 +271,8 @@ impl<S: State> Drop for PanicGuard<'_, S> {
 fn decode<E: Event>(record: &Record) -> Result<(E, Meta), FoldCause> {
     let envelope = Envelope::decode(&record.payload)?;
     let event = E::decode(envelope.version, envelope.body)?;
-    Ok((
-        event,
-        Meta::new(record.seq, record.timestamp, envelope.version),
-    ))
+    let meta = Meta::new(record.seq, record.timestamp, envelope.version);
+    Ok((event, meta.with_optional_stream_id(envelope.stream_id)))
 }
 
 fn skip<S: State>(cell: &StateCell<S>, seq: Seq, cause: &FoldCause) {

@@ -6,6 +6,7 @@
 //! - [`fold`]: the task that folds one log into one state;
 //! - [`handle`]: reading a state and waiting for it to catch up.
 
+mod aggregates;
 mod builder;
 #[allow(clippy::module_inception)] // `db::db` holds the `Db` type; the folder is the runtime.
 mod db;
@@ -15,10 +16,13 @@ mod fold;
 mod handle;
 mod log_name;
 mod policy;
+mod streams;
 
+pub use aggregates::{Aggregates, ExecuteError, Executed, Loaded};
 pub use builder::DbBuilder;
 pub use db::Db;
 pub use envelope::{Envelope, EnvelopeError};
 pub use error::{DbError, FoldCause, FoldFailure};
 pub use handle::{Handle, ReadGuard};
 pub use policy::FoldErrorPolicy;
+pub use streams::{ExpectedVersion, StoredEvent, StreamAppend};

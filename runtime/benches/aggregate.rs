@@ -1,0 +1,132 @@
+//! Commands per second through `Aggregates::execute` (load from cache, handle,
+//! append one event with its version check, apply), on one hot instance and spread
+//! over 10,000 instances, beside a hand-written baseline that runs the same
+//! handle + apply on an in-memory struct with no log.
+//!
+//! `cargo bench -p foldkit --bench aggregate`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use foldkit::{Aggregate, CodecError, Db, Event, FsyncPolicy};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+enum CounterEvent {
+    Added(u64),
+}
+
+impl Event for CounterEvent {
+    const NAME: &'static str = "bench_counter";
+    const VERSION: u32 = 1;
+    fn variant_name(&self) -> &'static str {
+        "Added"
+    }
+    fn decode(version: u32, bytes: &[u8]) -> Result<Self, CodecError> {
+        foldkit::__private::decode_oldest(version, bytes)
+    }
+}
+
+#[derive(Default, Clone)]
+struct Counter {
+    value: u64,
+}
+
+impl Aggregate for Counter {
+    const NAME: &'static str = "counter";
+    type Event = CounterEvent;
+    type Command = u64;
+    type Error = &'static str;
+    fn handle(&self, by: u64) -> Result<Vec<CounterEvent>, &'static str> {
+        self.value.checked_add(by).ok_or("overflow")?;
+        Ok(vec![CounterEvent::Added(by)])
+    }
+    fn apply(&mut self, CounterEvent::Added(by): &CounterEvent) {
+        self.value += by;
+    }
+}
+
+const SPREAD: u64 = 10_000;
+
+fn commands(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("aggregate_commands");
+    group.throughput(Throughput::Elements(1));
+
+    // Baseline: the same decide + evolve on in-memory structs, no log.
+    group.bench_function("baseline_in_memory_one", |b| {
+        let mut counter = Counter::default();
+        b.iter(|| {
+            for e in counter.handle(black_box(1)).expect("handle") {
+                counter.apply(&e);
+            }
+        });
+        black_box(counter.value);
+    });
+    group.bench_function("baseline_in_memory_10k", |b| {
+        let mut counters = vec![Counter::default(); SPREAD as usize];
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) % counters.len();
+            let counter = &mut counters[i];
+            for e in counter.handle(black_box(1)).expect("handle") {
+                counter.apply(&e);
+            }
+        });
+    });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = rt
+        .block_on(
+            Db::builder(dir.path())
+                .fsync(FsyncPolicy::Never)
+                .aggregate::<Counter>()
+                .open(),
+        )
+        .expect("open");
+    let counters = db.aggregate::<Counter>();
+    group.bench_function("execute_one_hot_aggregate", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    counters.execute(0, 1).await.expect("execute");
+                }
+                start.elapsed()
+            })
+        });
+    });
+    // Warm every instance once so the measurement is of cached instances.
+    rt.block_on(async {
+        for id in 0..SPREAD {
+            counters.execute(id, 1).await.expect("execute");
+        }
+    });
+    group.bench_function("execute_spread_over_10k_aggregates", |b| {
+        let mut id = 0u64;
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    id = (id + 1) % SPREAD;
+                    counters.execute(id, 1).await.expect("execute");
+                }
+                start.elapsed()
+            })
+        });
+    });
+    group.finish();
+    rt.block_on(db.close()).expect("close");
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = commands
+}
+criterion_main!(benches);

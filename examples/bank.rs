@@ -100,7 +100,7 @@ async fn main() -> Result<(), Error> {
     let db = open(dir.path()).await?;
     let accounts = db.aggregate::<Account>();
     let again = accounts.load("alice").await?;
-    assert_eq!((again.state, again.version), (alice.state, alice.version));
+    assert_eq!((&again.state, again.version), (&alice.state, alice.version));
     let bank = db.state::<Bank>();
     bank.wait_for_seq(
         db.last_seq::<foldkit_examples::bank::AccountEvent>()

@@ -13,7 +13,8 @@ struct LineItem {
 }
 
 /// Everything that can happen to an order.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+#[event(version = 1)]
 enum OrderEvent {
     Placed {
         order_id: u64,
@@ -42,25 +43,6 @@ enum OrderEvent {
     },
 }
 
-impl Event for OrderEvent {
-    const NAME: &'static str = "OrderEvent";
-    const VERSION: u32 = 1;
-
-    fn variant_name(&self) -> &'static str {
-        match self {
-            OrderEvent::Placed { .. } => "Placed",
-            OrderEvent::Confirmed { .. } => "Confirmed",
-            OrderEvent::Shipped { .. } => "Shipped",
-            OrderEvent::Delivered { .. } => "Delivered",
-            OrderEvent::Cancelled { .. } => "Cancelled",
-        }
-    }
-
-    fn decode(version: u32, bytes: &[u8]) -> Result<Self, foldkit::CodecError> {
-        foldkit::__private::decode_oldest(version, bytes)
-    }
-}
-
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum OrderStatus {
     Placed,
@@ -85,20 +67,10 @@ struct Order {
 }
 
 /// The read model: every order, indexed by customer, status and tag.
-#[derive(Default, Serialize, Deserialize)]
+#[derive(State, Default, Serialize, Deserialize)]
+#[state(event = OrderEvent)]
 struct OrderBook {
     orders: Table<Order>,
-}
-
-impl State for OrderBook {
-    type Event = OrderEvent;
-    const NAME: &'static str = "OrderBook";
-    const VERSION: u32 = 1;
-    const FINGERPRINT: u64 = 1;
-
-    fn apply_event(&mut self, event: OrderEvent, meta: &Meta) -> Result<(), FoldError> {
-        self.apply(event, meta)
-    }
 }
 
 impl Apply<OrderEvent> for OrderBook {

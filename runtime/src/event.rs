@@ -145,7 +145,7 @@ pub fn decode_oldest<E: Event>(version: u32, bytes: &[u8]) -> Result<E, CodecErr
 #[doc(hidden)]
 pub fn decode_with_previous<E, P>(version: u32, bytes: &[u8]) -> Result<E, CodecError>
 where
-    E: Event + From<P>,
+    E: Event + UpcastFrom<P>,
     P: Event,
 {
     if version > E::VERSION {
@@ -159,7 +159,7 @@ where
         return decode_exact(bytes);
     }
     match P::decode(version, bytes) {
-        Ok(previous) => Ok(E::from(previous)),
+        Ok(previous) => Ok(E::upcast(previous)),
         // Between `P` and `E` in the chain: no schema was ever declared for it.
         Err(CodecError::NewerVersion { found, current, .. }) => Err(CodecError::VersionGap {
             event: E::NAME,
@@ -184,6 +184,26 @@ fn decode_exact<E: Event>(bytes: &[u8]) -> Result<E, CodecError> {
             version: E::VERSION,
             source,
         }),
+    }
+}
+
+/// How an event is upcast from the previous schema: through `From`.
+///
+/// A separate trait so that a missing `From` impl reads as what it is.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` names `{P}` as its `previous` schema, but there is no `impl From<{P}> for {Self}`",
+    label = "`{Self}` cannot be upcast from `{P}`",
+    note = "write `impl From<{P}> for {Self}` that maps every old variant to the current schema"
+)]
+pub trait UpcastFrom<P> {
+    /// Converts an event of the previous schema.
+    fn upcast(previous: P) -> Self;
+}
+
+impl<P, E: From<P>> UpcastFrom<P> for E {
+    fn upcast(previous: P) -> Self {
+        E::from(previous)
     }
 }
 

@@ -42,10 +42,11 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     //! Items the derives expand to. Not public API: no stability promise.
-    pub use crate::event::{check_previous, decode_oldest, decode_with_previous};
+    pub use crate::event::{UpcastFrom, check_previous, decode_oldest, decode_with_previous};
     pub use crate::query::fields::{
         ContainsField, EqField, IndexKey, OptionField, OrdField, SortField,
     };
+    pub use crate::state::{SnapshotField, assert_snapshot_field};
     pub use crate::table::{AnyIndex, HashIndex, Keys, index_each, index_one};
     pub use std::boxed::Box;
     pub use std::ops::Bound;

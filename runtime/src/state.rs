@@ -128,3 +128,18 @@ impl FoldError {
         &self.message
     }
 }
+
+/// A state field that snapshots can store: `Serialize + DeserializeOwned`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "state field of type `{Self}` cannot be snapshotted: it does not implement `Serialize` and `Deserialize`",
+    label = "this field's type must implement `Serialize` and `Deserialize`",
+    note = "add `#[derive(Serialize, Deserialize)]` to `{Self}`, or keep the field out of the state"
+)]
+pub trait SnapshotField {}
+
+impl<T: Serialize + DeserializeOwned> SnapshotField for T {}
+
+/// Compile-time check, emitted by `#[derive(State)]` for every field.
+#[doc(hidden)]
+pub const fn assert_snapshot_field<T: SnapshotField>() {}

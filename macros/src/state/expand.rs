@@ -1,0 +1,48 @@
+//! Code generation for `#[derive(State)]`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::fingerprint::fingerprint;
+use super::model::StateDef;
+
+pub fn expand(def: &StateDef<'_>) -> TokenStream {
+    let ident = &def.input.ident;
+    let event = &def.event;
+    let (name, version, fingerprint) = (&def.name, def.version, fingerprint(def));
+    let (impl_generics, ty_generics, where_clause) = def.input.generics.split_for_impl();
+    // Each field must be serializable for snapshots: checked per field, so the
+    // error points at the field. Generic fields are checked by the impl's bounds.
+    let field_checks = if def.input.generics.params.is_empty() {
+        let checks = def.fields.iter().map(|field| {
+            let ty = &field.ty;
+            quote_spanned!(ty.span()=> ::foldkit::__private::assert_snapshot_field::<#ty>();)
+        });
+        quote!(const _: () = { #(#checks)* };)
+    } else {
+        TokenStream::new()
+    };
+    let apply = quote_spanned! {event.span()=>
+        <Self as ::foldkit::Apply<#event>>::apply(self, event, meta)
+    };
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::foldkit::State for #ident #ty_generics #where_clause {
+            type Event = #event;
+            const NAME: &'static str = #name;
+            const VERSION: u32 = #version;
+            const FINGERPRINT: u64 = #fingerprint;
+
+            fn apply_event(
+                &mut self,
+                event: #event,
+                meta: &::foldkit::Meta,
+            ) -> ::core::result::Result<(), ::foldkit::FoldError> {
+                #apply
+            }
+        }
+
+        #field_checks
+    }
+}

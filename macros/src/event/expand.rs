@@ -10,6 +10,23 @@ use super::model::EventDef;
 pub fn expand(def: &EventDef<'_>) -> TokenStream {
     let ident = &def.input.ident;
     let (impl_generics, ty_generics, where_clause) = def.input.generics.split_for_impl();
+    let where_clause = if def.input.generics.params.is_empty() {
+        quote!(#where_clause)
+    } else {
+        // A generic event's impl holds only when it has what `Event` needs.
+        let existing = where_clause.map(|w| {
+            let predicates = w.predicates.iter();
+            quote!(#(#predicates,)*)
+        });
+        quote! {
+            where
+                #existing
+                Self: ::foldkit::serde::Serialize
+                    + ::foldkit::serde::de::DeserializeOwned
+                    + ::core::marker::Send
+                    + 'static,
+        }
+    };
     let (name, version) = (&def.name, def.version);
     let arms = def.variants.iter().map(|v| {
         let variant = &v.ident;

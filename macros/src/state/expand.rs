@@ -11,7 +11,8 @@ pub fn expand(def: &StateDef<'_>) -> TokenStream {
     let ident = &def.input.ident;
     let event = &def.event;
     let (name, version, fingerprint) = (&def.name, def.version, fingerprint(def));
-    let (impl_generics, ty_generics, where_clause) = def.input.generics.split_for_impl();
+    let (impl_generics, ty_generics, _) = def.input.generics.split_for_impl();
+    let where_clause = bounded_where_clause(def);
     // Each field must be serializable for snapshots: checked per field, so the
     // error points at the field. Generic fields are checked by the impl's bounds.
     let field_checks = if def.input.generics.params.is_empty() {
@@ -44,5 +45,34 @@ pub fn expand(def: &StateDef<'_>) -> TokenStream {
         }
 
         #field_checks
+    }
+}
+
+/// A generic state's impl holds only when the state has what `State` needs; a
+/// non-generic one keeps its where clause, so a missing bound is reported there.
+fn bounded_where_clause(def: &StateDef<'_>) -> TokenStream {
+    let generics = &def.input.generics;
+    let existing = generics.where_clause.as_ref().map(|w| {
+        let predicates = w.predicates.iter();
+        quote!(#(#predicates,)*)
+    });
+    if generics.params.is_empty() {
+        return generics
+            .where_clause
+            .as_ref()
+            .map(|w| quote!(#w))
+            .unwrap_or_default();
+    }
+    let event = &def.event;
+    quote! {
+        where
+            #existing
+            Self: ::core::default::Default
+                + ::foldkit::serde::Serialize
+                + ::foldkit::serde::de::DeserializeOwned
+                + ::core::marker::Send
+                + ::core::marker::Sync
+                + 'static
+                + ::foldkit::Apply<#event>,
     }
 }

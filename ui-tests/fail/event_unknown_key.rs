@@ -1,0 +1,9 @@
+use foldkit::prelude::*;
+
+#[derive(Event, Serialize, Deserialize)]
+#[event(version = 2, stream = "orders")]
+enum OrderEvent {
+    Placed { order_id: u64 },
+}
+
+fn main() {}

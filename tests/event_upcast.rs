@@ -2,8 +2,8 @@
 //! back from payloads written by "old binaries", typed decode errors, variant
 //! names, fingerprints, and the fold through `apply_event`.
 
+use foldkit::CodecError;
 use foldkit::prelude::*;
-use foldkit::{CodecError, State as _};
 
 /// The schemas an older binary wrote. They stay in the code base, unchanged.
 mod legacy {

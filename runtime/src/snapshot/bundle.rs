@@ -2,7 +2,7 @@
 //! restored with `Db::builder(dir).restore(bundle)`.
 //!
 //! Layout (little-endian): magic `b"FOLDBNDL"`, format (1 byte), count (u32), then
-//! per state a u64 length and a snapshot blob ([`codec`](super::codec)), then a
+//! per state a u64 length and a snapshot blob ([`codec`]), then a
 //! CRC32C of everything before it. Each blob also carries its own checks.
 
 use super::codec::{self, SnapshotError, SnapshotHeader};

@@ -4,7 +4,7 @@
 //! - A snapshot file is complete or absent: it is written to `*.tmp`, fsynced,
 //!   renamed into place, and the directory is fsynced (so the rename is durable).
 //! - Loading never trusts a file: each candidate, newest first, is decoded with the
-//!   checks of [`codec::decode`](super::codec::decode); a bad one is reported with
+//!   checks of [`codec::decode`]; a bad one is reported with
 //!   `tracing::warn!` and the next older one is tried, then none (full replay).
 //! - Only the newest `keep` snapshots of a state are kept.
 

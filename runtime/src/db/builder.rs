@@ -56,6 +56,7 @@ pub struct DbBuilder {
     pub(crate) policy: FoldErrorPolicy,
     pub(crate) events: Vec<EventType>,
     pub(crate) states: Vec<StateType>,
+    pub(crate) snapshots: crate::db::snapshots::SnapshotSettings,
 }
 
 impl DbBuilder {
@@ -67,6 +68,7 @@ impl DbBuilder {
             policy: FoldErrorPolicy::default(),
             events: Vec::new(),
             states: Vec::new(),
+            snapshots: Default::default(),
         }
     }
 

@@ -31,11 +31,21 @@ use crate::db::fold::{self, Folder, StopAt};
 use crate::db::handle::{Handle, StateCell, StateSlot};
 use crate::db::log_name::log_name;
 use crate::db::policy::FoldErrorPolicy;
+use crate::db::snapshots::{self, Snapshots};
 use crate::event::Event;
+use crate::snapshot::Bundle;
 use crate::state::State;
 
 /// Starts the fold of one state type: monomorphized per state by the builder.
-pub(crate) type StateStarter = fn(&EventLog, FoldErrorPolicy) -> (RunningState, JoinHandle<()>);
+pub(crate) type StateStarter =
+    fn(&EventLog, &StartContext) -> Result<(RunningState, JoinHandle<()>), DbError>;
+
+/// What starting a state needs besides its log.
+pub(crate) struct StartContext {
+    pub(crate) policy: FoldErrorPolicy,
+    pub(crate) snapshots: Arc<Snapshots>,
+    pub(crate) restore: Option<Bundle>,
+}
 
 /// The log of one event type.
 pub(crate) struct EventLog {
@@ -60,14 +70,20 @@ pub(crate) struct RunningState {
 /// handed to `fold::spawn`, which resumes at `seq + 1`.
 pub(crate) fn start_state<S: State>(
     log: &EventLog,
-    policy: FoldErrorPolicy,
-) -> (RunningState, JoinHandle<()>) {
-    let folder = Folder::new(log.log.clone(), policy);
+    context: &StartContext,
+) -> Result<(RunningState, JoinHandle<()>), DbError> {
+    let (value, applied) = snapshots::initial_state::<S>(log, context)?;
+    let folder = Folder::new(
+        log.log.clone(),
+        context.policy,
+        Arc::clone(&context.snapshots),
+        applied,
+    );
     let cell = Arc::new(StateCell::<S>::new(
         log.name.clone(),
         folder,
-        S::default(),
-        0,
+        value,
+        applied,
     ));
     let (stop, task) = fold::spawn(Arc::clone(&cell), &log.log);
     let running = RunningState {
@@ -75,7 +91,7 @@ pub(crate) fn start_state<S: State>(
         event: log.event.id,
         stop,
     };
-    (running, task)
+    Ok((running, task))
 }
 
 /// An embedded event-sourced database: appends events to per-type logs on disk
@@ -128,13 +144,13 @@ pub(crate) fn start_state<S: State>(
 /// ```
 #[derive(Clone)]
 pub struct Db {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     dir: PathBuf,
-    logs: HashMap<TypeId, EventLog>,
-    states: HashMap<TypeId, RunningState>,
+    pub(crate) logs: HashMap<TypeId, EventLog>,
+    pub(crate) states: HashMap<TypeId, RunningState>,
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
     /// Set once by `close`; appends check it after announcing themselves in
     /// `appending`, and `close` waits for `appending` to drain after setting it,
@@ -144,6 +160,8 @@ struct Inner {
     closing: tokio::sync::Mutex<()>,
     /// The OS lock on `<dir>/LOCK`: held from open until close (or drop).
     lock: parking_lot::Mutex<Option<File>>,
+    /// The snapshot files and when to write them (see `snapshots`).
+    pub(crate) snapshots: Arc<Snapshots>,
     /// Per aggregate type: the cached states of its instances (see `aggregates`).
     aggregate_caches: parking_lot::Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
@@ -230,13 +248,19 @@ impl Db {
             );
         }
 
+        let snapshots = Arc::new(Snapshots::new(&dir, &builder.snapshots));
+        let context = StartContext {
+            policy: builder.policy,
+            snapshots: Arc::clone(&snapshots),
+            restore: builder.snapshots.restore.clone(),
+        };
         let mut states = HashMap::new();
         let mut tasks = Vec::new();
         for state in builder.states {
             let log = logs.get(&state.event.id).ok_or(DbError::UnknownEvent {
                 event: state.event.name,
             })?;
-            let (running, task) = (state.start)(log, builder.policy);
+            let (running, task) = (state.start)(log, &context)?;
             states.insert(state.id, running);
             tasks.push(task);
         }
@@ -252,6 +276,7 @@ impl Db {
                 closing: tokio::sync::Mutex::new(()),
                 lock: parking_lot::Mutex::new(Some(lock)),
                 aggregate_caches: parking_lot::Mutex::default(),
+                snapshots,
             }),
         })
     }
@@ -372,6 +397,13 @@ impl Db {
         for task in tasks {
             if let Err(error) = task.await {
                 tracing::error!(%error, "a fold task ended abnormally");
+            }
+        }
+        if self.inner.snapshots.on_close {
+            for state in self.inner.states.values() {
+                if let Err(error) = self.inner.snapshots.write(state.slot.as_ref()) {
+                    tracing::warn!(state = state.slot.name(), %error, "foldkit: no snapshot at close; the next open replays");
+                }
             }
         }
         for state in self.inner.states.values() {

@@ -108,6 +108,24 @@ pub enum DbError {
         /// The stream's version when the append was attempted.
         actual: u64,
     },
+    /// A snapshot could not be encoded or decoded.
+    #[error(transparent)]
+    Snapshot(crate::snapshot::SnapshotError),
+    /// A snapshot file could not be written or listed.
+    #[error(transparent)]
+    SnapshotIo(crate::snapshot::SnapshotIoError),
+    /// A restored bundle's snapshot reflects events the log does not hold.
+    #[error(
+        "cannot restore state `{state}` at seq {seq}: the log ends at seq {last}; restore a bundle taken from this log"
+    )]
+    RestoreBeyondLog {
+        /// The state's name.
+        state: &'static str,
+        /// The seq in the bundle.
+        seq: Seq,
+        /// The log's last seq.
+        last: Seq,
+    },
     /// A stream id must not be empty.
     #[error("a stream id must not be empty")]
     EmptyStreamId,

@@ -30,6 +30,7 @@ use crate::db::envelope::Envelope;
 use crate::db::error::{FoldCause, FoldFailure};
 use crate::db::handle::{FoldStatus, StateCell};
 use crate::db::policy::FoldErrorPolicy;
+use crate::db::snapshots::{self, Snapshots};
 use crate::event::Event;
 use crate::state::{Meta, State};
 
@@ -47,6 +48,10 @@ pub(crate) type StopAt = watch::Sender<Option<Seq>>;
 /// the lock that admits one folder at a time.
 pub(crate) struct Folder {
     policy: FoldErrorPolicy,
+    /// Where this state's snapshots go, and when.
+    pub(crate) snapshots: Arc<Snapshots>,
+    /// The seq of the last snapshot written for this state (or the restored one).
+    pub(crate) last_snapshot: std::sync::atomic::AtomicU64,
     /// The lock folders hold; it guards the log helpers read from, which is
     /// `None` once the Db is closed (so handles that outlive the Db do not keep
     /// the log open).
@@ -54,11 +59,23 @@ pub(crate) struct Folder {
 }
 
 impl Folder {
-    pub(crate) fn new(log: Log, policy: FoldErrorPolicy) -> Self {
+    pub(crate) fn new(
+        log: Log,
+        policy: FoldErrorPolicy,
+        snapshots: Arc<Snapshots>,
+        applied: Seq,
+    ) -> Self {
         Self {
             policy,
+            snapshots,
+            last_snapshot: std::sync::atomic::AtomicU64::new(applied),
             lock: Mutex::new(Some(log)),
         }
+    }
+
+    /// The log, unless the Db was closed.
+    pub(crate) fn log(&self) -> Option<Log> {
+        self.lock.lock().clone()
     }
 
     /// Drops this folder's log handle: no waiter folds from now on.
@@ -164,6 +181,8 @@ async fn run<S: State>(
             end_with_failure(cell, failed);
             return;
         }
+        drop(_folding);
+        snapshots::after_batch(cell);
     }
 }
 
@@ -241,10 +260,12 @@ fn fold_batch<S: State>(
         }
     }
     std::mem::forget(unwinding); // no panic: disarm
-    drop(state);
+    // Published under the write lock: a reader holding the read lock sees a value
+    // and an applied seq that agree (snapshots rely on it).
     if done > applied {
         cell.publish_applied(done);
     }
+    drop(state);
     stopped.map_or(Ok(true), Err)
 }
 
@@ -268,7 +289,7 @@ impl<S: State> Drop for PanicGuard<'_, S> {
     }
 }
 
-fn decode<E: Event>(record: &Record) -> Result<(E, Meta), FoldCause> {
+pub(crate) fn decode<E: Event>(record: &Record) -> Result<(E, Meta), FoldCause> {
     let envelope = Envelope::decode(&record.payload)?;
     let event = E::decode(envelope.version, envelope.body)?;
     let meta = Meta::new(record.seq, record.timestamp, envelope.version);

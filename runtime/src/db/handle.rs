@@ -95,6 +95,10 @@ pub(crate) trait StateSlot: Any + Send + Sync {
     fn applied_seq(&self) -> Seq;
     /// Drops the state's handle on its log (the Db is closing).
     fn release_log(&self);
+    /// The state as a snapshot blob, with the seq it reflects.
+    fn encode_snapshot(&self) -> Result<(Vec<u8>, Option<Seq>), crate::snapshot::SnapshotError>;
+    /// The seq of the newest valid snapshot file of this state, if any.
+    fn newest_snapshot_seq(&self) -> Option<Seq>;
 }
 
 impl<S: State> StateSlot for StateCell<S> {
@@ -109,6 +113,14 @@ impl<S: State> StateSlot for StateCell<S> {
     fn release_log(&self) {
         self.folder.release_log();
     }
+
+    fn encode_snapshot(&self) -> Result<(Vec<u8>, Option<Seq>), crate::snapshot::SnapshotError> {
+        crate::db::snapshots::encode(self)
+    }
+
+    fn newest_snapshot_seq(&self) -> Option<Seq> {
+        crate::db::snapshots::newest_valid::<S>(&self.folder.snapshots)
+    }
 }
 
 /// A handle on the state `S` of a [`Db`](super::Db): read it, wait for it to catch up.
@@ -116,7 +128,7 @@ impl<S: State> StateSlot for StateCell<S> {
 /// Cloning is cheap (an `Arc`). A handle stays readable after the Db is closed;
 /// it then holds the state as it was at close.
 pub struct Handle<S> {
-    cell: Arc<StateCell<S>>,
+    pub(crate) cell: Arc<StateCell<S>>,
 }
 
 impl<S> Clone for Handle<S> {

@@ -16,6 +16,7 @@ mod fold;
 mod handle;
 mod log_name;
 mod policy;
+mod snapshots;
 mod streams;
 
 pub use aggregates::{Aggregates, ExecuteError, Executed, Loaded};

@@ -246,6 +246,11 @@ impl Db {
         })
     }
 
+    /// Whether `log` holds any event appended to a stream.
+    pub(crate) async fn has_streams(&self, log: &EventLog) -> Result<bool, DbError> {
+        Ok(!self.stream_index(log).await?.streams.lock().is_empty())
+    }
+
     async fn stream_index<'a>(&self, log: &'a EventLog) -> Result<&'a StreamIndex, DbError> {
         log.streams
             .0

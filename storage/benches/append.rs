@@ -1,0 +1,159 @@
+//! Storage throughput, each beside a hand-written baseline in the same run:
+//! - append of 64 B and 1 KiB records per fsync policy, beside the same payload
+//!   bytes written with a plain `BufWriter<File>`;
+//! - `Always` with 1 appender vs 8 concurrent appenders (group commit);
+//! - sequential replay of 1M 64 B records, beside reading the raw segment bytes.
+//!
+//! `cargo bench -p foldkit-storage --bench append`
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{BufWriter, Read, Write};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use foldkit_storage::{FsyncPolicy, Log, LogOptions};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn append_per_policy(c: &mut Criterion) {
+    let rt = runtime();
+    for size in [64usize, 1024] {
+        let payload = vec![0xabu8; size];
+        let mut group = c.benchmark_group(format!("append_{size}B"));
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function("baseline_bufwriter", |b| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut file = BufWriter::with_capacity(
+                64 << 10,
+                File::create(dir.path().join("raw")).expect("file"),
+            );
+            b.iter(|| file.write_all(black_box(&payload)).expect("write"));
+            file.flush().expect("flush");
+        });
+        let policies = [
+            ("never", FsyncPolicy::Never),
+            ("every_1000", FsyncPolicy::EveryN(1000)),
+            (
+                "interval_10ms",
+                FsyncPolicy::Interval(Duration::from_millis(10)),
+            ),
+            ("always", FsyncPolicy::Always),
+        ];
+        for (name, policy) in policies {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = Log::open(dir.path(), LogOptions::default().fsync(policy)).expect("open");
+            group.bench_function(BenchmarkId::new("log", name), |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            black_box(log.append(&payload).await.expect("append"));
+                        }
+                        start.elapsed()
+                    })
+                })
+            });
+            rt.block_on(log.close()).expect("close");
+        }
+        group.finish();
+    }
+}
+
+fn always_group_commit(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("always_appends");
+    group.throughput(Throughput::Elements(1));
+    for appenders in [1u64, 8] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log =
+            Log::open(dir.path(), LogOptions::default().fsync(FsyncPolicy::Always)).expect("open");
+        group.bench_function(BenchmarkId::new("appenders", appenders), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let per_task = iters.div_ceil(appenders);
+                    let start = Instant::now();
+                    let tasks: Vec<_> = (0..appenders)
+                        .map(|_| {
+                            let log = log.clone();
+                            tokio::spawn(async move {
+                                for _ in 0..per_task {
+                                    log.append(&[7u8; 64]).await.expect("append");
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.expect("task");
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+        rt.block_on(log.close()).expect("close");
+    }
+    group.finish();
+}
+
+const REPLAY: u64 = 1_000_000;
+
+fn replay(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    rt.block_on(async {
+        let log =
+            Log::open(dir.path(), LogOptions::default().fsync(FsyncPolicy::Never)).expect("open");
+        let batch = vec![[3u8; 64]; 1000];
+        for _ in 0..REPLAY / 1000 {
+            log.append_batch(&batch).await.expect("batch");
+        }
+        log.close().await.expect("close");
+    });
+    let mut group = c.benchmark_group("replay_1M_64B");
+    group.throughput(Throughput::Elements(REPLAY));
+    group.sample_size(10);
+    group.bench_function("baseline_read_segment_bytes", |b| {
+        b.iter(|| {
+            let mut total = 0usize;
+            for entry in std::fs::read_dir(dir.path()).expect("dir") {
+                let path = entry.expect("entry").path();
+                if path.extension().is_some_and(|e| e == "seg") {
+                    let mut bytes = Vec::new();
+                    File::open(&path)
+                        .expect("open")
+                        .read_to_end(&mut bytes)
+                        .expect("read");
+                    total += bytes.len();
+                }
+            }
+            black_box(total)
+        })
+    });
+    group.bench_function("log_open_and_range", |b| {
+        b.iter(|| {
+            let log = Log::open(dir.path(), LogOptions::default().fsync(FsyncPolicy::Never))
+                .expect("open");
+            let mut total = 0usize;
+            for record in log.range(..).expect("range") {
+                total += record.expect("record").payload.len();
+            }
+            assert_eq!(total as u64, REPLAY * 64);
+            drop(log);
+            black_box(total)
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = append_per_policy, always_group_commit, replay
+}
+criterion_main!(benches);

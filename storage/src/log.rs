@@ -62,8 +62,13 @@ pub(crate) struct Inner {
     pub(crate) options: LogOptions,
     report: RecoveryReport,
     pub(crate) state: Mutex<State>,
-    /// Woken after every append and on close: tails wait on it.
+    /// Woken after an append (when a tail waits) and on close: tails wait on it.
     pub(crate) appended: Notify,
+    /// Tails waiting on `appended`. Appends skip the wake-up when it is 0. A tail
+    /// counts itself in *before* it looks for records and an append looks at the
+    /// count *after* its record is visible (both SeqCst), so one of them always
+    /// sees the other: no wake-up is lost.
+    pub(crate) waiting: std::sync::atomic::AtomicUsize,
     pub(crate) sync: SyncState,
     pub(crate) closed: AtomicBool,
     lock: Mutex<Option<DirLock>>,
@@ -228,6 +233,7 @@ impl Log {
             report: recovered.report,
             state: Mutex::new(state),
             appended: Notify::new(),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
             sync: SyncState::new(next_seq - 1),
             closed: AtomicBool::new(false),
             lock: Mutex::new(Some(lock)),
@@ -263,7 +269,7 @@ impl Log {
             let sync = self.after_append(&mut st)?;
             (seq, sync)
         };
-        self.inner.appended.notify_waiters();
+        self.inner.wake_tails();
         if sync {
             self.inner.sync_to(seq).await?;
         }
@@ -297,7 +303,7 @@ impl Log {
             let sync = self.after_append(&mut st)?;
             (first..=first + last_index as u64, sync)
         };
-        self.inner.appended.notify_waiters();
+        self.inner.wake_tails();
         if sync {
             self.inner.sync_to(*seqs.end()).await?;
         }
@@ -491,6 +497,16 @@ impl std::fmt::Debug for Log {
 }
 
 impl Inner {
+    /// Wakes the tails waiting for records, if any.
+    pub(crate) fn wake_tails(&self) {
+        // Orders the (released) record before the read of `waiting`; the tail's
+        // SeqCst increment is the matching barrier on its side.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.appended.notify_waiters();
+        }
+    }
+
     /// Up to `max` records from `from` on: from memory when recent, else from the
     /// segment file holding `from`. Empty when `from` is past the end.
     pub(crate) fn read_batch(&self, from: Seq, max: usize) -> Result<Vec<Record>, StorageError> {

@@ -48,6 +48,7 @@ impl Cursor {
             let notified = self.inner.appended.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
+            let waiting = Waiting::enter(&self.inner);
             let closed = self.inner.closed.load(Ordering::Acquire);
             let batch = self.inner.read_batch(self.next, max.max(1))?;
             if let Some(last) = batch.last() {
@@ -58,6 +59,7 @@ impl Cursor {
                 return Err(StorageError::Closed);
             }
             notified.await;
+            drop(waiting);
         }
     }
 }
@@ -148,5 +150,21 @@ impl std::fmt::Debug for Tail {
         f.debug_struct("Tail")
             .field("position", &self.position)
             .finish_non_exhaustive()
+    }
+}
+
+/// Counts a tail among the waiters while it looks for records and sleeps.
+struct Waiting<'a>(&'a Inner);
+
+impl<'a> Waiting<'a> {
+    fn enter(inner: &'a Inner) -> Self {
+        inner.waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(inner)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }

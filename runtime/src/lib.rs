@@ -9,6 +9,7 @@ pub mod snapshot;
 mod state;
 pub mod table;
 pub mod testing;
+pub mod watch;
 
 /// Derives [`Entity`] for a struct with named fields: see the [`entity`] module.
 pub use foldkit_macros::Entity;
@@ -34,6 +35,7 @@ pub use serde;
 /// Everything a user needs to model a domain: `use foldkit::prelude::*;`.
 pub mod prelude {
     pub use crate::query::{Asc, Desc, Fetch, QueryBuilder};
+    pub use crate::watch::WatchQuery;
     pub use crate::{Aggregate, Apply, Entity, Event, FoldError, Meta, State, Table};
     pub use crate::{Db, ExpectedVersion, FoldErrorPolicy, FsyncPolicy, Handle};
     pub use serde::{Deserialize, Serialize};

@@ -25,5 +25,6 @@ pub use db::Db;
 pub use envelope::{Envelope, EnvelopeError};
 pub use error::{DbError, FoldCause, FoldFailure};
 pub use handle::{Handle, ReadGuard};
+pub(crate) use handle::{Progress, StateCell};
 pub use policy::FoldErrorPolicy;
 pub use streams::{ExpectedVersion, StoredEvent, StreamAppend};

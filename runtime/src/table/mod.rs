@@ -8,6 +8,7 @@
 //! each of those keeps the index invariant (see [`HashIndex`]) in one place, `index`/`unindex` below:
 //! that is where change tracking for watches hooks in.
 
+mod changes;
 mod index;
 mod serde_impl;
 
@@ -16,6 +17,8 @@ use std::fmt;
 
 pub use index::{AnyIndex, HashIndex, Keys, index_each, index_one};
 
+pub(crate) use changes::ChangeLog;
+
 use crate::entity::Entity;
 use crate::query::{QueryBuilder, QueryCore};
 
@@ -23,6 +26,8 @@ use crate::query::{QueryBuilder, QueryCore};
 pub struct Table<T: Entity> {
     rows: BTreeMap<T::Id, T>,
     indexes: Vec<Box<dyn AnyIndex<T>>>,
+    /// What changed, for watchers (not serialized, not compared).
+    pub(crate) changes: ChangeLog<T::Id>,
 }
 
 impl<T: Entity> Default for Table<T> {
@@ -30,6 +35,7 @@ impl<T: Entity> Default for Table<T> {
         Self {
             rows: BTreeMap::new(),
             indexes: T::indexes(),
+            changes: ChangeLog::default(),
         }
     }
 }
@@ -62,8 +68,14 @@ impl<T: Entity> Table<T> {
         Self::default()
     }
 
+    /// How many live watch streams follow this table.
+    pub fn watchers(&self) -> usize {
+        self.changes.watchers()
+    }
+
     /// Inserts `row`, replacing and returning the row that had the same id.
     pub fn insert(&mut self, row: T) -> Option<T> {
+        self.changes.record(row.id());
         let old = self.rows.remove(row.id());
         if let Some(old) = &old {
             self.unindex(old);
@@ -96,10 +108,14 @@ impl<T: Entity> Table<T> {
         let Some(row) = self.rows.get_mut(id) else {
             return false;
         };
+        self.changes.record(id);
         for index in &mut self.indexes {
             index.begin_update(row);
         }
         change(row);
+        if row.id() != id {
+            self.changes.record(row.id());
+        }
         if row.id() == id {
             for index in &mut self.indexes {
                 index.end_update(id, row);
@@ -123,12 +139,14 @@ impl<T: Entity> Table<T> {
     /// Removes and returns the row with this id.
     pub fn remove(&mut self, id: &T::Id) -> Option<T> {
         let row = self.rows.remove(id)?;
+        self.changes.record(id);
         self.unindex(&row);
         Some(row)
     }
 
     /// Removes every row.
     pub fn clear(&mut self) {
+        self.changes.record_all();
         self.rows.clear();
         for index in &mut self.indexes {
             index.clear();

@@ -1,0 +1,370 @@
+//! Watch streams: first emission, emit-on-change with dedupe, order and limit, rows
+//! leaving the filter, slow consumers, cancellation, many watchers, restart.
+
+use std::time::Duration;
+
+use foldkit::prelude::*;
+use futures::StreamExt;
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+enum Ev {
+    Place { id: u64, status: Status, total: u64 },
+    SetStatus { id: u64, status: Status },
+    SetNote { id: u64, note: String },
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Status {
+    Pending,
+    Shipped,
+}
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Order {
+    #[entity(id)]
+    id: u64,
+    #[entity(index)]
+    status: Status,
+    total: u64,
+    note: String,
+}
+
+#[derive(State, Default, Serialize, Deserialize)]
+#[state(event = Ev)]
+struct Shop {
+    orders: Table<Order>,
+}
+
+impl Apply<Ev> for Shop {
+    fn apply(&mut self, event: Ev, _: &Meta) -> Result<(), FoldError> {
+        match event {
+            Ev::Place { id, status, total } => {
+                self.orders.insert(Order {
+                    id,
+                    status,
+                    total,
+                    note: String::new(),
+                });
+            }
+            Ev::SetStatus { id, status } => {
+                self.orders.update(&id, |o| o.status = status);
+            }
+            Ev::SetNote { id, note } => {
+                self.orders.update(&id, |o| o.note = note);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn open(dir: &std::path::Path) -> Db {
+    Db::builder(dir)
+        .fsync(FsyncPolicy::Never)
+        .state::<Shop>()
+        .open()
+        .await
+        .expect("open")
+}
+
+async fn apply(db: &Db, event: Ev) {
+    let seq = db.append(event).await.expect("append");
+    db.state::<Shop>().wait_for_seq(seq).await.expect("fold");
+}
+
+const QUIET: Duration = Duration::from_millis(150);
+
+async fn next<S: futures::Stream + Unpin>(stream: &mut S) -> S::Item {
+    tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("an emission")
+        .expect("stream open")
+}
+
+async fn silent<S: futures::Stream + Unpin>(stream: &mut S) -> bool {
+    tokio::time::timeout(QUIET, stream.next()).await.is_err()
+}
+
+fn ids(rows: &[Order]) -> Vec<u64> {
+    rows.iter().map(|o| o.id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emits_at_once_then_only_on_changes_that_matter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    apply(
+        &db,
+        Ev::Place {
+            id: 1,
+            status: Status::Pending,
+            total: 10,
+        },
+    )
+    .await;
+    apply(
+        &db,
+        Ev::Place {
+            id: 2,
+            status: Status::Shipped,
+            total: 20,
+        },
+    )
+    .await;
+    let shop = db.state::<Shop>();
+    let mut pending = shop
+        .watch(|s| &s.orders)
+        .where_status(Status::Pending)
+        .stream();
+    assert_eq!(
+        ids(&next(&mut pending).await),
+        vec![1],
+        "the current result at once"
+    );
+
+    // Changes to rows that are not and do not become pending: silence.
+    apply(
+        &db,
+        Ev::SetNote {
+            id: 2,
+            note: "fragile".into(),
+        },
+    )
+    .await;
+    apply(
+        &db,
+        Ev::Place {
+            id: 3,
+            status: Status::Shipped,
+            total: 5,
+        },
+    )
+    .await;
+    assert!(silent(&mut pending).await, "unrelated rows emit nothing");
+    // A change to a watched row that leaves the result as it was: silence (dedupe
+    // compares whole rows, so a field change in the result does emit).
+    apply(
+        &db,
+        Ev::SetStatus {
+            id: 1,
+            status: Status::Pending,
+        },
+    )
+    .await;
+    assert!(
+        silent(&mut pending).await,
+        "an update that changes nothing emits nothing"
+    );
+
+    apply(
+        &db,
+        Ev::Place {
+            id: 4,
+            status: Status::Pending,
+            total: 40,
+        },
+    )
+    .await;
+    assert_eq!(
+        ids(&next(&mut pending).await),
+        vec![1, 4],
+        "a row entering emits"
+    );
+    apply(
+        &db,
+        Ev::SetStatus {
+            id: 1,
+            status: Status::Shipped,
+        },
+    )
+    .await;
+    assert_eq!(
+        ids(&next(&mut pending).await),
+        vec![4],
+        "a row leaving emits"
+    );
+    apply(
+        &db,
+        Ev::SetNote {
+            id: 4,
+            note: "gift".into(),
+        },
+    )
+    .await;
+    let rows = next(&mut pending).await;
+    assert_eq!(
+        rows[0].note, "gift",
+        "a changed field of a row in the result emits"
+    );
+    db.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_limit_and_snapshot_and_watch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    for (id, total) in [(1, 50), (2, 10), (3, 30)] {
+        apply(
+            &db,
+            Ev::Place {
+                id,
+                status: Status::Pending,
+                total,
+            },
+        )
+        .await;
+    }
+    let shop = db.state::<Shop>();
+    let watcher = shop.watch(|s| &s.orders).order_by_total(Desc).limit(2);
+    let (current, mut top) = shop.snapshot_and_watch(watcher);
+    assert_eq!(ids(&current), vec![1, 3]);
+    assert!(silent(&mut top).await, "no duplicate of the current result");
+    apply(
+        &db,
+        Ev::Place {
+            id: 4,
+            status: Status::Pending,
+            total: 5,
+        },
+    )
+    .await;
+    assert!(
+        silent(&mut top).await,
+        "a row below the top 2 changes nothing"
+    );
+    apply(
+        &db,
+        Ev::Place {
+            id: 5,
+            status: Status::Shipped,
+            total: 40,
+        },
+    )
+    .await;
+    assert_eq!(
+        ids(&next(&mut top).await),
+        vec![1, 5],
+        "ordering and limit respected"
+    );
+    db.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_sees_the_final_state_and_dropping_unregisters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let shop = db.state::<Shop>();
+    let mut all = shop.watch(|s| &s.orders).stream();
+    assert!(next(&mut all).await.is_empty());
+    assert_eq!(shop.read().orders.watchers(), 1);
+    for id in 0..500 {
+        db.append(Ev::Place {
+            id,
+            status: Status::Pending,
+            total: id,
+        })
+        .await
+        .expect("append");
+    }
+    shop.wait_for_seq(500).await.expect("fold");
+    // Not polled meanwhile: the next emission is the latest result, no backlog.
+    let latest = next(&mut all).await;
+    assert_eq!(latest.len(), 500);
+    assert!(silent(&mut all).await, "no queued intermediate results");
+    drop(all);
+    assert_eq!(
+        shop.read().orders.watchers(),
+        0,
+        "dropping the stream unregisters it"
+    );
+
+    let mut totals = Box::pin(shop.watch_value(|s: &Shop| s.orders.len()));
+    assert_eq!(next(&mut totals).await, 500);
+    apply(
+        &db,
+        Ev::SetNote {
+            id: 1,
+            note: "n".into(),
+        },
+    )
+    .await;
+    assert!(
+        silent(&mut totals).await,
+        "the same value is not emitted twice"
+    );
+    apply(
+        &db,
+        Ev::Place {
+            id: 999,
+            status: Status::Shipped,
+            total: 1,
+        },
+    )
+    .await;
+    assert_eq!(next(&mut totals).await, 501);
+    db.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_watchers_each_see_their_own_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let shop = db.state::<Shop>();
+    let mut streams: Vec<_> = (0..50u64)
+        .map(|i| shop.watch(|s| &s.orders).where_id(i).stream())
+        .collect();
+    for stream in &mut streams {
+        assert!(next(stream).await.is_empty());
+    }
+    for id in 0..50u64 {
+        db.append(Ev::Place {
+            id,
+            status: Status::Pending,
+            total: id,
+        })
+        .await
+        .expect("append");
+    }
+    shop.wait_for_seq(50).await.expect("fold");
+    for (i, stream) in streams.iter_mut().enumerate() {
+        assert_eq!(ids(&next(stream).await), vec![i as u64]);
+    }
+    assert_eq!(shop.read().orders.watchers(), 50);
+    drop(streams);
+    assert_eq!(shop.read().orders.watchers(), 0);
+    db.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_work_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    apply(
+        &db,
+        Ev::Place {
+            id: 7,
+            status: Status::Pending,
+            total: 70,
+        },
+    )
+    .await;
+    db.close().await.expect("close");
+
+    let db = open(dir.path()).await;
+    let shop = db.state::<Shop>();
+    shop.wait_for_seq(1).await.expect("caught up");
+    let mut pending = shop
+        .watch(|s| &s.orders)
+        .where_status(Status::Pending)
+        .stream();
+    assert_eq!(ids(&next(&mut pending).await), vec![7]);
+    apply(
+        &db,
+        Ev::SetStatus {
+            id: 7,
+            status: Status::Shipped,
+        },
+    )
+    .await;
+    assert!(next(&mut pending).await.is_empty());
+    db.close().await.expect("close");
+}

@@ -95,6 +95,9 @@ impl Inner {
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
+                // Let appenders woken by the previous round add their records first,
+                // so this fsync covers as many of them as possible.
+                tokio::task::yield_now().await;
                 let result = self.lead_sync().await;
                 self.sync.leader.store(false, Ordering::Release);
                 match result {

@@ -114,6 +114,22 @@ fn fold_in_memory(upto: u64) -> Book {
     book
 }
 
+/// Reopens without a close snapshot, counting the events applied until `seq`.
+async fn reopen_counting(dir: &std::path::Path, seq: Seq) -> Db {
+    APPLIED.store(0, Ordering::Relaxed);
+    let db = Db::builder(dir)
+        .state::<Book>()
+        .snapshot_on_close(false)
+        .open()
+        .await
+        .expect("open");
+    db.state::<Book>()
+        .wait_for_seq(seq)
+        .await
+        .expect("caught up");
+    db
+}
+
 // APPLIED is process-wide: the tests that read it run one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -250,17 +266,7 @@ async fn corrupt_stale_and_too_new_snapshots_fall_back_safely() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     std::fs::write(&newest, &bytes).expect("write");
-    APPLIED.store(0, Ordering::Relaxed);
-    let db = Db::builder(dir.path())
-        .state::<Book>()
-        .snapshot_on_close(false)
-        .open()
-        .await
-        .expect("open");
-    db.state::<Book>()
-        .wait_for_seq(400)
-        .await
-        .expect("caught up");
+    let db = reopen_counting(dir.path(), 400).await;
     assert_eq!(
         APPLIED.load(Ordering::Relaxed),
         200,
@@ -276,17 +282,7 @@ async fn corrupt_stale_and_too_new_snapshots_fall_back_safely() {
         b"not a snapshot",
     )
     .expect("write");
-    APPLIED.store(0, Ordering::Relaxed);
-    let db = Db::builder(dir.path())
-        .state::<Book>()
-        .snapshot_on_close(false)
-        .open()
-        .await
-        .expect("open");
-    db.state::<Book>()
-        .wait_for_seq(400)
-        .await
-        .expect("caught up");
+    let db = reopen_counting(dir.path(), 400).await;
     assert_eq!(APPLIED.load(Ordering::Relaxed), 400, "full replay");
     assert_eq!(*db.state::<Book>().read(), expected(400));
     db.snapshot_to_disk().expect("a good snapshot at 400");
@@ -329,17 +325,7 @@ async fn corrupt_stale_and_too_new_snapshots_fall_back_safely() {
         target.join(format!("{:020}.snap", 400)),
     )
     .expect("copy");
-    APPLIED.store(0, Ordering::Relaxed);
-    let db = Db::builder(other.path())
-        .state::<Book>()
-        .snapshot_on_close(false)
-        .open()
-        .await
-        .expect("open");
-    db.state::<Book>()
-        .wait_for_seq(10)
-        .await
-        .expect("caught up");
+    let db = reopen_counting(other.path(), 10).await;
     assert_eq!(*db.state::<Book>().read(), expected(10));
     // And a bundle beyond the log is an error, not a silent wrong state.
     let far = {

@@ -10,8 +10,9 @@
 //!   [`Log::sync`] and [`Log::close`] make everything durable.
 //! - On reopen, a torn tail is cut and reported ([`RecoveryReport`]); damage
 //!   before the tail is an error naming segment and offset
-//!   ([`StorageError::Corrupt`]), never skipped. A batch is recovered whole or not
-//!   at all.
+//!   ([`StorageError::Corrupt`]), never skipped: at open for the active segment,
+//!   on first read for a sealed one (each is validated whole before any of its
+//!   records is returned). A batch is recovered whole or not at all.
 //! - One writer per directory (an OS file lock); a second open fails at once.
 //! - A failed write or fsync poisons the log: later appends return the error.
 //!

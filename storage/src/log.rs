@@ -212,6 +212,8 @@ impl Log {
                     path: segment::path(&dir, 1),
                     offsets: Vec::new(),
                     len: SEGMENT_HEADER_LEN,
+                    loaded: true,
+                    end: 1,
                 });
                 file
             }
@@ -364,6 +366,8 @@ impl Log {
             path: segment::path(&self.inner.dir, st.next_seq),
             offsets: Vec::new(),
             len: SEGMENT_HEADER_LEN,
+            loaded: true,
+            end: st.next_seq,
         });
         st.active = Arc::new(file);
         Ok(())
@@ -507,10 +511,26 @@ impl Inner {
         }
     }
 
+    /// Indexes the sealed segment starting at `first_seq` (outside the lock),
+    /// then installs the index if the segment is still there and not indexed.
+    fn load_sealed(&self, path: &Path, first_seq: Seq, end: Seq) -> Result<(), StorageError> {
+        let (offsets, len) =
+            recovery::index_sealed(path, first_seq, end, self.options.max_record_size)?;
+        let mut st = self.state.lock();
+        if let Some(seg) = st.segments.iter_mut().find(|s| s.first_seq == first_seq)
+            && !seg.loaded
+        {
+            seg.offsets = offsets;
+            seg.len = len;
+            seg.loaded = true;
+        }
+        Ok(())
+    }
+
     /// Up to `max` records from `from` on: from memory when recent, else from the
     /// segment file holding `from`. Empty when `from` is past the end.
     pub(crate) fn read_batch(&self, from: Seq, max: usize) -> Result<Vec<Record>, StorageError> {
-        let (path, offsets, file_end, first) = {
+        let (path, offsets, file_end, first) = loop {
             let st = self.state.lock();
             if from >= st.next_seq || max == 0 {
                 return Ok(Vec::new());
@@ -529,6 +549,12 @@ impl Inner {
             let Some(seg) = st.segments.get(index) else {
                 return Ok(Vec::new());
             };
+            if !seg.loaded {
+                let (path, first_seq, end) = (seg.path.clone(), seg.first_seq, seg.end);
+                drop(st);
+                self.load_sealed(&path, first_seq, end)?;
+                continue;
+            }
             // Only records whose bytes are in the file: seq <= flushed_seq.
             let stop = seg
                 .end_seq()
@@ -543,7 +569,7 @@ impl Inner {
             }
             let offsets = seg.offsets[at..until].to_vec();
             let file_end = end_of(until);
-            (seg.path.clone(), offsets, file_end, from)
+            break (seg.path.clone(), offsets, file_end, from);
         };
         read_frames(
             &path,

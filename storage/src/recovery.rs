@@ -1,7 +1,9 @@
 //! Recovery: what `Log::open` does with the segments it finds.
 //!
-//! Every segment is read and every record validated (frame checksum, contiguous
-//! seqs). Then:
+//! The last (active) segment is read and every record validated (frame checksum,
+//! contiguous seqs); earlier, sealed segments are checked at their header at
+//! open and validated whole on first read, so opening a long log costs one
+//! segment, not the whole history. Then:
 //! - A bad record in the *last* segment with no valid record after it is a torn
 //!   tail: the file is cut back to the last good record and fsynced, and the cut
 //!   is reported in the [`RecoveryReport`].
@@ -47,21 +49,77 @@ impl RecoveryReport {
 }
 
 /// The index of one segment: where each of its records starts.
+///
+/// A sealed segment (not the last) is indexed lazily: at open only its header is
+/// checked and its seqs are known from the next segment's first seq; its records
+/// are read and validated, all of them, the first time one is needed.
 #[derive(Debug)]
 pub(crate) struct SegmentIndex {
     pub(crate) first_seq: Seq,
     pub(crate) path: PathBuf,
-    /// Byte offset of each record, in seq order.
+    /// Byte offset of each record, in seq order (empty until `loaded`).
     pub(crate) offsets: Vec<u64>,
     /// Valid bytes in the file (header included).
     pub(crate) len: u64,
+    /// Whether `offsets` holds every record.
+    pub(crate) loaded: bool,
+    /// One past the last seq, for a segment not loaded yet.
+    pub(crate) end: Seq,
 }
 
 impl SegmentIndex {
     /// One past the segment's last seq.
     pub(crate) fn end_seq(&self) -> Seq {
-        self.first_seq + self.offsets.len() as u64
+        if self.loaded {
+            self.first_seq + self.offsets.len() as u64
+        } else {
+            self.end
+        }
     }
+}
+
+/// Reads and validates every record of a sealed segment that must hold exactly
+/// the seqs `first_seq..end_seq`; returns their offsets and the file's length.
+pub(crate) fn index_sealed(
+    path: &Path,
+    first_seq: Seq,
+    end_seq: Seq,
+    max_len: usize,
+) -> Result<(Vec<u64>, u64), StorageError> {
+    let bytes = fs::read(path).map_err(|e| StorageError::io("read segment", path, e))?;
+    segment::check_header(&bytes, first_seq).map_err(|reason| corrupt(path, 0, reason.into()))?;
+    let mut offsets = Vec::with_capacity((end_seq - first_seq) as usize);
+    let mut pos = SEGMENT_HEADER_LEN as usize;
+    let mut next = first_seq;
+    while pos < bytes.len() {
+        let header = match frame::decode(&bytes[pos..], max_len) {
+            Ok((header, _)) if header.seq == next && next < end_seq => header,
+            Ok((header, _)) => {
+                return Err(corrupt(
+                    path,
+                    pos as u64,
+                    format!("record has seq {}, expected {next}", header.seq),
+                ));
+            }
+            Err(Invalid::Short) => {
+                return Err(corrupt(path, pos as u64, "record cut short".into()));
+            }
+            Err(Invalid::Bad(why)) => return Err(corrupt(path, pos as u64, why.into())),
+        };
+        offsets.push(pos as u64);
+        next += 1;
+        pos += HEADER_LEN + header.len as usize;
+    }
+    if next != end_seq {
+        return Err(corrupt(
+            path,
+            pos as u64,
+            format!(
+                "the segment ends before seq {next}, but the next segment starts at seq {end_seq}: records are missing"
+            ),
+        ));
+    }
+    Ok((offsets, bytes.len() as u64))
 }
 
 /// The log as recovered: its segments, indexed, and what was repaired.
@@ -76,19 +134,12 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
     let mut report = RecoveryReport::default();
     let mut segments: Vec<SegmentIndex> = Vec::with_capacity(found.len());
     let count = found.len();
+    let next_firsts: Vec<Seq> = found.iter().skip(1).map(|(seq, _)| *seq).collect();
     for (i, (first_seq, path)) in found.into_iter().enumerate() {
         let is_last = i + 1 == count;
-        if let Some(previous) = segments.last()
-            && previous.end_seq() != first_seq
-        {
-            return Err(corrupt(
-                &path,
-                0,
-                format!(
-                    "segment starts at seq {first_seq}, but the previous one ends before seq {}",
-                    previous.end_seq()
-                ),
-            ));
+        if !is_last {
+            segments.push(sealed(&path, first_seq, next_firsts[i])?);
+            continue;
         }
         let bytes = fs::read(&path).map_err(|e| StorageError::io("read segment", &path, e))?;
         if let Err(reason) = segment::check_header(&bytes, first_seq) {
@@ -113,9 +164,37 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
             &mut report,
         )?);
     }
-    report.records = segments.iter().map(|s| s.offsets.len() as u64).sum();
+    report.records = segments.iter().map(|s| s.end_seq() - s.first_seq).sum();
     report.segments = segments.len();
     Ok(Recovered { segments, report })
+}
+
+/// A sealed segment, checked at its header only (see [`SegmentIndex`]).
+fn sealed(path: &Path, first_seq: Seq, end: Seq) -> Result<SegmentIndex, StorageError> {
+    let mut file = fs::File::open(path).map_err(|e| StorageError::io("open segment", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| StorageError::io("stat segment", path, e))?
+        .len();
+    let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+    std::io::Read::read_exact(&mut file, &mut header)
+        .map_err(|_| corrupt(path, 0, "segment header is cut short".into()))?;
+    segment::check_header(&header, first_seq).map_err(|reason| corrupt(path, 0, reason.into()))?;
+    if end <= first_seq {
+        return Err(corrupt(
+            path,
+            0,
+            format!("segment starts at seq {first_seq}, but the next one starts at seq {end}"),
+        ));
+    }
+    Ok(SegmentIndex {
+        first_seq,
+        path: path.to_path_buf(),
+        offsets: Vec::new(),
+        len,
+        loaded: false,
+        end,
+    })
 }
 
 /// Indexes one segment's records; cuts a torn tail when `is_last`.
@@ -189,11 +268,14 @@ fn scan(
         report.truncated_bytes += bytes.len() as u64 - valid_len;
         report.truncated_segment = Some(path.to_path_buf());
     }
+    let end = first_seq + offsets.len() as u64;
     Ok(SegmentIndex {
         first_seq,
         path: path.to_path_buf(),
         offsets,
         len: valid_len,
+        loaded: true,
+        end,
     })
 }
 

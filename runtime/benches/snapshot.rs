@@ -78,6 +78,7 @@ const EVENTS: u64 = 1_000_000;
 async fn build(dir: &std::path::Path, snapshot_at: Option<u64>) {
     let db = Db::builder(dir)
         .fsync(FsyncPolicy::Never)
+        .segment_size(4 << 20)
         .state::<Book>()
         .snapshot_on_close(false)
         .open()
@@ -101,6 +102,7 @@ async fn build(dir: &std::path::Path, snapshot_at: Option<u64>) {
 async fn open_and_catch_up(dir: &std::path::Path) -> u64 {
     let db = Db::builder(dir)
         .fsync(FsyncPolicy::Never)
+        .segment_size(4 << 20)
         .state::<Book>()
         .snapshot_on_close(false)
         .open()

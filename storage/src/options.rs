@@ -46,7 +46,7 @@ impl Default for LogOptions {
     fn default() -> Self {
         Self {
             fsync: FsyncPolicy::default(),
-            segment_size: 64 << 20,
+            segment_size: 16 << 20,
             max_record_size: 16 << 20,
             fsync_hook: None,
         }
@@ -71,7 +71,7 @@ impl LogOptions {
         self
     }
 
-    /// The size at which a new segment file is started (default 64 MiB, at least 4 KiB).
+    /// The size at which a new segment file is started (default 16 MiB, at least 4 KiB). Restart validates the active segment whole, so smaller segments mean faster restarts.
     /// A batch is never split across segments, so a segment may exceed it by one batch.
     pub fn segment_size(mut self, bytes: u64) -> Self {
         self.segment_size = bytes.max(4096);

@@ -1,6 +1,16 @@
 //! Domains shared by the runnable foldkit examples (see the `[[example]]` targets):
 //! a bank (accounts as aggregates, with a read model) and counters (many instances,
 //! one read model). Their given/when/then tests use `foldkit::testing`.
+//!
+//! ```
+//! use foldkit::testing::AggregateTest;
+//! use foldkit_examples::bank::{Account, AccountCommand, AccountError, AccountEvent};
+//!
+//! let opened = AccountEvent::Opened { owner: "Ann".into(), initial_balance: 10 };
+//! AggregateTest::<Account>::given([opened])
+//!     .when(AccountCommand::Withdraw { amount: 11 })
+//!     .then_expect_error(AccountError::InsufficientFunds { balance: 10, requested: 11 });
+//! ```
 
 pub mod bank;
 pub mod counter;

@@ -1,4 +1,61 @@
 //! foldkit: derive-driven, embedded event sourcing.
+//!
+//! Describe the domain with derives — [`Event`] (a versioned codec with upcasting),
+//! [`Entity`] (rows with typed queries and indexes), [`State`] (what events fold
+//! into) — and a [`Db`] folds an append-only, crash-safe log on disk into
+//! in-memory state that you query, [watch], snapshot and restart from.
+//! [`Aggregate`]s add commands with optimistic concurrency.
+//!
+//! ```
+//! use foldkit::prelude::*;
+//!
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+//! enum TaskEvent {
+//!     Added { id: u64, title: String },
+//!     Done { id: u64 },
+//! }
+//!
+//! #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! struct Task {
+//!     #[entity(id)]
+//!     id: u64,
+//!     title: String,
+//!     #[entity(index)]
+//!     done: bool,
+//! }
+//!
+//! #[derive(State, Default, Serialize, Deserialize)]
+//! #[state(event = TaskEvent)]
+//! struct Board {
+//!     tasks: Table<Task>,
+//! }
+//!
+//! impl Apply<TaskEvent> for Board {
+//!     fn apply(&mut self, event: TaskEvent, _meta: &Meta) -> Result<(), FoldError> {
+//!         match event {
+//!             TaskEvent::Added { id, title } => {
+//!                 self.tasks.insert(Task { id, title, done: false });
+//!             }
+//!             TaskEvent::Done { id } => {
+//!                 self.tasks.update(&id, |task| task.done = true);
+//!             }
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let db = Db::builder(dir.path()).state::<Board>().open().await?;
+//! db.append(TaskEvent::Added { id: 1, title: "write docs".into() }).await?;
+//! let seq = db.append(TaskEvent::Done { id: 1 }).await?;
+//! let board = db.state::<Board>();
+//! board.wait_for_seq(seq).await?; // read your writes
+//! assert_eq!(board.read().tasks.query().where_done(true).count(), 1);
+//! db.close().await?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 
 mod aggregate;
 mod db;

@@ -1,6 +1,10 @@
 //! One writer per directory: an OS file lock on `<dir>/LOCK`, held while the log
 //! is open. It fails at once (no waiting) whether the other writer is in this
 //! process or another, and the OS releases it if the process dies.
+//!
+//! It is a `flock`-style lock: a child forked while the log is open holds a copy
+//! of the descriptor until it execs (std opens files close-on-exec), so a reopen
+//! racing with a fork elsewhere in the process can see `Locked` for that instant.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;

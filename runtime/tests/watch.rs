@@ -368,3 +368,86 @@ async fn watchers_work_across_a_restart() {
     assert!(next(&mut pending).await.is_empty());
     db.close().await.expect("close");
 }
+
+/// The fold task folds by itself (no `wait_for_seq` helping it) and the watcher
+/// hears of it: what a dashboard that only watches relies on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_sees_appends_nobody_waits_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let shop = db.state::<Shop>();
+    let mut one = shop.watch(|s| &s.orders).where_id(7u64).stream();
+    assert!(next(&mut one).await.is_empty());
+    for total in 1..=20u64 {
+        db.append(Ev::Place {
+            id: 7,
+            status: Status::Pending,
+            total,
+        })
+        .await
+        .expect("append");
+        let rows = next(&mut one).await;
+        assert_eq!(rows[0].total, total, "each append is seen");
+    }
+    db.close().await.expect("close");
+}
+
+/// Many quick append → emission round trips: no wake-up is ever lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_round_trips_never_stall() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let shop = db.state::<Shop>();
+    let mut one = shop.watch(|s| &s.orders).where_id(7u64).stream();
+    assert!(next(&mut one).await.is_empty());
+    let run = async {
+        for total in 1..=5_000u64 {
+            db.append(Ev::Place {
+                id: 7,
+                status: Status::Pending,
+                total,
+            })
+            .await
+            .expect("append");
+            let rows = one.next().await.expect("open");
+            assert_eq!(rows[0].total, total);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("no stall");
+    db.close().await.expect("close");
+}
+
+/// Driven from outside the runtime with separate `block_on` calls, as a
+/// benchmark or a synchronous caller would.
+#[test]
+fn a_stream_polled_across_block_on_calls_keeps_up() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = rt.block_on(open(dir.path()));
+    let shop = db.state::<Shop>();
+    let mut one = shop.watch(|s| &s.orders).where_id(7u64).stream();
+    assert!(rt.block_on(one.next()).expect("first").is_empty());
+    for total in 1..=200u64 {
+        let rows = rt.block_on(async {
+            db.append(Ev::Place {
+                id: 7,
+                status: Status::Pending,
+                total,
+            })
+            .await
+            .expect("append");
+            tokio::time::timeout(Duration::from_secs(5), one.next())
+                .await
+                .expect("no stall")
+                .expect("open")
+        });
+        assert_eq!(rows[0].total, total);
+    }
+    rt.block_on(db.close()).expect("close");
+}

@@ -399,6 +399,15 @@ impl Db {
                 tracing::error!(%error, "a fold task ended abnormally");
             }
         }
+        // Background snapshot writes finish before the close snapshot and before
+        // the directory is released.
+        for state in self.inner.states.values() {
+            if let Some(write) = state.slot.take_pending_write()
+                && let Err(error) = write.await
+            {
+                tracing::warn!(state = state.slot.name(), %error, "foldkit: a snapshot write failed");
+            }
+        }
         if self.inner.snapshots.on_close {
             for state in self.inner.states.values() {
                 if let Err(error) = self.inner.snapshots.write(state.slot.as_ref()) {

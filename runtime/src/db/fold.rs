@@ -52,6 +52,9 @@ pub(crate) struct Folder {
     pub(crate) snapshots: Arc<Snapshots>,
     /// The seq of the last snapshot written for this state (or the restored one).
     pub(crate) last_snapshot: std::sync::atomic::AtomicU64,
+    /// The snapshot file being written in the background, if any: at most one at
+    /// a time, and `close` waits for it.
+    pub(crate) pending_write: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The lock folders hold; it guards the log helpers read from, which is
     /// `None` once the Db is closed (so handles that outlive the Db do not keep
     /// the log open).
@@ -69,6 +72,7 @@ impl Folder {
             policy,
             snapshots,
             last_snapshot: std::sync::atomic::AtomicU64::new(applied),
+            pending_write: Mutex::new(None),
             lock: Mutex::new(Some(log)),
         }
     }

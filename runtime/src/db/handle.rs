@@ -99,6 +99,8 @@ pub(crate) trait StateSlot: Any + Send + Sync {
     fn encode_snapshot(&self) -> Result<(Vec<u8>, Option<Seq>), crate::snapshot::SnapshotError>;
     /// The seq of the newest valid snapshot file of this state, if any.
     fn newest_snapshot_seq(&self) -> Option<Seq>;
+    /// The background snapshot write still running, if any (for `close` to await).
+    fn take_pending_write(&self) -> Option<tokio::task::JoinHandle<()>>;
 }
 
 impl<S: State> StateSlot for StateCell<S> {
@@ -120,6 +122,10 @@ impl<S: State> StateSlot for StateCell<S> {
 
     fn newest_snapshot_seq(&self) -> Option<Seq> {
         crate::db::snapshots::newest_valid::<S>(&self.folder.snapshots)
+    }
+
+    fn take_pending_write(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.folder.pending_write.lock().take()
     }
 }
 

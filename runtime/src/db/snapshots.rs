@@ -162,6 +162,10 @@ pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
     if applied < last.saturating_add(every) {
         return;
     }
+    let mut pending = cell.folder.pending_write.lock();
+    if pending.as_ref().is_some_and(|write| !write.is_finished()) {
+        return; // one write at a time; a later batch tries again
+    }
     cell.folder.last_snapshot.store(applied, Ordering::Release);
     let (blob, seq) = match encode(cell) {
         Ok(encoded) => encoded,
@@ -171,11 +175,11 @@ pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
         }
     };
     let store = cell.folder.snapshots.store.clone();
-    tokio::task::spawn_blocking(move || {
+    *pending = Some(tokio::task::spawn_blocking(move || {
         if let Err(error) = store.write(S::NAME, seq, &blob) {
             tracing::warn!(state = S::NAME, %error, "foldkit: cannot write a snapshot");
         }
-    });
+    }));
 }
 
 impl<S: State> Handle<S> {

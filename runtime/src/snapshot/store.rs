@@ -120,7 +120,11 @@ impl SnapshotStore {
             .skip(self.keep)
             .collect::<Vec<_>>();
         for (_, path) in &stale {
-            fs::remove_file(path).map_err(io_err("remove", path))?;
+            match fs::remove_file(path) {
+                // Another writer of the same state pruned it first.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                other => other.map_err(io_err("remove", path))?,
+            }
         }
         if !stale.is_empty() {
             sync_dir(dir)?;

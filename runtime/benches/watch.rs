@@ -1,7 +1,8 @@
 //! Watchers and ingest: events/s appended and folded with 0, 100 and 1,000 idle
-//! watchers (filters the events never match) and with 100 watchers they match.
-//! (An append-to-emission latency group stalled under criterion's warm-up while the
-//! same loop passes in `tests/watch.rs`; it is left out until that is understood.)
+//! watchers (filters the events never match) and with 100 watchers they match; and
+//! the latency from `append` to a watcher's emission, beside `append` +
+//! `wait_for_seq` (the fold alone, folded by the waiter) and beside two bare
+//! cross-task wake-ups (the floor for appender → fold task → watcher).
 //!
 //! `cargo bench -p foldkit --bench watch`
 
@@ -103,9 +104,105 @@ fn ingest_with_watchers(c: &mut Criterion) {
     group.finish();
 }
 
+/// From `append` to the watcher's emission of the appended row, beside `append` +
+/// `wait_for_seq` (the fold alone) in the same run.
+fn append_to_emission(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = rt
+        .block_on(
+            Db::builder(dir.path())
+                .fsync(FsyncPolicy::Never)
+                .state::<Items>()
+                .snapshot_on_close(false)
+                .open(),
+        )
+        .expect("open");
+    let items = db.state::<Items>();
+    let mut stream = items.watch(|s| &s.items).where_id(7u64).stream();
+    rt.block_on(stream.next()).expect("first");
+    let mut value = 0u64;
+    let mut group = c.benchmark_group("append_to_emission");
+    group.bench_function("baseline_append_wait_for_seq", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    value += 1;
+                    let seq = db
+                        .append(Ev::Set {
+                            id: 8,
+                            kind: 0,
+                            value,
+                        })
+                        .await
+                        .expect("append");
+                    items.wait_for_seq(seq).await.expect("fold");
+                }
+                start.elapsed()
+            })
+        })
+    });
+    // The floor: the same two cross-task wake-ups (appender → fold task → watcher)
+    // with no work between them: ping a task through one `Notify`, await its pong.
+    let ping = std::sync::Arc::new(tokio::sync::Notify::new());
+    let pong = std::sync::Arc::new(tokio::sync::Notify::new());
+    let echo = rt.spawn({
+        let (ping, pong) = (ping.clone(), pong.clone());
+        async move {
+            loop {
+                ping.notified().await;
+                pong.notify_one();
+            }
+        }
+    });
+    group.bench_function("baseline_two_task_wakeups", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    ping.notify_one();
+                    pong.notified().await;
+                }
+                start.elapsed()
+            })
+        })
+    });
+    echo.abort();
+    group.bench_function("watch", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    value += 1;
+                    db.append(Ev::Set {
+                        id: 7,
+                        kind: 0,
+                        value,
+                    })
+                    .await
+                    .expect("append");
+                    let emitted = tokio::time::timeout(Duration::from_secs(5), stream.next())
+                        .await
+                        .expect("watch emission stalled")
+                        .expect("stream open");
+                    assert_eq!(emitted[0].value, value);
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+    rt.block_on(db.close()).expect("close");
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = ingest_with_watchers
+    targets = ingest_with_watchers, append_to_emission
 }
 criterion_main!(benches);

@@ -8,9 +8,24 @@ use futures::StreamExt;
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug)]
 enum Ev {
-    Place { id: u64, status: Status, total: u64 },
-    SetStatus { id: u64, status: Status },
-    SetNote { id: u64, note: String },
+    Place {
+        id: u64,
+        status: Status,
+        total: u64,
+    },
+    SetStatus {
+        id: u64,
+        status: Status,
+    },
+    SetNote {
+        id: u64,
+        note: String,
+    },
+    /// Replaces the whole table with one row.
+    Reset {
+        id: u64,
+        status: Status,
+    },
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,6 +66,15 @@ impl Apply<Ev> for Shop {
             }
             Ev::SetNote { id, note } => {
                 self.orders.update(&id, |o| o.note = note);
+            }
+            Ev::Reset { id, status } => {
+                self.orders = Table::new();
+                self.orders.insert(Order {
+                    id,
+                    status,
+                    total: 0,
+                    note: String::new(),
+                });
             }
         }
         Ok(())
@@ -450,4 +474,201 @@ fn a_stream_polled_across_block_on_calls_keeps_up() {
         assert_eq!(rows[0].total, total);
     }
     rt.block_on(db.close()).expect("close");
+}
+
+/// The example: a watcher on `status = Pending` (an indexed field) is not
+/// woken, let alone re-run, by updates that touch only shipped rows. Its `filter`
+/// counts every time the watcher looks at a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_to_other_keys_never_re_run_an_indexed_watcher() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    for id in 0..10 {
+        let status = if id < 5 {
+            Status::Pending
+        } else {
+            Status::Shipped
+        };
+        apply(
+            &db,
+            Ev::Place {
+                id,
+                status,
+                total: id,
+            },
+        )
+        .await;
+    }
+    let shop = db.state::<Shop>();
+    let looks = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&looks);
+    let mut pending = shop
+        .watch(|s| &s.orders)
+        .filter(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            true
+        })
+        .where_status(Status::Pending)
+        .stream();
+    assert_eq!(ids(&next(&mut pending).await), vec![0, 1, 2, 3, 4]);
+    let after_first = looks.load(Ordering::Relaxed);
+    for round in 0..50 {
+        apply(
+            &db,
+            Ev::SetNote {
+                id: 5 + round % 5,
+                note: format!("n{round}"),
+            },
+        )
+        .await;
+        apply(
+            &db,
+            Ev::Place {
+                id: 100 + round,
+                status: Status::Shipped,
+                total: 1,
+            },
+        )
+        .await;
+    }
+    assert!(silent(&mut pending).await, "nothing pending changed");
+    assert_eq!(
+        looks.load(Ordering::Relaxed),
+        after_first,
+        "the watcher never looked at a row: it was not woken"
+    );
+
+    // A shipped row becoming pending wakes it (its new key is routed) ...
+    apply(
+        &db,
+        Ev::SetStatus {
+            id: 7,
+            status: Status::Pending,
+        },
+    )
+    .await;
+    assert_eq!(ids(&next(&mut pending).await), vec![0, 1, 2, 3, 4, 7]);
+    // ... and a pending row leaving does too (it was in the last result).
+    apply(
+        &db,
+        Ev::SetStatus {
+            id: 0,
+            status: Status::Shipped,
+        },
+    )
+    .await;
+    assert_eq!(ids(&next(&mut pending).await), vec![1, 2, 3, 4, 7]);
+    db.close().await.expect("close");
+}
+
+/// Closing the Db ends every stream: `None` after the last result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_end_when_the_db_closes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let shop = db.state::<Shop>();
+    let mut indexed = shop
+        .watch(|s| &s.orders)
+        .where_status(Status::Pending)
+        .stream();
+    let mut scanned = shop.watch(|s| &s.orders).where_total_gt(0u64).stream();
+    let mut count = Box::pin(shop.watch_value(|s: &Shop| s.orders.len()));
+    assert!(next(&mut indexed).await.is_empty());
+    assert!(next(&mut scanned).await.is_empty());
+    assert_eq!(next(&mut count).await, 0);
+    apply(
+        &db,
+        Ev::Place {
+            id: 1,
+            status: Status::Pending,
+            total: 3,
+        },
+    )
+    .await;
+    db.close().await.expect("close");
+    let end = Duration::from_secs(5);
+    // Each stream hands out the final result (not yet consumed), then ends.
+    let rest = tokio::time::timeout(end, indexed.collect::<Vec<_>>())
+        .await
+        .expect("ends");
+    assert_eq!(
+        rest.iter().map(|r| ids(r)).collect::<Vec<_>>(),
+        vec![vec![1]]
+    );
+    let rest = tokio::time::timeout(end, scanned.collect::<Vec<_>>())
+        .await
+        .expect("ends");
+    assert_eq!(rest.len(), 1);
+    let rest = tokio::time::timeout(end, count.collect::<Vec<_>>())
+        .await
+        .expect("ends");
+    assert_eq!(rest, vec![1]);
+    // A stream started after the close gives the current result and ends.
+    let late = shop.watch(|s| &s.orders).stream();
+    let all = tokio::time::timeout(end, late.collect::<Vec<_>>())
+        .await
+        .expect("ends");
+    assert_eq!(
+        all.iter().map(|r| ids(r)).collect::<Vec<_>>(),
+        vec![vec![1]]
+    );
+}
+
+/// `apply` may replace a watched table wholesale: its watchers notice, re-run and
+/// follow the new table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_table_is_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    apply(
+        &db,
+        Ev::Place {
+            id: 1,
+            status: Status::Pending,
+            total: 1,
+        },
+    )
+    .await;
+    let shop = db.state::<Shop>();
+    let mut pending = shop
+        .watch(|s| &s.orders)
+        .where_status(Status::Pending)
+        .stream();
+    let mut all = shop.watch(|s| &s.orders).stream();
+    assert_eq!(ids(&next(&mut pending).await), vec![1]);
+    assert_eq!(ids(&next(&mut all).await), vec![1]);
+    apply(
+        &db,
+        Ev::Reset {
+            id: 9,
+            status: Status::Pending,
+        },
+    )
+    .await;
+    assert_eq!(ids(&next(&mut pending).await), vec![9]);
+    assert_eq!(ids(&next(&mut all).await), vec![9]);
+    assert_eq!(
+        shop.read().orders.watchers(),
+        2,
+        "re-registered on the new table"
+    );
+    // Later changes to the new table are routed as before.
+    apply(
+        &db,
+        Ev::Place {
+            id: 10,
+            status: Status::Pending,
+            total: 1,
+        },
+    )
+    .await;
+    assert_eq!(ids(&next(&mut pending).await), vec![9, 10]);
+    assert_eq!(ids(&next(&mut all).await), vec![9, 10]);
+    drop(pending);
+    drop(all);
+    assert_eq!(shop.read().orders.watchers(), 0);
+    db.close().await.expect("close");
 }

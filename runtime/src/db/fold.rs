@@ -268,6 +268,7 @@ fn fold_batch<S: State>(
     // and an applied seq that agree (snapshots rely on it).
     if done > applied {
         cell.publish_applied(done);
+        cell.watch.after_batch(&state);
     }
     drop(state);
     stopped.map_or(Ok(true), Err)

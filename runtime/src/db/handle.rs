@@ -18,6 +18,7 @@ use crate::Seq;
 use crate::db::error::{DbError, FoldFailure};
 use crate::db::fold::{self, Folder};
 use crate::state::State;
+use crate::watch::Routes;
 
 /// Where a fold is: the last seq it is done with, and whether it still runs.
 #[derive(Debug, Clone)]
@@ -50,6 +51,8 @@ pub(crate) struct StateCell<S> {
     pub(crate) applied: AtomicU64,
     pub(crate) skipped: AtomicU64,
     pub(crate) progress: watch::Sender<Progress>,
+    /// The watched tables: the fold wakes their watchers after each batch.
+    pub(crate) watch: Routes<S>,
 }
 
 impl<S: State> StateCell<S> {
@@ -66,6 +69,7 @@ impl<S: State> StateCell<S> {
                 applied,
                 status: FoldStatus::Running,
             }),
+            watch: Routes::default(),
         }
     }
 
@@ -83,6 +87,7 @@ impl<S: State> StateCell<S> {
                 p.status = status;
             }
         });
+        self.watch.end();
     }
 }
 

@@ -24,7 +24,7 @@ pub use builder::DbBuilder;
 pub use db::Db;
 pub use envelope::{Envelope, EnvelopeError};
 pub use error::{DbError, FoldCause, FoldFailure};
+pub(crate) use handle::{FoldStatus, StateCell};
 pub use handle::{Handle, ReadGuard};
-pub(crate) use handle::{Progress, StateCell};
 pub use policy::FoldErrorPolicy;
 pub use streams::{ExpectedVersion, StoredEvent, StreamAppend};

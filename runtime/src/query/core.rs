@@ -58,6 +58,12 @@ pub(super) trait Probe<T>: Send + Sync {
     fn buckets<'t>(&self, table: &'t Table<T>) -> Option<Vec<&'t BTreeSet<T::Id>>>
     where
         T: Entity;
+    /// For watch routing: the index slot, and the hashes of the keys looked up.
+    fn route_keys(&self) -> (usize, Vec<u64>);
+    /// For watch routing: the hashes of `row`'s keys in the index at this probe's slot.
+    fn row_key_hashes(&self, table: &Table<T>, row: &T, out: &mut Vec<u64>)
+    where
+        T: Entity;
 }
 
 /// Lookup of one or more keys in the hash index at `slot`.
@@ -74,6 +80,23 @@ impl<T, K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Probe<T> for In
         let index = table.indexes().get(self.slot)?;
         let index = index.as_any().downcast_ref::<HashIndex<T, K>>()?;
         Some(self.keys.iter().filter_map(|key| index.get(key)).collect())
+    }
+
+    fn route_keys(&self) -> (usize, Vec<u64>) {
+        (
+            self.slot,
+            self.keys.iter().map(super::route::key_hash).collect(),
+        )
+    }
+
+    fn row_key_hashes(&self, table: &Table<T>, row: &T, out: &mut Vec<u64>)
+    where
+        T: Entity,
+    {
+        let index = table.indexes().get(self.slot);
+        if let Some(index) = index.and_then(|i| i.as_any().downcast_ref::<HashIndex<T, K>>()) {
+            out.extend(index.keys_of(row).iter().map(super::route::key_hash));
+        }
     }
 }
 

@@ -43,6 +43,7 @@
 mod core;
 mod exec;
 pub mod fields;
+mod route;
 
 use crate::entity::Entity;
 use crate::table::Table;

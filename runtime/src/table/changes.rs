@@ -6,25 +6,34 @@
 //! can affect its result. With no watcher, a mutation costs one counter increment
 //! and one relaxed load. A watcher further behind than the ring (or across a
 //! `clear`) gets `None` and re-evaluates in full.
+//!
+//! The table also carries the watch registry of its watchers (type-erased here; see
+//! `watch::registry`), so a table that is replaced wholesale drops its registry and
+//! the watchers notice they must re-register on the new one.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// How many changed ids are remembered for watchers.
 const RING: usize = 4096;
 
 pub(crate) struct ChangeLog<Id> {
     version: u64,
-    watchers: AtomicUsize,
+    /// Live watchers of this table (shared with its watch registry).
+    watchers: Arc<AtomicUsize>,
     ring: VecDeque<(u64, Id)>,
+    registry: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl<Id> Default for ChangeLog<Id> {
     fn default() -> Self {
         Self {
             version: 0,
-            watchers: AtomicUsize::new(0),
+            watchers: Arc::new(AtomicUsize::new(0)),
             ring: VecDeque::new(),
+            registry: OnceLock::new(),
         }
     }
 }
@@ -64,15 +73,25 @@ impl<Id: Clone> ChangeLog<Id> {
         Some(self.ring.range(start..).map(|(_, id)| id))
     }
 
+    /// The watch registry of this table, created by `init` on first use.
+    pub(crate) fn registry(
+        &self,
+        init: impl FnOnce() -> Arc<dyn Any + Send + Sync>,
+    ) -> &Arc<dyn Any + Send + Sync> {
+        self.registry.get_or_init(init)
+    }
+
+    /// The watch registry, if a watcher ever registered on this table.
+    pub(crate) fn registry_if_any(&self) -> Option<&Arc<dyn Any + Send + Sync>> {
+        self.registry.get()
+    }
+
     pub(crate) fn watchers(&self) -> usize {
         self.watchers.load(Ordering::Acquire)
     }
 
-    pub(crate) fn add_watcher(&self) {
-        self.watchers.fetch_add(1, Ordering::AcqRel);
-    }
-
-    pub(crate) fn remove_watcher(&self) {
-        self.watchers.fetch_sub(1, Ordering::AcqRel);
+    /// The shared count of live watchers, for the watch registry to keep.
+    pub(crate) fn watcher_count(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.watchers)
     }
 }

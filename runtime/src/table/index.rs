@@ -81,6 +81,11 @@ impl<T: Entity, K: Hash + Eq + Clone + Send + Sync + 'static> HashIndex<T, K> {
         self.map.get(key)
     }
 
+    /// The keys this index files `row` under.
+    pub(crate) fn keys_of<'r>(&self, row: &'r T) -> &'r [K] {
+        self.keys.of(row)
+    }
+
     fn add(&mut self, key: &K, id: &T::Id) {
         if let Some(ids) = self.map.get_mut(key) {
             ids.insert(id.clone());

@@ -49,6 +49,47 @@ impl Db {
 type Cache<A> = parking_lot::Mutex<HashMap<String, (A, u64)>>;
 
 /// Commands and history of the instances of one aggregate type. Cheap to clone.
+///
+/// ```
+/// use foldkit::prelude::*;
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// enum CounterEvent { Added(u32) }
+///
+/// #[derive(Default, Clone, Debug, PartialEq)]
+/// struct Counter { total: u32 }
+///
+/// impl Aggregate for Counter {
+///     const NAME: &'static str = "counter";
+///     type Event = CounterEvent;
+///     type Command = u32;
+///     type Error = String;
+///     fn handle(&self, add: u32) -> Result<Vec<CounterEvent>, String> {
+///         match self.total.checked_add(add) {
+///             Some(_) => Ok(vec![CounterEvent::Added(add)]),
+///             None => Err(format!("{} + {add} overflows", self.total)),
+///         }
+///     }
+///     fn apply(&mut self, CounterEvent::Added(n): &CounterEvent) {
+///         self.total += n;
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// # let dir = tempfile::tempdir()?;
+/// let db = Db::builder(dir.path()).aggregate::<Counter>().open().await?;
+/// let counters = db.aggregate::<Counter>();
+/// counters.execute("a", 2).await?;
+/// let done = counters.execute("a", 3).await?;
+/// assert_eq!((done.state.total, done.version), (5, 2));
+/// let refused = counters.execute("a", u32::MAX).await.unwrap_err();
+/// assert!(refused.rejected().is_some()); // nothing was written
+/// assert_eq!(counters.load_at("a", 1).await?.state.total, 2); // time travel
+/// assert_eq!(counters.events("a").await?.len(), 2);
+/// # db.close().await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub struct Aggregates<A: Aggregate> {
     db: Db,
     cache: Arc<Cache<A>>,

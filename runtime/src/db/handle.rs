@@ -138,6 +138,38 @@ impl<S: State> StateSlot for StateCell<S> {
 ///
 /// Cloning is cheap (an `Arc`). A handle stays readable after the Db is closed;
 /// it then holds the state as it was at close.
+///
+/// ```
+/// use foldkit::prelude::*;
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// enum Ev { Add(u64) }
+///
+/// #[derive(State, Default, Serialize, Deserialize)]
+/// #[state(event = Ev)]
+/// struct Sum { total: u64 }
+///
+/// impl Apply<Ev> for Sum {
+///     fn apply(&mut self, Ev::Add(n): Ev, _: &Meta) -> Result<(), FoldError> {
+///         self.total += n;
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// # let dir = tempfile::tempdir()?;
+/// let db = Db::builder(dir.path()).state::<Sum>().open().await?;
+/// let first = db.append(Ev::Add(2)).await?;
+/// let last = db.append(Ev::Add(3)).await?;
+/// let sum = db.state::<Sum>();
+/// sum.wait_for_seq(last).await?; // read your writes
+/// assert_eq!(sum.read().total, 5); // a short read guard: never hold it across `.await`
+/// assert_eq!(sum.applied_seq(), Some(last));
+/// assert_eq!(sum.state_at(first).await?.total, 2); // time travel
+/// # db.close().await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub struct Handle<S> {
     pub(crate) cell: Arc<StateCell<S>>,
 }

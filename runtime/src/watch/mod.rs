@@ -4,6 +4,56 @@
 //! [`WatchSource`], so the same `where_*` / `order_by_*` / `limit` methods apply;
 //! `.stream()` ([`WatchQuery`]) turns it into a `Stream<Item = Vec<T>>`.
 //!
+//! ```
+//! use foldkit::prelude::*;
+//! use futures::StreamExt;
+//!
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+//! enum Ev { Placed { id: u64, total: u64 }, Closed { id: u64 } }
+//!
+//! #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! struct Order {
+//!     #[entity(id)]
+//!     id: u64,
+//!     #[entity(index)]
+//!     open: bool,
+//!     total: u64,
+//! }
+//!
+//! #[derive(State, Default, Serialize, Deserialize)]
+//! #[state(event = Ev)]
+//! struct Book { orders: Table<Order> }
+//!
+//! impl Apply<Ev> for Book {
+//!     fn apply(&mut self, event: Ev, _: &Meta) -> Result<(), FoldError> {
+//!         match event {
+//!             Ev::Placed { id, total } => { self.orders.insert(Order { id, open: true, total }); }
+//!             Ev::Closed { id } => { self.orders.update(&id, |o| o.open = false); }
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # let dir = tempfile::tempdir()?;
+//! let db = Db::builder(dir.path()).state::<Book>().open().await?;
+//! let book = db.state::<Book>();
+//! let mut open = book.watch(|s| &s.orders).where_open(true).order_by_total(Desc).stream();
+//! assert_eq!(open.next().await, Some(vec![])); // the current result, at once
+//!
+//! db.append(Ev::Placed { id: 1, total: 250 }).await?;
+//! assert_eq!(open.next().await.map(|rows| rows.len()), Some(1));
+//! db.append(Ev::Closed { id: 1 }).await?; // a row leaving the result emits too
+//! assert_eq!(open.next().await, Some(vec![]));
+//!
+//! let mut total = Box::pin(book.watch_value(|s| s.orders.iter().map(|o| o.total).sum::<u64>()));
+//! assert_eq!(total.next().await, Some(250));
+//! db.close().await?;
+//! assert_eq!(open.next().await, None, "streams end when the Db closes");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
 //! How it stays cheap:
 //! - The fold never evaluates watchers. After each batch it *routes* the changed
 //!   rows (module `registry`): a watcher whose query has an indexed equality is woken

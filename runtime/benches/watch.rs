@@ -39,12 +39,25 @@ impl Apply<Ev> for Items {
     }
 }
 
-fn ingest_with_watchers(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("runtime");
+        .expect("runtime")
+}
+
+fn open(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Db {
+    let open = Db::builder(dir)
+        .fsync(FsyncPolicy::Never)
+        .state::<Items>()
+        .snapshot_on_close(false)
+        .open();
+    rt.block_on(open).expect("open")
+}
+
+fn ingest_with_watchers(c: &mut Criterion) {
+    let rt = runtime();
     let mut group = c.benchmark_group("ingest_with_watchers");
     group.throughput(Throughput::Elements(1));
     for (label, watchers, matching) in [
@@ -54,15 +67,7 @@ fn ingest_with_watchers(c: &mut Criterion) {
         ("matching", 100, true),
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = rt
-            .block_on(
-                Db::builder(dir.path())
-                    .fsync(FsyncPolicy::Never)
-                    .state::<Items>()
-                    .snapshot_on_close(false)
-                    .open(),
-            )
-            .expect("open");
+        let db = open(&rt, dir.path());
         let items = db.state::<Items>();
         // Each watcher runs as a task that drains its stream, like a UI would.
         let tasks: Vec<_> = (0..watchers)
@@ -107,21 +112,9 @@ fn ingest_with_watchers(c: &mut Criterion) {
 /// From `append` to the watcher's emission of the appended row, beside `append` +
 /// `wait_for_seq` (the fold alone) in the same run.
 fn append_to_emission(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = rt
-        .block_on(
-            Db::builder(dir.path())
-                .fsync(FsyncPolicy::Never)
-                .state::<Items>()
-                .snapshot_on_close(false)
-                .open(),
-        )
-        .expect("open");
+    let db = open(&rt, dir.path());
     let items = db.state::<Items>();
     let mut stream = items.watch(|s| &s.items).where_id(7u64).stream();
     rt.block_on(stream.next()).expect("first");

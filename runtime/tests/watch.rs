@@ -81,6 +81,10 @@ impl Apply<Ev> for Shop {
     }
 }
 
+fn place(id: u64, status: Status, total: u64) -> Ev {
+    Ev::Place { id, status, total }
+}
+
 async fn open(dir: &std::path::Path) -> Db {
     Db::builder(dir)
         .fsync(FsyncPolicy::Never)
@@ -116,24 +120,8 @@ fn ids(rows: &[Order]) -> Vec<u64> {
 async fn emits_at_once_then_only_on_changes_that_matter() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(dir.path()).await;
-    apply(
-        &db,
-        Ev::Place {
-            id: 1,
-            status: Status::Pending,
-            total: 10,
-        },
-    )
-    .await;
-    apply(
-        &db,
-        Ev::Place {
-            id: 2,
-            status: Status::Shipped,
-            total: 20,
-        },
-    )
-    .await;
+    apply(&db, place(1, Status::Pending, 10)).await;
+    apply(&db, place(2, Status::Shipped, 20)).await;
     let shop = db.state::<Shop>();
     let mut pending = shop
         .watch(|s| &s.orders)
@@ -154,15 +142,7 @@ async fn emits_at_once_then_only_on_changes_that_matter() {
         },
     )
     .await;
-    apply(
-        &db,
-        Ev::Place {
-            id: 3,
-            status: Status::Shipped,
-            total: 5,
-        },
-    )
-    .await;
+    apply(&db, place(3, Status::Shipped, 5)).await;
     assert!(silent(&mut pending).await, "unrelated rows emit nothing");
     // A change to a watched row that leaves the result as it was: silence (dedupe
     // compares whole rows, so a field change in the result does emit).
@@ -179,15 +159,7 @@ async fn emits_at_once_then_only_on_changes_that_matter() {
         "an update that changes nothing emits nothing"
     );
 
-    apply(
-        &db,
-        Ev::Place {
-            id: 4,
-            status: Status::Pending,
-            total: 40,
-        },
-    )
-    .await;
+    apply(&db, place(4, Status::Pending, 40)).await;
     assert_eq!(
         ids(&next(&mut pending).await),
         vec![1, 4],
@@ -227,43 +199,19 @@ async fn order_limit_and_snapshot_and_watch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(dir.path()).await;
     for (id, total) in [(1, 50), (2, 10), (3, 30)] {
-        apply(
-            &db,
-            Ev::Place {
-                id,
-                status: Status::Pending,
-                total,
-            },
-        )
-        .await;
+        apply(&db, place(id, Status::Pending, total)).await;
     }
     let shop = db.state::<Shop>();
     let watcher = shop.watch(|s| &s.orders).order_by_total(Desc).limit(2);
     let (current, mut top) = shop.snapshot_and_watch(watcher);
     assert_eq!(ids(&current), vec![1, 3]);
     assert!(silent(&mut top).await, "no duplicate of the current result");
-    apply(
-        &db,
-        Ev::Place {
-            id: 4,
-            status: Status::Pending,
-            total: 5,
-        },
-    )
-    .await;
+    apply(&db, place(4, Status::Pending, 5)).await;
     assert!(
         silent(&mut top).await,
         "a row below the top 2 changes nothing"
     );
-    apply(
-        &db,
-        Ev::Place {
-            id: 5,
-            status: Status::Shipped,
-            total: 40,
-        },
-    )
-    .await;
+    apply(&db, place(5, Status::Shipped, 40)).await;
     assert_eq!(
         ids(&next(&mut top).await),
         vec![1, 5],
@@ -281,13 +229,9 @@ async fn a_slow_consumer_sees_the_final_state_and_dropping_unregisters() {
     assert!(next(&mut all).await.is_empty());
     assert_eq!(shop.read().orders.watchers(), 1);
     for id in 0..500 {
-        db.append(Ev::Place {
-            id,
-            status: Status::Pending,
-            total: id,
-        })
-        .await
-        .expect("append");
+        db.append(place(id, Status::Pending, id))
+            .await
+            .expect("append");
     }
     shop.wait_for_seq(500).await.expect("fold");
     // Not polled meanwhile: the next emission is the latest result, no backlog.
@@ -315,15 +259,7 @@ async fn a_slow_consumer_sees_the_final_state_and_dropping_unregisters() {
         silent(&mut totals).await,
         "the same value is not emitted twice"
     );
-    apply(
-        &db,
-        Ev::Place {
-            id: 999,
-            status: Status::Shipped,
-            total: 1,
-        },
-    )
-    .await;
+    apply(&db, place(999, Status::Shipped, 1)).await;
     assert_eq!(next(&mut totals).await, 501);
     db.close().await.expect("close");
 }
@@ -340,13 +276,9 @@ async fn many_watchers_each_see_their_own_rows() {
         assert!(next(stream).await.is_empty());
     }
     for id in 0..50u64 {
-        db.append(Ev::Place {
-            id,
-            status: Status::Pending,
-            total: id,
-        })
-        .await
-        .expect("append");
+        db.append(place(id, Status::Pending, id))
+            .await
+            .expect("append");
     }
     shop.wait_for_seq(50).await.expect("fold");
     for (i, stream) in streams.iter_mut().enumerate() {
@@ -362,15 +294,7 @@ async fn many_watchers_each_see_their_own_rows() {
 async fn watchers_work_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(dir.path()).await;
-    apply(
-        &db,
-        Ev::Place {
-            id: 7,
-            status: Status::Pending,
-            total: 70,
-        },
-    )
-    .await;
+    apply(&db, place(7, Status::Pending, 70)).await;
     db.close().await.expect("close");
 
     let db = open(dir.path()).await;
@@ -403,13 +327,9 @@ async fn a_watcher_sees_appends_nobody_waits_for() {
     let mut one = shop.watch(|s| &s.orders).where_id(7u64).stream();
     assert!(next(&mut one).await.is_empty());
     for total in 1..=20u64 {
-        db.append(Ev::Place {
-            id: 7,
-            status: Status::Pending,
-            total,
-        })
-        .await
-        .expect("append");
+        db.append(place(7, Status::Pending, total))
+            .await
+            .expect("append");
         let rows = next(&mut one).await;
         assert_eq!(rows[0].total, total, "each append is seen");
     }
@@ -426,13 +346,9 @@ async fn thousands_of_round_trips_never_stall() {
     assert!(next(&mut one).await.is_empty());
     let run = async {
         for total in 1..=5_000u64 {
-            db.append(Ev::Place {
-                id: 7,
-                status: Status::Pending,
-                total,
-            })
-            .await
-            .expect("append");
+            db.append(place(7, Status::Pending, total))
+                .await
+                .expect("append");
             let rows = one.next().await.expect("open");
             assert_eq!(rows[0].total, total);
         }
@@ -459,13 +375,9 @@ fn a_stream_polled_across_block_on_calls_keeps_up() {
     assert!(rt.block_on(one.next()).expect("first").is_empty());
     for total in 1..=200u64 {
         let rows = rt.block_on(async {
-            db.append(Ev::Place {
-                id: 7,
-                status: Status::Pending,
-                total,
-            })
-            .await
-            .expect("append");
+            db.append(place(7, Status::Pending, total))
+                .await
+                .expect("append");
             tokio::time::timeout(Duration::from_secs(5), one.next())
                 .await
                 .expect("no stall")
@@ -492,15 +404,7 @@ async fn updates_to_other_keys_never_re_run_an_indexed_watcher() {
         } else {
             Status::Shipped
         };
-        apply(
-            &db,
-            Ev::Place {
-                id,
-                status,
-                total: id,
-            },
-        )
-        .await;
+        apply(&db, place(id, status, id)).await;
     }
     let shop = db.state::<Shop>();
     let looks = Arc::new(AtomicUsize::new(0));
@@ -524,15 +428,7 @@ async fn updates_to_other_keys_never_re_run_an_indexed_watcher() {
             },
         )
         .await;
-        apply(
-            &db,
-            Ev::Place {
-                id: 100 + round,
-                status: Status::Shipped,
-                total: 1,
-            },
-        )
-        .await;
+        apply(&db, place(100 + round, Status::Shipped, 1)).await;
     }
     assert!(silent(&mut pending).await, "nothing pending changed");
     assert_eq!(
@@ -579,15 +475,7 @@ async fn streams_end_when_the_db_closes() {
     assert!(next(&mut indexed).await.is_empty());
     assert!(next(&mut scanned).await.is_empty());
     assert_eq!(next(&mut count).await, 0);
-    apply(
-        &db,
-        Ev::Place {
-            id: 1,
-            status: Status::Pending,
-            total: 3,
-        },
-    )
-    .await;
+    apply(&db, place(1, Status::Pending, 3)).await;
     db.close().await.expect("close");
     let end = Duration::from_secs(5);
     // Each stream hands out the final result (not yet consumed), then ends.
@@ -623,15 +511,7 @@ async fn streams_end_when_the_db_closes() {
 async fn a_replaced_table_is_followed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(dir.path()).await;
-    apply(
-        &db,
-        Ev::Place {
-            id: 1,
-            status: Status::Pending,
-            total: 1,
-        },
-    )
-    .await;
+    apply(&db, place(1, Status::Pending, 1)).await;
     let shop = db.state::<Shop>();
     let mut pending = shop
         .watch(|s| &s.orders)
@@ -656,15 +536,7 @@ async fn a_replaced_table_is_followed() {
         "re-registered on the new table"
     );
     // Later changes to the new table are routed as before.
-    apply(
-        &db,
-        Ev::Place {
-            id: 10,
-            status: Status::Pending,
-            total: 1,
-        },
-    )
-    .await;
+    apply(&db, place(10, Status::Pending, 1)).await;
     assert_eq!(ids(&next(&mut pending).await), vec![9, 10]);
     assert_eq!(ids(&next(&mut all).await), vec![9, 10]);
     drop(pending);

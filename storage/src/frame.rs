@@ -31,19 +31,21 @@ pub(crate) struct Header {
     pub(crate) flags: u32,
 }
 
-/// Appends the frame of one record to `out`.
+/// Appends the frame of one record to `out`: the header is built and
+/// checksummed on the stack (the CRC reads the payload where it is), then both
+/// are copied in.
 pub(crate) fn encode(out: &mut Vec<u8>, seq: u64, timestamp: u64, flags: u32, payload: &[u8]) {
-    let start = out.len();
     let len = payload.len() as u32;
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&timestamp.to_le_bytes());
-    out.extend_from_slice(&flags.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    let mut head = [0u8; HEADER_LEN];
+    head[..4].copy_from_slice(&len.to_le_bytes());
+    head[8..16].copy_from_slice(&seq.to_le_bytes());
+    head[16..24].copy_from_slice(&timestamp.to_le_bytes());
+    head[24..28].copy_from_slice(&flags.to_le_bytes());
+    let crc = crc32c::crc32c_append(checksum(len, &head[8..]), payload);
+    head[4..8].copy_from_slice(&crc.to_le_bytes());
+    out.reserve(HEADER_LEN + payload.len());
+    out.extend_from_slice(&head);
     out.extend_from_slice(payload);
-    let crc = checksum(len, &out[start + 8..]);
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn checksum(len: u32, covered: &[u8]) -> u32 {

@@ -5,12 +5,15 @@
 //! serves from the last kernel tick without reading the hardware counter (a few
 //! ns instead of ~25, a measurable share of a small append), at the resolution
 //! of the tick (1-4 ms depending on the kernel's `HZ`). Elsewhere it is
-//! `SystemTime::now()`. The log never hands out a timestamp lower than one it
+//! `SystemTime::now()`. (rustix is built with its libc backend: its own
+//! vDSO lookup crashes under valgrind, rustix issue #1559, and callgrind is how
+//! this path is profiled.) The log never hands out a timestamp lower than one it
 //! handed out before (see `State::timestamp`), so timestamps follow seq order
 //! even when the wall clock steps back.
 
 /// Milliseconds since the UNIX epoch, from the coarse clock (0 before the epoch).
 #[cfg(any(target_os = "linux", target_os = "android"))]
+#[inline]
 pub(crate) fn now_ms() -> u64 {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
     let secs = u64::try_from(now.tv_sec).unwrap_or(0);

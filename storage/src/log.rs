@@ -48,7 +48,7 @@ const FLUSH_AT: usize = 64 << 10;
 /// The capacity `buf` (and each chunk) is allocated with: a flush plus a record.
 const BUF_CAPACITY: usize = FLUSH_AT + 4096;
 /// How many chunks of flushed frames are kept in memory for tails and reads.
-const RECENT_CHUNKS: usize = 16;
+const RECENT_CHUNKS: usize = 2;
 /// A flush that fits in the newest chunk up to this size is appended to it, so
 /// that small flushes (group commit under `Always`) do not shrink the memory
 /// window to a few records; a larger one becomes a chunk of its own (no copy).
@@ -195,7 +195,16 @@ impl State {
         (self.next_seq > self.first_seq()).then(|| self.next_seq - 1)
     }
 
+    #[inline]
     fn writable(&self) -> Result<(), StorageError> {
+        if self.poison.is_none() && !self.closed {
+            return Ok(());
+        }
+        self.not_writable()
+    }
+
+    #[cold]
+    fn not_writable(&self) -> Result<(), StorageError> {
         if let Some(poison) = &self.poison {
             return Err(StorageError::Poisoned(Box::new(poison.clone())));
         }
@@ -319,11 +328,13 @@ impl State {
 
     /// The timestamp for the next record: the coarse clock, never below one
     /// handed out before.
+    #[inline]
     fn timestamp(&mut self) -> u64 {
         self.last_timestamp = self.last_timestamp.max(clock::now_ms());
         self.last_timestamp
     }
 
+    #[inline]
     fn push(&mut self, seq: Seq, timestamp: u64, flags: u32, payload: &[u8]) {
         let start = self.buf.len();
         frame::encode(&mut self.buf, seq, timestamp, flags, payload);
@@ -476,6 +487,7 @@ impl Log {
         Ok(seqs)
     }
 
+    #[inline]
     fn check_payload(&self, payload: &[u8]) -> Result<(), StorageError> {
         let max = self.inner.options.max_record_size;
         match payload.len() {
@@ -486,6 +498,7 @@ impl Log {
     }
 
     /// Flushes a full buffer; says whether the append must wait for an fsync.
+    #[inline]
     fn after_append(&self, st: &mut State) -> Result<bool, StorageError> {
         if st.buf.len() >= FLUSH_AT {
             st.flush()?;
@@ -500,14 +513,22 @@ impl Log {
     /// Starts a new segment when `incoming` bytes would overfill the active one.
     /// The old segment is flushed and fsynced first, so only the active segment
     /// ever has a torn tail.
+    #[inline]
     fn roll_if_full(&self, st: &mut State, incoming: u64) -> Result<(), StorageError> {
-        let Some(active) = st.segments.last() else {
-            return Ok(());
-        };
-        if active.offsets.is_empty() || active.len + incoming <= self.inner.options.segment_size {
-            return Ok(());
+        match st.segments.last() {
+            Some(active)
+                if !active.offsets.is_empty()
+                    && active.len + incoming > self.inner.options.segment_size =>
+            {
+                self.roll(st)
+            }
+            _ => Ok(()),
         }
-        let path = active.path.clone();
+    }
+
+    #[cold]
+    fn roll(&self, st: &mut State) -> Result<(), StorageError> {
+        let path = st.active_path().to_path_buf();
         st.flush()?;
         if let Err(error) =
             crate::sync::fsync(&st.active, &path, self.inner.options.fsync_hook.as_ref())
@@ -666,6 +687,7 @@ impl std::fmt::Debug for Log {
 impl Inner {
     /// Whether a tail waits for records. Called under the state lock, after the
     /// record is in: see `waiting` for why that loses no wake-up.
+    #[inline]
     fn tails_waiting(&self) -> bool {
         self.waiting.load(Ordering::Acquire) > 0
     }

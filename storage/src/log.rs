@@ -61,7 +61,11 @@ const READ_CHUNK: u64 = 4 << 20;
 pub struct Record {
     /// The record's sequence number.
     pub seq: Seq,
-    /// When it was appended: milliseconds since the UNIX epoch.
+    /// When it was appended: milliseconds since the UNIX epoch, from a coarse
+    /// clock (the kernel tick, 1-4 ms). Never lower than the timestamp of an
+    /// earlier record appended since the log was opened, or of the last record
+    /// it held then (when its active segment held any), even if the wall clock
+    /// steps back.
     pub timestamp: u64,
     /// The bytes appended.
     pub payload: Arc<[u8]>,
@@ -391,7 +395,7 @@ impl Log {
             next_seq,
             flushed_seq: next_seq - 1,
             chunks: VecDeque::new(),
-            last_timestamp: 0,
+            last_timestamp: recovered.last_timestamp,
             unsynced: 0,
             poison: None,
             closed: false,

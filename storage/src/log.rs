@@ -331,10 +331,11 @@ impl State {
     }
 
     /// The timestamp for the next record: the coarse clock, never below one
-    /// handed out before.
+    /// handed out before. `now` is read before the lock is taken, so that the
+    /// clock read overlaps the lock's acquisition.
     #[inline]
-    fn timestamp(&mut self) -> u64 {
-        self.last_timestamp = self.last_timestamp.max(clock::now_ms());
+    fn timestamp(&mut self, now: u64) -> u64 {
+        self.last_timestamp = self.last_timestamp.max(now);
         self.last_timestamp
     }
 
@@ -433,11 +434,12 @@ impl Log {
     pub async fn append(&self, payload: &[u8]) -> Result<Seq, StorageError> {
         self.check_payload(payload)?;
         let (seq, sync, wake) = {
+            let now = clock::now_ms();
             let mut st = self.inner.state.lock();
             st.writable()?;
             self.roll_if_full(&mut st, (HEADER_LEN + payload.len()) as u64)?;
             let seq = st.next_seq;
-            let timestamp = st.timestamp();
+            let timestamp = st.timestamp(now);
             st.push(seq, timestamp, 0, payload);
             let sync = self.after_append(&mut st)?;
             (seq, sync, self.inner.tails_waiting())
@@ -466,10 +468,11 @@ impl Log {
             bytes += (HEADER_LEN + payload.as_ref().len()) as u64;
         }
         let (seqs, sync, wake) = {
+            let now = clock::now_ms();
             let mut st = self.inner.state.lock();
             st.writable()?;
             self.roll_if_full(&mut st, bytes)?;
-            let (first, timestamp) = (st.next_seq, st.timestamp());
+            let (first, timestamp) = (st.next_seq, st.timestamp(now));
             let last_index = payloads.len() - 1;
             for (i, payload) in payloads.iter().enumerate() {
                 let flags = if i < last_index { BATCH_CONTINUES } else { 0 };

@@ -1,10 +1,11 @@
 //! The log: appends under one short lock, reads through a per-segment index.
 //!
-//! The write path is kept to the bare minimum per record: under the lock, a
-//! coarse clock read, the frame encoded into `buf` (CRC included) and its offset
-//! pushed to the active segment's index; no allocation, no syscall. Readers pay
-//! for what they read: they decode frames from memory (copying the payloads out)
-//! or from the segment files.
+//! The write path is kept to the bare minimum per record: a coarse clock read
+//! (before the lock), then under the lock the frame encoded into `buf` (CRC
+//! included) and its offset pushed to the active segment's index; no
+//! allocation, no syscall (until `buf` holds 64 KiB). Readers pay for what they
+//! read: they decode frames from memory (copying the payloads out) or from the
+//! segment files.
 //!
 //! Invariants kept here (all under `Inner::state`):
 //! - `next_seq` is one past the last appended record; seqs are contiguous.

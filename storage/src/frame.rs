@@ -31,24 +31,125 @@ pub(crate) struct Header {
     pub(crate) flags: u32,
 }
 
-/// Appends the frame of one record to `out`.
+/// Appends the frame of one record to `out`, then computes its CRC over the
+/// copied bytes (header fields and payload, contiguous: one pass). Computing it
+/// from the sources first measured slower: the copy then waits on the CRC.
+#[inline]
 pub(crate) fn encode(out: &mut Vec<u8>, seq: u64, timestamp: u64, flags: u32, payload: &[u8]) {
-    let start = out.len();
     let len = payload.len() as u32;
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&timestamp.to_le_bytes());
-    out.extend_from_slice(&flags.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    let mut head = [0u8; HEADER_LEN];
+    head[..4].copy_from_slice(&len.to_le_bytes());
+    head[8..16].copy_from_slice(&seq.to_le_bytes());
+    head[16..24].copy_from_slice(&timestamp.to_le_bytes());
+    head[24..28].copy_from_slice(&flags.to_le_bytes());
+    let start = out.len();
+    out.reserve(HEADER_LEN + payload.len());
+    out.extend_from_slice(&head);
     out.extend_from_slice(payload);
     let crc = checksum(len, &out[start + 8..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-fn checksum(len: u32, covered: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), covered)
+/// The CRC a frame stores: CRC32C of `len` (bytes 0..4), the header fields
+/// after the CRC (8..32) and the payload (for checking a frame as read).
+#[inline]
+fn frame_crc(head: &[u8; HEADER_LEN], payload: &[u8]) -> u32 {
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    #[cfg(target_arch = "x86_64")]
+    if payload.len() < SHORT_CRC && std::is_x86_feature_detected!("sse4.2") {
+        // SAFETY: `short_frame_crc` needs SSE 4.2 and nothing else; the CPU was
+        // just checked to have it (the check is a cached load after the first call).
+        #[allow(unsafe_code)]
+        return unsafe { short_frame_crc(len, &head[8..], payload) };
+    }
+    crc32c::crc32c_append(checksum(len, &head[8..]), payload)
 }
+
+/// The frame checksum: CRC32C of the length (LE) followed by `covered`.
+#[inline]
+fn checksum(len: u32, covered: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if covered.len() < SHORT_CRC && std::is_x86_feature_detected!("sse4.2") {
+        // SAFETY: `short_checksum` needs SSE 4.2 and nothing else; the CPU was
+        // just checked to have it (the check is a cached load after the first call).
+        #[allow(unsafe_code)]
+        return unsafe { short_checksum(len, covered) };
+    }
+    crc32c::crc32c_append(len_crc(len), covered)
+}
+
+/// Inputs below this go through the SSE 4.2 instruction directly where it is
+/// available: the `crc32c` crate processes them one word at a time too (its 3-way parallel
+/// loop starts at 768 bytes), but with ~100 instructions of set-up per call,
+/// a third of the cost of a 64-byte append.
+const SHORT_CRC: usize = 768;
+
+/// [`checksum`] with the SSE 4.2 instruction: the length is one 4-byte step
+/// (3 cycles, where the table takes four dependent loads), then `covered`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+fn short_checksum(len: u32, covered: &[u8]) -> u32 {
+    !short_raw(std::arch::x86_64::_mm_crc32_u32(!0, len), covered)
+}
+
+/// [`frame_crc`] with the SSE 4.2 instruction, in one call.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+fn short_frame_crc(len: u32, fields: &[u8], payload: &[u8]) -> u32 {
+    let state = short_raw(std::arch::x86_64::_mm_crc32_u32(!0, len), fields);
+    !short_raw(state, payload)
+}
+
+/// The CRC32C register after `bytes`, one 8-byte word at a time (no final xor).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+#[inline]
+fn short_raw(state: u32, bytes: &[u8]) -> u32 {
+    use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u64};
+    let mut wide = u64::from(state);
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(word);
+        wide = _mm_crc32_u64(wide, u64::from_le_bytes(le));
+    }
+    let mut crc = wide as u32;
+    for &byte in words.remainder() {
+        crc = _mm_crc32_u8(crc, byte);
+    }
+    crc
+}
+
+/// CRC32C of a little-endian `u32`, the same as `crc32c(&len.to_le_bytes())`.
+#[inline]
+fn len_crc(len: u32) -> u32 {
+    let mut crc = !0u32;
+    for byte in len.to_le_bytes() {
+        crc = CRC_TABLE[((crc ^ u32::from(byte)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+/// The byte-at-a-time CRC32C (Castagnoli, reflected) table.
+static CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
 
 /// Why bytes are not a valid frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,8 +204,8 @@ pub(crate) fn verify(
     header: Header,
 ) -> Result<(), Invalid> {
     let stored = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    let computed = crc32c::crc32c_append(checksum(header.len, &head[8..]), payload);
-    if stored != computed {
+    debug_assert_eq!(header.len as usize, payload.len());
+    if stored != frame_crc(head, payload) {
         return Err(Invalid::Bad("checksum mismatch"));
     }
     Ok(())
@@ -113,6 +214,46 @@ pub(crate) fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_length_crc_table_matches_crc32c() {
+        for len in [0u32, 1, 5, 64, 255, 256, 1024, 65_535, 1 << 24, u32::MAX] {
+            assert_eq!(len_crc(len), crc32c::crc32c(&len.to_le_bytes()), "{len}");
+        }
+    }
+
+    #[test]
+    fn the_frame_crc_matches_crc32c() {
+        let bytes: Vec<u8> = (0..2000u32).map(|i| (i * 31 % 251) as u8).collect();
+        for start in 0..9 {
+            for len in (1..100).chain([255, 256, 767, 768, 769, 1500]) {
+                let payload = &bytes[start..start + len];
+                let mut head = [0u8; HEADER_LEN];
+                head[..4].copy_from_slice(&(len as u32).to_le_bytes());
+                head[8..].copy_from_slice(&bytes[100 + start..124 + start]);
+                let mut covered = head[8..].to_vec();
+                covered.extend_from_slice(payload);
+                let expected = crc32c::crc32c_append(crc32c::crc32c(&head[..4]), &covered);
+                assert_eq!(
+                    frame_crc(&head, payload),
+                    expected,
+                    "start {start} len {len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_short_checksum_matches_crc32c() {
+        let bytes: Vec<u8> = (0..2000u32).map(|i| (i * 37 % 253) as u8).collect();
+        for len in [1u32, 64, 1024, u32::MAX] {
+            for covered in [0usize, 1, 7, 24, 88, 767, 768, 1500] {
+                let slice = &bytes[3..3 + covered];
+                let expected = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), slice);
+                assert_eq!(checksum(len, slice), expected, "{len} {covered}");
+            }
+        }
+    }
 
     #[test]
     fn round_trip() {

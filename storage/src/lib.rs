@@ -35,6 +35,7 @@
 //! # }).unwrap();
 //! ```
 
+mod clock;
 mod error;
 mod frame;
 mod lock;

@@ -1,13 +1,25 @@
 //! The log: appends under one short lock, reads through a per-segment index.
 //!
+//! The write path is kept to the bare minimum per record: a coarse clock read
+//! (before the lock), then under the lock the frame encoded into `buf` (CRC
+//! included) and its offset pushed to the active segment's index; no
+//! allocation, no syscall (until `buf` holds 64 KiB). Readers pay for what they
+//! read: they decode frames from memory (copying the payloads out) or from the
+//! segment files.
+//!
 //! Invariants kept here (all under `Inner::state`):
 //! - `next_seq` is one past the last appended record; seqs are contiguous.
 //! - The bytes of every record with seq <= `flushed_seq` are in the OS (written
-//!   to the active or an earlier segment file); the others are in `buf`.
-//! - `recent` holds the newest records and always every record with seq >
-//!   `flushed_seq`, so readers and tails never need bytes still in `buf`.
+//!   to the active or an earlier segment file); the frames of the others, and
+//!   only those, are in `buf`, which starts at file offset `active.len -
+//!   buf.len()` of the active segment.
+//! - `chunks` holds the frames of the newest flushed records, exactly as they
+//!   are in their segment file: seqs contiguous from the first chunk's `first`
+//!   up to `flushed_seq`, each chunk within one segment. So every seq from the
+//!   first chunk's `first` (or `flushed_seq + 1`) to `next_seq - 1` is in memory.
 //! - A batch's frames are written into `buf` under one lock hold, never split
-//!   across segments.
+//!   across segments (a roll flushes `buf` first).
+//! - Timestamps never decrease along seqs (`last_timestamp`).
 //! - Once `poison` is set, no write is attempted and every append fails with it.
 
 use std::collections::VecDeque;
@@ -17,12 +29,12 @@ use std::ops::{Bound, RangeBounds, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::Seq;
+use crate::clock;
 use crate::error::StorageError;
 use crate::frame::{self, BATCH_CONTINUES, HEADER_LEN};
 use crate::lock::DirLock;
@@ -34,9 +46,14 @@ use crate::tail::Tail;
 
 /// Bytes buffered before they are written to the OS.
 const FLUSH_AT: usize = 64 << 10;
-/// How many recent records are kept in memory for tails and reads (more while
-/// they are not yet flushed).
-const RECENT: usize = 16 << 10;
+/// The capacity `buf` (and each chunk) is allocated with: a flush plus a record.
+const BUF_CAPACITY: usize = FLUSH_AT + 4096;
+/// How many chunks of flushed frames are kept in memory for tails and reads.
+const RECENT_CHUNKS: usize = 2;
+/// A flush that fits in the newest chunk up to this size is appended to it, so
+/// that small flushes (group commit under `Always`) do not shrink the memory
+/// window to a few records; a larger one becomes a chunk of its own (no copy).
+const CHUNK_BYTES: usize = FLUSH_AT;
 /// The most bytes one read from a segment file gathers.
 const READ_CHUNK: u64 = 4 << 20;
 
@@ -45,7 +62,11 @@ const READ_CHUNK: u64 = 4 << 20;
 pub struct Record {
     /// The record's sequence number.
     pub seq: Seq,
-    /// When it was appended: milliseconds since the UNIX epoch.
+    /// When it was appended: milliseconds since the UNIX epoch, from a coarse
+    /// clock (the kernel tick, 1-4 ms). Never lower than the timestamp of an
+    /// earlier record appended since the log was opened, or of the last record
+    /// it held then (when its active segment held any), even if the wall clock
+    /// steps back.
     pub timestamp: u64,
     /// The bytes appended.
     pub payload: Arc<[u8]>,
@@ -65,9 +86,10 @@ pub(crate) struct Inner {
     /// Woken after an append (when a tail waits) and on close: tails wait on it.
     pub(crate) appended: Notify,
     /// Tails waiting on `appended`. Appends skip the wake-up when it is 0. A tail
-    /// counts itself in *before* it looks for records and an append looks at the
-    /// count *after* its record is visible (both SeqCst), so one of them always
-    /// sees the other: no wake-up is lost.
+    /// counts itself in *before* it takes the state lock to look for records, and
+    /// an append reads the count *under* the lock, after its record is in: the
+    /// lock orders the two critical sections, so either the tail's look sees the
+    /// record or the append sees the count. No wake-up is lost.
     pub(crate) waiting: std::sync::atomic::AtomicUsize,
     pub(crate) sync: SyncState,
     pub(crate) closed: AtomicBool,
@@ -75,14 +97,84 @@ pub(crate) struct Inner {
     flusher: Mutex<Option<Flusher>>,
 }
 
+/// Frames already written to the OS, kept in memory (see the module invariants).
+struct Chunk {
+    /// The first seq of the segment the frames are in.
+    segment: Seq,
+    /// The frames of seqs `first..end`.
+    first: Seq,
+    end: Seq,
+    /// The file offset of `bytes[0]` in its segment.
+    start: u64,
+    /// Shared with readers decoding it outside the lock.
+    bytes: Arc<Vec<u8>>,
+}
+
+/// Frames of records in memory, taken under the lock and decoded outside it.
+struct MemorySpan {
+    bytes: SpanBytes,
+    /// Where the first frame starts in `bytes`.
+    at: usize,
+    first: Seq,
+    count: usize,
+    /// For the error should a frame not parse (it never should).
+    segment: PathBuf,
+    start: u64,
+}
+
+enum SpanBytes {
+    Chunk(Arc<Vec<u8>>),
+    Copied(Vec<u8>),
+}
+
+impl MemorySpan {
+    fn records(&self, max_len: usize) -> Result<Vec<Record>, StorageError> {
+        let bytes = match &self.bytes {
+            SpanBytes::Chunk(bytes) => bytes.as_slice(),
+            SpanBytes::Copied(bytes) => bytes.as_slice(),
+        };
+        let mut records = Vec::with_capacity(self.count);
+        let mut at = self.at;
+        for expected in self.first..self.first + self.count as u64 {
+            let parsed = bytes
+                .get(at..)
+                .and_then(|b| b.first_chunk::<HEADER_LEN>())
+                .and_then(|head| frame::parse_header(head, max_len).ok())
+                .filter(|header| header.seq == expected)
+                .and_then(|header| {
+                    let end = at + HEADER_LEN + header.len as usize;
+                    Some((header, bytes.get(at + HEADER_LEN..end)?, end))
+                });
+            let Some((header, payload, end)) = parsed else {
+                return Err(StorageError::Corrupt {
+                    segment: self.segment.clone(),
+                    offset: self.start + at as u64,
+                    reason: format!("in-memory frame of seq {expected} does not parse"),
+                });
+            };
+            records.push(Record {
+                seq: header.seq,
+                timestamp: header.timestamp,
+                payload: Arc::from(payload),
+            });
+            at = end;
+        }
+        Ok(records)
+    }
+}
+
 pub(crate) struct State {
     segments: Vec<SegmentIndex>,
     /// The last segment's file, appended to.
     pub(crate) active: Arc<File>,
+    /// Frames not yet written to the OS.
     pub(crate) buf: Vec<u8>,
     pub(crate) next_seq: Seq,
     pub(crate) flushed_seq: Seq,
-    recent: VecDeque<Record>,
+    /// The newest flushed frames, oldest first.
+    chunks: VecDeque<Chunk>,
+    /// The highest timestamp handed out.
+    last_timestamp: u64,
     /// Records appended since the last fsync.
     pub(crate) unsynced: u64,
     pub(crate) poison: Option<StorageError>,
@@ -108,7 +200,16 @@ impl State {
         (self.next_seq > self.first_seq()).then(|| self.next_seq - 1)
     }
 
+    #[inline]
     fn writable(&self) -> Result<(), StorageError> {
+        if self.poison.is_none() && !self.closed {
+            return Ok(());
+        }
+        self.not_writable()
+    }
+
+    #[cold]
+    fn not_writable(&self) -> Result<(), StorageError> {
         if let Some(poison) = &self.poison {
             return Err(StorageError::Poisoned(Box::new(poison.clone())));
         }
@@ -129,10 +230,50 @@ impl State {
             self.poison = Some(error.clone());
             return Err(error);
         }
-        self.buf.clear();
+        self.keep_flushed();
         self.flushed_seq = self.next_seq - 1;
-        self.trim_recent();
         Ok(())
+    }
+
+    /// Moves the just-written `buf` into `chunks` and leaves `buf` empty, reusing
+    /// the allocation of an evicted chunk (or appending a small flush to the
+    /// newest chunk), so that steady appending allocates nothing.
+    fn keep_flushed(&mut self) {
+        let (segment, end_offset) = self
+            .segments
+            .last()
+            .map_or((0, 0), |s| (s.first_seq, s.len));
+        let start = end_offset - self.buf.len() as u64;
+        let (first, end) = (self.flushed_seq + 1, self.next_seq);
+        if let Some(last) = self.chunks.back_mut()
+            && last.segment == segment
+            && last.start + last.bytes.len() as u64 == start
+            && last.bytes.len() + self.buf.len() <= CHUNK_BYTES
+            && let Some(bytes) = Arc::get_mut(&mut last.bytes)
+        {
+            bytes.extend_from_slice(&self.buf);
+            last.end = end;
+            self.buf.clear();
+            return;
+        }
+        let reused = if self.chunks.len() >= RECENT_CHUNKS {
+            self.chunks
+                .pop_front()
+                .and_then(|c| Arc::try_unwrap(c.bytes).ok())
+                .filter(|v| v.capacity() <= 4 * BUF_CAPACITY)
+        } else {
+            None
+        };
+        let mut next = reused.unwrap_or_else(|| Vec::with_capacity(BUF_CAPACITY));
+        next.clear();
+        let bytes = std::mem::replace(&mut self.buf, next);
+        self.chunks.push_back(Chunk {
+            segment,
+            first,
+            end,
+            start,
+            bytes: Arc::new(bytes),
+        });
     }
 
     /// Like `writable`, but a closed log may still flush what it buffered.
@@ -143,22 +284,63 @@ impl State {
         }
     }
 
-    fn trim_recent(&mut self) {
-        while self.recent.len() > RECENT
-            && self
-                .recent
-                .front()
-                .is_some_and(|r| r.seq <= self.flushed_seq)
-        {
-            self.recent.pop_front();
+    /// The frames of up to `max` records from `from` on, if `from` is in memory:
+    /// shared when in a chunk, copied when still in `buf`. Stops at the end of
+    /// the chunk (or `buf`) holding `from`.
+    fn memory_span(&self, from: Seq, max: usize) -> Option<MemorySpan> {
+        let front = self
+            .chunks
+            .front()
+            .map_or(self.flushed_seq + 1, |c| c.first);
+        if from < front || from >= self.next_seq || max == 0 {
+            return None;
         }
+        let seg = self
+            .segments
+            .get(self.segments.partition_point(|s| s.end_seq() <= from))?;
+        let offset = |seq: Seq| seg.offsets.get((seq - seg.first_seq) as usize).copied();
+        let stop_at = |end: Seq| end.min(from.saturating_add(max as u64));
+        if from > self.flushed_seq {
+            let start = seg.len - self.buf.len() as u64;
+            let stop = stop_at(self.next_seq);
+            let at = (offset(from)?.checked_sub(start)?) as usize;
+            let to = match stop == self.next_seq {
+                true => self.buf.len(),
+                false => (offset(stop)?.checked_sub(start)?) as usize,
+            };
+            return Some(MemorySpan {
+                bytes: SpanBytes::Copied(self.buf.get(at..to)?.to_vec()),
+                at: 0,
+                first: from,
+                count: (stop - from) as usize,
+                segment: seg.path.clone(),
+                start: start + at as u64,
+            });
+        }
+        let chunk = self
+            .chunks
+            .get(self.chunks.partition_point(|c| c.end <= from))?;
+        let at = (offset(from)?.checked_sub(chunk.start)?) as usize;
+        Some(MemorySpan {
+            bytes: SpanBytes::Chunk(Arc::clone(&chunk.bytes)),
+            at,
+            first: from,
+            count: (stop_at(chunk.end) - from) as usize,
+            segment: seg.path.clone(),
+            start: chunk.start,
+        })
     }
 
-    fn recent_from(&self, seq: Seq) -> Option<usize> {
-        let front = self.recent.front()?.seq;
-        (seq >= front && seq < front + self.recent.len() as u64).then(|| (seq - front) as usize)
+    /// The timestamp for the next record: the coarse clock, never below one
+    /// handed out before. `now` is read before the lock is taken, so that the
+    /// clock read overlaps the lock's acquisition.
+    #[inline]
+    fn timestamp(&mut self, now: u64) -> u64 {
+        self.last_timestamp = self.last_timestamp.max(now);
+        self.last_timestamp
     }
 
+    #[inline]
     fn push(&mut self, seq: Seq, timestamp: u64, flags: u32, payload: &[u8]) {
         let start = self.buf.len();
         frame::encode(&mut self.buf, seq, timestamp, flags, payload);
@@ -167,20 +349,9 @@ impl State {
             active.offsets.push(active.len);
             active.len += written;
         }
-        self.recent.push_back(Record {
-            seq,
-            timestamp,
-            payload: Arc::from(payload),
-        });
         self.next_seq = seq + 1;
         self.unsynced += 1;
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Log {
@@ -222,10 +393,11 @@ impl Log {
         let state = State {
             segments,
             active: Arc::new(active),
-            buf: Vec::with_capacity(FLUSH_AT + 4096),
+            buf: Vec::with_capacity(BUF_CAPACITY),
             next_seq,
             flushed_seq: next_seq - 1,
-            recent: VecDeque::new(),
+            chunks: VecDeque::new(),
+            last_timestamp: recovered.last_timestamp,
             unsynced: 0,
             poison: None,
             closed: false,
@@ -262,16 +434,20 @@ impl Log {
     /// returns once the record is durable. Must be called within a tokio runtime.
     pub async fn append(&self, payload: &[u8]) -> Result<Seq, StorageError> {
         self.check_payload(payload)?;
-        let (seq, sync) = {
+        let (seq, sync, wake) = {
+            let now = clock::now_ms();
             let mut st = self.inner.state.lock();
             st.writable()?;
             self.roll_if_full(&mut st, (HEADER_LEN + payload.len()) as u64)?;
             let seq = st.next_seq;
-            st.push(seq, now_ms(), 0, payload);
+            let timestamp = st.timestamp(now);
+            st.push(seq, timestamp, 0, payload);
             let sync = self.after_append(&mut st)?;
-            (seq, sync)
+            (seq, sync, self.inner.tails_waiting())
         };
-        self.inner.wake_tails();
+        if wake {
+            self.inner.appended.notify_waiters();
+        }
         if sync {
             self.inner.sync_to(seq).await?;
         }
@@ -292,26 +468,34 @@ impl Log {
             self.check_payload(payload.as_ref())?;
             bytes += (HEADER_LEN + payload.as_ref().len()) as u64;
         }
-        let (seqs, sync) = {
+        let (seqs, sync, wake) = {
+            let now = clock::now_ms();
             let mut st = self.inner.state.lock();
             st.writable()?;
             self.roll_if_full(&mut st, bytes)?;
-            let (first, timestamp) = (st.next_seq, now_ms());
+            let (first, timestamp) = (st.next_seq, st.timestamp(now));
             let last_index = payloads.len() - 1;
             for (i, payload) in payloads.iter().enumerate() {
                 let flags = if i < last_index { BATCH_CONTINUES } else { 0 };
                 st.push(first + i as u64, timestamp, flags, payload.as_ref());
             }
             let sync = self.after_append(&mut st)?;
-            (first..=first + last_index as u64, sync)
+            (
+                first..=first + last_index as u64,
+                sync,
+                self.inner.tails_waiting(),
+            )
         };
-        self.inner.wake_tails();
+        if wake {
+            self.inner.appended.notify_waiters();
+        }
         if sync {
             self.inner.sync_to(*seqs.end()).await?;
         }
         Ok(seqs)
     }
 
+    #[inline]
     fn check_payload(&self, payload: &[u8]) -> Result<(), StorageError> {
         let max = self.inner.options.max_record_size;
         match payload.len() {
@@ -322,11 +506,11 @@ impl Log {
     }
 
     /// Flushes a full buffer; says whether the append must wait for an fsync.
+    #[inline]
     fn after_append(&self, st: &mut State) -> Result<bool, StorageError> {
         if st.buf.len() >= FLUSH_AT {
             st.flush()?;
         }
-        st.trim_recent();
         Ok(match self.inner.options.fsync {
             FsyncPolicy::Always => true,
             FsyncPolicy::EveryN(n) => st.unsynced >= n.max(1),
@@ -337,14 +521,22 @@ impl Log {
     /// Starts a new segment when `incoming` bytes would overfill the active one.
     /// The old segment is flushed and fsynced first, so only the active segment
     /// ever has a torn tail.
+    #[inline]
     fn roll_if_full(&self, st: &mut State, incoming: u64) -> Result<(), StorageError> {
-        let Some(active) = st.segments.last() else {
-            return Ok(());
-        };
-        if active.offsets.is_empty() || active.len + incoming <= self.inner.options.segment_size {
-            return Ok(());
+        match st.segments.last() {
+            Some(active)
+                if !active.offsets.is_empty()
+                    && active.len + incoming > self.inner.options.segment_size =>
+            {
+                self.roll(st)
+            }
+            _ => Ok(()),
         }
-        let path = active.path.clone();
+    }
+
+    #[cold]
+    fn roll(&self, st: &mut State) -> Result<(), StorageError> {
+        let path = st.active_path().to_path_buf();
         st.flush()?;
         if let Err(error) =
             crate::sync::fsync(&st.active, &path, self.inner.options.fsync_hook.as_ref())
@@ -501,14 +693,11 @@ impl std::fmt::Debug for Log {
 }
 
 impl Inner {
-    /// Wakes the tails waiting for records, if any.
-    pub(crate) fn wake_tails(&self) {
-        // Orders the (released) record before the read of `waiting`; the tail's
-        // SeqCst increment is the matching barrier on its side.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            self.appended.notify_waiters();
-        }
+    /// Whether a tail waits for records. Called under the state lock, after the
+    /// record is in: see `waiting` for why that loses no wake-up.
+    #[inline]
+    fn tails_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Acquire) > 0
     }
 
     /// Indexes the sealed segment starting at `first_seq` (outside the lock),
@@ -542,8 +731,9 @@ impl Inner {
                     last: st.last_seq(),
                 });
             }
-            if let Some(at) = st.recent_from(from) {
-                return Ok(st.recent.range(at..).take(max).cloned().collect());
+            if let Some(span) = st.memory_span(from, max) {
+                drop(st);
+                return span.records(self.options.max_record_size);
             }
             let index = st.segments.partition_point(|s| s.end_seq() <= from);
             let Some(seg) = st.segments.get(index) else {
@@ -560,6 +750,10 @@ impl Inner {
                 .end_seq()
                 .min(st.flushed_seq + 1)
                 .min(from.saturating_add(max as u64));
+            if stop <= from {
+                // Unflushed records are always in memory (`memory_span`).
+                return Ok(Vec::new());
+            }
             let at = (from - seg.first_seq) as usize;
             let mut until = (stop - seg.first_seq) as usize;
             let end_of = |i: usize| seg.offsets.get(i).copied().unwrap_or(seg.len);

@@ -126,6 +126,9 @@ pub(crate) fn index_sealed(
 pub(crate) struct Recovered {
     pub(crate) segments: Vec<SegmentIndex>,
     pub(crate) report: RecoveryReport,
+    /// The timestamp of the last record of the last segment (0 if it has none),
+    /// so that the reopened log keeps timestamps from decreasing.
+    pub(crate) last_timestamp: u64,
 }
 
 /// Validates and repairs the segments in `dir`.
@@ -135,6 +138,7 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
     let mut segments: Vec<SegmentIndex> = Vec::with_capacity(found.len());
     let count = found.len();
     let next_firsts: Vec<Seq> = found.iter().skip(1).map(|(seq, _)| *seq).collect();
+    let mut last_timestamp = 0;
     for (i, (first_seq, path)) in found.into_iter().enumerate() {
         let is_last = i + 1 == count;
         if !is_last {
@@ -155,18 +159,22 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
             }
             return Err(corrupt(&path, 0, reason.into()));
         }
-        segments.push(scan(
-            &path,
-            first_seq,
-            &bytes,
-            is_last,
-            max_len,
-            &mut report,
-        )?);
+        let index = scan(&path, first_seq, &bytes, is_last, max_len, &mut report)?;
+        last_timestamp = index
+            .offsets
+            .last()
+            .and_then(|&at| bytes.get(at as usize..)?.first_chunk::<HEADER_LEN>())
+            .and_then(|head| frame::parse_header(head, max_len).ok())
+            .map_or(0, |header| header.timestamp);
+        segments.push(index);
     }
     report.records = segments.iter().map(|s| s.end_seq() - s.first_seq).sum();
     report.segments = segments.len();
-    Ok(Recovered { segments, report })
+    Ok(Recovered {
+        segments,
+        report,
+        last_timestamp,
+    })
 }
 
 /// A sealed segment, checked at its header only (see [`SegmentIndex`]).

@@ -361,3 +361,70 @@ async fn interval_policy_fsyncs_in_the_background() {
         "the interval flusher never fsynced"
     );
 }
+
+#[tokio::test]
+async fn timestamps_are_wall_clock_ms_and_never_decrease_across_a_reopen() {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before = now();
+    let log = filled(dir.path(), 3_000, opts(FsyncPolicy::Never)).await;
+    let after = now();
+    let records: Vec<_> = log
+        .range(..)
+        .expect("range")
+        .collect::<Result<_, _>>()
+        .expect("records");
+    // A coarse clock lags by at most a tick; allow a generous second.
+    for pair in records.windows(2) {
+        assert!(pair[0].timestamp <= pair[1].timestamp, "{pair:?}");
+    }
+    for record in [&records[0], &records[records.len() - 1]] {
+        assert!(record.timestamp + 1000 >= before && record.timestamp <= after + 1000);
+    }
+    let last = records[records.len() - 1].timestamp;
+    log.close().await.expect("close");
+
+    let log = Log::open(dir.path(), opts(FsyncPolicy::Never)).expect("reopen");
+    let seq = log.append(b"after reopen").await.expect("append");
+    assert!(log.read(seq).expect("read").timestamp >= last);
+    log.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn every_record_reads_back_from_the_buffer_the_memory_window_or_the_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), opts(FsyncPolicy::Never).segment_size(64 << 10)).expect("open");
+    for i in 1..=12_000u64 {
+        log.append(&payload(i)).await.expect("append");
+        // Now and then, read back everything recent: some of it is still in
+        // the write buffer, some in flushed chunks, some only in files.
+        if i % 997 == 0 {
+            for seq in i.saturating_sub(3_000).max(1)..=i {
+                assert_eq!(*log.read(seq).expect("read").payload, *payload(seq));
+            }
+            let got: Vec<_> = log
+                .range(i.saturating_sub(5_000).max(1)..)
+                .expect("range")
+                .map(|r| r.expect("record").seq)
+                .collect();
+            assert_eq!(
+                got,
+                (i.saturating_sub(5_000).max(1)..=i).collect::<Vec<_>>()
+            );
+        }
+    }
+    let mut tail = log.tail(1);
+    let mut next = 1;
+    while next <= 12_000 {
+        for record in tail.next_batch(700).await.expect("batch") {
+            assert_eq!((record.seq, &*record.payload), (next, &*payload(next)));
+            next += 1;
+        }
+    }
+    log.close().await.expect("close");
+}

@@ -42,12 +42,54 @@ impl<F: PartialEq + Send + Sync + 'static, E, M, S> EqField<E, M, S> for F {
 pub trait OrdField<E, M, S>: Send + Sync + 'static {
     /// `self.partial_cmp(other)`.
     fn field_cmp(&self, other: &Self) -> Option<Ordering>;
+    /// `self < other`.
+    #[inline]
+    fn field_lt(&self, other: &Self) -> bool {
+        matches!(self.field_cmp(other), Some(Ordering::Less))
+    }
+    /// `self <= other`.
+    #[inline]
+    fn field_le(&self, other: &Self) -> bool {
+        matches!(
+            self.field_cmp(other),
+            Some(Ordering::Less | Ordering::Equal)
+        )
+    }
+    /// `self > other`.
+    #[inline]
+    fn field_gt(&self, other: &Self) -> bool {
+        matches!(self.field_cmp(other), Some(Ordering::Greater))
+    }
+    /// `self >= other`.
+    #[inline]
+    fn field_ge(&self, other: &Self) -> bool {
+        matches!(
+            self.field_cmp(other),
+            Some(Ordering::Greater | Ordering::Equal)
+        )
+    }
 }
 
 impl<F: PartialOrd + Send + Sync + 'static, E, M, S> OrdField<E, M, S> for F {
     #[inline]
     fn field_cmp(&self, other: &Self) -> Option<Ordering> {
         self.partial_cmp(other)
+    }
+    #[inline]
+    fn field_lt(&self, other: &Self) -> bool {
+        self < other
+    }
+    #[inline]
+    fn field_le(&self, other: &Self) -> bool {
+        self <= other
+    }
+    #[inline]
+    fn field_gt(&self, other: &Self) -> bool {
+        self > other
+    }
+    #[inline]
+    fn field_ge(&self, other: &Self) -> bool {
+        self >= other
     }
 }
 

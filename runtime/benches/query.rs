@@ -97,6 +97,8 @@ fn bench(c: &mut Criterion) {
     // Rows cloned into a `Vec`, in id order, out of 1K and 10K rows:
     // - indexed: `customer == "customer-42"` (1 row at 1K, 10 at 10K) from the hash index,
     //   against a scan of the `Vec` comparing `customer` (the same field and result);
+    // - indexed_borrowed: the same, but borrowing the rows (`rows()`, a `Vec<&Order>`)
+    //   instead of cloning them, so the cost of the lookup itself shows;
     // - unindexed: `region == 42` (1 in 100: 10 rows at 1K, 100 at 10K) by a scan, against
     //   the same scan written by hand.
     for n in [1_000u64, 10_000] {
@@ -115,6 +117,20 @@ fn bench(c: &mut Criterion) {
                     .collect::<Vec<_>>()
             })
         });
+        g.bench_function(BenchmarkId::new("indexed_borrowed", "foldkit"), |b| {
+            b.iter(|| t.query().where_customer(black_box("customer-42")).rows())
+        });
+        g.bench_function(
+            BenchmarkId::new("indexed_field_borrowed", "hand_written"),
+            |b| {
+                b.iter(|| {
+                    let customer = black_box("customer-42");
+                    rows.iter()
+                        .filter(|o| o.customer == customer)
+                        .collect::<Vec<&Order>>()
+                })
+            },
+        );
         g.bench_function(BenchmarkId::new("unindexed", "foldkit"), |b| {
             b.iter(|| t.query().where_region(black_box(42u32)).collect())
         });

@@ -113,11 +113,21 @@ impl<T> IndexProbe<T> {
         slot: usize,
         mut keys: Vec<K>,
     ) -> Self {
-        if keys.len() > 1 {
-            let mut seen = std::collections::HashSet::with_capacity(keys.len());
-            keys.retain(|key| seen.insert(key.clone()));
+        if keys.len() == 1 {
+            let key = keys.pop().expect("one key");
+            return Self::lookup_one(slot, key);
         }
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
+        keys.retain(|key| seen.insert(key.clone()));
         Self(Arc::new(IndexLookup { slot, keys }))
+    }
+
+    /// Looks `key` up in the hash index at `slot`.
+    pub(crate) fn lookup_one<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
+        slot: usize,
+        key: K,
+    ) -> Self {
+        Self(Arc::new(IndexLookupOne { slot, key }))
     }
 }
 
@@ -131,28 +141,79 @@ impl<T> Clone for Clause<T> {
     }
 }
 
+/// The id buckets an index probe names: one (the usual case, without allocating), or
+/// several.
+pub(super) enum Buckets<'t, Id> {
+    /// One bucket.
+    One(&'t BTreeSet<Id>),
+    /// Any number of buckets.
+    Many(Vec<&'t BTreeSet<Id>>),
+}
+
+impl<'t, Id> Buckets<'t, Id> {
+    /// The buckets as a slice.
+    pub(super) fn as_slice(&self) -> &[&'t BTreeSet<Id>] {
+        match self {
+            Buckets::One(bucket) => std::slice::from_ref(bucket),
+            Buckets::Many(buckets) => buckets,
+        }
+    }
+}
+
 /// Names the rows a clause can match from an index: the union of some id buckets.
 pub(super) trait Probe<T>: Send + Sync {
     /// The buckets (pairwise disjoint), or `None` when the index is not there.
-    fn buckets<'t>(&self, table: &'t Table<T>) -> Option<Vec<&'t BTreeSet<T::Id>>>
+    fn buckets<'t>(&self, table: &'t Table<T>) -> Option<Buckets<'t, T::Id>>
     where
         T: Entity;
 }
 
-/// Lookup of one or more keys in the hash index at `slot`.
+/// The hash index at `slot` of `table`, if its keys are `K`.
+fn hash_index<T: Entity, K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
+    table: &Table<T>,
+    slot: usize,
+) -> Option<&HashIndex<T, K>> {
+    table
+        .indexes()
+        .get(slot)?
+        .as_any()
+        .downcast_ref::<HashIndex<T, K>>()
+}
+
+/// Lookup of several keys in the hash index at `slot`.
 struct IndexLookup<K> {
     slot: usize,
     keys: Vec<K>,
 }
 
 impl<T, K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Probe<T> for IndexLookup<K> {
-    fn buckets<'t>(&self, table: &'t Table<T>) -> Option<Vec<&'t BTreeSet<T::Id>>>
+    fn buckets<'t>(&self, table: &'t Table<T>) -> Option<Buckets<'t, T::Id>>
     where
         T: Entity,
     {
-        let index = table.indexes().get(self.slot)?;
-        let index = index.as_any().downcast_ref::<HashIndex<T, K>>()?;
-        Some(self.keys.iter().filter_map(|key| index.get(key)).collect())
+        let index = hash_index::<T, K>(table, self.slot)?;
+        Some(Buckets::Many(
+            self.keys.iter().filter_map(|key| index.get(key)).collect(),
+        ))
+    }
+}
+
+/// Lookup of one key in the hash index at `slot`.
+struct IndexLookupOne<K> {
+    slot: usize,
+    key: K,
+}
+
+impl<T, K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Probe<T> for IndexLookupOne<K> {
+    fn buckets<'t>(&self, table: &'t Table<T>) -> Option<Buckets<'t, T::Id>>
+    where
+        T: Entity,
+    {
+        let index = hash_index::<T, K>(table, self.slot)?;
+        Some(match index.get(&self.key) {
+            Some(bucket) => Buckets::One(bucket),
+            None => Buckets::Many(Vec::new()),
+        })
     }
 }
 

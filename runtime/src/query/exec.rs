@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::ops::{ControlFlow, Range};
 
 use super::QueryCore;
+use super::core::Buckets;
 use crate::entity::Entity;
 use crate::table::Table;
 
@@ -23,10 +24,12 @@ use crate::table::Table;
 enum Access<'t, Id> {
     /// Read every row.
     Scan,
-    /// Walk the union of these (disjoint) id buckets; clause `by` is satisfied by construction.
+    /// Walk the union of these (disjoint) id buckets, `size` ids in all; clause `by` is
+    /// satisfied by construction.
     Index {
         by: usize,
-        buckets: Vec<&'t BTreeSet<Id>>,
+        size: usize,
+        buckets: Buckets<'t, Id>,
     },
 }
 
@@ -57,7 +60,7 @@ impl<T: Entity> QueryCore<T> {
     /// Picks the index-capable clause with the fewest candidates, or a scan.
     fn access<'t>(&self, table: &'t Table<T>) -> Access<'t, T::Id> {
         // (clause position, candidate count, buckets) of the best index clause so far.
-        type Best<'t, Id> = Option<(usize, usize, Vec<&'t BTreeSet<Id>>)>;
+        type Best<'t, Id> = Option<(usize, usize, Buckets<'t, Id>)>;
         let mut best: Best<'t, T::Id> = None;
         for (at, clause) in self.clauses.iter().enumerate() {
             let Some(buckets) = clause
@@ -67,7 +70,7 @@ impl<T: Entity> QueryCore<T> {
             else {
                 continue;
             };
-            let size: usize = buckets.iter().map(|bucket| bucket.len()).sum();
+            let size: usize = buckets.as_slice().iter().map(|bucket| bucket.len()).sum();
             if best
                 .as_ref()
                 .is_none_or(|(_, best_size, _)| size < *best_size)
@@ -76,7 +79,7 @@ impl<T: Entity> QueryCore<T> {
             }
         }
         match best {
-            Some((by, _, buckets)) => Access::Index { by, buckets },
+            Some((by, size, buckets)) => Access::Index { by, size, buckets },
             None => Access::Scan,
         }
     }
@@ -132,9 +135,34 @@ impl<T: Entity> QueryCore<T> {
                 .enumerate()
                 .all(|(at, clause)| at == by || clause.test.test(row))
         };
-        let mut check = |id: &T::Id| match table.get(id) {
-            Some(row) if rest(row) => visit(row),
-            _ => ControlFlow::Continue(()),
+        let rows = table.dense();
+        let sorted = table.is_sorted();
+        // Ids come in ascending order: in a sorted table each one is found by a binary
+        // search of the rows after the previous one.
+        let mut from = 0;
+        let mut check = |id: &T::Id| {
+            let row = if sorted {
+                match rows[from..].binary_search_by(|row| row.id().cmp(id)) {
+                    Ok(at) => {
+                        from += at + 1;
+                        &rows[from - 1]
+                    }
+                    Err(at) => {
+                        from += at;
+                        return ControlFlow::Continue(());
+                    }
+                }
+            } else {
+                match table.get(id) {
+                    Some(row) => row,
+                    None => return ControlFlow::Continue(()),
+                }
+            };
+            if rest(row) {
+                visit(row)
+            } else {
+                ControlFlow::Continue(())
+            }
         };
         if let [bucket] = buckets {
             for id in bucket.iter() {
@@ -168,9 +196,9 @@ impl<T: Entity> QueryCore<T> {
         };
         let mut out = match self.access(table) {
             Access::Scan => self.scan(table, enough),
-            Access::Index { by, buckets } => {
-                let mut out = Vec::new();
-                self.each_indexed(table, by, &buckets, |row| {
+            Access::Index { by, size, buckets } => {
+                let mut out = Vec::with_capacity(size.min(enough));
+                self.each_indexed(table, by, buckets.as_slice(), |row| {
                     out.push(row);
                     if out.len() >= enough {
                         ControlFlow::Break(())
@@ -240,12 +268,10 @@ impl<T: Entity> QueryCore<T> {
     fn count_bounded(&self, table: &Table<T>, take: usize) -> usize {
         let stop = self.offset.saturating_add(take);
         let matching = match self.access(table) {
-            Access::Index { buckets, .. } if self.clauses.len() == 1 => {
-                buckets.iter().map(|bucket| bucket.len()).sum()
-            }
-            Access::Index { by, buckets } => {
+            Access::Index { size, .. } if self.clauses.len() == 1 => size,
+            Access::Index { by, buckets, .. } => {
                 let mut seen = 0usize;
-                self.each_indexed(table, by, &buckets, |_| {
+                self.each_indexed(table, by, buckets.as_slice(), |_| {
                     seen += 1;
                     if seen >= stop {
                         ControlFlow::Break(())

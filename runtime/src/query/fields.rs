@@ -193,6 +193,13 @@ pub trait IndexKey<E, M, S>: Send + Sync + 'static {
     fn probe<T>(slot: usize, keys: Vec<Self>) -> IndexProbe<T>
     where
         Self: Sized;
+    /// The probe that looks `key` up in the index at `slot`.
+    fn probe_one<T>(slot: usize, key: Self) -> IndexProbe<T>
+    where
+        Self: Sized,
+    {
+        Self::probe(slot, vec![key])
+    }
     /// `self == other`.
     fn key_eq(&self, other: &Self) -> bool;
     /// A copy of the key.
@@ -207,6 +214,9 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static, E, M, S> IndexKey<E, M, S> fo
     }
     fn probe<T>(slot: usize, keys: Vec<Self>) -> IndexProbe<T> {
         IndexProbe::lookup(slot, keys)
+    }
+    fn probe_one<T>(slot: usize, key: Self) -> IndexProbe<T> {
+        IndexProbe::lookup_one(slot, key)
     }
     #[inline]
     fn key_eq(&self, other: &Self) -> bool {

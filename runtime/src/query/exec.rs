@@ -135,34 +135,13 @@ impl<T: Entity> QueryCore<T> {
                 .enumerate()
                 .all(|(at, clause)| at == by || clause.test.test(row))
         };
-        let rows = table.dense();
-        let sorted = table.is_sorted();
-        // Ids come in ascending order: in a sorted table each one is found by a binary
-        // search of the rows after the previous one.
-        let mut from = 0;
-        let mut check = |id: &T::Id| {
-            let row = if sorted {
-                match rows[from..].binary_search_by(|row| row.id().cmp(id)) {
-                    Ok(at) => {
-                        from += at + 1;
-                        &rows[from - 1]
-                    }
-                    Err(at) => {
-                        from += at;
-                        return ControlFlow::Continue(());
-                    }
-                }
-            } else {
-                match table.get(id) {
-                    Some(row) => row,
-                    None => return ControlFlow::Continue(()),
-                }
-            };
-            if rest(row) {
-                visit(row)
-            } else {
-                ControlFlow::Continue(())
-            }
+        // Through the id map, not a binary search of the rows: the map is a fraction of the
+        // rows' size, so its nodes stay in cache (criterion, 10 candidates in 10K rows:
+        // 261 ns against 527 ns for binary searches, though callgrind counts fewer
+        // instructions for the latter).
+        let mut check = |id: &T::Id| match table.get(id) {
+            Some(row) if rest(row) => visit(row),
+            _ => ControlFlow::Continue(()),
         };
         if let [bucket] = buckets {
             for id in bucket.iter() {

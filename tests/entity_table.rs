@@ -166,3 +166,110 @@ fn serde_round_trip_rebuilds_indexes_and_rejects_duplicate_ids() {
     let err = postcard::from_bytes::<Table<Order>>(&bytes).expect_err("duplicate id");
     assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
 }
+
+/// Tables large enough that a scan reads several runs, kept in id order by appends and then
+/// put out of order by removals, out-of-order inserts and id changes: every read agrees
+/// with a naive filter over the rows sorted by id, and the encoding stays in id order.
+#[test]
+fn large_tables_read_in_id_order_after_any_mutation() {
+    fn check(t: &Table<Order>, naive: &std::collections::BTreeMap<u64, Order>) {
+        let rows: Vec<Order> = naive.values().cloned().collect();
+        let ids = |keep: &dyn Fn(&Order) -> bool| -> Vec<u64> {
+            rows.iter()
+                .filter(|o| keep(o))
+                .map(|o| o.order_id)
+                .collect()
+        };
+        assert_eq!(t.len(), rows.len());
+        assert_eq!(t.iter().cloned().collect::<Vec<_>>(), rows);
+        assert_eq!(t.iter().rev().count(), rows.len());
+        assert_eq!(
+            postcard::to_stdvec(t).expect("encode"),
+            postcard::to_stdvec(&rows).expect("encode")
+        );
+        let big = ids(&|o| o.total_cents > 20_000);
+        assert_eq!(t.query().where_total_cents_gt(20_000u64).ids(), big);
+        for (offset, limit) in [(0, 1), (0, 70), (5, 200), (130, 3), (0, 5000), (4000, 10)] {
+            let expected: Vec<u64> = big.iter().copied().skip(offset).take(limit).collect();
+            let q = || {
+                t.query()
+                    .where_total_cents_gt(20_000u64)
+                    .offset(offset)
+                    .limit(limit)
+            };
+            assert_eq!(q().ids(), expected, "offset {offset} limit {limit}");
+            assert_eq!(q().count(), expected.len());
+            assert_eq!(q().exists(), !expected.is_empty());
+            assert_eq!(q().first().map(|o| o.order_id), expected.first().copied());
+        }
+        let both = ids(&|o| o.note.is_some() && o.total_cents <= 9_000 && o.customer != "c3");
+        let q = || {
+            t.query()
+                .where_customer_ne("c3")
+                .where_note_is_some()
+                .where_total_cents_lte(9_000u64)
+        };
+        assert_eq!(q().ids(), both);
+        assert_eq!(q().count(), both.len());
+        assert_eq!(q().limit(100).count(), both.len().min(100));
+        assert_eq!(
+            q().order_by_total_cents(Desc).first().map(|o| o.order_id),
+            rows.iter()
+                .filter(|o| both.contains(&o.order_id))
+                .max_by_key(|o| (o.total_cents, std::cmp::Reverse(o.order_id)))
+                .map(|o| o.order_id)
+        );
+        assert_eq!(
+            t.query().where_customer("c7").ids(),
+            ids(&|o| o.customer == "c7")
+        );
+        assert_eq!(t.query().count(), rows.len());
+    }
+
+    let make = |id: u64| {
+        let mut o = order(id % 1000, "", Status::Placed, (id * 7919) % 30_000, &[]);
+        o.order_id = id;
+        o.customer = format!("c{}", id % 10);
+        o
+    };
+    let mut t = Table::default();
+    let mut naive = std::collections::BTreeMap::new();
+    for id in 0..3000 {
+        t.insert(make(id));
+        naive.insert(id, make(id));
+    }
+    check(&t, &naive);
+
+    // Removing the last row keeps the storage in order; any other removal does not.
+    for id in [2999, 0, 1500, 17, 2998, 1501] {
+        assert_eq!(t.remove(&id), naive.remove(&id));
+        check(&t, &naive);
+    }
+    // Out-of-order inserts, and a replacement.
+    for id in [1500, 5000, 3, 4001] {
+        t.insert(make(id));
+        naive.insert(id, make(id));
+    }
+    let mut replaced = make(42);
+    replaced.total_cents = 29_999;
+    t.insert(replaced.clone());
+    naive.insert(42, replaced);
+    check(&t, &naive);
+    // Id changes: to a free id, and onto an existing row (which is evicted).
+    for (from, to) in [(10, 7000), (20, 30), (2997, 1)] {
+        assert!(t.update(&from, |o| o.order_id = to));
+        let mut row = naive.remove(&from).expect("row");
+        row.order_id = to;
+        naive.insert(to, row);
+        check(&t, &naive);
+    }
+    // Clearing restores an empty, ordered table.
+    t.clear();
+    naive.clear();
+    check(&t, &naive);
+    for id in (0..200).rev() {
+        t.insert(make(id));
+        naive.insert(id, make(id));
+    }
+    check(&t, &naive);
+}

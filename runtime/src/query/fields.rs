@@ -42,12 +42,54 @@ impl<F: PartialEq + Send + Sync + 'static, E, M, S> EqField<E, M, S> for F {
 pub trait OrdField<E, M, S>: Send + Sync + 'static {
     /// `self.partial_cmp(other)`.
     fn field_cmp(&self, other: &Self) -> Option<Ordering>;
+    /// `self < other`.
+    #[inline]
+    fn field_lt(&self, other: &Self) -> bool {
+        matches!(self.field_cmp(other), Some(Ordering::Less))
+    }
+    /// `self <= other`.
+    #[inline]
+    fn field_le(&self, other: &Self) -> bool {
+        matches!(
+            self.field_cmp(other),
+            Some(Ordering::Less | Ordering::Equal)
+        )
+    }
+    /// `self > other`.
+    #[inline]
+    fn field_gt(&self, other: &Self) -> bool {
+        matches!(self.field_cmp(other), Some(Ordering::Greater))
+    }
+    /// `self >= other`.
+    #[inline]
+    fn field_ge(&self, other: &Self) -> bool {
+        matches!(
+            self.field_cmp(other),
+            Some(Ordering::Greater | Ordering::Equal)
+        )
+    }
 }
 
 impl<F: PartialOrd + Send + Sync + 'static, E, M, S> OrdField<E, M, S> for F {
     #[inline]
     fn field_cmp(&self, other: &Self) -> Option<Ordering> {
         self.partial_cmp(other)
+    }
+    #[inline]
+    fn field_lt(&self, other: &Self) -> bool {
+        self < other
+    }
+    #[inline]
+    fn field_le(&self, other: &Self) -> bool {
+        self <= other
+    }
+    #[inline]
+    fn field_gt(&self, other: &Self) -> bool {
+        self > other
+    }
+    #[inline]
+    fn field_ge(&self, other: &Self) -> bool {
+        self >= other
     }
 }
 
@@ -151,6 +193,13 @@ pub trait IndexKey<E, M, S>: Send + Sync + 'static {
     fn probe<T>(slot: usize, keys: Vec<Self>) -> IndexProbe<T>
     where
         Self: Sized;
+    /// The probe that looks `key` up in the index at `slot`.
+    fn probe_one<T>(slot: usize, key: Self) -> IndexProbe<T>
+    where
+        Self: Sized,
+    {
+        Self::probe(slot, vec![key])
+    }
     /// `self == other`.
     fn key_eq(&self, other: &Self) -> bool;
     /// A copy of the key.
@@ -165,6 +214,9 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static, E, M, S> IndexKey<E, M, S> fo
     }
     fn probe<T>(slot: usize, keys: Vec<Self>) -> IndexProbe<T> {
         IndexProbe::lookup(slot, keys)
+    }
+    fn probe_one<T>(slot: usize, key: Self) -> IndexProbe<T> {
+        IndexProbe::lookup_one(slot, key)
     }
     #[inline]
     fn key_eq(&self, other: &Self) -> bool {

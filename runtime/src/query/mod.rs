@@ -36,9 +36,21 @@
 //! Each clause on an indexed field (`where_f`, `where_f_in`, and `where_f_contains` on an
 //! indexed `Vec`) can name its candidate rows from the index. The planner asks every such
 //! clause for its candidates and walks the smallest set, testing only the other clauses;
-//! with no index-capable clause it scans the rows in id order. An indexed equality never
-//! scans, and `count` on index clauses alone is `O(1)` (the bucket's size). Range clauses
-//! scan: indexes are hash indexes (see the `table` module).
+//! with no index-capable clause it scans the table. An indexed equality never scans, and
+//! `count` on index clauses alone is `O(1)` (the bucket's size). Range clauses scan:
+//! indexes are hash indexes (see the `table` module).
+//!
+//! # Execution
+//!
+//! A scan walks the table's dense row vector. Each clause is a concrete closure behind one
+//! trait object whose methods loop over a run of rows (select the matching slots, narrow a
+//! selection, count), so the per-row test is inlined into a tight loop and a clause costs
+//! one dynamic call per run, not per row. Clauses are kept cheapest first (a comparison of
+//! an inline value, then one behind a pointer, then searches, then `filter` closures), so
+//! the expensive tests only see rows the cheap ones let through. `count` counts in place,
+//! and nothing is cloned until a row is known to be a result. Matches come out in id order
+//! when the row vector is (rows inserted in ascending id order, the usual case for a fold);
+//! otherwise the matching slots are sorted by id first. See `exec.rs`.
 
 mod core;
 mod exec;

@@ -1,19 +1,38 @@
 //! `Table<T>`: rows keyed by id, plus the secondary indexes the entity declares.
 //!
-//! Rows live in a `BTreeMap` keyed by id: lookups are `O(log n)`, iteration is in ascending
-//! id order (the default query order, so an unordered query never sorts), and serialization
-//! is deterministic, which keeps snapshots byte-identical across runs.
+//! # Row storage
 //!
-//! Every mutation goes through [`Table::insert`], [`Table::update`] or [`Table::remove`], and
-//! each of those keeps the index invariant (see [`HashIndex`]) in one place, `index`/`unindex` below:
-//! that is where change tracking for watches hooks in.
+//! Rows live densely in a `Vec<T>` (`rows`); a `BTreeMap` from id to slot (`slots`) finds a
+//! row by id in `O(log n)` and lists the slots in ascending id order. A scan walks the
+//! contiguous vector, so a query's predicate runs in a tight, cache-friendly loop (see
+//! [`crate::query`]) instead of chasing tree nodes.
+//!
+//! The default query order is ascending id. While every row was inserted with a larger id
+//! than the rows before it and none was moved out of place, the vector *is* in ascending id
+//! order (`sorted`), and a scan emits its matches as it finds them, stopping early under a
+//! `limit`. Otherwise (an out-of-order insert, a removal from the middle, an id change) a
+//! scan sorts its matching slots by id, `O(m log m)` in the `m` matches. Loading a snapshot or
+//! cloning a table rebuilds it in id order. [`Table::iter`] and serialization always go
+//! through `slots`, so they yield rows in ascending id order either way, and the encoded
+//! format (rows in ascending id order) does not depend on the storage.
+//!
+//! Invariants, kept by the mutation paths below:
+//! - `slots.len() == rows.len()`, and `slots[rows[s].id()] == s` for every slot `s`;
+//! - `sorted` implies that the ids of `rows` are strictly ascending;
+//! - the index invariant (see [`HashIndex`]).
+//!
+//! Every mutation goes through [`Table::insert`], [`Table::update`], [`Table::remove`] or
+//! [`Table::clear`], and each of those keeps the index invariant in one place,
+//! `index`/`unindex` below, and records the change for watches (`changes`).
 
 mod changes;
 mod index;
 mod serde_impl;
 
 use std::collections::BTreeMap;
+use std::collections::btree_map;
 use std::fmt;
+use std::iter::FusedIterator;
 
 pub use index::{AnyIndex, HashIndex, Keys, index_each, index_one};
 
@@ -24,7 +43,12 @@ use crate::query::{QueryBuilder, QueryCore};
 
 /// Rows of one entity type, with the secondary indexes it declares.
 pub struct Table<T: Entity> {
-    rows: BTreeMap<T::Id, T>,
+    /// The rows, densely; see the module docs for their order.
+    rows: Vec<T>,
+    /// Id → slot in `rows`.
+    slots: BTreeMap<T::Id, usize>,
+    /// Whether `rows` is in ascending id order.
+    sorted: bool,
     indexes: Vec<Box<dyn AnyIndex<T>>>,
     /// What changed, for watchers (not serialized, not compared).
     pub(crate) changes: ChangeLog<T::Id>,
@@ -33,7 +57,9 @@ pub struct Table<T: Entity> {
 impl<T: Entity> Default for Table<T> {
     fn default() -> Self {
         Self {
-            rows: BTreeMap::new(),
+            rows: Vec::new(),
+            slots: BTreeMap::new(),
+            sorted: true,
             indexes: T::indexes(),
             changes: ChangeLog::default(),
         }
@@ -43,7 +69,8 @@ impl<T: Entity> Default for Table<T> {
 impl<T: Entity + Clone> Clone for Table<T> {
     fn clone(&self) -> Self {
         let mut table = Self::default();
-        for row in self.rows.values() {
+        table.rows.reserve_exact(self.len());
+        for row in self.iter() {
             table.insert(row.clone());
         }
         table
@@ -52,13 +79,19 @@ impl<T: Entity + Clone> Clone for Table<T> {
 
 impl<T: Entity + fmt::Debug> fmt::Debug for Table<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.rows.iter()).finish()
+        f.debug_map()
+            .entries(self.iter().map(|row| (row.id(), row)))
+            .finish()
     }
 }
 
 impl<T: Entity + PartialEq> PartialEq for Table<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.rows == other.rows
+        self.len() == other.len()
+            && self
+                .iter()
+                .zip(other.iter())
+                .all(|(a, b)| a.id() == b.id() && a == b)
     }
 }
 
@@ -76,28 +109,36 @@ impl<T: Entity> Table<T> {
     /// Inserts `row`, replacing and returning the row that had the same id.
     pub fn insert(&mut self, row: T) -> Option<T> {
         self.changes.record(row.id());
-        let old = self.rows.remove(row.id());
-        if let Some(old) = &old {
-            self.unindex(old);
+        if let Some(&slot) = self.slots.get(row.id()) {
+            let old = std::mem::replace(&mut self.rows[slot], row);
+            self.unindex(&old);
+            for index in &mut self.indexes {
+                index.insert(&self.rows[slot]);
+            }
+            return Some(old);
         }
         self.index(&row);
-        self.rows.insert(row.id().clone(), row);
-        old
+        if self.rows.last().is_some_and(|last| last.id() > row.id()) {
+            self.sorted = false;
+        }
+        self.slots.insert(row.id().clone(), self.rows.len());
+        self.rows.push(row);
+        None
     }
 
     /// The row with this id.
     pub fn get(&self, id: &T::Id) -> Option<&T> {
-        self.rows.get(id)
+        self.slots.get(id).map(|&slot| &self.rows[slot])
     }
 
     /// The row with this id (same as [`get`](Self::get); the name matches the query terminals).
     pub fn find_unique(&self, id: &T::Id) -> Option<&T> {
-        self.rows.get(id)
+        self.get(id)
     }
 
     /// Whether a row has this id.
     pub fn contains(&self, id: &T::Id) -> bool {
-        self.rows.contains_key(id)
+        self.slots.contains_key(id)
     }
 
     /// Changes the row with this id in place and re-indexes the fields that changed.
@@ -105,40 +146,43 @@ impl<T: Entity> Table<T> {
     ///
     /// If `change` alters the id, the row moves to its new id, replacing any row there.
     pub fn update(&mut self, id: &T::Id, change: impl FnOnce(&mut T)) -> bool {
-        let Some(row) = self.rows.get_mut(id) else {
+        let Some(&slot) = self.slots.get(id) else {
             return false;
         };
         self.changes.record(id);
+        let row = &mut self.rows[slot];
         for index in &mut self.indexes {
             index.begin_update(row);
         }
         change(row);
-        if row.id() != id {
-            self.changes.record(row.id());
-        }
         if row.id() == id {
             for index in &mut self.indexes {
                 index.end_update(id, row);
             }
             return true;
         }
-        // The id changed: move the row, evicting whatever held the new id.
-        let Some(row) = self.rows.remove(id) else {
-            return true;
-        };
-        if let Some(evicted) = self.rows.remove(row.id()) {
+        self.changes.record(row.id());
+        // The id changed: re-key the row, evicting whatever held the new id.
+        let new_id = row.id().clone();
+        self.slots.remove(id);
+        if let Some(evicted) = self.slots.insert(new_id.clone(), slot) {
+            let evicted = self.take_slot(evicted);
             self.unindex(&evicted);
         }
+        let slot = self.slots[&new_id];
         for index in &mut self.indexes {
-            index.end_update(id, &row);
+            index.end_update(id, &self.rows[slot]);
         }
-        self.rows.insert(row.id().clone(), row);
+        if self.sorted && !self.in_order_at(slot) {
+            self.sorted = false;
+        }
         true
     }
 
     /// Removes and returns the row with this id.
     pub fn remove(&mut self, id: &T::Id) -> Option<T> {
-        let row = self.rows.remove(id)?;
+        let slot = self.slots.remove(id)?;
+        let row = self.take_slot(slot);
         self.changes.record(id);
         self.unindex(&row);
         Some(row)
@@ -148,6 +192,8 @@ impl<T: Entity> Table<T> {
     pub fn clear(&mut self) {
         self.changes.record_all();
         self.rows.clear();
+        self.slots.clear();
+        self.sorted = true;
         for index in &mut self.indexes {
             index.clear();
         }
@@ -165,7 +211,7 @@ impl<T: Entity> Table<T> {
 
     /// Rows in ascending id order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + ExactSizeIterator {
-        self.rows.values()
+        self.into_iter()
     }
 
     /// A typed query over this table: chain `where_*`, `order_by_*`, `limit`, then a terminal.
@@ -196,9 +242,35 @@ impl<T: Entity> Table<T> {
         &self.indexes
     }
 
-    /// The row map (used by the query executor).
-    pub(crate) fn rows(&self) -> &BTreeMap<T::Id, T> {
+    /// The rows in storage order (used by the query executor to scan).
+    pub(crate) fn dense(&self) -> &[T] {
         &self.rows
+    }
+
+    /// Whether [`dense`](Self::dense) is in ascending id order.
+    pub(crate) fn is_sorted(&self) -> bool {
+        self.sorted
+    }
+
+    /// Removes the row at `slot` (already gone from `slots`) by moving the last row into its
+    /// place, and re-points the moved row's slot.
+    fn take_slot(&mut self, slot: usize) -> T {
+        let row = self.rows.swap_remove(slot);
+        if let Some(moved) = self.rows.get(slot) {
+            // Whatever id the moved row has now, `slots` maps it to the old last slot.
+            if let Some(at) = self.slots.get_mut(moved.id()) {
+                *at = slot;
+            }
+            self.sorted = false;
+        }
+        row
+    }
+
+    /// Whether the row at `slot` sits between its neighbours in id order.
+    fn in_order_at(&self, slot: usize) -> bool {
+        let id = self.rows[slot].id();
+        (slot == 0 || self.rows[slot - 1].id() < id)
+            && self.rows.get(slot + 1).is_none_or(|next| id < next.id())
     }
 
     fn index(&mut self, row: &T) {
@@ -214,10 +286,53 @@ impl<T: Entity> Table<T> {
     }
 }
 
+/// The rows of a [`Table`] in ascending id order (from [`Table::iter`] or `&table`).
+pub struct Iter<'a, T: Entity> {
+    slots: btree_map::Values<'a, T::Id, usize>,
+    rows: &'a [T],
+}
+
+impl<T: Entity> Clone for Iter<'_, T> {
+    fn clone(&self) -> Self {
+        Self {
+            slots: self.slots.clone(),
+            rows: self.rows,
+        }
+    }
+}
+
+impl<'a, T: Entity> Iterator for Iter<'a, T> {
+    type Item = &'a T;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a T> {
+        self.slots.next().map(|&slot| &self.rows[slot])
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.slots.size_hint()
+    }
+}
+
+impl<T: Entity> DoubleEndedIterator for Iter<'_, T> {
+    #[inline]
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.slots.next_back().map(|&slot| &self.rows[slot])
+    }
+}
+
+impl<T: Entity> ExactSizeIterator for Iter<'_, T> {}
+
+impl<T: Entity> FusedIterator for Iter<'_, T> {}
+
 impl<'a, T: Entity> IntoIterator for &'a Table<T> {
     type Item = &'a T;
-    type IntoIter = std::collections::btree_map::Values<'a, T::Id, T>;
+    type IntoIter = Iter<'a, T>;
     fn into_iter(self) -> Self::IntoIter {
-        self.rows.values()
+        Iter {
+            slots: self.slots.values(),
+            rows: &self.rows,
+        }
     }
 }

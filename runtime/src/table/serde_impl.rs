@@ -12,7 +12,7 @@ use crate::entity::Entity;
 
 impl<T: Entity + Serialize> Serialize for Table<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.rows.values())
+        serializer.collect_seq(self.iter())
     }
 }
 

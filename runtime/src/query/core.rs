@@ -202,6 +202,32 @@ impl<T, K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Probe<T> for In
             self.keys.iter().filter_map(|key| index.get(key)).collect(),
         ))
     }
+
+    fn route_keys(&self) -> (usize, Vec<u64>) {
+        (
+            self.slot,
+            self.keys.iter().map(super::route::key_hash).collect(),
+        )
+    }
+
+    fn row_key_hashes(&self, table: &Table<T>, row: &T, out: &mut Vec<u64>)
+    where
+        T: Entity,
+    {
+        row_key_hashes::<T, K>(table, self.slot, row, out);
+    }
+}
+
+/// For watch routing: the hashes of `row`'s keys in the hash index at `slot`.
+fn row_key_hashes<T: Entity, K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
+    table: &Table<T>,
+    slot: usize,
+    row: &T,
+    out: &mut Vec<u64>,
+) {
+    if let Some(index) = hash_index::<T, K>(table, slot) {
+        out.extend(index.keys_of(row).iter().map(super::route::key_hash));
+    }
 }
 
 /// Lookup of one key in the hash index at `slot`.
@@ -223,20 +249,14 @@ impl<T, K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Probe<T> for In
     }
 
     fn route_keys(&self) -> (usize, Vec<u64>) {
-        (
-            self.slot,
-            self.keys.iter().map(super::route::key_hash).collect(),
-        )
+        (self.slot, vec![super::route::key_hash(&self.key)])
     }
 
     fn row_key_hashes(&self, table: &Table<T>, row: &T, out: &mut Vec<u64>)
     where
         T: Entity,
     {
-        let index = table.indexes().get(self.slot);
-        if let Some(index) = index.and_then(|i| i.as_any().downcast_ref::<HashIndex<T, K>>()) {
-            out.extend(index.keys_of(row).iter().map(super::route::key_hash));
-        }
+        row_key_hashes::<T, K>(table, self.slot, row, out);
     }
 }
 

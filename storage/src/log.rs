@@ -604,6 +604,24 @@ impl Log {
     }
 
     /// A tail from `from`: the records already appended, then live ones.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use foldkit_storage::{Log, LogOptions};
+    /// use futures::StreamExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), LogOptions::default())?;
+    /// log.append(b"before").await?;
+    /// let mut tail = log.tail(1);
+    /// let writer = log.clone();
+    /// tokio::spawn(async move { writer.append(b"after").await });
+    /// let first = tail.next().await.expect("open tail")?;
+    /// let second = tail.next().await.expect("open tail")?;
+    /// assert_eq!((&*first.payload, &*second.payload), (&b"before"[..], &b"after"[..]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn tail(&self, from: Seq) -> Tail {
         Tail::new(Arc::clone(&self.inner), from.max(1))
     }

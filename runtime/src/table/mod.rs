@@ -42,6 +42,41 @@ use crate::entity::Entity;
 use crate::query::{QueryBuilder, QueryCore};
 
 /// Rows of one entity type, with the secondary indexes it declares.
+///
+/// ```
+/// use foldkit::prelude::*;
+///
+/// #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// struct Account {
+///     #[entity(id)]
+///     id: u64,
+///     #[entity(index)]
+///     owner: String,
+///     balance: u64,
+/// }
+///
+/// let mut accounts = Table::<Account>::new();
+/// for (id, owner, balance) in [(1, "alice", 50), (2, "bob", 700), (3, "alice", 900)] {
+///     accounts.insert(Account { id, owner: owner.into(), balance });
+/// }
+/// // Re-indexes only what changed.
+/// accounts.update(&1, |a| a.balance += 25);
+///
+/// // The planner answers `owner` from its hash index; `balance` is scanned.
+/// let rich_alice = accounts
+///     .query()
+///     .where_owner("alice")
+///     .where_balance_gte(500u64)
+///     .collect();
+/// assert_eq!(rich_alice.iter().map(|a| a.id).collect::<Vec<_>>(), [3]);
+///
+/// // A reusable filter, and the terminals on the table.
+/// let alice = Account::filter().where_owner("alice");
+/// assert_eq!(accounts.count_where(&alice), 2);
+/// assert_eq!(accounts.find_unique(&1).map(|a| a.balance), Some(75));
+/// let by_balance = accounts.query().order_by_balance(Desc).ids();
+/// assert_eq!(by_balance, [3, 2, 1]);
+/// ```
 pub struct Table<T: Entity> {
     /// The rows, densely; see the module docs for their order.
     rows: Vec<T>,

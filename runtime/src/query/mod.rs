@@ -40,6 +40,14 @@
 //! `count` on index clauses alone is `O(1)` (the bucket's size). Range clauses scan:
 //! indexes are hash indexes (see the `table` module).
 //!
+//! Why no ordered (B-tree) index: a range or `order_by` over an in-memory table is a scan
+//! of the dense row vector, which runs at the speed of a hand-written loop (the `query`
+//! bench: 10K rows in a few microseconds). An ordered index would win only for very
+//! selective ranges and for `order_by_f(..).limit(k)` with small `k`, and every indexed
+//! field would cost every insert and update a tree update plus a clone of the key. The
+//! hash index pays where scans hurt most: equality lookups and counts, which it answers
+//! without touching the other rows.
+//!
 //! # Execution
 //!
 //! A scan walks the table's dense row vector. Each clause is a concrete closure behind one

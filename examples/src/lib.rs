@@ -1,6 +1,7 @@
 //! Domains shared by the runnable foldkit examples (see the `[[example]]` targets):
-//! a bank (accounts as aggregates, with a read model) and counters (many instances,
-//! one read model). Their given/when/then tests use `foldkit::testing`.
+//! a bank (accounts as aggregates, with a read model), the same bank served over
+//! HTTP ([`bank_http`]), and counters (many instances, one read model). Their
+//! given/when/then tests use `foldkit::testing`.
 //!
 //! ```
 //! use foldkit::testing::AggregateTest;
@@ -13,4 +14,5 @@
 //! ```
 
 pub mod bank;
+pub mod bank_http;
 pub mod counter;

@@ -1,0 +1,76 @@
+//! The bank over HTTP: accounts as aggregates, a queryable and watchable read model,
+//! served by axum (see `foldkit_examples::bank_http` for the endpoints).
+//!
+//! `cargo run --release --example bank_http -- --data-dir ./bank-data --addr 127.0.0.1:3000`
+//! (or `FOLDKIT_DATA_DIR` / `FOLDKIT_ADDR`). Ctrl-C (or SIGTERM) stops it gracefully:
+//! open watch streams end, in-flight requests finish, then the Db closes (fsync and
+//! snapshot), so the next start resumes where this one stopped.
+
+use foldkit_examples::bank_http::{AppState, Config, USAGE, open_db};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let config = match Config::parse(std::env::args_os().skip(1), |key| std::env::var_os(key)) {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        Err(e) => {
+            eprintln!("bank_http: {e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let db = open_db(&config.data_dir).await?;
+    let app = AppState::new(db.clone());
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    println!(
+        "bank_http: listening on http://{} (data in {})",
+        listener.local_addr()?,
+        config.data_dir.display()
+    );
+    let stop = app.clone();
+    let served = axum::serve(listener, app.router())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            println!("bank_http: shutting down");
+            stop.shutdown();
+        })
+        .await;
+    // Close the Db even if the server failed: everything acknowledged is made durable.
+    let closed = db.close().await;
+    served?;
+    closed?;
+    println!("bank_http: closed");
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            eprintln!("bank_http: cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                eprintln!("bank_http: cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

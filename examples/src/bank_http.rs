@@ -9,6 +9,9 @@
 //! | `GET /accounts?owner=..&min_balance=..&max_balance=..&limit=..` | a typed query on the read model |
 //! | `GET /accounts/watch?owner=..&min_balance=..&max_balance=..` | a server-sent-events stream of that query: the current result at once, then each change |
 //!
+//! A command's body is read as JSON whatever its `Content-Type` (so a bare
+//! `curl -d '{..}'` works); axum's default limit of 2 MB applies.
+//!
 //! Read-your-writes: `POST` answers the seqs it wrote; `GET /accounts` (and the
 //! watch) take `min_seq=N` and wait until the read model has folded seq `N` before
 //! they query it ([`Handle::wait_for_seq`]).

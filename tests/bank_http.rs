@@ -423,6 +423,42 @@ async fn concurrent_deposits_all_count() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_at_one_expected_version_let_exactly_one_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    server.command("race", open("Race", 0)).await;
+
+    // Twenty writers all read version 1; only one may write at it.
+    let attempts = (1..=20u64).map(|amount| {
+        server
+            .client
+            .post(server.url("/accounts/race"))
+            .header("if-match", "\"1\"")
+            .json(&deposit(amount))
+            .send()
+    });
+    let mut won = Vec::new();
+    let mut conflicts = 0;
+    for answer in futures::future::join_all(attempts).await {
+        let answer = answer.expect("POST");
+        match answer.status() {
+            StatusCode::OK => won.push(ok(answer).await),
+            StatusCode::CONFLICT => {
+                let body = error(answer, StatusCode::CONFLICT).await;
+                assert_eq!((&body["expected"], &body["actual"]), (&json!(1), &json!(2)));
+                conflicts += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((won.len(), conflicts), (1, 19));
+    let race = ok(server.get("/accounts/race").await).await;
+    assert_eq!(race["version"], 2);
+    assert_eq!(race["balance"], won[0]["balance"]);
+    server.stop().await;
+}
+
 /// Reads server-sent events off a streaming response.
 struct Events {
     response: Response,

@@ -1,0 +1,165 @@
+//! The bank over HTTP: an [axum] service that runs [`AccountCommand`]s on the
+//! [`Account`] aggregate and serves the [`Bank`] read model (issue #8).
+//!
+//! | method and path | what it does |
+//! |---|---|
+//! | `POST /accounts/{id}` | runs the JSON command in the body (`{"type":"Deposit","amount":5}`) on the account; answers its new version, the seqs of the events written, and its balance |
+//! | `GET /accounts/{id}` | the account (owner, balance) with its version (also as the `ETag`) |
+//! | `GET /accounts/{id}/events` | the account's history, with each event's version, seq and timestamp |
+//! | `GET /accounts?owner=..&min_balance=..&max_balance=..&limit=..` | a typed query on the read model |
+//! | `GET /accounts/watch?owner=..&min_balance=..&max_balance=..` | a server-sent-events stream of that query: the current result at once, then each change |
+//!
+//! A command's body is read as JSON whatever its `Content-Type` (so a bare
+//! `curl -d '{..}'` works); axum's default limit of 2 MB applies.
+//!
+//! Read-your-writes: `POST` answers the seqs it wrote; `GET /accounts` (and the
+//! watch) take `min_seq=N` and wait until the read model has folded seq `N` before
+//! they query it ([`Handle::wait_for_seq`]).
+//!
+//! Optimistic concurrency: a `POST` with `If-Match: "N"` (or `?expected_version=N`)
+//! runs only if the account is at version `N`, and answers 409 otherwise (version 0:
+//! the account must not exist yet). Without it, commands on one account simply run
+//! one after the other.
+//!
+//! Errors are JSON, `{"error": "<message>", "kind": "<kind>", ...details}`:
+//!
+//! | status | kind | when |
+//! |---|---|---|
+//! | 400 | `bad_request` | malformed JSON, an unknown command type, a missing field, bad query parameters or headers, an invalid account id |
+//! | 404 | `not_found` | the account does not exist (reading it, or a command other than `OpenAccount`) |
+//! | 409 | `conflict` | the account is not at the expected version (`expected`, `actual`) |
+//! | 422 | `rejected` | the domain refused the command (`reason`: `AlreadyOpen`, `ZeroAmount`, `InsufficientFunds` with `balance` and `requested`, `Overflow`) |
+//! | 503 | `unavailable` | the Db is closed |
+//! | 500 | `internal` | storage, codec, fold or configuration errors |
+//!
+//! ```no_run
+//! use foldkit_examples::bank_http::{AppState, open_db};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let db = open_db("./bank-data").await?;
+//! let app = AppState::new(db.clone());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! let stop = app.clone();
+//! axum::serve(listener, app.router())
+//!     .with_graceful_shutdown(async move {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!         stop.shutdown(); // ends the open watch streams, so the server can stop
+//!     })
+//!     .await?;
+//! db.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod error;
+mod routes;
+#[cfg(test)]
+mod tests;
+
+pub use config::{Config, USAGE};
+pub use error::ApiError;
+pub use routes::MAX_ID_LEN;
+
+use routes::{account_events, execute, get_account, query_accounts, watch_accounts};
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use foldkit::prelude::*;
+use foldkit::{Aggregates, DbError, Seq};
+
+use crate::bank::{Account, AccountEvent, Bank};
+
+/// Opens (or creates) the bank's Db in `dir`: the [`Account`] aggregate and the
+/// [`Bank`] read model. Every acknowledged command is durable
+/// ([`FsyncPolicy::Always`], with group commit across concurrent requests).
+pub async fn open_db(dir: impl AsRef<Path>) -> Result<Db, DbError> {
+    Db::builder(dir)
+        .fsync(FsyncPolicy::Always)
+        .aggregate::<Account>()
+        .state::<Bank>()
+        .open()
+        .await
+}
+
+/// Builds the service over `db` (opened with [`open_db`], or with at least
+/// `.aggregate::<Account>().state::<Bank>()`). Its watch streams end when the Db
+/// closes; use [`AppState`] to end them earlier, for a graceful shutdown.
+pub fn router(db: Db) -> Router {
+    AppState::new(db).router()
+}
+
+/// The service's shared state: the Db, and a switch that ends the watch streams.
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    db: Db,
+    accounts: Aggregates<Account>,
+    shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl AppState {
+    /// The state of a service over `db`.
+    pub fn new(db: Db) -> Self {
+        let accounts = db.aggregate::<Account>();
+        Self {
+            db,
+            accounts,
+            shutdown: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+
+    /// The Db the service runs on.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The routes (see the [module docs](self)) over this state.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/accounts", get(query_accounts))
+            .route("/accounts/watch", get(watch_accounts))
+            .route("/accounts/{id}", get(get_account).post(execute))
+            .route("/accounts/{id}/events", get(account_events))
+            .with_state(self.clone())
+    }
+
+    /// Ends every open watch stream (and makes new ones end at once). A server
+    /// with a graceful shutdown waits for its open responses, and a watch never
+    /// ends by itself: call this when the shutdown starts, then close the Db.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`shutdown`](Self::shutdown) was called.
+    fn stopping(&self) -> impl Future<Output = ()> + Send + use<> {
+        let mut stopped = self.shutdown.subscribe();
+        async move {
+            // An error means the sender is gone: nothing can stop the stream then
+            // but the Db closing, which ends it anyway.
+            if stopped.wait_for(|&stop| stop).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// The read model, or a 500 if the Db was opened without it.
+    fn bank(&self) -> Result<Handle<Bank>, ApiError> {
+        self.db.try_state::<Bank>().map_err(ApiError::from)
+    }
+
+    /// Waits until the read model has folded `min_seq`, if one was given.
+    async fn catch_up(&self, bank: &Handle<Bank>, min_seq: Option<Seq>) -> Result<(), ApiError> {
+        let Some(seq) = min_seq else { return Ok(()) };
+        let last = self.db.last_seq::<AccountEvent>().unwrap_or(0);
+        if seq > last {
+            return Err(ApiError::bad_request(format!(
+                "min_seq {seq} is beyond the log, which ends at seq {last}"
+            ))
+            .with("last_seq", last));
+        }
+        bank.wait_for_seq(seq).await.map_err(ApiError::from)
+    }
+}

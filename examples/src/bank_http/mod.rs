@@ -1,4 +1,4 @@
-//! The bank over HTTP: an [axum] service that runs [`AccountCommand`]s on the
+//! The bank over HTTP: an [axum] service that runs [`AccountCommand`](crate::bank::AccountCommand)s on the
 //! [`Account`] aggregate and serves the [`Bank`] read model (issue #8).
 //!
 //! | method and path | what it does |

@@ -56,6 +56,18 @@ const RECENT_CHUNKS: usize = 2;
 const CHUNK_BYTES: usize = FLUSH_AT;
 /// The most bytes one read from a segment file gathers.
 const READ_CHUNK: u64 = 4 << 20;
+/// The most index entries reserved up front for an active segment (4 MiB).
+const MAX_INDEX_RESERVE: u64 = 1 << 19;
+
+/// Reserves room in the active segment's index for as many records as the
+/// segment can take (every frame at least `HEADER_LEN + 1` bytes), up to
+/// [`MAX_INDEX_RESERVE`]: the index then never reallocates (copying itself) on
+/// the append path. The reservation is virtual memory until records use it;
+/// `roll` trims it off the sealed segment.
+fn reserve_index(active: &mut SegmentIndex, segment_size: u64) {
+    let room = segment_size.saturating_sub(active.len) / (HEADER_LEN as u64 + 1);
+    active.offsets.reserve(room.min(MAX_INDEX_RESERVE) as usize);
+}
 
 /// One record: its seq, when it was appended, and its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,6 +403,9 @@ impl Log {
                 file
             }
         };
+        if let Some(active) = segments.last_mut() {
+            reserve_index(active, options.segment_size);
+        }
         let next_seq = segments.last().map_or(1, SegmentIndex::end_seq);
         let state = State {
             segments,
@@ -552,14 +567,19 @@ impl Log {
                 return Err(error);
             }
         };
-        st.segments.push(SegmentIndex {
+        if let Some(sealed) = st.segments.last_mut() {
+            sealed.offsets.shrink_to_fit();
+        }
+        let mut active = SegmentIndex {
             first_seq: st.next_seq,
             path: segment::path(&self.inner.dir, st.next_seq),
             offsets: Vec::new(),
             len: SEGMENT_HEADER_LEN,
             loaded: true,
             end: st.next_seq,
-        });
+        };
+        reserve_index(&mut active, self.inner.options.segment_size);
+        st.segments.push(active);
         st.active = Arc::new(file);
         Ok(())
     }

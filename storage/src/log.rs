@@ -61,9 +61,10 @@ const MAX_INDEX_RESERVE: u64 = 1 << 19;
 
 /// Reserves room in the active segment's index for as many records as the
 /// segment can take (every frame at least `HEADER_LEN + 1` bytes), up to
-/// [`MAX_INDEX_RESERVE`]: the index then never reallocates (copying itself) on
-/// the append path. The reservation is virtual memory until records use it;
-/// `roll` trims it off the sealed segment.
+/// [`MAX_INDEX_RESERVE`]: for segments up to ~17 MiB (the default is 16 MiB)
+/// the index then never reallocates (copying itself) under the append lock.
+/// The reservation is virtual memory until records use it; `roll` trims it off
+/// the sealed segment.
 fn reserve_index(active: &mut SegmentIndex, segment_size: u64) {
     let room = segment_size.saturating_sub(active.len) / (HEADER_LEN as u64 + 1);
     active.offsets.reserve(room.min(MAX_INDEX_RESERVE) as usize);

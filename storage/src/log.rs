@@ -56,6 +56,19 @@ const RECENT_CHUNKS: usize = 2;
 const CHUNK_BYTES: usize = FLUSH_AT;
 /// The most bytes one read from a segment file gathers.
 const READ_CHUNK: u64 = 4 << 20;
+/// The most index entries reserved up front for an active segment (4 MiB).
+const MAX_INDEX_RESERVE: u64 = 1 << 19;
+
+/// Reserves room in the active segment's index for as many records as the
+/// segment can take (every frame at least `HEADER_LEN + 1` bytes), up to
+/// [`MAX_INDEX_RESERVE`]: for segments up to ~17 MiB (the default is 16 MiB)
+/// the index then never reallocates (copying itself) under the append lock.
+/// The reservation is virtual memory until records use it; `roll` trims it off
+/// the sealed segment.
+fn reserve_index(active: &mut SegmentIndex, segment_size: u64) {
+    let room = segment_size.saturating_sub(active.len) / (HEADER_LEN as u64 + 1);
+    active.offsets.reserve(room.min(MAX_INDEX_RESERVE) as usize);
+}
 
 /// One record: its seq, when it was appended, and its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +105,8 @@ pub(crate) struct Inner {
     /// record or the append sees the count. No wake-up is lost.
     pub(crate) waiting: std::sync::atomic::AtomicUsize,
     pub(crate) sync: SyncState,
+    /// `options.fsync.sync_after()`, read by every append.
+    sync_after: u64,
     pub(crate) closed: AtomicBool,
     lock: Mutex<Option<DirLock>>,
     flusher: Mutex<Option<Flusher>>,
@@ -389,6 +404,9 @@ impl Log {
                 file
             }
         };
+        if let Some(active) = segments.last_mut() {
+            reserve_index(active, options.segment_size);
+        }
         let next_seq = segments.last().map_or(1, SegmentIndex::end_seq);
         let state = State {
             segments,
@@ -409,6 +427,7 @@ impl Log {
             appended: Notify::new(),
             waiting: std::sync::atomic::AtomicUsize::new(0),
             sync: SyncState::new(next_seq - 1),
+            sync_after: options.fsync.sync_after(),
             closed: AtomicBool::new(false),
             lock: Mutex::new(Some(lock)),
             flusher: Mutex::new(None),
@@ -511,11 +530,7 @@ impl Log {
         if st.buf.len() >= FLUSH_AT {
             st.flush()?;
         }
-        Ok(match self.inner.options.fsync {
-            FsyncPolicy::Always => true,
-            FsyncPolicy::EveryN(n) => st.unsynced >= n.max(1),
-            FsyncPolicy::Never | FsyncPolicy::Interval(_) => false,
-        })
+        Ok(st.unsynced >= self.inner.sync_after)
     }
 
     /// Starts a new segment when `incoming` bytes would overfill the active one.
@@ -553,14 +568,19 @@ impl Log {
                 return Err(error);
             }
         };
-        st.segments.push(SegmentIndex {
+        if let Some(sealed) = st.segments.last_mut() {
+            sealed.offsets.shrink_to_fit();
+        }
+        let mut active = SegmentIndex {
             first_seq: st.next_seq,
             path: segment::path(&self.inner.dir, st.next_seq),
             offsets: Vec::new(),
             len: SEGMENT_HEADER_LEN,
             loaded: true,
             end: st.next_seq,
-        });
+        };
+        reserve_index(&mut active, self.inner.options.segment_size);
+        st.segments.push(active);
         st.active = Arc::new(file);
         Ok(())
     }

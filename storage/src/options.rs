@@ -28,6 +28,18 @@ pub enum FsyncPolicy {
     Always,
 }
 
+impl FsyncPolicy {
+    /// How many unsynced records make an append wait for an fsync: 1 under
+    /// `Always`, `n` under `EveryN(n)`, never (`u64::MAX`) otherwise.
+    pub(crate) fn sync_after(self) -> u64 {
+        match self {
+            FsyncPolicy::Always => 1,
+            FsyncPolicy::EveryN(n) => n.max(1),
+            FsyncPolicy::Never | FsyncPolicy::Interval(_) => u64::MAX,
+        }
+    }
+}
+
 /// A test hook called before every fsync; an error it returns is treated as a
 /// failed fsync.
 #[doc(hidden)]

@@ -21,6 +21,13 @@ enum Ev {
         id: u64,
         note: String,
     },
+    /// In one event: `pend` becomes pending, `remove` is removed (the last row moves
+    /// into its slot) and `insert` is placed (shipped), so rows move after changing.
+    Shuffle {
+        pend: u64,
+        remove: u64,
+        insert: u64,
+    },
     /// Replaces the whole table with one row.
     Reset {
         id: u64,
@@ -66,6 +73,20 @@ impl Apply<Ev> for Shop {
             }
             Ev::SetNote { id, note } => {
                 self.orders.update(&id, |o| o.note = note);
+            }
+            Ev::Shuffle {
+                pend,
+                remove,
+                insert,
+            } => {
+                self.orders.update(&pend, |o| o.status = Status::Pending);
+                self.orders.remove(&remove);
+                self.orders.insert(Order {
+                    id: insert,
+                    status: Status::Shipped,
+                    total: 0,
+                    note: String::new(),
+                });
             }
             Ev::Reset { id, status } => {
                 self.orders = Table::new();
@@ -457,6 +478,41 @@ async fn updates_to_other_keys_never_re_run_an_indexed_watcher() {
     )
     .await;
     assert_eq!(ids(&next(&mut pending).await), vec![1, 2, 3, 4, 7]);
+    db.close().await.expect("close");
+}
+
+/// Routing finds a changed row even when the same batch moved it (a removal swaps
+/// the last row into the gap) and put another row where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_moved_after_their_change_are_still_routed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    for id in 0..6 {
+        apply(&db, place(id, Status::Shipped, id)).await;
+    }
+    let shop = db.state::<Shop>();
+    let mut pending = shop
+        .watch(|s| &s.orders)
+        .where_status(Status::Pending)
+        .stream();
+    assert_eq!(ids(&next(&mut pending).await), Vec::<u64>::new());
+    // Row 5 (the last slot) turns pending, row 0's removal moves it to slot 0, and
+    // row 9 takes slot 5: the change's slot now holds another row.
+    let shuffle = Ev::Shuffle {
+        pend: 5,
+        remove: 0,
+        insert: 9,
+    };
+    apply(&db, shuffle).await;
+    assert_eq!(ids(&next(&mut pending).await), vec![5]);
+    // Row 4 turns pending and row 5 (in the result) is removed, moving row 9.
+    let shuffle = Ev::Shuffle {
+        pend: 4,
+        remove: 5,
+        insert: 10,
+    };
+    apply(&db, shuffle).await;
+    assert_eq!(ids(&next(&mut pending).await), vec![4]);
     db.close().await.expect("close");
 }
 

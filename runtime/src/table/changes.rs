@@ -23,8 +23,20 @@ pub(crate) struct ChangeLog<Id> {
     version: u64,
     /// Live watchers of this table (shared with its watch registry).
     watchers: Arc<AtomicUsize>,
-    ring: VecDeque<(u64, Id)>,
+    ring: VecDeque<Change<Id>>,
     registry: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+/// One recorded change: the table version it made, the row's id, and the slot the row
+/// sat in right after the change (`None` once removed). The slot is a hint that spares
+/// routing an id lookup; rows move (a removal swaps the last row into the gap), so a
+/// reader checks the id at the slot before trusting it ([`Table::changed_row`]).
+///
+/// [`Table::changed_row`]: super::Table::changed_row
+pub(crate) struct Change<Id> {
+    version: u64,
+    pub(crate) id: Id,
+    pub(crate) slot: Option<usize>,
 }
 
 impl<Id> Default for ChangeLog<Id> {
@@ -39,14 +51,19 @@ impl<Id> Default for ChangeLog<Id> {
 }
 
 impl<Id: Clone> ChangeLog<Id> {
-    /// Records that the row `id` changed (inserted, updated or removed).
-    pub(crate) fn record(&mut self, id: &Id) {
+    /// Records that the row `id` changed (inserted or updated: it is now at `slot`; or
+    /// removed: `None`).
+    pub(crate) fn record(&mut self, id: &Id, slot: Option<usize>) {
         self.version += 1;
         if self.watchers.load(Ordering::Relaxed) > 0 {
             if self.ring.len() == RING {
                 self.ring.pop_front();
             }
-            self.ring.push_back((self.version, id.clone()));
+            self.ring.push_back(Change {
+                version: self.version,
+                id: id.clone(),
+                slot,
+            });
         }
     }
 
@@ -60,17 +77,17 @@ impl<Id: Clone> ChangeLog<Id> {
         self.version
     }
 
-    /// The ids changed after version `since`, or `None` if they are not all known.
-    pub(crate) fn since(&self, since: u64) -> Option<impl Iterator<Item = &Id>> {
+    /// The changes after version `since`, or `None` if they are not all known.
+    pub(crate) fn since(&self, since: u64) -> Option<impl Iterator<Item = &Change<Id>>> {
         let start = if since >= self.version {
             self.ring.len()
         } else {
-            if self.ring.front()?.0 > since + 1 {
+            if self.ring.front()?.version > since + 1 {
                 return None;
             }
-            self.ring.partition_point(|(v, _)| *v <= since)
+            self.ring.partition_point(|change| change.version <= since)
         };
-        Some(self.ring.range(start..).map(|(_, id)| id))
+        Some(self.ring.range(start..))
     }
 
     /// The watch registry of this table, created by `init` on first use.

@@ -36,7 +36,7 @@ use std::iter::FusedIterator;
 
 pub use index::{AnyIndex, HashIndex, Keys, index_each, index_one};
 
-pub(crate) use changes::ChangeLog;
+pub(crate) use changes::{Change, ChangeLog};
 
 use crate::entity::Entity;
 use crate::query::{QueryBuilder, QueryCore};
@@ -143,8 +143,8 @@ impl<T: Entity> Table<T> {
 
     /// Inserts `row`, replacing and returning the row that had the same id.
     pub fn insert(&mut self, row: T) -> Option<T> {
-        self.changes.record(row.id());
         if let Some(&slot) = self.slots.get(row.id()) {
+            self.changes.record(row.id(), Some(slot));
             let old = std::mem::replace(&mut self.rows[slot], row);
             self.unindex(&old);
             for index in &mut self.indexes {
@@ -152,6 +152,7 @@ impl<T: Entity> Table<T> {
             }
             return Some(old);
         }
+        self.changes.record(row.id(), Some(self.rows.len()));
         self.index(&row);
         if self.rows.last().is_some_and(|last| last.id() > row.id()) {
             self.sorted = false;
@@ -164,6 +165,16 @@ impl<T: Entity> Table<T> {
     /// The row with this id.
     pub fn get(&self, id: &T::Id) -> Option<&T> {
         self.slots.get(id).map(|&slot| &self.rows[slot])
+    }
+
+    /// The row a recorded change is about, if it still exists: looked up at the slot the
+    /// change recorded when the row is still there (ids are unique, so a row at that slot
+    /// with that id is the one), else by id.
+    pub(crate) fn changed_row(&self, change: &Change<T::Id>) -> Option<&T> {
+        match change.slot.and_then(|slot| self.rows.get(slot)) {
+            Some(row) if row.id() == &change.id => Some(row),
+            _ => self.get(&change.id),
+        }
     }
 
     /// The row with this id (same as [`get`](Self::get); the name matches the query terminals).
@@ -184,7 +195,7 @@ impl<T: Entity> Table<T> {
         let Some(&slot) = self.slots.get(id) else {
             return false;
         };
-        self.changes.record(id);
+        self.changes.record(id, Some(slot));
         let row = &mut self.rows[slot];
         for index in &mut self.indexes {
             index.begin_update(row);
@@ -196,7 +207,7 @@ impl<T: Entity> Table<T> {
             }
             return true;
         }
-        self.changes.record(row.id());
+        self.changes.record(row.id(), Some(slot));
         // The id changed: re-key the row, evicting whatever held the new id.
         let new_id = row.id().clone();
         self.slots.remove(id);
@@ -218,7 +229,7 @@ impl<T: Entity> Table<T> {
     pub fn remove(&mut self, id: &T::Id) -> Option<T> {
         let slot = self.slots.remove(id)?;
         let row = self.take_slot(slot);
-        self.changes.record(id);
+        self.changes.record(id, None);
         self.unindex(&row);
         Some(row)
     }

@@ -166,9 +166,11 @@ impl<S: State, T: Entity + Clone + PartialEq> Watcher<S, T> {
             return false;
         }
         match table.changes.since(self.seen_version) {
-            Some(mut ids) => ids.any(|id| {
-                self.last_ids.contains(id)
-                    || table.get(id).is_some_and(|row| self.core.matches(row))
+            Some(mut changes) => changes.any(|change| {
+                self.last_ids.contains(&change.id)
+                    || table
+                        .changed_row(change)
+                        .is_some_and(|row| self.core.matches(row))
             }),
             None => true,
         }

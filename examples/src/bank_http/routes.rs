@@ -14,7 +14,7 @@ use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::bank::{Account, AccountCommand, AccountEvent, AccountRow};
+use crate::bank::{Account, AccountCommand, AccountEvent, AccountRow, AccountRowQuery};
 /// The longest account id the service accepts.
 pub const MAX_ID_LEN: usize = 64;
 
@@ -256,6 +256,26 @@ pub(super) struct AccountFilter {
     min_seq: Option<Seq>,
 }
 
+impl AccountFilter {
+    /// Adds the filter's clauses to a query or a watch: the generated builder is the
+    /// same type over either source.
+    fn narrow<S>(&self, mut rows: AccountRowQuery<S>) -> AccountRowQuery<S> {
+        if let Some(owner) = &self.owner {
+            rows = rows.where_owner(owner.clone());
+        }
+        if let Some(min) = self.min_balance {
+            rows = rows.where_balance_gte(min);
+        }
+        if let Some(max) = self.max_balance {
+            rows = rows.where_balance_lte(max);
+        }
+        if let Some(limit) = self.limit {
+            rows = rows.limit(limit);
+        }
+        rows
+    }
+}
+
 /// `GET /accounts`: the accounts that match the filter, ordered by id.
 pub(super) async fn query_accounts(
     State(app): State<AppState>,
@@ -265,20 +285,7 @@ pub(super) async fn query_accounts(
     let bank = app.bank()?;
     app.catch_up(&bank, filter.min_seq).await?;
     let state = bank.read();
-    let mut query = state.accounts.query();
-    if let Some(owner) = filter.owner {
-        query = query.where_owner(owner);
-    }
-    if let Some(min) = filter.min_balance {
-        query = query.where_balance_gte(min);
-    }
-    if let Some(max) = filter.max_balance {
-        query = query.where_balance_lte(max);
-    }
-    if let Some(limit) = filter.limit {
-        query = query.limit(limit);
-    }
-    let accounts: Vec<AccountRow> = query.collect();
+    let accounts: Vec<AccountRow> = filter.narrow(state.accounts.query()).collect();
     let applied_seq = bank.applied_seq().unwrap_or(0);
     Ok(axum::Json(
         json!({ "accounts": accounts, "applied_seq": applied_seq }),
@@ -294,20 +301,8 @@ pub(super) async fn watch_accounts(
     let Query(filter) = filter?;
     let bank = app.bank()?;
     app.catch_up(&bank, filter.min_seq).await?;
-    let mut watch = bank.watch(|s| &s.accounts);
-    if let Some(owner) = filter.owner {
-        watch = watch.where_owner(owner);
-    }
-    if let Some(min) = filter.min_balance {
-        watch = watch.where_balance_gte(min);
-    }
-    if let Some(max) = filter.max_balance {
-        watch = watch.where_balance_lte(max);
-    }
-    if let Some(limit) = filter.limit {
-        watch = watch.limit(limit);
-    }
-    let events = watch
+    let events = filter
+        .narrow(bank.watch(|s| &s.accounts))
         .stream()
         .take_until(app.stopping())
         .map(|rows: Vec<AccountRow>| {

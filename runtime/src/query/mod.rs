@@ -64,6 +64,7 @@ mod core;
 mod exec;
 pub mod fields;
 mod route;
+pub(crate) use route::KeyHasher;
 
 use crate::entity::Entity;
 use crate::table::Table;

@@ -33,7 +33,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -42,7 +42,7 @@ use tokio::sync::Notify;
 
 use super::Selector;
 use crate::entity::Entity;
-use crate::query::{IndexProbe, QueryCore};
+use crate::query::{IndexProbe, KeyHasher, QueryCore};
 use crate::table::Table;
 
 /// The routes of one state, one per watched table; the fold drives them.
@@ -139,7 +139,7 @@ struct Inner<T: Entity> {
     /// Watchers without a route: woken by every change.
     unrouted: Vec<u64>,
     /// (index slot, key hash) → routed watchers. The keys are hashes already, so
-    /// the map mixes them with [`KeyHasher`] instead of hashing them again.
+    /// the map only mixes them ([`KeyHasher`]) instead of SipHashing them again.
     by_key: HashMap<(usize, u64), Vec<u64>, BuildHasherDefault<KeyHasher>>,
     /// The index slots routed on, with a probe that reads a row's keys and a user count.
     slots: Vec<(usize, IndexProbe<T>, usize)>,
@@ -250,32 +250,6 @@ impl<T: Entity> Registry<T> {
                 }
             }
         }
-    }
-}
-
-/// The hasher of `by_key`, whose keys are an index slot and a key hash (a SipHash
-/// already): it only folds the words together (one multiply each), where the
-/// default SipHash would cost the fold ~20 ns per changed row and routed slot.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.write_u64(u64::from(*byte));
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_usize(&mut self, word: usize) {
-        self.write_u64(word as u64);
     }
 }
 

@@ -296,6 +296,53 @@ async fn append_to_detects_conflicts_and_writes_nothing_then() {
     db.close().await.expect("close");
 }
 
+#[tokio::test]
+async fn execute_expecting_runs_only_at_the_expected_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let accounts = db.aggregate::<Account>();
+    let opened = accounts
+        .execute_expecting("a", ExpectedVersion::NoStream, Command::Open("A".into()))
+        .await
+        .expect("open a new account");
+    assert_eq!(opened.version, 1);
+
+    let stale = accounts
+        .execute_expecting("a", ExpectedVersion::NoStream, Command::Deposit(5))
+        .await;
+    assert!(
+        matches!(&stale, Err(ExecuteError::Db(DbError::Conflict { stream, expected: ExpectedVersion::NoStream, actual: 1 })) if stream == "account/a"),
+        "{stale:?}"
+    );
+    let stale = accounts
+        .execute_expecting("a", ExpectedVersion::Exact(0), Command::Deposit(5))
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(ExecuteError::Db(DbError::Conflict { actual: 1, .. }))
+        ),
+        "{stale:?}"
+    );
+    assert_eq!(
+        accounts.load("a").await.expect("load").version,
+        1,
+        "a conflict writes nothing"
+    );
+
+    let deposited = accounts
+        .execute_expecting("a", ExpectedVersion::Exact(1), Command::Deposit(5))
+        .await
+        .expect("deposit at version 1");
+    assert_eq!((deposited.version, deposited.state.balance), (2, 5));
+    // At the right version, the domain still decides.
+    let refused = accounts
+        .execute_expecting("a", ExpectedVersion::Exact(2), Command::Withdraw(50))
+        .await;
+    assert!(refused.is_err_and(|e| e.rejected().is_some()));
+    db.close().await.expect("close");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_commands_on_one_instance_lose_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -6,11 +6,11 @@
 //!   and the payload per record (`baseline_bufwriter`). A second baseline writes
 //!   the header without computing a checksum (`baseline_bufwriter_no_crc`): the
 //!   bare cost of copying the bytes out, a lower bound. Throughput counts the
-//!   framed bytes for all, so the bytes/s ratio is the log's overhead. To make every measured record cost the same,
-//!   records go into a fresh file (a fresh log) every [`FILE_BYTES`]; opening,
-//!   the final flush and removing the file are not timed, and the files are
-//!   removed unsynced, so the page cache never fills and writeback never lands
-//!   in one sample and not in another;
+//!   framed bytes for all, so the bytes/s ratio is the log's overhead. To make
+//!   every measured record cost the same, records go into a fresh file (a fresh
+//!   log) every [`FILE_BYTES`]; opening, the final flush and removing the file
+//!   are not timed, and the files are removed unsynced, so the page cache never
+//!   fills and writeback never lands in one sample and not in another;
 //! - `Always` with 1 appender vs 8 concurrent appenders (group commit);
 //! - sequential replay of 1M 64 B records, beside reading the raw segment bytes.
 //!

@@ -105,8 +105,6 @@ pub(crate) struct Inner {
     /// record or the append sees the count. No wake-up is lost.
     pub(crate) waiting: std::sync::atomic::AtomicUsize,
     pub(crate) sync: SyncState,
-    /// `options.fsync.sync_after()`, read by every append.
-    sync_after: u64,
     pub(crate) closed: AtomicBool,
     lock: Mutex<Option<DirLock>>,
     flusher: Mutex<Option<Flusher>>,
@@ -427,7 +425,6 @@ impl Log {
             appended: Notify::new(),
             waiting: std::sync::atomic::AtomicUsize::new(0),
             sync: SyncState::new(next_seq - 1),
-            sync_after: options.fsync.sync_after(),
             closed: AtomicBool::new(false),
             lock: Mutex::new(Some(lock)),
             flusher: Mutex::new(None),
@@ -530,7 +527,7 @@ impl Log {
         if st.buf.len() >= FLUSH_AT {
             st.flush()?;
         }
-        Ok(st.unsynced >= self.inner.sync_after)
+        Ok(st.unsynced >= self.inner.options.fsync.sync_after())
     }
 
     /// Starts a new segment when `incoming` bytes would overfill the active one.

@@ -9,12 +9,12 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use foldkit::prelude::*;
-use foldkit::{Aggregates, DbError, ExecuteError, Seq};
+use foldkit::{ExecuteError, Seq};
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::bank::{Account, AccountCommand, AccountEvent, AccountRow, AccountRowQuery};
+use crate::bank::{AccountCommand, AccountEvent, AccountRow, AccountRowQuery};
 /// The longest account id the service accepts.
 pub const MAX_ID_LEN: usize = 64;
 
@@ -102,75 +102,23 @@ pub(super) async fn execute(
     let command: AccountCommand = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid command: {e}")))?;
 
-    let (version, seqs, balance, events) = match expected {
-        None => match app.accounts.execute(&id, command).await {
-            Ok(done) => (done.version, done.seqs, done.state.balance, done.events),
-            Err(ExecuteError::Rejected(refusal)) => return Err(ApiError::rejected(&id, &refusal)),
-            Err(ExecuteError::Db(e)) => return Err(e.into()),
-        },
-        Some(expected) => execute_at(&app, &id, expected, command).await?,
+    let expected = expected.map_or(ExpectedVersion::Any, ExpectedVersion::Exact);
+    let done = match app.accounts.execute_expecting(&id, expected, command).await {
+        Ok(done) => done,
+        Err(ExecuteError::Rejected(refusal)) => return Err(ApiError::rejected(&id, &refusal)),
+        Err(ExecuteError::Db(e)) => return Err(e.into()),
     };
     let response = ExecuteResponse {
         id,
-        version,
-        seqs: seqs.map(|seqs| Seqs {
+        version: done.version,
+        seqs: done.seqs.map(|seqs| Seqs {
             first: *seqs.start(),
             last: *seqs.end(),
         }),
-        balance,
-        events,
+        balance: done.state.balance,
+        events: done.events,
     };
-    Ok(([(header::ETAG, etag(version))], axum::Json(response)).into_response())
-}
-
-/// What a command did: the version, seqs, balance and events after it.
-type Outcome = (
-    u64,
-    Option<std::ops::RangeInclusive<Seq>>,
-    u64,
-    Vec<AccountEvent>,
-);
-
-/// Runs `command` only if the account is at version `expected`.
-///
-/// The command is decided on the state at `expected`, and its events are appended
-/// with [`ExpectedVersion::Exact`], so a write that lands in between makes the
-/// append fail with foldkit's [`DbError::Conflict`] (409) and nothing is written.
-async fn execute_at(
-    app: &AppState,
-    id: &str,
-    expected: u64,
-    command: AccountCommand,
-) -> Result<Outcome, ApiError> {
-    let stream = Aggregates::<Account>::stream_id(id);
-    let loaded = app.accounts.load(id).await?;
-    if loaded.version != expected {
-        return Err(DbError::Conflict {
-            stream,
-            expected: ExpectedVersion::Exact(expected),
-            actual: loaded.version,
-        }
-        .into());
-    }
-    let mut state = loaded.state;
-    let events = state
-        .handle(command)
-        .map_err(|refusal| ApiError::rejected(id, &refusal))?;
-    if events.is_empty() {
-        return Ok((expected, None, state.balance, events));
-    }
-    let appended = app
-        .db
-        .append_to(
-            &stream,
-            ExpectedVersion::Exact(expected),
-            events.iter().cloned(),
-        )
-        .await?;
-    for event in &events {
-        state.apply(event);
-    }
-    Ok((appended.version, Some(appended.seqs), state.balance, events))
+    Ok(([(header::ETAG, etag(done.version))], axum::Json(response)).into_response())
 }
 
 /// A version as an ETag: `"3"`.

@@ -171,9 +171,31 @@ impl<A: Aggregate> Aggregates<A> {
         id: impl fmt::Display,
         command: A::Command,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
+        self.execute_expecting(id, ExpectedVersion::Any, command)
+            .await
+    }
+
+    /// [`execute`](Self::execute), but only if the instance is at the `expected`
+    /// version (a client's optimistic concurrency: "I decided this on version 3").
+    /// Otherwise it fails with [`DbError::Conflict`] before `handle` runs, and writes
+    /// nothing. The check and the append happen under the instance's lock.
+    pub async fn execute_expecting(
+        &self,
+        id: impl fmt::Display,
+        expected: ExpectedVersion,
+        command: A::Command,
+    ) -> Result<Executed<A>, ExecuteError<A::Error>> {
         let stream = Self::stream_id(id);
         let mut guard = self.db.lock_stream::<A::Event>(&stream).await?;
         let Loaded { mut state, version } = self.current(&stream, &guard)?;
+        if !expected.admits(version) {
+            return Err(DbError::Conflict {
+                stream,
+                expected,
+                actual: version,
+            }
+            .into());
+        }
         let events = match state.handle(command) {
             Ok(events) => events,
             Err(rejection) => {

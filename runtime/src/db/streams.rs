@@ -39,7 +39,8 @@ pub enum ExpectedVersion {
 }
 
 impl ExpectedVersion {
-    fn admits(self, actual: u64) -> bool {
+    /// Whether a stream at version `actual` satisfies this expectation.
+    pub(crate) fn admits(self, actual: u64) -> bool {
         match self {
             ExpectedVersion::Any => true,
             ExpectedVersion::NoStream => actual == 0,

@@ -20,8 +20,8 @@
 //! the row itself (read at the slot its change recorded, so no id lookup: see
 //! `table::changes`) and, per index slot some watcher is routed on, the hashes of the
 //! row's keys and a lookup in `by_key` (whose keys are hashes already, so it does not hash
-//! them again): work proportional to the changes, not to the watchers. The fold never runs a watcher's query; a woken
-//! watcher does that itself when its consumer polls.
+//! them again): work proportional to the changes, not to the watchers. The fold never
+//! runs a watcher's query; a woken watcher does that itself when its consumer polls.
 //!
 //! Invariants:
 //! - a watcher registers under the state's read lock and reads the table version there,

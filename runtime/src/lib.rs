@@ -64,6 +64,7 @@ mod event;
 pub mod query;
 pub mod snapshot;
 mod state;
+pub mod store;
 pub mod table;
 pub mod testing;
 pub mod watch;

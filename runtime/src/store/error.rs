@@ -1,0 +1,82 @@
+//! The errors a store reports across the seam.
+
+use crate::Seq;
+use crate::db::ExpectedVersion;
+
+/// An error from an [`EventStore`](super::EventStore).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The stream was not at the expected version: nothing was appended.
+    #[error("stream `{stream}` has moved: expected {expected}, but it is at version {actual}")]
+    Conflict {
+        /// The stream id.
+        stream: String,
+        /// The version the writer expected.
+        expected: ExpectedVersion,
+        /// The stream's version when the append was attempted.
+        actual: u64,
+    },
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+    /// The batch was malformed (empty, an empty stream id, a name too long, ..).
+    #[error("invalid append: {0}")]
+    InvalidBatch(String),
+    /// The position is not (or no longer) stored.
+    #[error("position {position} is not stored (the store holds {first:?}..={last:?})")]
+    NotFound {
+        /// The position asked for.
+        position: Seq,
+        /// The first stored position, if any.
+        first: Option<Seq>,
+        /// The last stored position, if any.
+        last: Option<Seq>,
+    },
+    /// Stored data failed a check: `what` names the place (segment and offset,
+    /// table and row, file), `reason` the check.
+    #[error("corrupt data at {what}: {reason}")]
+    Corrupt {
+        /// Where the damage is.
+        what: String,
+        /// What check failed.
+        reason: String,
+    },
+    /// The store's data is of a format this build does not read.
+    #[error("{what} has format version {found}; this build reads {supported}")]
+    Format {
+        /// What was opened.
+        what: String,
+        /// The version found.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The backend (file system, database server, ..) reported an error.
+    #[error("{action}")]
+    Backend {
+        /// What was being done, and where.
+        action: String,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+impl StoreError {
+    /// A backend error: `action` says what was being done and where.
+    pub fn backend(
+        action: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        StoreError::Backend {
+            action: action.into(),
+            source: source.into(),
+        }
+    }
+
+    /// Whether this is an optimistic-concurrency conflict.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. })
+    }
+}

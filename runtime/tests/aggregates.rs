@@ -109,12 +109,24 @@ impl Apply<AccountEvent> for Balances {
 }
 
 impl State for Balances {
-    type Event = AccountEvent;
     const NAME: &'static str = "balances";
     const VERSION: u32 = 1;
     const FINGERPRINT: u64 = 7;
-    fn apply_event(&mut self, event: AccountEvent, meta: &Meta) -> Result<(), FoldError> {
+    const EVENTS: &'static [foldkit::EventType] = &[foldkit::EventType::of::<AccountEvent>()];
+
+    fn apply_recorded(
+        &mut self,
+        recorded: &foldkit::__private::RecordedEvent,
+        meta: &Meta,
+    ) -> Result<bool, FoldCause> {
+        let Some(event) = foldkit::__private::decode_if::<AccountEvent>(recorded)? else {
+            return Ok(false);
+        };
+        let applied: Result<(), FoldError> = (|| {
         self.apply(event, meta)
+        })();
+        applied.map_err(FoldCause::Apply)?;
+        Ok(true)
     }
 }
 

@@ -16,7 +16,7 @@ use crate::store::StoreError;
 #[non_exhaustive]
 pub enum DbError {
     /// The database directory could not be created, opened or locked.
-    #[error("cannot open database directory {}: {source}", dir.display())]
+    #[error("cannot open database directory {}", dir.display())]
     Dir {
         /// The database directory.
         dir: PathBuf,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use foldkit::FoldCause;
 use foldkit::{
     Aggregate, Apply, CodecError, Db, DbError, Event, ExecuteError, ExpectedVersion, FoldError,
     FsyncPolicy, Meta, State,
@@ -207,7 +208,7 @@ async fn a_rejected_command_writes_nothing() {
         .await
         .expect("deposit");
     let before = db
-        .stream_version::<AccountEvent>("account/a")
+        .stream_version("account/a")
         .await
         .expect("version");
 
@@ -232,7 +233,7 @@ async fn a_rejected_command_writes_nothing() {
     ));
 
     assert_eq!(
-        db.stream_version::<AccountEvent>("account/a")
+        db.stream_version("account/a")
             .await
             .expect("version"),
         before
@@ -275,7 +276,7 @@ async fn append_to_detects_conflicts_and_writes_nothing_then() {
         "{conflict:?}"
     );
     assert_eq!(
-        db.stream_version::<AccountEvent>("s")
+        db.stream_version("s")
             .await
             .expect("version"),
         2
@@ -300,7 +301,7 @@ async fn append_to_detects_conflicts_and_writes_nothing_then() {
         Err(DbError::EmptyBatch { .. })
     ));
     assert_eq!(
-        db.stream_version::<AccountEvent>("s")
+        db.stream_version("s")
             .await
             .expect("version"),
         4

@@ -51,14 +51,14 @@ impl State for Totals {
             return Ok(false);
         };
         let applied: Result<(), FoldError> = (|| {
-        let Tick::Add { key, amount } = event;
-        let key = key as usize % 64;
-        if self.buckets.len() <= key {
-            self.buckets.resize(key + 1, 0);
-        }
-        self.buckets[key] += amount;
-        self.events += 1;
-        Ok(())
+            let Tick::Add { key, amount } = event;
+            let key = key as usize % 64;
+            if self.buckets.len() <= key {
+                self.buckets.resize(key + 1, 0);
+            }
+            self.buckets[key] += amount;
+            self.events += 1;
+            Ok(())
         })();
         applied.map_err(FoldCause::Apply)?;
         Ok(true)

@@ -79,14 +79,14 @@ pub use foldkit_storage::{FsyncPolicy, Seq};
 pub use aggregate::Aggregate;
 pub use db::{
     Aggregates, Db, DbBuilder, DbError, ExecuteError, Executed, ExpectedVersion, FoldCause,
-    FoldErrorPolicy, FoldFailure, Handle, Loaded, OpenReport, ReadGuard, SnapshotUse,
-    StateOpened, StoredEvent, StreamAppend,
+    FoldErrorPolicy, FoldFailure, Handle, Loaded, OpenReport, ReadGuard, SnapshotUse, StateOpened,
+    StoredEvent, StreamAppend,
 };
-pub use store::{EventContext, EventStore, FileStore};
 pub use entity::{Entity, EntityId};
 pub use event::{CodecError, Event};
 pub use query::{Asc, Desc, Detached, Direction, Fetch, QueryBuilder, QueryCore};
 pub use state::{Apply, EventType, FoldError, Meta, State};
+pub use store::{EventContext, EventStore, FileStore};
 pub use table::Table;
 
 /// serde, re-exported so derived code and users need no direct dependency.
@@ -104,11 +104,11 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     //! Items the derives expand to. Not public API: no stability promise.
+    pub use crate::db::FoldCause;
     pub use crate::event::{UpcastFrom, check_previous, decode_oldest, decode_with_previous};
     pub use crate::query::fields::{
         ContainsField, EqField, IndexKey, OptionField, OrdField, SortField,
     };
-    pub use crate::db::FoldCause;
     pub use crate::state::{EventType, SnapshotField, assert_snapshot_field, decode_if};
     pub use crate::store::RecordedEvent;
     pub use crate::table::{AnyIndex, HashIndex, Keys, index_each, index_one};

@@ -72,9 +72,7 @@ impl State for Total {
         let Some(event) = foldkit::__private::decode_if::<Counter>(recorded)? else {
             return Ok(false);
         };
-        let applied: Result<(), FoldError> = (|| {
-        self.apply(event, meta)
-        })();
+        let applied: Result<(), FoldError> = (|| self.apply(event, meta))();
         applied.map_err(FoldCause::Apply)?;
         Ok(true)
     }
@@ -102,8 +100,8 @@ impl State for Tally {
             return Ok(false);
         };
         let applied: Result<(), FoldError> = (|| {
-        self.events += 1;
-        Ok(())
+            self.events += 1;
+            Ok(())
         })();
         applied.map_err(FoldCause::Apply)?;
         Ok(true)
@@ -368,17 +366,21 @@ async fn malformed_bodies_are_typed_errors_with_their_seq() {
     };
     assert_eq!(failure.seq, 2);
     assert_eq!(failure.event.as_deref(), Some("counter"));
-    assert!(
-        matches!(failure.cause, FoldCause::Decode(_)),
-        "{failure:?}"
-    );
+    assert!(matches!(failure.cause, FoldCause::Decode(_)), "{failure:?}");
     db.close().await.expect("close");
 }
 
 #[tokio::test]
 async fn a_malformed_envelope_fails_open_naming_its_position() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write_raw(dir.path(), &[envelope(1, &postcard::to_allocvec(&Counter::Add(1)).expect("encode"))]).await;
+    write_raw(
+        dir.path(),
+        &[envelope(
+            1,
+            &postcard::to_allocvec(&Counter::Add(1)).expect("encode"),
+        )],
+    )
+    .await;
     // A record whose CRC is right but whose envelope is not (a buggy writer).
     let log = Log::open(dir.path().join("log"), LogOptions::default()).expect("log");
     log.append(&[7, 0, 1, 0, 0, 0]).await.expect("raw append");
@@ -572,11 +574,11 @@ impl State for Panicky {
             return Ok(false);
         };
         let applied: Result<(), FoldError> = (|| {
-        match event {
-            Counter::Add(n) => self.sum += n,
-            Counter::Reject => panic!("a bug in apply"),
-        }
-        Ok(())
+            match event {
+                Counter::Add(n) => self.sum += n,
+                Counter::Reject => panic!("a bug in apply"),
+            }
+            Ok(())
         })();
         applied.map_err(FoldCause::Apply)?;
         Ok(true)

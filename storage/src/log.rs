@@ -579,7 +579,11 @@ impl Log {
     /// Up to `max` records from `from` on, if they are all in memory now (the
     /// recent window); `None` when reading them would touch a file. Never blocks
     /// on I/O: for async callers on the hot path.
-    pub fn read_in_memory(&self, from: Seq, max: usize) -> Option<Result<Vec<Record>, StorageError>> {
+    pub fn read_in_memory(
+        &self,
+        from: Seq,
+        max: usize,
+    ) -> Option<Result<Vec<Record>, StorageError>> {
         let st = self.inner.state.lock();
         if from >= st.next_seq || max == 0 {
             return Some(Ok(Vec::new()));

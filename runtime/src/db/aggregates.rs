@@ -262,8 +262,13 @@ impl<A: Aggregate> Aggregates<A> {
         command: A::Command,
         context: EventContext,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
-        self.run(Self::stream_id(id), ExpectedVersion::Any, command, Some(Arc::new(context)))
-            .await
+        self.run(
+            Self::stream_id(id),
+            ExpectedVersion::Any,
+            command,
+            Some(Arc::new(context)),
+        )
+        .await
     }
 
     async fn run(
@@ -305,7 +310,12 @@ impl<A: Aggregate> Aggregates<A> {
         // the next command reload the instance from its stream.
         let appended = self
             .db
-            .append_to_with(&stream, ExpectedVersion::Exact(version), events.iter().cloned(), context)
+            .append_to_with(
+                &stream,
+                ExpectedVersion::Exact(version),
+                events.iter().cloned(),
+                context,
+            )
             .await?;
         for event in &events {
             state.apply(event);

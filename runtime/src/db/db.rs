@@ -30,7 +30,9 @@ use crate::db::snapshots::{self, Snapshots};
 use crate::event::Event;
 use crate::snapshot::Bundle;
 use crate::state::State;
-use crate::store::{AppendBatch, EventContext, EventStore, FileStore, FileStoreOptions, NewEvent, StoreError};
+use crate::store::{
+    AppendBatch, EventContext, EventStore, FileStore, FileStoreOptions, NewEvent, StoreError,
+};
 
 /// Starts the fold of one state type: monomorphized per state by the builder.
 pub(crate) type StateStarter =
@@ -62,7 +64,9 @@ pub(crate) struct RunningState {
 }
 
 /// Starts folding `S` from its newest valid snapshot (or the start).
-pub(crate) fn start_state<S: State>(context: &StartContext) -> BoxFuture<'_, Result<Started, DbError>> {
+pub(crate) fn start_state<S: State>(
+    context: &StartContext,
+) -> BoxFuture<'_, Result<Started, DbError>> {
     Box::pin(async move {
         let (value, applied, last, snapshot) = snapshots::initial_state::<S>(context).await?;
         let policy = context
@@ -197,7 +201,8 @@ impl Db {
     pub(crate) async fn open(builder: DbBuilder) -> Result<Db, DbError> {
         let began = std::time::Instant::now();
         let registry = Arc::new(Registry::new(&builder.events)?);
-        let (store, dir, recovery): (Arc<dyn EventStore>, Option<PathBuf>, _) = match builder.store {
+        let (store, dir, recovery): (Arc<dyn EventStore>, Option<PathBuf>, _) = match builder.store
+        {
             StoreChoice::Dir(dir) => {
                 let mut options = FileStoreOptions::default();
                 options.fsync = builder.fsync;
@@ -287,7 +292,11 @@ impl Db {
         let unknown = || DbError::UnknownState {
             state: type_name::<S>(),
         };
-        let running = self.inner.states.get(&TypeId::of::<S>()).ok_or_else(unknown)?;
+        let running = self
+            .inner
+            .states
+            .get(&TypeId::of::<S>())
+            .ok_or_else(unknown)?;
         let any: Arc<dyn Any + Send + Sync> = Arc::clone(&running.slot) as _;
         let cell = any.downcast::<StateCell<S>>().map_err(|_| unknown())?;
         Ok(Handle::new(cell))
@@ -311,7 +320,11 @@ impl Db {
     /// # Cancel safety
     ///
     /// As [`append`](Self::append).
-    pub async fn append_with<E: Event>(&self, event: E, context: EventContext) -> Result<Seq, DbError> {
+    pub async fn append_with<E: Event>(
+        &self,
+        event: E,
+        context: EventContext,
+    ) -> Result<Seq, DbError> {
         let seqs = self
             .append_batch_with(Some(Arc::new(context)), std::iter::once(event))
             .await?;
@@ -371,7 +384,10 @@ impl Db {
     }
 
     /// Appends a batch through the store, refused once the Db is closing.
-    pub(crate) async fn append_raw(&self, batch: AppendBatch) -> Result<crate::store::Appended, DbError> {
+    pub(crate) async fn append_raw(
+        &self,
+        batch: AppendBatch,
+    ) -> Result<crate::store::Appended, DbError> {
         let _appending = Appending::enter(&self.inner)?;
         Ok(self.inner.store.append(batch).await?)
     }
@@ -447,7 +463,10 @@ impl Db {
     }
 
     /// The instance cache of aggregate type `T`, shared by every handle on it.
-    pub(crate) fn aggregate_cache<T: Send + Sync + 'static>(&self, make: impl FnOnce() -> T) -> Arc<T> {
+    pub(crate) fn aggregate_cache<T: Send + Sync + 'static>(
+        &self,
+        make: impl FnOnce() -> T,
+    ) -> Arc<T> {
         let mut caches = self.inner.aggregate_caches.lock();
         let any = caches
             .entry(TypeId::of::<T>())

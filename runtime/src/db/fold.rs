@@ -282,7 +282,9 @@ fn fold_batch<S: State>(
             Ok(true) => continue,
             Ok(false) => {
                 if !cell.folder.registry.knows(&record.name) {
-                    cell.folder.registry.report_unknown(&record.name, record.position);
+                    cell.folder
+                        .registry
+                        .report_unknown(&record.name, record.position);
                 }
                 continue;
             }
@@ -326,12 +328,18 @@ struct PanicGuard<'a, S: State> {
 
 impl<S: State> Drop for PanicGuard<'_, S> {
     fn drop(&mut self) {
-        if let Some(done) = self.applying.checked_sub(1).and_then(|i| self.records.get(i)) {
+        if let Some(done) = self
+            .applying
+            .checked_sub(1)
+            .and_then(|i| self.records.get(i))
+        {
             *self.cell.last.lock() = Some(RecordIdentity::of(done));
             self.cell.publish_applied(done.position);
         }
         let record = self.records.get(self.applying);
-        let seq = record.map_or(self.cell.applied.load(Ordering::Acquire) + 1, |r| r.position);
+        let seq = record.map_or(self.cell.applied.load(Ordering::Acquire) + 1, |r| {
+            r.position
+        });
         let failed = failure::<S>(seq, record.map(|r| &r.name), FoldCause::Panicked);
         end_with_failure(self.cell, failed);
     }

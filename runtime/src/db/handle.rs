@@ -69,7 +69,12 @@ pub(crate) struct StateCell<S> {
 impl<S: State> StateCell<S> {
     /// A cell holding `value`, which already reflects every event up to `applied`
     /// (0 for a fresh state; a snapshot's seq when restored).
-    pub(crate) fn new(folder: Folder, value: S, applied: Seq, last: Option<RecordIdentity>) -> Self {
+    pub(crate) fn new(
+        folder: Folder,
+        value: S,
+        applied: Seq,
+        last: Option<RecordIdentity>,
+    ) -> Self {
         Self {
             folder,
             value: RwLock::new(value),

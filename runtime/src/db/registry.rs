@@ -50,7 +50,9 @@ impl Registry {
             by_name.insert(event.name, *event);
             let name: Arc<str> = Arc::from(event.name);
             registry.names.push(Arc::clone(&name));
-            registry.by_type.insert(event.type_id(), Registered { name });
+            registry
+                .by_type
+                .insert(event.type_id(), Registered { name });
         }
         Ok(registry)
     }

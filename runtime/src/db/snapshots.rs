@@ -127,14 +127,23 @@ pub(crate) async fn initial_state<S: State>(
                     Ok((state, at, identity, SnapshotUse::Restored(at)))
                 }
                 Err(why) => {
-                    tracing::warn!(state = S::NAME, why, "foldkit: the bundle's snapshot is not of this log; replaying");
+                    tracing::warn!(
+                        state = S::NAME,
+                        why,
+                        "foldkit: the bundle's snapshot is not of this log; replaying"
+                    );
                     let at = identity.map_or(0, |i| i.seq);
                     Ok((S::default(), 0, None, SnapshotUse::Skipped(vec![(at, why)])))
                 }
             },
             Err(error) => {
                 tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: the bundle's snapshot is unusable; replaying");
-                Ok((S::default(), 0, None, SnapshotUse::Skipped(vec![(0, error.to_string())])))
+                Ok((
+                    S::default(),
+                    0,
+                    None,
+                    SnapshotUse::Skipped(vec![(0, error.to_string())]),
+                ))
             }
         };
     }
@@ -193,14 +202,21 @@ async fn newest_matching<S: State>(
             Ok(_) => "the snapshot's header and its stored position disagree".to_owned(),
             Err(error) => crate::chain::Chain(&error).to_string(),
         };
-        tracing::warn!(state = S::NAME, position, why, "foldkit: skipping an unusable snapshot; trying an older one or a replay");
+        tracing::warn!(
+            state = S::NAME,
+            position,
+            why,
+            "foldkit: skipping an unusable snapshot; trying an older one or a replay"
+        );
         skipped.push((position, why));
     }
     Ok((None, skipped))
 }
 
 /// The state's value and applied position, encoded under its read lock.
-pub(crate) fn encode<S: State>(cell: &StateCell<S>) -> Result<(Vec<u8>, Option<Seq>), SnapshotError> {
+pub(crate) fn encode<S: State>(
+    cell: &StateCell<S>,
+) -> Result<(Vec<u8>, Option<Seq>), SnapshotError> {
     let state = cell.value.read();
     let last = *cell.last.lock();
     let applied = cell.applied.load(Ordering::Acquire);
@@ -237,7 +253,14 @@ pub(crate) async fn write_now(state: &dyn StateSlot) -> Result<(), DbError> {
         return Ok(()); // nothing folded: no empty snapshot
     }
     let (blob, seq) = state.encode_snapshot().map_err(DbError::Snapshot)?;
-    store_snapshot(store.as_ref(), state.name(), seq, blob, state.keep_snapshots()).await
+    store_snapshot(
+        store.as_ref(),
+        state.name(),
+        seq,
+        blob,
+        state.keep_snapshots(),
+    )
+    .await
 }
 
 /// After a batch: snapshot if `every` positions were folded since the last one.
@@ -299,10 +322,13 @@ impl<S: State> Handle<S> {
         };
         while from < seq {
             let want = usize::try_from(seq - from).unwrap_or(usize::MAX).min(4096);
-            let events = store.read(from + 1, want).await.map_err(|e| DbError::Read {
-                seq: from + 1,
-                cause: FoldCause::Store(e),
-            })?;
+            let events = store
+                .read(from + 1, want)
+                .await
+                .map_err(|e| DbError::Read {
+                    seq: from + 1,
+                    cause: FoldCause::Store(e),
+                })?;
             let Some(last) = events.last().map(|e| e.position) else {
                 break; // the log ends before `seq`
             };

@@ -99,7 +99,8 @@ impl Db {
         if stream_id.is_empty() {
             return Err(DbError::EmptyStreamId);
         }
-        let mut batch = AppendBatch::new(self.encode_events(events)?).to_stream(stream_id, expected);
+        let mut batch =
+            AppendBatch::new(self.encode_events(events)?).to_stream(stream_id, expected);
         batch.context = context;
         let appended = self.append_raw(batch).await?;
         Ok(StreamAppend {

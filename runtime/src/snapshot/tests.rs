@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{self, SnapshotError};
 use super::identity::RecordIdentity;
-use crate::event::{CodecError, decode_oldest};
 use crate::db::FoldCause;
+use crate::event::{CodecError, decode_oldest};
 use crate::state::EventType;
 use crate::store::RecordedEvent;
 use crate::{Event, Meta, State};

@@ -110,8 +110,7 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>>;
 
     /// Removes the snapshot of `state` at `position` (no error if absent).
-    fn remove_snapshot(&self, state: &str, position: Seq)
-    -> BoxFuture<'_, Result<(), StoreError>>;
+    fn remove_snapshot(&self, state: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Stores the checkpoint of subscription `name`: the last position it acknowledged.
     fn write_checkpoint(&self, name: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>>;

@@ -52,9 +52,17 @@ impl Walk {
             (None, None) => Ok(()), // before the chain started
             (None, Some(_)) => Err("a record without a hash after the chain started"),
             (Some(stored), previous) => {
-                let expected = link(&previous.unwrap_or([0; HASH_LEN]), position, timestamp, payload, hash_at);
+                let expected = link(
+                    &previous.unwrap_or([0; HASH_LEN]),
+                    position,
+                    timestamp,
+                    payload,
+                    hash_at,
+                );
                 if &expected != stored {
-                    return Err("hash mismatch: the record or one before it was changed, removed or reordered");
+                    return Err(
+                        "hash mismatch: the record or one before it was changed, removed or reordered",
+                    );
                 }
                 self.head = Some(expected);
                 self.checked += 1;

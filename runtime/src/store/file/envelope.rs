@@ -187,10 +187,12 @@ impl<'a> Envelope<'a> {
         let hash_offset = r.at;
         let hash = if flags & FLAG_HASH != 0 {
             let bytes = r.take(HASH_LEN)?;
-            Some(<&[u8; HASH_LEN]>::try_from(bytes).map_err(|_| EnvelopeError::Truncated {
-                len: bytes.len(),
-                needed: HASH_LEN,
-            })?)
+            Some(
+                <&[u8; HASH_LEN]>::try_from(bytes).map_err(|_| EnvelopeError::Truncated {
+                    len: bytes.len(),
+                    needed: HASH_LEN,
+                })?,
+            )
         } else {
             None
         };
@@ -334,22 +336,32 @@ mod tests {
             idempotency_key: None,
             hash: false,
         };
-        assert_eq!(plain.encode(&[9]).unwrap().0, [2, 0, 2, 0, 0, 0, 1, b'E', 9]);
+        assert_eq!(
+            plain.encode(&[9]).unwrap().0,
+            [2, 0, 2, 0, 0, 0, 1, b'E', 9]
+        );
         let streamed = Header {
             stream: Some(("ab", 1)),
             ..plain
         };
         assert_eq!(
             streamed.encode(&[]).unwrap().0,
-            [2, 1, 2, 0, 0, 0, 1, b'E', 2, 0, b'a', b'b', 1, 0, 0, 0, 0, 0, 0, 0]
+            [
+                2, 1, 2, 0, 0, 0, 1, b'E', 2, 0, b'a', b'b', 1, 0, 0, 0, 0, 0, 0, 0
+            ]
         );
     }
 
     #[test]
     fn every_truncation_is_an_error() {
-        let (bytes, _) = header(Some(("s", 1)), Some(("k", 1)), true).encode(&[]).unwrap();
+        let (bytes, _) = header(Some(("s", 1)), Some(("k", 1)), true)
+            .encode(&[])
+            .unwrap();
         for len in 0..bytes.len() {
-            assert!(Envelope::decode(&bytes[..len]).is_err(), "prefix of {len} bytes");
+            assert!(
+                Envelope::decode(&bytes[..len]).is_err(),
+                "prefix of {len} bytes"
+            );
         }
     }
 

@@ -23,7 +23,8 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     fs::create_dir_all(dir).map_err(|e| io_error("create directory", dir, e))?;
     let tmp = path.with_extension("tmp");
     let mut file = File::create(&tmp).map_err(|e| io_error("create", &tmp, e))?;
-    file.write_all(bytes).map_err(|e| io_error("write", &tmp, e))?;
+    file.write_all(bytes)
+        .map_err(|e| io_error("write", &tmp, e))?;
     file.sync_all().map_err(|e| io_error("fsync", &tmp, e))?;
     drop(file);
     fs::rename(&tmp, path).map_err(|e| io_error("rename", &tmp, e))?;
@@ -99,9 +100,7 @@ pub(crate) fn decode_checkpoint(path: &Path, bytes: &[u8]) -> Result<Seq, StoreE
         what: format!("checkpoint {}", path.display()),
         reason: reason.to_owned(),
     };
-    let bytes: &[u8; 12] = bytes
-        .try_into()
-        .map_err(|_| corrupt("not 12 bytes long"))?;
+    let bytes: &[u8; 12] = bytes.try_into().map_err(|_| corrupt("not 12 bytes long"))?;
     let (position, crc) = bytes.split_at(8);
     if crc32c::crc32c(position).to_le_bytes() != crc {
         return Err(corrupt("checksum mismatch"));

@@ -42,7 +42,9 @@ pub use envelope::{Envelope, EnvelopeError, HASH_LEN};
 
 use self::envelope::Header;
 use self::index::{Index, identity};
-use super::{AppendBatch, Appended, EventContext, EventStore, RecordedEvent, StoreError, StoreTail};
+use super::{
+    AppendBatch, Appended, EventContext, EventStore, RecordedEvent, StoreError, StoreTail,
+};
 use crate::Seq;
 
 pub(crate) use names::escape as escape_name;
@@ -167,7 +169,10 @@ impl FileStore {
         }
         let format_path = dir.join(FORMAT_FILE);
         if !format_path.exists() {
-            files::write_atomic(&format_path, format!("foldkit-format {FORMAT_VERSION}\n").as_bytes())?;
+            files::write_atomic(
+                &format_path,
+                format!("foldkit-format {FORMAT_VERSION}\n").as_bytes(),
+            )?;
         }
         let mut log_options = LogOptions::default();
         if let Some(fsync) = options.fsync {
@@ -176,7 +181,8 @@ impl FileStore {
         if let Some(bytes) = options.segment_size {
             log_options = log_options.segment_size(bytes);
         }
-        let log = Log::open(dir.join("log"), log_options).map_err(|e| storage("open the log", e))?;
+        let log =
+            Log::open(dir.join("log"), log_options).map_err(|e| storage("open the log", e))?;
         let index = load_index(&dir, &log, options.chain_hashes)?;
         Ok(FileStore {
             inner: Arc::new(Inner {
@@ -194,7 +200,10 @@ impl FileStore {
     }
 
     /// [`open`](Self::open) on the blocking pool.
-    pub async fn open_async(dir: impl AsRef<Path>, options: FileStoreOptions) -> Result<FileStore, StoreError> {
+    pub async fn open_async(
+        dir: impl AsRef<Path>,
+        options: FileStoreOptions,
+    ) -> Result<FileStore, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         blocking(move || FileStore::open(dir, options)).await
     }
@@ -232,7 +241,11 @@ impl FileStore {
     }
 
     fn state_dir(&self, state: &str) -> Result<PathBuf, StoreError> {
-        Ok(self.inner.dir.join("snapshots").join(escape_name("state name", state)?))
+        Ok(self
+            .inner
+            .dir
+            .join("snapshots")
+            .join(escape_name("state name", state)?))
     }
 
     /// Puts the batch in the log under the writer lock; returns what to wait on.
@@ -246,8 +259,9 @@ impl FileStore {
         if events.is_empty() {
             return Err(StoreError::InvalidBatch("an empty batch".into()));
         }
-        let count = u32::try_from(events.len())
-            .map_err(|_| StoreError::InvalidBatch("more than u32::MAX events in one batch".into()))?;
+        let count = u32::try_from(events.len()).map_err(|_| {
+            StoreError::InvalidBatch("more than u32::MAX events in one batch".into())
+        })?;
         let context_bytes = match context.as_deref().filter(|c| !c.is_empty()) {
             Some(context) => Some(postcard::to_allocvec(context).map_err(|e| {
                 StoreError::InvalidBatch(format!("the context cannot be encoded: {e}"))
@@ -289,9 +303,14 @@ impl FileStore {
             let header = Header {
                 version: event.schema_version,
                 name: &event.name,
-                stream: stream.as_ref().map(|s| (s.stream.as_str(), version + 1 + i as u64)),
+                stream: stream
+                    .as_ref()
+                    .map(|s| (s.stream.as_str(), version + 1 + i as u64)),
                 context: context_bytes.as_deref(),
-                idempotency_key: idempotency_key.as_deref().filter(|_| i == 0).map(|k| (k, count)),
+                idempotency_key: idempotency_key
+                    .as_deref()
+                    .filter(|_| i == 0)
+                    .map(|k| (k, count)),
                 hash: chain,
             };
             let (bytes, at) = header
@@ -334,7 +353,9 @@ impl FileStore {
         };
         let index = &mut writer.index;
         for (i, position) in positions.enumerate() {
-            let stream = stream.as_ref().map(|s| (s.stream.as_str(), version + 1 + i as u64));
+            let stream = stream
+                .as_ref()
+                .map(|s| (s.stream.as_str(), version + 1 + i as u64));
             let key = idempotency_key
                 .as_deref()
                 .filter(|_| i == 0)
@@ -415,11 +436,14 @@ fn load_index(dir: &Path, log: &Log, chain: bool) -> Result<Index, StoreError> {
     if from > last {
         return Ok(index);
     }
-    let records = log.range(from..=last).map_err(|e| storage("scan the log", e))?;
+    let records = log
+        .range(from..=last)
+        .map_err(|e| storage("scan the log", e))?;
     let mut batch: Option<(String, Seq, u32, u64)> = None;
     for record in records {
         let record = record.map_err(|e| storage("scan the log", e))?;
-        let envelope = Envelope::decode(&record.payload).map_err(|e| corrupt_record(record.seq, e))?;
+        let envelope =
+            Envelope::decode(&record.payload).map_err(|e| corrupt_record(record.seq, e))?;
         let key = envelope.idempotency_key.map(|(key, count)| {
             let first_version = envelope.stream.map_or(0, |(_, v)| v);
             batch = Some((key.to_owned(), record.seq, count, first_version));
@@ -427,10 +451,16 @@ fn load_index(dir: &Path, log: &Log, chain: bool) -> Result<Index, StoreError> {
         });
         let _ = key;
         let keyed = match &batch {
-            Some((key, first, count, first_version)) if record.seq == first + u64::from(*count) - 1 => {
+            Some((key, first, count, first_version))
+                if record.seq == first + u64::from(*count) - 1 =>
+            {
                 let appended = Appended {
                     positions: *first..=record.seq,
-                    stream_version: if *first_version == 0 { 0 } else { first_version + u64::from(*count) - 1 },
+                    stream_version: if *first_version == 0 {
+                        0
+                    } else {
+                        first_version + u64::from(*count) - 1
+                    },
                     deduplicated: true,
                 };
                 Some((key.clone(), appended))
@@ -467,17 +497,30 @@ fn index_matches(index: &Index, log: &Log, last: Seq) -> bool {
 fn walk_chain(log: &Log) -> Result<ChainReport, StoreError> {
     let mut walk = chain::Walk::default();
     let Some(last) = log.last_seq() else {
-        return Ok(ChainReport { checked: 0, head: None });
+        return Ok(ChainReport {
+            checked: 0,
+            head: None,
+        });
     };
     let first = log.first_seq().unwrap_or(1);
-    for record in log.range(first..=last).map_err(|e| storage("walk the hash chain", e))? {
+    for record in log
+        .range(first..=last)
+        .map_err(|e| storage("walk the hash chain", e))?
+    {
         let record = record.map_err(|e| storage("walk the hash chain", e))?;
-        let envelope = Envelope::decode(&record.payload).map_err(|e| corrupt_record(record.seq, e))?;
-        walk.step(record.seq, record.timestamp, &record.payload, envelope.hash_offset, envelope.hash)
-            .map_err(|reason| StoreError::Corrupt {
-                what: format!("the hash chain at position {}", record.seq),
-                reason: reason.to_owned(),
-            })?;
+        let envelope =
+            Envelope::decode(&record.payload).map_err(|e| corrupt_record(record.seq, e))?;
+        walk.step(
+            record.seq,
+            record.timestamp,
+            &record.payload,
+            envelope.hash_offset,
+            envelope.hash,
+        )
+        .map_err(|reason| StoreError::Corrupt {
+            what: format!("the hash chain at position {}", record.seq),
+            reason: reason.to_owned(),
+        })?;
     }
     Ok(ChainReport {
         checked: walk.checked,
@@ -509,11 +552,14 @@ fn decode(record: Record, names: &mut NameCache) -> Result<RecordedEvent, StoreE
     let name = names.get(envelope.name);
     let context = match envelope.context {
         Some(bytes) => Some(Arc::new(
-            postcard::from_bytes::<EventContext>(bytes).map_err(|e| corrupt_record(record.seq, e))?,
+            postcard::from_bytes::<EventContext>(bytes)
+                .map_err(|e| corrupt_record(record.seq, e))?,
         )),
         None => None,
     };
-    let stream = envelope.stream.map(|(id, version)| (Arc::<str>::from(id), version));
+    let stream = envelope
+        .stream
+        .map(|(id, version)| (Arc::<str>::from(id), version));
     let hash = envelope.hash.copied();
     let version = envelope.version;
     let payload = Bytes::from_owner(record.payload).slice(body_at..);
@@ -526,7 +572,10 @@ fn decode(record: Record, names: &mut NameCache) -> Result<RecordedEvent, StoreE
     Ok(event)
 }
 
-fn decode_all(records: Vec<Record>, names: &mut NameCache) -> Result<Vec<RecordedEvent>, StoreError> {
+fn decode_all(
+    records: Vec<Record>,
+    names: &mut NameCache,
+) -> Result<Vec<RecordedEvent>, StoreError> {
     records.into_iter().map(|r| decode(r, names)).collect()
 }
 
@@ -543,7 +592,10 @@ fn read_blocking(log: &Log, from: Seq, max: usize) -> Result<Vec<RecordedEvent>,
     })?;
     let mut names = NameCache::default();
     records
-        .map(|r| r.map_err(|e| storage("read the log", e)).and_then(|r| decode(r, &mut names)))
+        .map(|r| {
+            r.map_err(|e| storage("read the log", e))
+                .and_then(|r| decode(r, &mut names))
+        })
         .collect()
 }
 
@@ -590,8 +642,11 @@ impl EventStore for FileStore {
             let writer = self.inner.writer.lock();
             match writer.index.streams.get(stream) {
                 Some(all) => {
-                    let start = usize::try_from(versions.start().saturating_sub(1)).unwrap_or(usize::MAX);
-                    let end = usize::try_from(*versions.end()).unwrap_or(usize::MAX).min(all.len());
+                    let start =
+                        usize::try_from(versions.start().saturating_sub(1)).unwrap_or(usize::MAX);
+                    let end = usize::try_from(*versions.end())
+                        .unwrap_or(usize::MAX)
+                        .min(all.len());
                     all.get(start..end).map(<[Seq]>::to_vec).unwrap_or_default()
                 }
                 None => Vec::new(),
@@ -628,7 +683,13 @@ impl EventStore for FileStore {
     }
 
     fn sync(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move { self.inner.log.sync().await.map_err(|e| storage("sync the log", e)) })
+        Box::pin(async move {
+            self.inner
+                .log
+                .sync()
+                .await
+                .map_err(|e| storage("sync the log", e))
+        })
     }
 
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -639,7 +700,12 @@ impl EventStore for FileStore {
             self.inner.writer.lock().closing = true;
             // Every step below is idempotent: a close whose future was dropped
             // half-way is finished by the next call.
-            let result = self.inner.log.close().await.map_err(|e| storage("close the log", e));
+            let result = self
+                .inner
+                .log
+                .close()
+                .await
+                .map_err(|e| storage("close the log", e));
             let inner = Arc::clone(&self.inner);
             let persisted = blocking(move || FileStore::persist_index_blocking(&inner)).await;
             drop(self.inner.lock.lock().take());
@@ -648,7 +714,12 @@ impl EventStore for FileStore {
         })
     }
 
-    fn write_snapshot(&self, state: &str, position: Seq, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn write_snapshot(
+        &self,
+        state: &str,
+        position: Seq,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         let dir = self.state_dir(state);
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
@@ -671,7 +742,11 @@ impl EventStore for FileStore {
         })
     }
 
-    fn read_snapshot(&self, state: &str, position: Seq) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>> {
+    fn read_snapshot(
+        &self,
+        state: &str,
+        position: Seq,
+    ) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>> {
         let dir = self.state_dir(state);
         Box::pin(async move {
             let dir = dir?;
@@ -713,12 +788,21 @@ impl EventStore for FileStore {
         // Stream events are replayed by aggregates: never drop one.
         let first_stream_event = {
             let writer = self.inner.writer.lock();
-            writer.index.streams.values().filter_map(|p| p.first().copied()).min()
+            writer
+                .index
+                .streams
+                .values()
+                .filter_map(|p| p.first().copied())
+                .min()
         };
         let cap = first_stream_event.map_or(position, |first| position.min(first));
         let log = self.inner.log.clone();
         Box::pin(async move {
-            blocking(move || log.truncate_before(cap).map_err(|e| storage("compact the log", e))).await
+            blocking(move || {
+                log.truncate_before(cap)
+                    .map_err(|e| storage("compact the log", e))
+            })
+            .await
         })
     }
 
@@ -733,7 +817,11 @@ impl EventStore for FileStore {
 
     fn read_cached(&self, from: Seq, max: usize) -> Option<Result<Vec<RecordedEvent>, StoreError>> {
         let records = self.inner.log.read_in_memory(from.max(1), max)?;
-        Some(records.map_err(|e| storage("read the log", e)).and_then(|r| decode_all(r, &mut NameCache::default())))
+        Some(
+            records
+                .map_err(|e| storage("read the log", e))
+                .and_then(|r| decode_all(r, &mut NameCache::default())),
+        )
     }
 
     fn describe(&self) -> String {
@@ -750,7 +838,11 @@ struct FileTail {
 impl StoreTail for FileTail {
     fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
         Box::pin(async move {
-            let records = self.tail.next_batch(max).await.map_err(|e| storage("tail the log", e))?;
+            let records = self
+                .tail
+                .next_batch(max)
+                .await
+                .map_err(|e| storage("tail the log", e))?;
             decode_all(records, &mut self.names)
         })
     }

@@ -14,7 +14,9 @@ const MAX_LEN: usize = 200;
 /// The file name for `name`, or why `name` cannot be stored (`what` says what
 /// kind of name it is, for the error).
 pub(crate) fn escape(what: &str, name: &str) -> Result<String, StoreError> {
-    let invalid = |reason: &str| StoreError::InvalidBatch(format!("{what} {name:?} cannot be stored: {reason}"));
+    let invalid = |reason: &str| {
+        StoreError::InvalidBatch(format!("{what} {name:?} cannot be stored: {reason}"))
+    };
     if name.is_empty() {
         return Err(invalid("it is empty"));
     }
@@ -44,7 +46,10 @@ mod tests {
         assert_eq!(escape("state", "Order_Book-2").unwrap(), "Order_Book-2");
         assert_eq!(escape("state", "a:b").unwrap(), "a%3Ab");
         assert_eq!(escape("state", "../x").unwrap(), "%2E%2E%2Fx");
-        assert_ne!(escape("state", "a:b").unwrap(), escape("state", "a_b").unwrap());
+        assert_ne!(
+            escape("state", "a:b").unwrap(),
+            escape("state", "a_b").unwrap()
+        );
     }
 
     #[test]

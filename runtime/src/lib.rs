@@ -74,7 +74,7 @@ pub use foldkit_macros::{Event, State};
 pub use foldkit_storage as storage;
 pub use foldkit_storage::{FsyncPolicy, Seq};
 
-pub use aggregate::Aggregate;
+pub use aggregate::{Aggregate, AggregateError};
 pub use db::{
     Aggregates, Db, DbBuilder, DbError, Envelope, EnvelopeError, ExecuteError, Executed,
     ExpectedVersion, FoldCause, FoldErrorPolicy, FoldFailure, Handle, Loaded, ReadGuard,
@@ -86,6 +86,20 @@ pub use query::{Asc, Desc, Detached, Direction, Fetch, QueryBuilder, QueryCore};
 pub use state::{Apply, FoldError, Meta, State};
 pub use table::Table;
 
+/// The errors foldkit returns, in one place to match on.
+///
+/// Most callers need only the checks: [`DbError::is_conflict`],
+/// [`DbError::is_closed`], [`ExecuteError::rejected`], [`ExecuteError::is_conflict`].
+/// Every type here is also at the crate root; [`DbError`] and [`ExecuteError`] are
+/// in the [`prelude`].
+pub mod error {
+    pub use crate::db::{DbError, EnvelopeError, ExecuteError, FoldCause, FoldFailure};
+    pub use crate::event::CodecError;
+    pub use crate::snapshot::{SnapshotError, SnapshotIoError};
+    pub use crate::state::FoldError;
+    pub use foldkit_storage::StorageError;
+}
+
 /// serde, re-exported so derived code and users need no direct dependency.
 pub use serde;
 
@@ -94,7 +108,9 @@ pub mod prelude {
     pub use crate::query::{Asc, Desc, Fetch, QueryBuilder};
     pub use crate::watch::WatchQuery;
     pub use crate::{Aggregate, Apply, Entity, Event, FoldError, Meta, State, Table};
-    pub use crate::{Db, ExpectedVersion, FoldErrorPolicy, FsyncPolicy, Handle};
+    pub use crate::{
+        Db, DbError, ExecuteError, ExpectedVersion, FoldErrorPolicy, FsyncPolicy, Handle,
+    };
     pub use serde::{Deserialize, Serialize};
 }
 

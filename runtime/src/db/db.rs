@@ -259,6 +259,8 @@ impl Db {
         for state in builder.states {
             let log = logs.get(&state.event.id).ok_or(DbError::UnknownEvent {
                 event: state.event.name,
+                rust_type: state.event.rust_name,
+                registered: None,
             })?;
             let (running, task) = (state.start)(log, &context)?;
             states.insert(state.id, running);
@@ -432,7 +434,16 @@ impl Db {
         self.inner
             .logs
             .get(&TypeId::of::<E>())
-            .ok_or(DbError::UnknownEvent { event: E::NAME })
+            .ok_or_else(|| DbError::UnknownEvent {
+                event: E::NAME,
+                rust_type: type_name::<E>(),
+                registered: self
+                    .inner
+                    .logs
+                    .values()
+                    .find(|log| log.event.name == E::NAME)
+                    .map(|log| log.event.rust_name),
+            })
     }
 
     /// The instance cache of aggregate type `T`, shared by every handle on it.

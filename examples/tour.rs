@@ -182,7 +182,11 @@ impl From<OrderEventV1> for OrderEvent {
 // end
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    foldkit_examples::report(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let dir = dir.path();
     // tour: open

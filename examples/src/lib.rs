@@ -16,3 +16,18 @@
 pub mod bank;
 pub mod bank_http;
 pub mod counter;
+
+use std::process::ExitCode;
+
+/// How an example ends: its error printed with `Display` on stderr
+/// (`error: database directory ./data is already open by another Db`), and exit
+/// code 1; or exit code 0. Examples use it as `fn main() -> ExitCode`.
+pub fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

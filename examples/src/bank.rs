@@ -27,7 +27,8 @@ pub enum AccountEvent {
     },
 }
 
-/// What a client may ask of an account (JSON: `{"type": "Deposit", "amount": 5}`).
+/// What a client may ask of an account, in cents (`{"type": "Deposit", "amount": 5}`).
+/// The HTTP service reads decimal amounts instead (`crate::bank_http::wire`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "type")]
 pub enum AccountCommand {

@@ -129,7 +129,8 @@ pub struct Loaded<A> {
     pub version: u64,
 }
 
-/// What a successful command did.
+/// What a successful command did. `handle.wait_for(&executed)` waits until a read
+/// model folded from the same events shows it ([`Handle::wait_for`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Executed<A: Aggregate> {
     /// The events it appended (none when `handle` decided nothing changes).

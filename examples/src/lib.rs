@@ -1,6 +1,7 @@
 //! Domains shared by the runnable foldkit examples (see the `[[example]]` targets):
 //! a bank (accounts as aggregates, with a read model), the same bank served over
-//! HTTP ([`bank_http`]), and counters (many instances, one read model). Their
+//! HTTP ([`bank_http`]), counters (many instances, one read model), and a shop's
+//! orders ([`orders`]). Their
 //! given/when/then tests use `foldkit::testing`.
 //!
 //! ```
@@ -16,6 +17,7 @@
 pub mod bank;
 pub mod bank_http;
 pub mod counter;
+pub mod orders;
 
 use std::process::ExitCode;
 

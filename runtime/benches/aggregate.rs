@@ -33,13 +33,17 @@ struct Counter {
     value: u64,
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("the counter would overflow")]
+struct Overflow;
+
 impl Aggregate for Counter {
     const NAME: &'static str = "counter";
     type Event = CounterEvent;
     type Command = u64;
-    type Error = &'static str;
-    fn handle(&self, by: u64) -> Result<Vec<CounterEvent>, &'static str> {
-        self.value.checked_add(by).ok_or("overflow")?;
+    type Error = Overflow;
+    fn handle(&self, by: u64) -> Result<Vec<CounterEvent>, Overflow> {
+        self.value.checked_add(by).ok_or(Overflow)?;
         Ok(vec![CounterEvent::Added(by)])
     }
     fn apply(&mut self, CounterEvent::Added(by): &CounterEvent) {

@@ -76,7 +76,7 @@ pub use foldkit_macros::{Event, State};
 pub use foldkit_storage as storage;
 pub use foldkit_storage::{FsyncPolicy, Seq};
 
-pub use aggregate::Aggregate;
+pub use aggregate::{Aggregate, AggregateError};
 pub use db::{
     Aggregates, Db, DbBuilder, DbError, ExecuteError, Executed, ExpectedVersion, FoldCause,
     FoldErrorPolicy, FoldFailure, Handle, Loaded, OpenReport, ReadGuard, SnapshotUse, StateOpened,
@@ -89,6 +89,22 @@ pub use state::{Apply, EventType, FoldError, Meta, State};
 pub use store::{EventContext, EventStore, FileStore};
 pub use table::Table;
 
+/// The errors foldkit returns, in one place to match on.
+///
+/// Most callers need only the checks: [`DbError::is_conflict`],
+/// [`DbError::is_closed`], [`ExecuteError::rejected`], [`ExecuteError::is_conflict`].
+/// Every type here is also at the crate root; [`DbError`] and [`ExecuteError`] are
+/// in the [`prelude`].
+pub mod error {
+    pub use crate::db::{DbError, ExecuteError, FoldCause, FoldFailure};
+    pub use crate::event::CodecError;
+    pub use crate::snapshot::{IdentityMismatch, SnapshotError};
+    pub use crate::state::FoldError;
+    pub use crate::store::StoreError;
+    pub use crate::store::file::EnvelopeError;
+    pub use foldkit_storage::StorageError;
+}
+
 /// serde, re-exported so derived code and users need no direct dependency.
 pub use serde;
 
@@ -97,7 +113,9 @@ pub mod prelude {
     pub use crate::query::{Asc, Desc, Fetch, QueryBuilder};
     pub use crate::watch::WatchQuery;
     pub use crate::{Aggregate, Apply, Entity, Event, FoldError, Meta, State, Table};
-    pub use crate::{Db, ExpectedVersion, FoldErrorPolicy, FsyncPolicy, Handle};
+    pub use crate::{
+        Db, DbError, ExecuteError, ExpectedVersion, FoldErrorPolicy, FsyncPolicy, Handle,
+    };
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -465,7 +465,14 @@ async fn unregistered_states_and_events_are_errors() {
     let db = open(dir.path()).await;
     let unknown = db.append(Other).await;
     assert!(
-        matches!(unknown, Err(DbError::UnknownEvent { event: "other", .. })),
+        matches!(
+            unknown,
+            Err(DbError::UnknownEvent {
+                event: "other",
+                registered: None,
+                ..
+            })
+        ),
         "{unknown:?}"
     );
     db.close().await.expect("close");

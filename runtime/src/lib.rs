@@ -58,6 +58,7 @@
 //! ```
 
 mod aggregate;
+mod chain;
 mod db;
 pub mod entity;
 mod event;

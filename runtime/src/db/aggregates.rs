@@ -186,8 +186,8 @@ impl<A: Aggregate> Aggregates<A> {
         command: A::Command,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
         let stream = Self::stream_id(id);
-        let mut guard = self.db.lock_stream::<A::Event>(&stream).await?;
-        let Loaded { mut state, version } = self.current(&stream, &guard)?;
+        let guard = self.db.lock_stream::<A::Event>(&stream).await?;
+        let Loaded { mut state, version } = self.current(&stream, &guard).await?;
         if !expected.admits(version) {
             return Err(DbError::Conflict {
                 stream,
@@ -212,7 +212,7 @@ impl<A: Aggregate> Aggregates<A> {
                 state,
             });
         }
-        let appended = match guard
+        let (_guard, appended) = match guard
             .append(ExpectedVersion::Exact(version), events.iter().cloned())
             .await
         {
@@ -241,7 +241,7 @@ impl<A: Aggregate> Aggregates<A> {
     pub async fn load(&self, id: impl fmt::Display) -> Result<Loaded<A>, DbError> {
         let stream = Self::stream_id(id);
         let guard = self.db.lock_stream::<A::Event>(&stream).await?;
-        let loaded = self.current(&stream, &guard)?;
+        let loaded = self.current(&stream, &guard).await?;
         self.cache
             .lock()
             .insert(stream, (loaded.state.clone(), loaded.version));
@@ -277,14 +277,17 @@ impl<A: Aggregate> Aggregates<A> {
 
     /// The state at the locked stream's version: cached if the cache is current,
     /// replayed from the stream otherwise.
-    fn current(&self, stream: &str, guard: &StreamGuard<'_>) -> Result<Loaded<A>, DbError> {
+    /// Cancel-safe: the cache entry is taken out here and put back by the
+    /// caller only once it is current, so a drop leaves no stale entry (the next
+    /// command replays).
+    async fn current(&self, stream: &str, guard: &StreamGuard<'_>) -> Result<Loaded<A>, DbError> {
         let version = guard.version();
         if let Some((state, cached)) = self.cache.lock().remove(stream)
             && cached == version
         {
             return Ok(Loaded { state, version });
         }
-        Ok(replay(&guard.events::<A::Event>()?))
+        Ok(replay(&guard.events::<A::Event>().await?))
     }
 }
 

@@ -53,6 +53,7 @@ pub struct DbBuilder {
     pub(crate) dir: PathBuf,
     pub(crate) fsync: Option<FsyncPolicy>,
     pub(crate) segment_size: Option<u64>,
+    pub(crate) fsync_hook: Option<foldkit_storage::FsyncHook>,
     pub(crate) policy: FoldErrorPolicy,
     pub(crate) events: Vec<EventType>,
     pub(crate) states: Vec<StateType>,
@@ -65,6 +66,7 @@ impl DbBuilder {
             dir,
             fsync: None,
             segment_size: None,
+            fsync_hook: None,
             policy: FoldErrorPolicy::default(),
             events: Vec::new(),
             states: Vec::new(),
@@ -81,6 +83,14 @@ impl DbBuilder {
     /// The size at which a log starts a new segment file.
     pub fn segment_size(mut self, bytes: u64) -> Self {
         self.segment_size = Some(bytes);
+        self
+    }
+
+    /// Test hook, passed to every log: called before each fsync; an error it
+    /// returns makes that fsync fail (see `foldkit_storage::LogOptions::fsync_hook`).
+    #[doc(hidden)]
+    pub fn fsync_hook(mut self, hook: foldkit_storage::FsyncHook) -> Self {
+        self.fsync_hook = Some(hook);
         self
     }
 
@@ -115,6 +125,16 @@ impl DbBuilder {
 
     /// Opens (creating if needed) the directory, its logs, and starts one fold
     /// task per state, each replaying its log from the start.
+    ///
+    /// Recovery and snapshot loading run on tokio's blocking pool, never on a
+    /// runtime worker.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not stop the open, which runs on the blocking
+    /// pool; the Db it opens is then dropped, which stops its folds and releases
+    /// the directory. Until that happens, opening the directory again fails with
+    /// [`DbError::AlreadyOpen`].
     ///
     /// Must be called within a tokio runtime. Fails if the directory is already
     /// open by another Db, if an event name cannot name a log, if two event

@@ -157,7 +157,8 @@ pub(crate) struct Inner {
     /// so every append either fails with `Closed` or lands before the logs close.
     closed: AtomicBool,
     appending: AtomicUsize,
-    closing: tokio::sync::Mutex<()>,
+    /// The shutdown, run once in its own task (see `close`).
+    closing: crate::db::close::Closing,
     /// The OS lock on `<dir>/LOCK`: held from open until close (or drop).
     lock: parking_lot::Mutex<Option<File>>,
     /// The snapshot files and when to write them (see `snapshots`).
@@ -189,7 +190,18 @@ impl Db {
         DbBuilder::new(dir.as_ref().to_path_buf())
     }
 
+    /// Opens the Db on the blocking pool: recovering logs and loading snapshots
+    /// reads files, which must not stall a runtime worker.
     pub(crate) async fn open(builder: DbBuilder) -> Result<Db, DbError> {
+        let opening = tokio::task::spawn_blocking(move || Self::open_blocking(builder));
+        match opening.await {
+            Ok(opened) => opened,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(DbError::Closed),
+        }
+    }
+
+    fn open_blocking(builder: DbBuilder) -> Result<Db, DbError> {
         let dir = builder.dir;
         let dir_error = |source| DbError::Dir {
             dir: dir.clone(),
@@ -230,6 +242,9 @@ impl Db {
             }
             if let Some(bytes) = builder.segment_size {
                 options = options.segment_size(bytes);
+            }
+            if let Some(hook) = &builder.fsync_hook {
+                options = options.fsync_hook(hook.clone());
             }
             let log = Log::open(dir.join("logs").join(&name), options).map_err(|source| {
                 DbError::Storage {
@@ -273,7 +288,7 @@ impl Db {
                 tasks: parking_lot::Mutex::new(tasks),
                 closed: AtomicBool::new(false),
                 appending: AtomicUsize::new(0),
-                closing: tokio::sync::Mutex::new(()),
+                closing: Default::default(),
                 lock: parking_lot::Mutex::new(Some(lock)),
                 aggregate_caches: parking_lot::Mutex::default(),
                 snapshots,
@@ -371,12 +386,24 @@ impl Db {
     /// `wait_for_seq` beyond what was folded returns [`DbError::Closed`].
     /// Reopening the directory resumes where the Db stopped. Closing twice is a no-op.
     ///
-    /// On an error the shutdown still completes; the first error is returned.
+    /// On an error the shutdown still completes; the first error is returned
+    /// (a storage error as [`DbError::Storage`], never as `Closed`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe. The shutdown runs in a task of its own: dropping this future
+    /// does not stop it (appends are refused from the first poll on), and a later
+    /// `close()` waits for that same shutdown to finish and returns its result.
     pub async fn close(&self) -> Result<(), DbError> {
-        let _closing = self.inner.closing.lock().await;
-        if self.inner.closed.swap(true, Ordering::SeqCst) {
-            return Ok(());
-        }
+        let db = self.clone();
+        (self.inner.closing)
+            .run(move || async move { db.shutdown().await })
+            .await
+    }
+
+    /// The body of `close`, run once, in its own task.
+    async fn shutdown(&self) -> Result<(), DbError> {
+        self.inner.closed.store(true, Ordering::SeqCst);
         while self.inner.appending.load(Ordering::SeqCst) > 0 {
             tokio::task::yield_now().await;
         }
@@ -405,13 +432,13 @@ impl Db {
             if let Some(write) = state.slot.take_pending_write()
                 && let Err(error) = write.await
             {
-                tracing::warn!(state = state.slot.name(), %error, "foldkit: a snapshot write failed");
+                tracing::warn!(state = state.slot.name(), error = %crate::chain::Chain(&error), "foldkit: a snapshot write failed");
             }
         }
         if self.inner.snapshots.on_close {
             for state in self.inner.states.values() {
                 if let Err(error) = self.inner.snapshots.write(state.slot.as_ref()) {
-                    tracing::warn!(state = state.slot.name(), %error, "foldkit: no snapshot at close; the next open replays");
+                    tracing::warn!(state = state.slot.name(), error = %crate::chain::Chain(&error), "foldkit: no snapshot at close; the next open replays");
                 }
             }
         }
@@ -446,9 +473,11 @@ impl Db {
             .unwrap_or_else(|_| unreachable!("the cache map is keyed by TypeId::of::<T>"))
     }
 
-    /// A storage error, or [`DbError::Closed`] if the Db closed meanwhile.
+    /// A storage error of `log`; the log being closed is [`DbError::Closed`].
+    /// (Any other error is returned as it is, even once the Db is closed: a
+    /// failed sync at close must say what failed.)
     pub(crate) fn storage_error(&self, log: &EventLog, source: StorageError) -> DbError {
-        if self.inner.closed.load(Ordering::Acquire) {
+        if matches!(source, StorageError::Closed) {
             DbError::Closed
         } else {
             DbError::Storage {

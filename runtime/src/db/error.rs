@@ -18,7 +18,7 @@ use crate::state::FoldError;
 #[non_exhaustive]
 pub enum DbError {
     /// The database directory could not be created, opened or locked.
-    #[error("cannot open database directory {}: {source}", dir.display())]
+    #[error("cannot open database directory {}", dir.display())]
     Dir {
         /// The database directory.
         dir: PathBuf,
@@ -77,7 +77,7 @@ pub enum DbError {
     #[error(transparent)]
     Codec(#[from] CodecError),
     /// A record envelope could not be written (e.g. a stream id too long).
-    #[error("cannot append `{event}`: {source}")]
+    #[error("cannot append `{event}`: bad envelope")]
     Envelope {
         /// The event type's stable name.
         event: &'static str,
@@ -85,7 +85,7 @@ pub enum DbError {
         source: EnvelopeError,
     },
     /// The log of an event type reported an error.
-    #[error("log `{log}`: {source}")]
+    #[error("storage error in log `{log}`")]
     Storage {
         /// The log's (directory) name.
         log: String,
@@ -130,7 +130,7 @@ pub enum DbError {
     #[error("a stream id must not be empty")]
     EmptyStreamId,
     /// A stored event could not be read back (corrupt envelope, newer schema, storage error).
-    #[error("cannot read event {seq} of log `{log}`: {cause}")]
+    #[error("cannot read event {seq} of log `{log}`")]
     Read {
         /// The log's name.
         log: String,
@@ -144,7 +144,7 @@ pub enum DbError {
 
 /// Why a state stopped folding, or skipped an event: which state, which seq, what.
 #[derive(Debug, thiserror::Error)]
-#[error("state `{state}` cannot fold event {seq} of log `{log}`: {cause}")]
+#[error("state `{state}` cannot fold event {seq} of log `{log}`")]
 pub struct FoldFailure {
     /// The state's stable name.
     pub state: &'static str,
@@ -168,10 +168,10 @@ pub enum FoldCause {
     #[error(transparent)]
     Decode(#[from] CodecError),
     /// `Apply::apply` returned an error.
-    #[error("apply failed: {0}")]
+    #[error("apply failed")]
     Apply(#[from] FoldError),
     /// Reading the log failed.
-    #[error("reading the log failed: {0}")]
+    #[error("reading the log failed")]
     Storage(#[from] StorageError),
     /// `Apply::apply` panicked; the state may be half-updated, so it stops.
     #[error("apply panicked")]

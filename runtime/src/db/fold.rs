@@ -191,7 +191,7 @@ async fn run<S: State>(
 }
 
 fn end_with_failure<S: State>(cell: &StateCell<S>, failed: FoldFailure) {
-    tracing::error!(state = S::NAME, log = %cell.log, seq = failed.seq, error = %failed.cause, "state stopped folding");
+    tracing::error!(state = S::NAME, log = %cell.log, seq = failed.seq, error = %crate::chain::Chain(&failed.cause), "state stopped folding");
     cell.publish_end(FoldStatus::Failed(Arc::new(failed)));
 }
 
@@ -303,7 +303,7 @@ pub(crate) fn decode<E: Event>(record: &Record) -> Result<(E, Meta), FoldCause> 
 
 fn skip<S: State>(cell: &StateCell<S>, seq: Seq, cause: &FoldCause) {
     cell.skipped.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!(state = S::NAME, log = %cell.log, seq, error = %cause, "skipping an event that cannot be folded");
+    tracing::warn!(state = S::NAME, log = %cell.log, seq, error = %crate::chain::Chain(cause), "skipping an event that cannot be folded");
 }
 
 fn failure<S: State>(cell: &StateCell<S>, seq: Seq, cause: FoldCause) -> FoldFailure {

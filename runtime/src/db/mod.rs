@@ -8,6 +8,8 @@
 
 mod aggregates;
 mod builder;
+mod cancel;
+mod close;
 #[allow(clippy::module_inception)] // `db::db` holds the `Db` type; the folder is the runtime.
 mod db;
 mod envelope;

@@ -117,7 +117,7 @@ pub(crate) fn initial_state<S: State>(
                 });
             }
             Err(error) => {
-                tracing::warn!(state = S::NAME, %error, "foldkit: the bundle's snapshot is unusable; replaying");
+                tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: the bundle's snapshot is unusable; replaying");
                 return Ok((S::default(), 0));
             }
         }
@@ -126,7 +126,7 @@ pub(crate) fn initial_state<S: State>(
         Ok(Some((state, seq))) => Ok((state, seq.unwrap_or(0))),
         Ok(None) => Ok((S::default(), 0)),
         Err(error) => {
-            tracing::warn!(state = S::NAME, %error, "foldkit: cannot list snapshots; replaying");
+            tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot list snapshots; replaying");
             Ok((S::default(), 0))
         }
     }
@@ -146,7 +146,7 @@ pub(crate) fn newest_valid<S: State>(snapshots: &Snapshots) -> Option<Seq> {
     match snapshots.store.load_newest::<S>(None) {
         Ok(found) => found.map(|(_, seq)| seq.unwrap_or(0)),
         Err(error) => {
-            tracing::warn!(state = S::NAME, %error, "foldkit: cannot list snapshots");
+            tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot list snapshots");
             None
         }
     }
@@ -170,14 +170,14 @@ pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
     let (blob, seq) = match encode(cell) {
         Ok(encoded) => encoded,
         Err(error) => {
-            tracing::warn!(state = S::NAME, %error, "foldkit: cannot encode a snapshot");
+            tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot encode a snapshot");
             return;
         }
     };
     let store = cell.folder.snapshots.store.clone();
     *pending = Some(tokio::task::spawn_blocking(move || {
         if let Err(error) = store.write(S::NAME, seq, &blob) {
-            tracing::warn!(state = S::NAME, %error, "foldkit: cannot write a snapshot");
+            tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot write a snapshot");
         }
     }));
 }

@@ -21,6 +21,7 @@ use foldkit_storage::Log;
 use tokio::sync::{Mutex, OnceCell, OwnedMutexGuard};
 
 use crate::Seq;
+use crate::db::cancel::finish_detached;
 use crate::db::db::{Db, EventLog};
 use crate::db::envelope::Envelope;
 use crate::db::error::{DbError, FoldCause};
@@ -153,12 +154,18 @@ impl StreamGuard<'_> {
         self.seqs.len() as u64
     }
 
-    /// Appends `events` as one atomic batch if the version is `expected`.
+    /// Appends `events` as one atomic batch if the version is `expected`, and
+    /// gives the guard back with the result.
+    ///
+    /// Cancel-safe: once started, the append and the index update finish
+    /// together (in a task of their own if the caller is dropped, see
+    /// `cancel`), so the index always agrees with the log; the stream stays
+    /// locked until they are done.
     pub(crate) async fn append<E: Event>(
-        &mut self,
+        self,
         expected: ExpectedVersion,
         events: impl IntoIterator<Item = E>,
-    ) -> Result<StreamAppend, DbError> {
+    ) -> Result<(Self, StreamAppend), DbError> {
         let actual = self.version();
         if !expected.admits(actual) {
             return Err(DbError::Conflict {
@@ -167,12 +174,28 @@ impl StreamGuard<'_> {
                 actual,
             });
         }
-        let seqs = self.db.append_batch_to(Some(&self.id), events).await?;
-        self.seqs.extend(seqs.clone());
-        Ok(StreamAppend {
-            seqs,
-            version: self.version(),
-        })
+        let StreamGuard { db, log, id, seqs } = self;
+        let (owner, stream) = (db.clone(), id.clone());
+        let events: Vec<E> = events.into_iter().collect();
+        let work = async move {
+            let mut seqs = seqs;
+            let appended = owner.append_batch_to(Some(&stream), events).await;
+            if let Ok(range) = &appended {
+                seqs.extend(range.clone());
+            }
+            (seqs, appended)
+        };
+        let (seqs, appended) = finish_detached(work).await.map_err(|_| DbError::Closed)?;
+        let range = appended?;
+        let guard = StreamGuard { db, log, id, seqs };
+        let version = guard.version();
+        Ok((
+            guard,
+            StreamAppend {
+                seqs: range,
+                version,
+            },
+        ))
     }
 }
 
@@ -186,10 +209,9 @@ impl Db {
         expected: ExpectedVersion,
         events: impl IntoIterator<Item = E>,
     ) -> Result<StreamAppend, DbError> {
-        self.lock_stream::<E>(stream_id)
-            .await?
-            .append(expected, events)
-            .await
+        let guard = self.lock_stream::<E>(stream_id).await?;
+        let (_, appended) = guard.append(expected, events).await?;
+        Ok(appended)
     }
 
     /// The version (number of events) of the stream `stream_id` of `E`'s log; 0
@@ -225,7 +247,9 @@ impl Db {
         let len = usize::try_from(version)
             .unwrap_or(usize::MAX)
             .min(seqs.len());
-        read_events(log, &seqs[..len])
+        let mut seqs = seqs;
+        seqs.truncate(len);
+        read_events(log, seqs).await
     }
 
     /// Locks the stream `stream_id` of `E`'s log for a check-and-append.
@@ -266,23 +290,45 @@ impl Db {
 }
 
 impl StreamGuard<'_> {
-    /// The events of the locked stream, decoded, in order.
-    pub(crate) fn events<E: Event>(&self) -> Result<Vec<StoredEvent<E>>, DbError> {
-        read_events(self.log, &self.seqs)
+    /// The events of the locked stream, decoded, in order (read on the blocking pool).
+    pub(crate) async fn events<E: Event>(&self) -> Result<Vec<StoredEvent<E>>, DbError> {
+        read_events(self.log, self.seqs.clone()).await
     }
 }
 
-/// Reads and decodes the records at `seqs` (one stream's, in order).
-fn read_events<E: Event>(log: &EventLog, seqs: &[Seq]) -> Result<Vec<StoredEvent<E>>, DbError> {
+/// Reads and decodes the records at `seqs` (one stream's, in order) on the
+/// blocking pool: they may be in segment files. Dropping the future leaves
+/// the read to finish there, unused.
+async fn read_events<E: Event>(
+    log: &EventLog,
+    seqs: Vec<Seq>,
+) -> Result<Vec<StoredEvent<E>>, DbError> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (storage, name) = (log.log.clone(), log.name.clone());
+    let read = tokio::task::spawn_blocking(move || read_events_blocking(&storage, &name, &seqs));
+    match read.await {
+        Ok(events) => events,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => Err(DbError::Closed),
+    }
+}
+
+/// Reads and decodes the records at `seqs`, in the calling thread.
+fn read_events_blocking<E: Event>(
+    log: &Log,
+    name: &str,
+    seqs: &[Seq],
+) -> Result<Vec<StoredEvent<E>>, DbError> {
     let read_error = |seq, cause| DbError::Read {
-        log: log.name.clone(),
+        log: name.to_owned(),
         seq,
         cause,
     };
     let mut out = Vec::with_capacity(seqs.len());
     for (i, &seq) in seqs.iter().enumerate() {
         let record = log
-            .log
             .read(seq)
             .map_err(|e| read_error(seq, FoldCause::Storage(e)))?;
         let envelope = Envelope::decode(&record.payload)

@@ -65,7 +65,7 @@ pub enum SnapshotError {
         fingerprint: u64,
     },
     /// The body does not decode as the state.
-    #[error("cannot decode the snapshot body of `{state}`: {source}")]
+    #[error("cannot decode the snapshot body of `{state}`")]
     Decode {
         /// The state's name.
         state: &'static str,
@@ -73,7 +73,7 @@ pub enum SnapshotError {
         source: postcard::Error,
     },
     /// The state could not be serialized.
-    #[error("cannot encode a snapshot of `{state}`: {source}")]
+    #[error("cannot encode a snapshot of `{state}`")]
     Encode {
         /// The state's name.
         state: &'static str,

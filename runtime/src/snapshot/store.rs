@@ -19,7 +19,7 @@ const EXTENSION: &str = "snap";
 
 /// An I/O failure while writing or listing snapshot files.
 #[derive(Debug, thiserror::Error)]
-#[error("snapshot store: {action} `{path}`: {source}")]
+#[error("snapshot store: cannot {action} `{path}`", path = path.display())]
 pub struct SnapshotIoError {
     action: &'static str,
     path: PathBuf,
@@ -157,7 +157,7 @@ fn list_snapshots(dir: &Path) -> Result<Vec<(Seq, PathBuf)>, SnapshotIoError> {
 }
 
 fn warn_skip(path: &Path, error: &SnapshotError) {
-    tracing::warn!(path = %path.display(), %error, "foldkit: skipping an unusable snapshot; trying an older one or a replay");
+    tracing::warn!(path = %path.display(), error = %crate::chain::Chain(error), "foldkit: skipping an unusable snapshot; trying an older one or a replay");
 }
 
 /// Makes a rename or removal in `dir` durable.

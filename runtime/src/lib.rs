@@ -78,7 +78,7 @@ pub use foldkit_storage::{FsyncPolicy, Seq};
 pub use aggregate::Aggregate;
 pub use db::{
     Aggregates, Db, DbBuilder, DbError, Envelope, EnvelopeError, ExecuteError, Executed,
-    ExpectedVersion, FoldCause, FoldErrorPolicy, FoldFailure, Handle, Loaded, ReadGuard,
+    ExpectedVersion, FoldCause, RejectedSnapshot, StartReport, StartSource, FoldErrorPolicy, FoldFailure, Handle, Loaded, ReadGuard,
     StoredEvent, StreamAppend,
 };
 pub use entity::{Entity, EntityId};

@@ -166,6 +166,10 @@ impl<A: Aggregate> Aggregates<A> {
     /// Handles `command` against the instance `id` and appends the events it
     /// produces as one atomic batch. Commands on one instance run one at a time;
     /// a rejected command writes nothing.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`execute_expecting`](Self::execute_expecting).
     pub async fn execute(
         &self,
         id: impl fmt::Display,
@@ -179,6 +183,16 @@ impl<A: Aggregate> Aggregates<A> {
     /// version (a client's optimistic concurrency: "I decided this on version 3").
     /// Otherwise it fails with [`DbError::Conflict`] before `handle` runs, and writes
     /// nothing. The check and the append happen under the instance's lock.
+    ///
+    /// # Cancel safety
+    ///
+    /// The instance stays consistent whatever the drop point. Dropped while
+    /// waiting for the instance's lock or loading it, nothing is written. Once
+    /// the append started, it and the stream's index update finish together (as
+    /// [`Db::append_to`]), the instance is unlocked after them, and the cached
+    /// state is left out, so the next command replays the stream: the caller
+    /// just does not learn whether the command's events were appended (load
+    /// the instance to find out).
     pub async fn execute_expecting(
         &self,
         id: impl fmt::Display,
@@ -238,6 +252,10 @@ impl<A: Aggregate> Aggregates<A> {
     }
 
     /// The instance's current state and version (version 0: it does not exist).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads (a replay of the stream runs on the blocking pool).
     pub async fn load(&self, id: impl fmt::Display) -> Result<Loaded<A>, DbError> {
         let stream = Self::stream_id(id);
         let guard = self.db.lock_stream::<A::Event>(&stream).await?;
@@ -250,6 +268,10 @@ impl<A: Aggregate> Aggregates<A> {
 
     /// The instance's state as it was at `version` (time travel), replayed from its
     /// stream. A version past the end gives the current state.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn load_at(&self, id: impl fmt::Display, version: u64) -> Result<Loaded<A>, DbError> {
         let events = self
             .db
@@ -259,6 +281,10 @@ impl<A: Aggregate> Aggregates<A> {
     }
 
     /// The instance's history, in order, with each event's metadata.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn events(
         &self,
         id: impl fmt::Display,
@@ -267,6 +293,10 @@ impl<A: Aggregate> Aggregates<A> {
     }
 
     /// Whether the instance has any event.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn exists(&self, id: impl fmt::Display) -> Result<bool, DbError> {
         Ok(self
             .db

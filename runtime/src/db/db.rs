@@ -31,7 +31,7 @@ use crate::db::fold::{self, Folder, StopAt};
 use crate::db::handle::{Handle, StateCell, StateSlot};
 use crate::db::log_name::log_name;
 use crate::db::policy::FoldErrorPolicy;
-use crate::db::snapshots::{self, Snapshots};
+use crate::db::snapshots::Snapshots;
 use crate::event::Event;
 use crate::snapshot::Bundle;
 use crate::state::State;
@@ -72,19 +72,18 @@ pub(crate) fn start_state<S: State>(
     log: &EventLog,
     context: &StartContext,
 ) -> Result<(RunningState, JoinHandle<()>), DbError> {
-    let (value, applied) = snapshots::initial_state::<S>(log, context)?;
+    let start = crate::db::start::initial_state::<S>(log, context)?;
+    let applied = start.report.seq;
     let folder = Folder::new(
         log.log.clone(),
         context.policy,
         Arc::clone(&context.snapshots),
         applied,
     );
-    let cell = Arc::new(StateCell::<S>::new(
-        log.name.clone(),
-        folder,
-        value,
-        applied,
-    ));
+    let cell = Arc::new(
+        StateCell::<S>::new(log.name.clone(), folder, start.value, applied)
+            .started(start.last, start.report),
+    );
     let (stop, task) = fold::spawn(Arc::clone(&cell), &log.log);
     let running = RunningState {
         slot: cell,
@@ -336,6 +335,15 @@ impl Db {
 
     /// Appends one event to its type's log and returns its seq. The states folded
     /// from that log apply it shortly after: `handle.wait_for_seq(seq)` waits for it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not atomic with respect to cancellation, and never harmful: the record is
+    /// written at the first poll. Dropped before that poll completes, nothing is
+    /// appended; dropped after it (e.g. while it waits for the fsync under
+    /// `FsyncPolicy::Always` or `EveryN`), the event is in the log (durable at
+    /// the next fsync) and folded like any other, but the caller never learns
+    /// its seq. The Db stays fully usable either way.
     pub async fn append<E: Event>(&self, event: E) -> Result<Seq, DbError> {
         let _appending = Appending::enter(&self.inner)?;
         let log = self.log_of::<E>()?;
@@ -353,6 +361,15 @@ impl Db {
 
     /// Appends several events as one atomic batch (after a crash, all of them or
     /// none are in the log) and returns their seqs. An empty batch is an error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not atomic with respect to cancellation, and never harmful: the record is
+    /// written at the first poll. Dropped before that poll completes, nothing is
+    /// appended; dropped after it (e.g. while it waits for the fsync under
+    /// `FsyncPolicy::Always` or `EveryN`), the whole batch is in the log (durable at
+    /// the next fsync) and folded like any other, but the caller never learns
+    /// its seqs. The Db stays fully usable either way.
     pub async fn append_batch<E: Event>(
         &self,
         events: impl IntoIterator<Item = E>,
@@ -436,10 +453,18 @@ impl Db {
             }
         }
         if self.inner.snapshots.on_close {
-            for state in self.inner.states.values() {
-                if let Err(error) = self.inner.snapshots.write(state.slot.as_ref()) {
-                    tracing::warn!(state = state.slot.name(), error = %crate::chain::Chain(&error), "foldkit: no snapshot at close; the next open replays");
+            // Encoding and writing files: on the blocking pool.
+            let snapshots = Arc::clone(&self.inner.snapshots);
+            let slots: Vec<_> = self.inner.states.values().map(|s| Arc::clone(&s.slot)).collect();
+            let write = tokio::task::spawn_blocking(move || {
+                for slot in slots {
+                    if let Err(error) = snapshots.write(slot.as_ref()) {
+                        tracing::warn!(state = slot.name(), error = %crate::chain::Chain(&error), "foldkit: no snapshot at close; the next open replays");
+                    }
                 }
+            });
+            if let Err(error) = write.await {
+                tracing::warn!(%error, "foldkit: the close snapshots did not finish");
             }
         }
         for state in self.inner.states.values() {

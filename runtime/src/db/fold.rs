@@ -55,6 +55,9 @@ pub(crate) struct Folder {
     /// The snapshot file being written in the background, if any: at most one at
     /// a time, and `close` waits for it.
     pub(crate) pending_write: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The log's last seq when the Db opened: a waiter never folds records up
+    /// to it (the replay's records are in segment files; see [`help`]).
+    opened_at: Seq,
     /// The lock folders hold; it guards the log helpers read from, which is
     /// `None` once the Db is closed (so handles that outlive the Db do not keep
     /// the log open).
@@ -73,6 +76,7 @@ impl Folder {
             snapshots,
             last_snapshot: std::sync::atomic::AtomicU64::new(applied),
             pending_write: Mutex::new(None),
+            opened_at: log.last_seq().unwrap_or(0),
             lock: Mutex::new(Some(log)),
         }
     }
@@ -102,9 +106,14 @@ pub(crate) fn spawn<S: State>(
 /// Folds up to `seq` in the caller when that is quick and free: `seq` is at most
 /// [`MAX_HELP`] records ahead, no one else is folding, no reader holds the state.
 /// Returns whether `seq` is now folded; `false` means "wait for the task".
+///
+/// The caller is an async task on a runtime worker, so it must not read files:
+/// it folds only records appended since the Db opened, the newest of the log,
+/// which the storage keeps in memory; the replay of older records (in segment
+/// files) is left to the task, whose reads the storage does off the workers.
 pub(crate) fn help<S: State>(cell: &StateCell<S>, seq: Seq) -> bool {
     let applied = cell.applied.load(Ordering::Acquire);
-    if seq > applied.saturating_add(MAX_HELP) {
+    if seq > applied.saturating_add(MAX_HELP) || applied < cell.folder.opened_at {
         return false;
     }
     let Some(folding) = cell.folder.lock.try_lock() else {
@@ -159,6 +168,10 @@ async fn run<S: State>(
 ) {
     let guard = EndGuard(cell);
     let cell = &guard.0;
+    // Records folded since the task last yielded: a replay yields every
+    // `MAX_BATCH` records, so it never holds a worker (or a `current_thread`
+    // runtime) for long, however long the log.
+    let mut since_yield = 0;
     loop {
         if let Some(target) = *stop.borrow_and_update()
             && cell.applied.load(Ordering::Acquire) >= target
@@ -178,7 +191,10 @@ async fn run<S: State>(
             return; // a helper met a failure
         }
         let outcome = match batch {
-            Ok(records) => fold_batch(cell, &records, Lock::Wait).map(drop),
+            Ok(records) => {
+                since_yield += records.len();
+                fold_batch(cell, &records, Lock::Wait).map(drop)
+            }
             Err(source) => Err(failure(cell, tail.position(), FoldCause::Storage(source))),
         };
         if let Err(failed) = outcome {
@@ -187,6 +203,10 @@ async fn run<S: State>(
         }
         drop(_folding);
         snapshots::after_batch(cell);
+        if since_yield >= MAX_BATCH {
+            since_yield = 0;
+            tokio::task::yield_now().await;
+        }
     }
 }
 
@@ -267,6 +287,7 @@ fn fold_batch<S: State>(
     // Published under the write lock: a reader holding the read lock sees a value
     // and an applied seq that agree (snapshots rely on it).
     if done > applied {
+        cell.note_last(records, done);
         cell.publish_applied(done);
         cell.watch.after_batch(&state);
     }
@@ -287,6 +308,8 @@ struct PanicGuard<'a, S: State> {
 impl<S: State> Drop for PanicGuard<'_, S> {
     fn drop(&mut self) {
         if self.applying - 1 > self.applied {
+            // The record it ends at is not noted: no snapshot of a half-updated state.
+            *self.cell.last_record.lock() = None;
             self.cell.publish_applied(self.applying - 1);
         }
         let failed = failure(self.cell, self.applying, FoldCause::Panicked);

@@ -17,6 +17,9 @@ use tokio::sync::watch;
 use crate::Seq;
 use crate::db::error::{DbError, FoldFailure};
 use crate::db::fold::{self, Folder};
+use crate::db::start::{StartReport, StartSource};
+use crate::snapshot::RecordIdentity;
+use foldkit_storage::Record;
 use crate::state::State;
 use crate::watch::Routes;
 
@@ -53,6 +56,12 @@ pub(crate) struct StateCell<S> {
     pub(crate) progress: watch::Sender<Progress>,
     /// The watched tables: the fold wakes their watchers after each batch.
     pub(crate) watch: Routes<S>,
+    /// The identity of the record at `applied` (`None` at 0, or once unknown):
+    /// written under the state's write lock with `applied`, so a snapshot taken
+    /// under the read lock names the record it ends at.
+    pub(crate) last_record: parking_lot::Mutex<Option<RecordIdentity>>,
+    /// How the state started at open.
+    pub(crate) start: StartReport,
 }
 
 impl<S: State> StateCell<S> {
@@ -70,7 +79,27 @@ impl<S: State> StateCell<S> {
                 status: FoldStatus::Running,
             }),
             watch: Routes::default(),
+            last_record: parking_lot::Mutex::new(None),
+            start: StartReport {
+                source: StartSource::Replay,
+                seq: 0,
+                rejected: Vec::new(),
+            },
         }
+    }
+
+    /// The cell of a state that started as `start` says, at `last`.
+    pub(crate) fn started(mut self, last: Option<RecordIdentity>, start: StartReport) -> Self {
+        *self.last_record.get_mut() = last;
+        self.start = start;
+        self
+    }
+
+    /// Notes the identity of the record at `done` among `records` (sorted by
+    /// seq), before `done` is published. Called under the state's write lock.
+    pub(crate) fn note_last(&self, records: &[Record], done: Seq) {
+        let found = records.binary_search_by_key(&done, |r| r.seq).ok();
+        *self.last_record.lock() = found.map(|i| RecordIdentity::of(&records[i]));
     }
 
     /// Publishes that every event up to `seq` has been folded, waking waiters.
@@ -102,7 +131,8 @@ pub(crate) trait StateSlot: Any + Send + Sync {
     fn release_log(&self);
     /// The state as a snapshot blob, with the seq it reflects.
     fn encode_snapshot(&self) -> Result<(Vec<u8>, Option<Seq>), crate::snapshot::SnapshotError>;
-    /// The seq of the newest valid snapshot file of this state, if any.
+    /// The seq of the newest snapshot file of this state that matches its log,
+    /// if any. Reads files: call it on the blocking pool.
     fn newest_snapshot_seq(&self) -> Option<Seq>;
     /// The background snapshot write still running, if any (for `close` to await).
     fn take_pending_write(&self) -> Option<tokio::task::JoinHandle<()>>;
@@ -126,7 +156,8 @@ impl<S: State> StateSlot for StateCell<S> {
     }
 
     fn newest_snapshot_seq(&self) -> Option<Seq> {
-        crate::db::snapshots::newest_valid::<S>(&self.folder.snapshots)
+        let log = self.folder.log()?;
+        crate::db::snapshots::newest_valid::<S>(&self.folder.snapshots, &log)
     }
 
     fn take_pending_write(&self) -> Option<tokio::task::JoinHandle<()>> {
@@ -215,6 +246,13 @@ impl<S: State> Handle<S> {
         self.cell.skipped.load(Ordering::Relaxed)
     }
 
+    /// How the state started when the Db opened: from a snapshot file, the
+    /// restored bundle, or a replay, and which snapshots were ignored because
+    /// they do not match the log (e.g. after a lost unsynced tail).
+    pub fn start_report(&self) -> &StartReport {
+        &self.cell.start
+    }
+
     /// Why the state stopped advancing, if it did.
     pub fn failure(&self) -> Option<Arc<FoldFailure>> {
         match &self.cell.progress.borrow().status {
@@ -233,6 +271,11 @@ impl<S: State> Handle<S> {
     /// [`DbError::Fold`] when the fold stopped at a failed event at or before `seq`,
     /// and [`DbError::Closed`] when the Db closes before reaching `seq`: it never
     /// hangs on a stopped fold. `seq` must come from this state's event log.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only waits (folding the caller does happens within one
+    /// poll, under the fold's lock, and is complete when the poll returns).
     pub async fn wait_for_seq(&self, seq: Seq) -> Result<(), DbError> {
         if self.cell.applied.load(Ordering::Acquire) >= seq || fold::help(&self.cell, seq) {
             return Ok(());

@@ -19,6 +19,7 @@ mod handle;
 mod log_name;
 mod policy;
 mod snapshots;
+mod start;
 mod streams;
 
 pub use aggregates::{Aggregates, ExecuteError, Executed, Loaded};
@@ -29,4 +30,5 @@ pub use error::{DbError, FoldCause, FoldFailure};
 pub(crate) use handle::{FoldStatus, StateCell};
 pub use handle::{Handle, ReadGuard};
 pub use policy::FoldErrorPolicy;
+pub use start::{RejectedSnapshot, StartReport, StartSource};
 pub use streams::{ExpectedVersion, StoredEvent, StreamAppend};

@@ -3,8 +3,17 @@
 //!
 //! Invariants:
 //! - A state starts from an explicit bundle entry, else the newest valid snapshot
-//!   file at or before the log's last seq, else `Default` at seq 0. A snapshot the
-//!   log does not reach (seq beyond its end) is never used: its events are gone.
+//!   file at or before the log's last seq, else `Default` at seq 0 (see `start`).
+//!   A snapshot is used (to start, for time travel, to compact) only if the log
+//!   holds the very record it ends at ([`RecordIdentity`]): one the log does not
+//!   reach, or whose seq now holds another record (a lost tail), is ignored.
+//! - Snapshots written by the Db in the background are written only once the log
+//!   is durable up to their seq (`log.sync()` first), and close syncs the logs
+//!   before its snapshots; so under any `FsyncPolicy` a snapshot file never
+//!   covers a record a crash can lose. `Db::snapshot_to_disk` and bundles may
+//!   cover unsynced records: the identity check makes that safe (a lost tail
+//!   makes them not match, and they are ignored).
+//! - `compact` keeps the record a snapshot ends at, so the snapshot stays checkable.
 //! - A snapshot is encoded under the state's read lock, where the value and its
 //!   applied seq agree (the fold publishes the seq under the write lock), and the
 //!   file is written off the fold's path (blocking pool).
@@ -16,11 +25,15 @@ use std::sync::atomic::Ordering;
 
 use crate::Seq;
 use crate::db::builder::DbBuilder;
-use crate::db::db::{Db, EventLog, StartContext};
+use crate::db::db::Db;
 use crate::db::error::{DbError, FoldCause};
 use crate::db::fold;
 use crate::db::handle::{Handle, StateCell, StateSlot};
-use crate::snapshot::{Bundle, SnapshotError, SnapshotIoError, SnapshotStore, codec};
+use foldkit_storage::Log;
+
+use crate::snapshot::{
+    Bundle, IdentityMismatch, RecordIdentity, SnapshotError, SnapshotIoError, SnapshotStore, codec,
+};
 use crate::state::State;
 
 /// How the builder configured snapshots.
@@ -100,51 +113,34 @@ impl DbBuilder {
     }
 }
 
-/// Where state `S` starts: its value and the seq it reflects.
-pub(crate) fn initial_state<S: State>(
-    log: &EventLog,
-    context: &StartContext,
-) -> Result<(S, Seq), DbError> {
-    let last = log.log.last_seq().unwrap_or(0);
-    if let Some(blob) = context.restore.as_ref().and_then(|b| b.get(S::NAME)) {
-        match codec::decode::<S>(blob) {
-            Ok((state, seq)) if seq.unwrap_or(0) <= last => return Ok((state, seq.unwrap_or(0))),
-            Ok((_, seq)) => {
-                return Err(DbError::RestoreBeyondLog {
-                    state: S::NAME,
-                    seq: seq.unwrap_or(0),
-                    last,
-                });
-            }
-            Err(error) => {
-                tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: the bundle's snapshot is unusable; replaying");
-                return Ok((S::default(), 0));
-            }
-        }
-    }
-    match context.snapshots.store.load_newest::<S>(Some(last)) {
-        Ok(Some((state, seq))) => Ok((state, seq.unwrap_or(0))),
-        Ok(None) => Ok((S::default(), 0)),
-        Err(error) => {
-            tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot list snapshots; replaying");
-            Ok((S::default(), 0))
-        }
-    }
-}
-
-/// The state's value and applied seq, encoded under its read lock.
+/// The state's value and applied seq, encoded under its read lock with the
+/// identity of the last record folded (published under the write lock with it).
 pub(crate) fn encode<S: State>(
     cell: &StateCell<S>,
 ) -> Result<(Vec<u8>, Option<Seq>), SnapshotError> {
     let state = cell.value.read();
-    let seq = Some(cell.applied.load(Ordering::Acquire)).filter(|&seq| seq > 0);
-    Ok((codec::encode(&*state, seq)?, seq))
+    let applied = cell.applied.load(Ordering::Acquire);
+    let last = *cell.last_record.lock();
+    if last.map_or(0, |l| l.seq) != applied {
+        return Err(SnapshotError::Unidentified {
+            state: S::NAME,
+            seq: applied,
+        });
+    }
+    let seq = Some(applied).filter(|&seq| seq > 0);
+    Ok((codec::encode(&*state, last)?, seq))
 }
 
-/// The seq of the newest snapshot file of `S` that decodes, if any.
-pub(crate) fn newest_valid<S: State>(snapshots: &Snapshots) -> Option<Seq> {
-    match snapshots.store.load_newest::<S>(None) {
-        Ok(found) => found.map(|(_, seq)| seq.unwrap_or(0)),
+/// Accepts a snapshot ending at `last` only if `log` holds that very record.
+fn matching(log: &Log) -> impl FnMut(Option<&RecordIdentity>) -> Result<(), IdentityMismatch> {
+    move |last| last.map_or(Ok(()), |identity| identity.check(log))
+}
+
+/// The seq of the newest snapshot file of `S` that decodes and matches `log`.
+/// Reads files: call it on the blocking pool.
+pub(crate) fn newest_valid<S: State>(snapshots: &Snapshots, log: &Log) -> Option<Seq> {
+    match snapshots.store.load_newest_where::<S>(None, matching(log)) {
+        Ok(found) => found.map(|(_, last)| last.map_or(0, |l| l.seq)),
         Err(error) => {
             tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot list snapshots");
             None
@@ -175,9 +171,23 @@ pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
         }
     };
     let store = cell.folder.snapshots.store.clone();
-    *pending = Some(tokio::task::spawn_blocking(move || {
-        if let Err(error) = store.write(S::NAME, seq, &blob) {
-            tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot write a snapshot");
+    let Some(log) = cell.folder.log() else {
+        return; // closing: the close snapshot covers it
+    };
+    // The log is made durable up to `seq` first: a snapshot never covers records
+    // a crash could still take back.
+    *pending = Some(tokio::spawn(async move {
+        if let Err(error) = log.sync().await {
+            tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: no snapshot: the log cannot be synced");
+            return;
+        }
+        let write = tokio::task::spawn_blocking(move || store.write(S::NAME, seq, &blob));
+        match write.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot write a snapshot");
+            }
+            Err(error) => tracing::warn!(state = S::NAME, %error, "foldkit: the snapshot write did not finish"),
         }
     }));
 }
@@ -193,16 +203,22 @@ impl<S: State> Handle<S> {
     /// The state as it was after the event at `seq` (time travel): a fresh state
     /// folded from the newest snapshot at or before `seq` (or from the start).
     /// Fails if the log no longer holds the events needed (after `compact`).
+    /// Only a snapshot that matches the log (see [`Handle::start_report`]) is used.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: the fold runs on the blocking pool; a drop leaves it to
+    /// finish there, unused, and changes nothing.
     pub async fn state_at(&self, seq: Seq) -> Result<S, DbError> {
         let log = self.cell.folder.log().ok_or(DbError::Closed)?;
         let store = self.cell.folder.snapshots.store.clone();
         let name = self.cell.log.clone();
         let fold = move || -> Result<S, DbError> {
             let (mut state, from) = match store
-                .load_newest::<S>(Some(seq))
+                .load_newest_where::<S>(Some(seq), matching(&log))
                 .map_err(DbError::SnapshotIo)?
             {
-                Some((state, at)) => (state, at.unwrap_or(0)),
+                Some((state, last)) => (state, last.map_or(0, |l| l.seq)),
                 None => (S::default(), 0),
             };
             if from >= seq {
@@ -234,7 +250,9 @@ impl<S: State> Handle<S> {
 
 impl Db {
     /// Snapshots every registered state into one [`Bundle`] (see
-    /// [`DbBuilder::restore`]). Each state's snapshot is consistent on its own.
+    /// [`DbBuilder::restore`]). Each state's snapshot is consistent on its own,
+    /// and names the last record it covers: restoring it into a log that no
+    /// longer holds that record (a lost unsynced tail) replays instead.
     pub fn snapshot(&self) -> Result<Bundle, DbError> {
         let mut bundle = Bundle::new();
         let mut states: Vec<_> = self.inner.states.values().collect();
@@ -246,7 +264,10 @@ impl Db {
         Ok(bundle)
     }
 
-    /// Writes a snapshot file of every state now.
+    /// Writes a snapshot file of every state now. This blocks on file I/O: in
+    /// async code, call it from `tokio::task::spawn_blocking`. The log is not
+    /// synced first: a snapshot covering records a crash then loses no longer
+    /// matches the log, and the next open ignores it (see [`Handle::start_report`]).
     pub fn snapshot_to_disk(&self) -> Result<(), DbError> {
         for state in self.inner.states.values() {
             self.inner.snapshots.write(state.slot.as_ref())?;
@@ -258,6 +279,12 @@ impl Db {
     /// the newest valid snapshot of every state folding the log. A log that some
     /// state has no snapshot of, that no state folds, or that holds streams
     /// (aggregates replay them) is kept whole. Returns the segments removed.
+    ///
+    /// # Cancel safety
+    ///
+    /// A drop stops it between logs: segments of a log whose removal started (on
+    /// the blocking pool) are still removed; nothing else changes. Removed
+    /// segments are only ones no state needs, so any drop point is safe.
     pub async fn compact(&self) -> Result<usize, DbError> {
         let mut removed = 0;
         for (id, log) in &self.inner.logs {
@@ -270,19 +297,23 @@ impl Db {
             if folding.is_empty() || self.has_streams(log).await? {
                 continue;
             }
-            let covered = folding
-                .iter()
-                .map(|s| s.slot.newest_snapshot_seq())
-                .min()
-                .flatten();
+            // Reads snapshot files and the log: on the blocking pool.
+            let slots: Vec<_> = folding.iter().map(|s| std::sync::Arc::clone(&s.slot)).collect();
+            let covered = tokio::task::spawn_blocking(move || {
+                slots.iter().map(|s| s.newest_snapshot_seq()).min().flatten()
+            })
+            .await
+            .map_err(|_| DbError::Closed)?;
             if let Some(seq) = covered.filter(|&seq| seq > 0) {
-                removed += log
-                    .log
-                    .truncate_before(seq + 1)
-                    .map_err(|source| DbError::Storage {
-                        log: log.name.clone(),
-                        source,
-                    })?;
+                // Removes files: on the blocking pool too.
+                let storage = log.log.clone();
+                let truncated = tokio::task::spawn_blocking(move || storage.truncate_before(seq))
+                    .await
+                    .map_err(|_| DbError::Closed)?;
+                removed += truncated.map_err(|source| DbError::Storage {
+                    log: log.name.clone(),
+                    source,
+                })?;
             }
         }
         Ok(removed)

@@ -203,6 +203,15 @@ impl Db {
     /// Appends `events` to the stream `stream_id` as one atomic batch, if the
     /// stream is at the `expected` version; otherwise nothing is written and the
     /// error is [`DbError::Conflict`] with the actual version.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe in the sense that the stream stays consistent: dropped while
+    /// it waits for the stream's lock, nothing happens; dropped once the append
+    /// started, the append and the stream's index update still finish together
+    /// (in a task of their own), and the stream is unlocked after them. The
+    /// caller then does not know whether the events were appended: read
+    /// [`Db::stream_version`] to find out.
     pub async fn append_to<E: Event>(
         &self,
         stream_id: &str,
@@ -216,6 +225,11 @@ impl Db {
 
     /// The version (number of events) of the stream `stream_id` of `E`'s log; 0
     /// when it does not exist.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads (a drop during the first use's index scan, on
+    /// the blocking pool, leaves the index unbuilt; the next call builds it).
     pub async fn stream_version<E: Event>(&self, stream_id: &str) -> Result<u64, DbError> {
         let log = self.log_of::<E>()?;
         Ok(match self.stream_index(log).await?.existing(stream_id) {
@@ -226,6 +240,12 @@ impl Db {
 
     /// The events of the stream `stream_id`, in order, decoded and upcast. Reads
     /// only that stream's records (through the index), never the whole log.
+    /// The records are read on the blocking pool.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads; a drop leaves a read on the blocking pool to
+    /// finish, unused.
     pub async fn read_stream<E: Event>(
         &self,
         stream_id: &str,
@@ -234,6 +254,10 @@ impl Db {
     }
 
     /// The first `version` events of the stream `stream_id` (all, if it has fewer).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads (see [`Db::read_stream`]).
     pub async fn read_stream_until<E: Event>(
         &self,
         stream_id: &str,

@@ -8,10 +8,12 @@
 
 pub mod bundle;
 pub mod codec;
+pub mod identity;
 pub mod store;
 
 pub use bundle::Bundle;
 pub use codec::{SnapshotError, SnapshotHeader};
+pub use identity::{IdentityMismatch, RecordIdentity};
 pub use store::{SnapshotIoError, SnapshotStore};
 
 #[cfg(test)]

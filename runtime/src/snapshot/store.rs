@@ -13,9 +13,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::codec::{self, SnapshotError};
+use super::identity::{IdentityMismatch, RecordIdentity};
 use crate::{Seq, State};
 
 const EXTENSION: &str = "snap";
+
 
 /// An I/O failure while writing or listing snapshot files.
 #[derive(Debug, thiserror::Error)]
@@ -84,11 +86,23 @@ impl SnapshotStore {
     }
 
     /// Loads the newest valid snapshot of `S` whose seq is at most `at_most`
-    /// (any, when `None`). Invalid files are reported and skipped.
+    /// (any, when `None`). Invalid files are reported and skipped. The snapshot
+    /// is not checked against a log: the runtime uses [`Self::load_newest_where`].
     pub fn load_newest<S: State>(
         &self,
         at_most: Option<Seq>,
-    ) -> Result<Option<(S, Option<Seq>)>, SnapshotIoError> {
+    ) -> Result<Option<(S, Option<RecordIdentity>)>, SnapshotIoError> {
+        self.load_newest_where(at_most, |_| Ok(()))
+    }
+
+    /// Like [`Self::load_newest`], but a snapshot is used only if `accept`
+    /// admits the identity of its last record (`None`: it covers no record);
+    /// one it refuses is reported with `tracing::warn!` and an older one is tried.
+    pub fn load_newest_where<S: State>(
+        &self,
+        at_most: Option<Seq>,
+        mut accept: impl FnMut(Option<&RecordIdentity>) -> Result<(), IdentityMismatch>,
+    ) -> Result<Option<(S, Option<RecordIdentity>)>, SnapshotIoError> {
         for (seq, path) in self.list(S::NAME)? {
             if at_most.is_some_and(|max| seq > max) {
                 continue;
@@ -101,8 +115,13 @@ impl SnapshotStore {
                 }
             };
             match codec::decode::<S>(&bytes) {
-                Ok((state, stored)) if stored.unwrap_or(0) == seq => {
-                    return Ok(Some((state, stored)));
+                Ok((state, last)) if last.map_or(0, |l| l.seq) == seq => {
+                    match accept(last.as_ref()) {
+                        Ok(()) => return Ok(Some((state, last))),
+                        Err(mismatch) => {
+                            tracing::warn!(state = S::NAME, seq, path = %path.display(), error = %crate::chain::Chain(&mismatch), "foldkit: ignoring a snapshot that does not match the log; trying an older one or a replay");
+                        }
+                    }
                 }
                 Ok(_) => warn_skip(
                     &path,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, SnapshotError};
+use super::identity::RecordIdentity;
 use super::store::SnapshotStore;
 use crate::event::{CodecError, decode_oldest};
 use crate::{Event, FoldError, Meta, State};
@@ -69,6 +70,15 @@ impl State for Other {
     }
 }
 
+/// A made-up identity for the record at `seq`.
+fn id(seq: u64) -> RecordIdentity {
+    RecordIdentity {
+        seq,
+        timestamp: 1_700_000_000_000 + seq,
+        payload_crc: seq as u32 ^ 0xdead_beef,
+    }
+}
+
 fn tally(n: u32) -> Tally {
     let mut t = Tally {
         label: "t".into(),
@@ -84,10 +94,10 @@ fn tally(n: u32) -> Tally {
 #[test]
 fn round_trip_is_identical_and_keeps_the_seq() {
     let state = tally(100);
-    let blob = codec::encode(&state, Some(100)).expect("encode");
+    let blob = codec::encode(&state, Some(id(100))).expect("encode");
     let (back, seq) = codec::decode::<Tally>(&blob).expect("decode");
     assert_eq!(back, state);
-    assert_eq!(seq, Some(100));
+    assert_eq!(seq, Some(id(100)));
     assert_eq!(
         codec::encode(&back, seq).expect("encode"),
         blob,
@@ -101,7 +111,7 @@ fn round_trip_is_identical_and_keeps_the_seq() {
 
 #[test]
 fn every_flipped_byte_and_every_truncation_is_rejected() {
-    let blob = codec::encode(&tally(20), Some(20)).expect("encode");
+    let blob = codec::encode(&tally(20), Some(id(20))).expect("encode");
     for i in 0..blob.len() {
         let mut bad = blob.clone();
         bad[i] ^= 0x40;
@@ -118,7 +128,7 @@ fn every_flipped_byte_and_every_truncation_is_rejected() {
 
 #[test]
 fn foreign_and_stale_snapshots_are_named_as_such() {
-    let blob = codec::encode(&tally(3), Some(3)).expect("encode");
+    let blob = codec::encode(&tally(3), Some(id(3))).expect("encode");
     assert!(
         matches!(codec::decode::<Other>(&blob), Err(SnapshotError::Foreign { found, .. }) if found == "tally")
     );
@@ -141,7 +151,7 @@ fn store_keeps_the_newest_and_falls_back_past_a_corrupt_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SnapshotStore::new(dir.path(), 2);
     for seq in [10u64, 20, 30] {
-        let blob = codec::encode(&tally(seq as u32), Some(seq)).expect("encode");
+        let blob = codec::encode(&tally(seq as u32), Some(id(seq))).expect("encode");
         store.write(Tally::NAME, Some(seq), &blob).expect("write");
     }
     let listed: Vec<u64> = store
@@ -156,12 +166,12 @@ fn store_keeps_the_newest_and_falls_back_past_a_corrupt_file() {
         .load_newest::<Tally>(None)
         .expect("load")
         .expect("a snapshot");
-    assert_eq!((state, seq), (tally(30), Some(30)));
+    assert_eq!((state, seq), (tally(30), Some(id(30))));
     let (_, seq) = store
         .load_newest::<Tally>(Some(25))
         .expect("load")
         .expect("a snapshot at or before 25");
-    assert_eq!(seq, Some(20));
+    assert_eq!(seq, Some(id(20)));
 
     // Corrupt the newest: the older one is used instead.
     let newest = &store.list(Tally::NAME).expect("list")[0].1;
@@ -173,7 +183,7 @@ fn store_keeps_the_newest_and_falls_back_past_a_corrupt_file() {
         .load_newest::<Tally>(None)
         .expect("load")
         .expect("fallback");
-    assert_eq!(seq, Some(20));
+    assert_eq!(seq, Some(id(20)));
 
     // A changed definition finds no usable snapshot: the caller replays.
     assert!(store.load_newest::<TallyV2>(None).expect("load").is_none());
@@ -185,7 +195,7 @@ fn bundle_round_trips_and_rejects_damage() {
     use super::bundle::Bundle;
     let mut bundle = Bundle::new();
     bundle
-        .push(codec::encode(&tally(5), Some(5)).expect("encode"))
+        .push(codec::encode(&tally(5), Some(id(5))).expect("encode"))
         .expect("push");
     bundle
         .push(codec::encode(&Other, None).expect("encode"))
@@ -198,7 +208,7 @@ fn bundle_round_trips_and_rejects_damage() {
     let back = Bundle::from_bytes(&bytes).expect("parse");
     assert_eq!(back, bundle);
     let (state, seq) = codec::decode::<Tally>(back.get("tally").expect("tally")).expect("decode");
-    assert_eq!((state, seq), (tally(5), Some(5)));
+    assert_eq!((state, seq), (tally(5), Some(id(5))));
     assert!(back.get("missing").is_none());
     for i in 0..bytes.len() {
         let mut bad = bytes.clone();

@@ -78,8 +78,8 @@ pub use foldkit_storage::{FsyncPolicy, Seq};
 pub use aggregate::Aggregate;
 pub use db::{
     Aggregates, Db, DbBuilder, DbError, Envelope, EnvelopeError, ExecuteError, Executed,
-    ExpectedVersion, FoldCause, RejectedSnapshot, StartReport, StartSource, FoldErrorPolicy, FoldFailure, Handle, Loaded, ReadGuard,
-    StoredEvent, StreamAppend,
+    ExpectedVersion, FoldCause, FoldErrorPolicy, FoldFailure, Handle, Loaded, ReadGuard,
+    RejectedSnapshot, StartReport, StartSource, StoredEvent, StreamAppend,
 };
 pub use entity::{Entity, EntityId};
 pub use event::{CodecError, Event};

@@ -455,7 +455,12 @@ impl Db {
         if self.inner.snapshots.on_close {
             // Encoding and writing files: on the blocking pool.
             let snapshots = Arc::clone(&self.inner.snapshots);
-            let slots: Vec<_> = self.inner.states.values().map(|s| Arc::clone(&s.slot)).collect();
+            let slots: Vec<_> = self
+                .inner
+                .states
+                .values()
+                .map(|s| Arc::clone(&s.slot))
+                .collect();
             let write = tokio::task::spawn_blocking(move || {
                 for slot in slots {
                     if let Err(error) = snapshots.write(slot.as_ref()) {

@@ -19,9 +19,9 @@ use crate::db::error::{DbError, FoldFailure};
 use crate::db::fold::{self, Folder};
 use crate::db::start::{StartReport, StartSource};
 use crate::snapshot::RecordIdentity;
-use foldkit_storage::Record;
 use crate::state::State;
 use crate::watch::Routes;
+use foldkit_storage::Record;
 
 /// Where a fold is: the last seq it is done with, and whether it still runs.
 #[derive(Debug, Clone)]

@@ -187,7 +187,9 @@ pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
             Ok(Err(error)) => {
                 tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot write a snapshot");
             }
-            Err(error) => tracing::warn!(state = S::NAME, %error, "foldkit: the snapshot write did not finish"),
+            Err(error) => {
+                tracing::warn!(state = S::NAME, %error, "foldkit: the snapshot write did not finish")
+            }
         }
     }));
 }
@@ -298,9 +300,16 @@ impl Db {
                 continue;
             }
             // Reads snapshot files and the log: on the blocking pool.
-            let slots: Vec<_> = folding.iter().map(|s| std::sync::Arc::clone(&s.slot)).collect();
+            let slots: Vec<_> = folding
+                .iter()
+                .map(|s| std::sync::Arc::clone(&s.slot))
+                .collect();
             let covered = tokio::task::spawn_blocking(move || {
-                slots.iter().map(|s| s.newest_snapshot_seq()).min().flatten()
+                slots
+                    .iter()
+                    .map(|s| s.newest_snapshot_seq())
+                    .min()
+                    .flatten()
             })
             .await
             .map_err(|_| DbError::Closed)?;

@@ -112,10 +112,7 @@ pub struct SnapshotHeader {
 }
 
 /// Encodes `state`, which has folded every record up to `last` (`None`: none).
-pub fn encode<S: State>(
-    state: &S,
-    last: Option<RecordIdentity>,
-) -> Result<Vec<u8>, SnapshotError> {
+pub fn encode<S: State>(state: &S, last: Option<RecordIdentity>) -> Result<Vec<u8>, SnapshotError> {
     let body = postcard::to_allocvec(state).map_err(|source| SnapshotError::Encode {
         state: S::NAME,
         source,

@@ -18,7 +18,6 @@ use crate::{Seq, State};
 
 const EXTENSION: &str = "snap";
 
-
 /// An I/O failure while writing or listing snapshot files.
 #[derive(Debug, thiserror::Error)]
 #[error("snapshot store: cannot {action} `{path}`", path = path.display())]

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use foldkit::prelude::*;
 use foldkit::DbError;
+use foldkit::prelude::*;
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug)]
 enum Ev {
@@ -72,7 +72,10 @@ async fn a_failed_sync_at_close_is_returned_as_a_storage_error() {
     db.append(Ev::Add(1)).await.expect("append");
     fail.store(true, Ordering::SeqCst);
     let error = db.close().await.expect_err("close must report the failure");
-    assert!(matches!(error, DbError::Storage { .. }), "close returned {error:?}");
+    assert!(
+        matches!(error, DbError::Storage { .. }),
+        "close returned {error:?}"
+    );
     // The directory is released even so.
     let reopened = Db::builder(dir.path()).state::<Sum>().open().await;
     reopened.expect("reopen").close().await.expect("close");

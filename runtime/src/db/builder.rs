@@ -133,8 +133,9 @@ impl DbBuilder {
     ///
     /// Dropping the future does not stop the open, which runs on the blocking
     /// pool; the Db it opens is then dropped, which stops its folds and releases
-    /// the directory. Until that happens, opening the directory again fails with
-    /// [`DbError::AlreadyOpen`].
+    /// the directory (as dropping any Db does: the logs once its fold tasks
+    /// have ended). Until then, opening the directory again fails with
+    /// [`DbError::AlreadyOpen`] or a storage `Locked` error.
     ///
     /// Must be called within a tokio runtime. Fails if the directory is already
     /// open by another Db, if an event name cannot name a log, if two event

@@ -412,6 +412,8 @@ impl Db {
     /// does not stop it (appends are refused from the first poll on), and a later
     /// `close()` waits for that same shutdown to finish and returns its result.
     pub async fn close(&self) -> Result<(), DbError> {
+        // Refused from the first poll on, whoever runs the shutdown.
+        self.inner.closed.store(true, Ordering::SeqCst);
         let db = self.clone();
         (self.inner.closing)
             .run(move || async move { db.shutdown().await })

@@ -128,6 +128,12 @@ fn a_timer_and_a_watcher_progress_while_a_long_log_opens_and_replays() {
             opened - started,
             replayed - opened
         );
+        let open_ticks = ticks.iter().filter(|t| **t > started && **t < opened).count();
+        assert!(
+            open_ticks >= 3,
+            "the timer ticked {open_ticks} times during the open ({:?}): it runs on a worker",
+            opened - started
+        );
         assert!(
             points.len() - 2 >= MIN_TICKS,
             "the timer ticked {} times during open + replay",

@@ -100,7 +100,7 @@ pub enum CodecError {
         next: u32,
     },
     /// The bytes do not decode as the schema they claim to be.
-    #[error("cannot decode event `{event}` (schema version {version}): {source}")]
+    #[error("cannot decode event `{event}` (schema version {version})")]
     Decode {
         /// The event type's stable name.
         event: &'static str,
@@ -110,7 +110,7 @@ pub enum CodecError {
         source: postcard::Error,
     },
     /// The event could not be serialized.
-    #[error("cannot encode event `{event}` (schema version {version}): {source}")]
+    #[error("cannot encode event `{event}` (schema version {version})")]
     Encode {
         /// The event type's stable name.
         event: &'static str,

@@ -79,8 +79,8 @@ pub use foldkit_storage::{FsyncPolicy, Seq};
 pub use aggregate::{Aggregate, AggregateError};
 pub use db::{
     Aggregates, Db, DbBuilder, DbError, ExecuteError, Executed, ExpectedVersion, FoldCause,
-    FoldErrorPolicy, FoldFailure, Handle, Loaded, OpenReport, ReadGuard, SnapshotUse, StateOpened,
-    StoredEvent, StreamAppend,
+    FoldErrorPolicy, FoldFailure, Handle, Loaded, OpenReport, ReadGuard, RejectedSnapshot,
+    SnapshotUse, StateOpened, StoredEvent, StreamAppend,
 };
 pub use entity::{Entity, EntityId};
 pub use event::{CodecError, Event};

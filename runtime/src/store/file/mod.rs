@@ -55,15 +55,28 @@ const FORMAT_FILE: &str = "FORMAT";
 const INDEX_FILE: &str = "streams.idx";
 
 /// How a [`FileStore`] stores its log.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct FileStoreOptions {
+    /// Called before every fsync (tests inject failures with it).
+    #[doc(hidden)]
+    pub fsync_hook: Option<foldkit_storage::FsyncHook>,
     /// When appends reach the disk (default: the storage crate's default).
     pub fsync: Option<FsyncPolicy>,
     /// The size at which the log starts a new segment file.
     pub segment_size: Option<u64>,
     /// Whether each envelope carries a BLAKE3 hash chain (verified at open).
     pub chain_hashes: bool,
+}
+
+impl std::fmt::Debug for FileStoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStoreOptions")
+            .field("fsync", &self.fsync)
+            .field("segment_size", &self.segment_size)
+            .field("chain_hashes", &self.chain_hashes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What walking the hash chain found.
@@ -180,6 +193,9 @@ impl FileStore {
         }
         if let Some(bytes) = options.segment_size {
             log_options = log_options.segment_size(bytes);
+        }
+        if let Some(hook) = options.fsync_hook.clone() {
+            log_options = log_options.fsync_hook(hook);
         }
         let log =
             Log::open(dir.join("log"), log_options).map_err(|e| storage("open the log", e))?;

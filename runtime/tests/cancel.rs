@@ -32,9 +32,9 @@ const POLICIES: [FsyncPolicy; 3] = [
 struct Zero;
 
 /// The most polls tried per method before it must have completed.
-const MAX_POLLS: usize = 400;
-/// Polls after this many are spaced by a millisecond, so that futures waiting
-/// for an fsync or a blocking task complete within `MAX_POLLS`.
+const MAX_POLLS: usize = 48;
+/// Polls after this many are spaced by growing pauses (1 ms, 2 ms, .. 128 ms),
+/// so that futures waiting for an fsync or a blocking task complete within `MAX_POLLS`.
 const QUICK_POLLS: usize = 24;
 /// Nothing a check does may take longer than this: longer is a hang.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -100,7 +100,10 @@ async fn poll_then_drop<F: Future>(future: F, polls: usize) -> bool {
             if poll < QUICK_POLLS {
                 tokio::task::yield_now().await;
             } else {
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                // Then ever longer pauses, so a method that waits for fsyncs or
+                // the blocking pool is dropped at its later await points too.
+                let shift = (poll - QUICK_POLLS).min(7) as u32;
+                tokio::time::sleep(Duration::from_millis(1 << shift)).await;
             }
         }
     }

@@ -70,6 +70,13 @@ fn reserve_index(active: &mut SegmentIndex, segment_size: u64) {
     active.offsets.reserve(room.min(MAX_INDEX_RESERVE) as usize);
 }
 
+/// What [`Inner::look`] found.
+pub(crate) enum Look {
+    Records(Vec<Record>),
+    File,
+    Nothing,
+}
+
 /// One record: its seq, when it was appended, and its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -813,6 +820,30 @@ impl Inner {
             seg.loaded = true;
         }
         Ok(())
+    }
+
+    /// What a tail finds at `from` without touching a file: the records, when
+    /// they are in memory; `File` when they must be read from a segment file
+    /// ([`Inner::read_batch`], on the blocking pool); `Nothing` past the end.
+    pub(crate) fn look(&self, from: Seq, max: usize) -> Result<Look, StorageError> {
+        let st = self.state.lock();
+        if from >= st.next_seq || max == 0 {
+            return Ok(Look::Nothing);
+        }
+        if from < st.first_seq() {
+            return Err(StorageError::NotFound {
+                seq: from,
+                first: st.last_seq().map(|_| st.first_seq()),
+                last: st.last_seq(),
+            });
+        }
+        match st.memory_span(from, max) {
+            Some(span) => {
+                drop(st);
+                Ok(Look::Records(span.records(self.options.max_record_size)?))
+            }
+            None => Ok(Look::File),
+        }
     }
 
     /// Up to `max` records from `from` on: from memory when recent, else from the

@@ -283,6 +283,18 @@ async fn every_n_fsyncs_every_n_records() {
     assert_eq!(fsyncs.load(Ordering::Relaxed), 10);
 }
 
+/// The error and its sources, as a report printing the whole chain shows them.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        out.push_str(": ");
+        out.push_str(&next.to_string());
+        cause = next.source();
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_fsync_poisons_the_log_and_wakes_every_waiter() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -314,10 +326,13 @@ async fn a_failed_fsync_poisons_the_log_and_wakes_every_waiter() {
         let error = result
             .expect("task")
             .expect_err("no append is acknowledged after the fsync failed");
-        assert!(
-            error.to_string().contains("injected fsync failure"),
-            "{error}"
+        let chain = error_chain(&error);
+        assert_eq!(
+            chain.matches("injected fsync failure").count(),
+            1,
+            "each cause is shown once in the chain: {chain}"
         );
+        assert!(chain.contains("fsync segment"), "{chain}");
     }
     fail.store(false, Ordering::Relaxed);
     assert!(

@@ -152,6 +152,11 @@ async fn truncate_before_keeps_a_segment_it_cannot_remove() {
         1,
         "the segment is named once: {chain}"
     );
+    assert_eq!(
+        chain.matches("os error").count(),
+        1,
+        "the OS error is shown once: {chain}"
+    );
     assert!(!segments[0].exists(), "the oldest segment was removed");
     assert_eq!(
         log.first_seq(),

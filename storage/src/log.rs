@@ -459,7 +459,7 @@ impl Log {
         &self.inner.dir
     }
 
-    /// Appends one record and returns its seq. Under [`FsyncPolicy::Always`] it
+    /// Appends one record and returns its seq. Under [`FsyncPolicy::Always`](crate::FsyncPolicy::Always) it
     /// returns once the record is durable (under `EveryN(n)`, the append that
     /// completes the n-th unsynced record does). Must be called within a tokio
     /// runtime. It never blocks on an fsync: fsyncs and segment rolls run on

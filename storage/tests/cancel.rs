@@ -44,7 +44,7 @@ async fn poll_then_drop<F: Future>(future: F, polls: usize) -> Option<F::Output>
     let mut cx = Context::from_waker(Waker::noop());
     for i in 0..polls {
         if i > 0 {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             } else {
                 tokio::task::yield_now().await;
@@ -251,7 +251,7 @@ async fn a_cancelled_tail_yields_every_record_once() {
                 tokio::spawn(async move {
                     for i in BEFORE + 1..=TOTAL {
                         log.append(&payload(i)).await.expect("append");
-                        if i % 50 == 0 {
+                        if i.is_multiple_of(50) {
                             tokio::time::sleep(Duration::from_millis(1)).await;
                         }
                     }
@@ -271,7 +271,7 @@ async fn a_cancelled_tail_yields_every_record_once() {
                 let use_stream = match drive {
                     Drive::NextBatch => false,
                     Drive::Stream => true,
-                    Drive::Both => call % 2 == 0,
+                    Drive::Both => call.is_multiple_of(2),
                 };
                 let records = if use_stream {
                     poll_then_drop(tail.next(), polls)
@@ -286,7 +286,7 @@ async fn a_cancelled_tail_yields_every_record_once() {
                     Some(records) => got.extend(records),
                     None => cancelled += 1,
                 }
-                if call % 64 == 0 {
+                if call.is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
             }

@@ -2,6 +2,7 @@
 //! that appends), and `truncate_before` never forgets a segment it could not
 //! remove.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -177,5 +178,43 @@ async fn truncate_before_keeps_a_segment_it_cannot_remove() {
         log.range(..).expect("range").count() as u64,
         500 - log.first_seq().unwrap() + 1
     );
+    log.close().await.expect("close");
+}
+
+/// A tail behind the in-memory window reads the segment files on the blocking
+/// pool: its first poll returns `Pending` (the read runs elsewhere) instead of
+/// reading inline, and the records then come in order.
+#[tokio::test]
+async fn a_tail_reads_sealed_segments_off_the_async_thread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(
+        dir.path(),
+        LogOptions::default()
+            .fsync(FsyncPolicy::Never)
+            .segment_size(64 << 10),
+    )
+    .expect("open");
+    for i in 1..=5000 {
+        log.append(&payload(i)).await.expect("append");
+    }
+    let mut tail = log.tail(1);
+    {
+        let mut next = std::pin::pin!(tail.next_batch(100));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(
+            next.as_mut().poll(&mut cx).is_pending(),
+            "the file read runs on the blocking pool, not inline"
+        );
+        let batch = next.await.expect("batch");
+        assert_eq!(batch.first().map(|r| r.seq), Some(1));
+    }
+    let mut seen = tail.position() - 1;
+    while seen < 5000 {
+        for record in tail.next_batch(1000).await.expect("batch") {
+            seen += 1;
+            assert_eq!(record.seq, seen);
+            assert_eq!(&*record.payload, &payload(seen)[..]);
+        }
+    }
     log.close().await.expect("close");
 }

@@ -21,6 +21,8 @@
 //!   across segments (a roll flushes `buf` first).
 //! - Timestamps never decrease along seqs (`last_timestamp`).
 //! - Once `poison` is set, no write is attempted and every append fails with it.
+//! - While `rolling`, no record is pushed: the sync thread is sealing the
+//!   active segment and creating the next (see `sync`); appenders wait for it.
 
 use std::collections::VecDeque;
 use std::fs::File;

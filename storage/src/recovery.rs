@@ -13,7 +13,12 @@
 //! - A batch whose last record is missing is dropped whole (cut back to its first
 //!   record), so a batch is recovered completely or not at all.
 //! - A last segment whose header was never completely written (a crash while it
-//!   was created) is removed.
+//!   was created) is removed; the one before it is then recovered as the last.
+//! - Nothing read from the directory sizes an allocation or indexes a slice
+//!   unchecked: a segment name that is not 20 digits of a seq in
+//!   `1..=i64::MAX`, an entry that is not a regular file, or a sealed segment
+//!   too short for the seqs its name and the next one's claim is
+//!   [`StorageError::Corrupt`] naming the segment, at open.
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};

@@ -575,7 +575,11 @@ impl Log {
         if st.buf.len() >= FLUSH_AT {
             st.flush()?;
         }
-        Ok(st.unsynced >= self.inner.options.fsync.sync_after())
+        let sync = st.unsynced >= self.inner.options.fsync.sync_after();
+        if sync {
+            self.inner.sync.arrive();
+        }
+        Ok(sync)
     }
 
     /// `None` when `incoming` bytes fit in the active segment; else a receiver

@@ -28,6 +28,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -66,7 +67,14 @@ struct Requests {
 struct Wake {
     requests: Mutex<Requests>,
     signal: Condvar,
+    /// Appends that wait for an fsync, counted under the state lock when the
+    /// record goes in (see `gather`).
+    arrived: AtomicU64,
 }
+
+/// The longest a round waits for the callers the previous round served to
+/// come back with their next record (see `gather`).
+const GATHER: Duration = Duration::from_micros(100);
 
 /// The shared state between the log, its callers and its sync thread.
 pub(crate) struct SyncState {
@@ -102,6 +110,13 @@ impl SyncState {
 
     fn rolled(&self) {
         self.status.send_modify(|s| s.rolls += 1);
+    }
+
+    /// Counts an append that will wait for an fsync. Called under the state
+    /// lock, with its record in.
+    #[inline]
+    pub(crate) fn arrive(&self) {
+        self.wake.arrived.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Asks the thread to make everything up to `seq` durable.
@@ -180,19 +195,23 @@ impl Inner {
 
     /// One round of group commit (on the sync thread): flush, fsync the active
     /// segment, publish up to which seq.
-    fn sync_round(&self) -> Seq {
-        let prepared = {
+    /// Also returns how many waiting appends had arrived when the buffer was
+    /// flushed (all of them are served by this round).
+    fn sync_round(&self) -> (Seq, u64) {
+        let (prepared, arrived) = {
             let mut st = self.state.lock();
-            st.flush().map(|()| {
+            let arrived = self.sync.wake.arrived.load(Ordering::Relaxed);
+            let prepared = st.flush().map(|()| {
                 st.unsynced = 0;
                 let path = st.active_segment_path().unwrap_or_default();
                 (Arc::clone(&st.active), path, st.next_seq - 1)
-            })
+            });
+            (prepared, arrived)
         };
         let result = prepared.and_then(|(file, path, target)| {
             fsync(&file, &path, self.options.fsync_hook.as_ref()).map(|()| target)
         });
-        self.publish(result)
+        (self.publish(result), arrived)
     }
 
     /// Publishes a round's outcome; a failure poisons the log. Returns the seq
@@ -271,7 +290,7 @@ impl Inner {
             st.unsynced > 0
         };
         if fsync_now && unsynced {
-            self.sync_round();
+            let _ = self.sync_round();
         }
     }
 }
@@ -317,6 +336,22 @@ impl Syncer {
     }
 }
 
+/// Before a round: waits (at most [`GATHER`]) until the waiting appends
+/// counted reach `until` (the last round's mark plus as many as it served), so
+/// that the appenders the last round woke, which append their next record
+/// right away, share this round's fsync instead of each waiting one round more
+/// (the leader of the old group commit yielded once for the same reason). A
+/// lone appender never waits (it is the one expected); when fewer come back,
+/// the next round expects only those.
+fn gather(wake: &Wake, requests: &mut parking_lot::MutexGuard<'_, Requests>, until: u64) {
+    let deadline = Instant::now() + GATHER;
+    while wake.arrived.load(Ordering::Relaxed) < until && !requests.stop {
+        if wake.signal.wait_until(requests, deadline).timed_out() {
+            return;
+        }
+    }
+}
+
 /// The sync thread's loop: serve rolls and sync requests as they come, flush
 /// (and fsync under `Interval`) on the tick.
 fn run(
@@ -329,6 +364,9 @@ fn run(
     let mut last_fsync = Instant::now();
     let mut next_tick = tick.map(|t| Instant::now() + t);
     let mut failed = false;
+    // Waiting appends arrived by the last round's flush, and how many that
+    // round served: as many are expected back for the next one.
+    let (mut mark, mut expected) = (0u64, 0u64);
     loop {
         let (sync_to, roll) = {
             let mut requests = wake.requests.lock();
@@ -350,6 +388,9 @@ fn run(
                     None => wake.signal.wait(&mut requests),
                 }
             }
+            if !failed && requests.sync_to > synced {
+                gather(wake, &mut requests, mark.saturating_add(expected));
+            }
             (requests.sync_to, std::mem::take(&mut requests.roll))
         };
         let Some(inner) = weak.upgrade() else { return };
@@ -357,7 +398,10 @@ fn run(
             inner.roll_now();
         }
         if !failed && sync_to > synced {
-            synced = synced.max(inner.sync_round());
+            let (now_synced, arrived) = inner.sync_round();
+            synced = synced.max(now_synced);
+            expected = arrived.saturating_sub(mark);
+            mark = arrived;
         }
         if let (Some(t), Some(at)) = (tick, next_tick)
             && Instant::now() >= at

@@ -262,8 +262,9 @@ async fn always_durable_appends_share_fsyncs() {
     assert_eq!(log.last_seq(), Some(400));
     let n = fsyncs.load(Ordering::Relaxed);
     assert!(
-        n < 400,
-        "400 concurrent Always appends took {n} fsyncs: group commit must share them"
+        n <= 100,
+        "400 Always appends by 8 concurrent appenders took {n} fsyncs: group commit \
+         must share each among ~8 (at least 4)"
     );
 }
 

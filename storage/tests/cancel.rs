@@ -301,6 +301,7 @@ async fn a_cancelled_tail_yields_every_record_once() {
                 polls > 1 || cancelled > 0,
                 "{case}: some calls were dropped"
             );
+            println!("{case}: {cancelled} of {call} calls dropped");
             within("close", log.close()).await.expect("close");
             match drive {
                 Drive::Stream => assert!(within("end", tail.next()).await.is_none(), "{case}"),

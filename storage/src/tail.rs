@@ -12,6 +12,8 @@
 //! read in flight (its `JoinHandle`, which owns a copy of the position) and the
 //! registered notification. A dropped `next_batch` (or `next`) therefore loses
 //! nothing; the next call picks up where it stopped.
+//! (A tail left registered keeps counting as waiting: appends then wake it,
+//! which costs them a notification each until the tail is polled or dropped.)
 
 use std::collections::VecDeque;
 use std::future::Future;

@@ -316,3 +316,23 @@ async fn a_cancelled_tail_yields_every_record_once() {
         }
     }
 }
+
+/// The reported reproduction: under `Always`, `log.append(..)` polled once with
+/// `now_or_never()` and dropped used to leave the group-commit leader flag set,
+/// so every later append and `close()` hung.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_polled_once_and_dropped_does_not_stop_the_log() {
+    use futures::FutureExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), options(FsyncPolicy::Always)).expect("open");
+    for i in 1..=20 {
+        let _ = log.append(&payload(i)).now_or_never();
+    }
+    let seq = within("a later append", log.append(b"later"))
+        .await
+        .expect("append");
+    assert_eq!(seq, 21, "each dropped append's record is in the log");
+    within("close", log.close()).await.expect("close");
+    let log = Log::open(dir.path(), options(FsyncPolicy::Always)).expect("reopen");
+    assert_eq!(contents(&log).len(), 21);
+}

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use foldkit_storage::{FsyncPolicy, Log, LogOptions, Record, StorageError};
+use foldkit_storage::{Enqueue, FsyncPolicy, Log, LogOptions, Record, RollWait, StorageError};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
@@ -109,6 +109,13 @@ struct Inner {
 enum Durable {
     Wait(foldkit_storage::Enqueued),
     SyncAll,
+}
+
+/// What one try of an append did.
+enum Step {
+    Appended(Appended, Durable),
+    /// The log's active segment is full: wait for the roll, then try again.
+    Rolling(RollWait),
 }
 
 struct Writer {
@@ -264,8 +271,9 @@ impl FileStore {
             .join(escape_name("state name", state)?))
     }
 
-    /// Puts the batch in the log under the writer lock; returns what to wait on.
-    fn enqueue(&self, batch: AppendBatch) -> Result<(Appended, Durable), StoreError> {
+    /// Puts the batch in the log under the writer lock; returns what to wait on
+    /// (or the segment roll to wait for before trying again).
+    fn enqueue(&self, batch: &AppendBatch) -> Result<Step, StoreError> {
         let AppendBatch {
             events,
             stream,
@@ -294,7 +302,7 @@ impl FileStore {
         {
             let mut appended = first.clone();
             appended.deduplicated = true;
-            return Ok((appended, Durable::SyncAll));
+            return Ok(Step::Appended(appended, Durable::SyncAll));
         }
         let version = match &stream {
             Some(s) => {
@@ -342,7 +350,7 @@ impl FileStore {
             let mut i = 0;
             let last = payloads.len() - 1;
             let enqueued = log
-                .enqueue_batch_with(&payloads, |seq, timestamp, bytes| {
+                .try_enqueue_batch_with(&payloads, |seq, timestamp, bytes| {
                     let at = hash_at[i];
                     head = chain::link(&head, seq, timestamp, bytes, at);
                     bytes[at..at + HASH_LEN].copy_from_slice(&head);
@@ -352,12 +360,20 @@ impl FileStore {
                     i += 1;
                 })
                 .map_err(|e| storage("append to the log", e))?;
+            let enqueued = match enqueued {
+                Enqueue::Done(enqueued) => enqueued,
+                Enqueue::Rolling(roll) => return Ok(Step::Rolling(roll)),
+            };
             writer.index.head = Some(head);
             enqueued
         } else {
             let enqueued = log
-                .enqueue_batch(&payloads)
+                .try_enqueue_batch(&payloads)
                 .map_err(|e| storage("append to the log", e))?;
+            let enqueued = match enqueued {
+                Enqueue::Done(enqueued) => enqueued,
+                Enqueue::Rolling(roll) => return Ok(Step::Rolling(roll)),
+            };
             last_identity = identity(enqueued.timestamp, payloads.last().map_or(&[][..], |p| p));
             enqueued
         };
@@ -379,7 +395,7 @@ impl FileStore {
             index.record(position, last_identity, stream, key);
         }
         drop(writer);
-        Ok((appended, Durable::Wait(enqueued)))
+        Ok(Step::Appended(appended, Durable::Wait(enqueued)))
     }
 
     fn persist_index_blocking(inner: &Inner) -> Result<(), StoreError> {
@@ -618,7 +634,12 @@ fn read_blocking(log: &Log, from: Seq, max: usize) -> Result<Vec<RecordedEvent>,
 impl EventStore for FileStore {
     fn append(&self, batch: AppendBatch) -> BoxFuture<'_, Result<Appended, StoreError>> {
         Box::pin(async move {
-            let (appended, durable) = self.enqueue(batch)?;
+            let (appended, durable) = loop {
+                match self.enqueue(&batch)? {
+                    Step::Appended(appended, durable) => break (appended, durable),
+                    Step::Rolling(roll) => roll.wait().await,
+                }
+            };
             let waited = match &durable {
                 // The log's group commit, as the fsync policy asks.
                 Durable::Wait(enqueued) => self.inner.log.wait_durable(enqueued).await,

@@ -100,7 +100,7 @@ async fn build(dir: &std::path::Path, snapshot_at: Option<u64>) {
                 .wait_for_seq(appended)
                 .await
                 .expect("fold");
-            db.snapshot_to_disk().expect("snapshot");
+            db.snapshot_to_disk().await.expect("snapshot");
         }
     }
     db.close().await.expect("close");

@@ -94,6 +94,9 @@ pub struct Record {
     pub payload: Arc<[u8]>,
 }
 
+/// Rewrites one payload in place once its seq and timestamp are known.
+type Fill<'a> = dyn FnMut(Seq, u64, &mut [u8]) + 'a;
+
 /// A batch put in the log by [`Log::try_enqueue_batch_with`], not yet known durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "wait_durable tells when the batch is durable"]
@@ -596,7 +599,7 @@ impl Log {
     fn enqueue<P: AsRef<[u8]>>(
         &self,
         payloads: &[P],
-        mut fill: Option<&mut dyn FnMut(Seq, u64, &mut [u8])>,
+        mut fill: Option<&mut Fill<'_>>,
     ) -> Result<Enqueue, StorageError> {
         if payloads.is_empty() {
             return Err(StorageError::EmptyBatch);

@@ -211,11 +211,12 @@ impl Db {
         let (store, dir, recovery): (Arc<dyn EventStore>, Option<PathBuf>, _) = match builder.store
         {
             StoreChoice::Dir(dir) => {
-                let mut options = FileStoreOptions::default();
-                options.fsync = builder.fsync;
-                options.segment_size = builder.segment_size;
-                options.chain_hashes = builder.chain_hashes;
-                options.fsync_hook = builder.fsync_hook;
+                let options = FileStoreOptions {
+                    fsync: builder.fsync,
+                    segment_size: builder.segment_size,
+                    chain_hashes: builder.chain_hashes,
+                    fsync_hook: builder.fsync_hook,
+                };
                 let store = FileStore::open_async(&dir, options)
                     .await
                     .map_err(|e| store_error_at_open(Some(&dir), e))?;

@@ -32,6 +32,9 @@ mod entity;
 mod event;
 mod state;
 
+#[cfg(test)]
+mod expansion_size;
+
 /// Derives `foldkit::Event` for an event enum: stable name, version, postcard codec, upcasting.
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(input: TokenStream) -> TokenStream {

@@ -101,12 +101,23 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     //! Items the derives expand to. Not public API: no stability promise.
+    pub use crate::entity::assert_entity_id;
     pub use crate::event::{UpcastFrom, check_previous, decode_oldest, decode_with_previous};
+    pub use crate::query::clauses::{Clauses, Field, IntoValue, Values};
+    pub use crate::query::core::IndexProbe;
     pub use crate::query::fields::{
-        ContainsField, EqField, IndexKey, OptionField, OrdField, SortField,
+        ContainsField, EqField, IndexKey, OptionField, OrdField, OrderedKey, SortField,
     };
     pub use crate::state::{SnapshotField, assert_snapshot_field};
-    pub use crate::table::{AnyIndex, HashIndex, Keys, index_each, index_one};
+    pub use crate::table::index::{
+        AnyIndex, HashIndex, Keys, index_each, index_one, index_ordered,
+    };
+    pub use std::ops::Bound::{Excluded, Included, Unbounded};
+
+    /// How many live watch streams follow `table` (for tests of the watch registry).
+    pub fn watchers<T: crate::Entity>(table: &crate::Table<T>) -> usize {
+        table.watchers()
+    }
     pub use std::boxed::Box;
     pub use std::ops::Bound;
     pub use std::vec::Vec;

@@ -1,40 +1,37 @@
-//! Code generation: the `Entity` impl, one marker type per field, and the query builder
-//! whose per-field methods are one-line calls into `::foldkit::QueryCore`.
+//! Code generation: the `Entity` impl, one marker type per field, and the query type whose
+//! per-field methods ([`super::methods`]) are one-line calls into `::foldkit::__private`.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
+use super::methods::{self, Ctx};
 use super::model::{EntityDef, FieldDef, IndexKind};
 
-/// The whole expansion.
-pub fn expand(def: &EntityDef) -> TokenStream {
-    let ident = def.ident;
-    let vis = def.vis;
-    let name = ident.to_string();
-    let markers = format_ident!("__foldkit_entity_{}", ident.unraw());
-    let query = format_ident!("{}Query", ident.unraw());
-    let (impl_g, ty_g, where_c) = def.generics.split_for_impl();
-    let entity = quote!(#ident #ty_g);
-    let params = def.generics.params.iter();
-    let params = quote!(#(#params,)*);
-    let args = def.generics.params.iter().map(|param| match param {
-        syn::GenericParam::Type(ty) => {
-            let ident = &ty.ident;
-            quote!(#ident)
-        }
+/// The generics of an entity, split the ways the expansion needs them.
+struct Split {
+    /// `<T: Bound, const N: usize,>` without defaults, for impls (trailing comma).
+    impl_params: TokenStream,
+    /// `T, N,` (trailing comma).
+    args: TokenStream,
+    /// The struct's params with defaults, for the query struct.
+    params: TokenStream,
+    /// The struct's where-predicates (trailing comma).
+    predicates: TokenStream,
+}
+
+fn split(generics: &syn::Generics) -> Split {
+    let params = generics.params.iter();
+    let args = generics.params.iter().map(|param| match param {
+        syn::GenericParam::Type(ty) => ty.ident.to_token_stream_ref(),
         syn::GenericParam::Lifetime(lt) => {
             let lifetime = &lt.lifetime;
             quote!(#lifetime)
         }
-        syn::GenericParam::Const(c) => {
-            let ident = &c.ident;
-            quote!(#ident)
-        }
+        syn::GenericParam::Const(c) => c.ident.to_token_stream_ref(),
     });
-    let args = quote!(#(#args,)*);
-    let impl_params = def.generics.params.iter().map(|param| match param {
+    let impl_params = generics.params.iter().map(|param| match param {
         syn::GenericParam::Type(ty) => {
             let mut ty = ty.clone();
             ty.eq_token = None;
@@ -49,41 +46,93 @@ pub fn expand(def: &EntityDef) -> TokenStream {
         }
         other => quote!(#other),
     });
-    let impl_params = quote!(#(#impl_params,)*);
-    let predicates = where_c.map(|w| {
+    let predicates = generics.where_clause.as_ref().map(|w| {
         let predicates = w.predicates.iter();
         quote!(#(#predicates,)*)
     });
+    Split {
+        impl_params: quote!(#(#impl_params,)*),
+        args: quote!(#(#args,)*),
+        params: quote!(#(#params,)*),
+        predicates: quote!(#predicates),
+    }
+}
 
-    let id_field = &def.fields[def.id];
-    let id_ident = id_field.ident;
-    let id_ty = id_field.ty;
-    let id_type = quote_spanned!(id_ty.span()=> type Id = #id_ty;);
+trait IdentTokens {
+    fn to_token_stream_ref(&self) -> TokenStream;
+}
+
+impl IdentTokens for syn::Ident {
+    fn to_token_stream_ref(&self) -> TokenStream {
+        quote!(#self)
+    }
+}
+
+/// The name of the hidden module of field markers.
+pub fn markers_ident(ident: &syn::Ident) -> syn::Ident {
+    format_ident!("__foldkit_entity_{}", ident.unraw())
+}
+
+/// The whole expansion. `def.id` is `None` only for a model recovered from an error, whose
+/// expansion stands beside that error: it uses `()` as the id so nothing else fails.
+pub fn expand(def: &EntityDef) -> TokenStream {
+    let ident = def.ident;
+    let vis = def.vis;
+    let name = ident.to_string();
+    let markers = markers_ident(ident);
+    let query = &def.query;
+    let Split {
+        impl_params,
+        args,
+        params,
+        predicates,
+    } = split(def.generics);
+    let where_c = &def.generics.where_clause;
+    let entity = quote!(#ident<#args>);
+    // `for<'__fk>` keeps the bound from being checked as a trivial bound at the
+    // definition: an id type that is not an `EntityId` is reported once, by the assertion.
+    let is_entity = quote!(for<'__fk> #entity: ::foldkit::Entity);
+
+    let (id_type, id_body, id_check) = match def.id.map(|at| &def.fields[at]) {
+        Some(field) => {
+            let (f, ty) = (field.ident, field.ty);
+            let check = if def.generics.params.is_empty() {
+                quote_spanned! {ty.span()=>
+                    const _: () = ::foldkit::__private::assert_entity_id::<#ty>();
+                }
+            } else {
+                TokenStream::new()
+            };
+            (quote!(#ty), quote!(&self.#f), check)
+        }
+        None => (quote!(()), quote!(&()), TokenStream::new()),
+    };
+    let id_bound = quote!(for<'__fk> #id_type: ::foldkit::EntityId);
     let indexes = def
         .fields
         .iter()
         .filter_map(|field| index_ctor(field, &entity, &markers));
     let marker_types = def.fields.iter().map(|field| {
-        let field_ident = field.ident;
-        let doc = format!(
-            "Marks field `{}` of `{name}` in query diagnostics.",
-            field_ident.unraw()
-        );
-        quote!(#[doc = #doc] pub struct #field_ident;)
+        let f = field.ident;
+        quote!(pub struct #f;)
     });
-    let methods = def
+    let cx = Ctx {
+        entity: &entity,
+        markers: &markers,
+    };
+    let consts = def
         .fields
         .iter()
-        .map(|field| field_methods(field, &entity, &markers));
-    let markers_doc = format!("Field markers of `{name}` (generated by `#[derive(Entity)]`).");
+        .map(|field| methods::descriptor_const(&cx, field));
+    let field_methods = def.fields.iter().map(|field| methods::methods(&cx, field));
     let query_doc = format!(
-        "Typed query over `{name}` rows, generic over its source: a table (`Table::query`), a reusable filter (`{name}::filter()`), or a watch. See `foldkit::query`."
+        "Typed query over `{name}` rows (generated by `#[derive(Entity)]`), generic over its source: a table (`Table::query`), a reusable filter (`{name}::filter()`), or a watch (`Handle::watch`).\n\nChain `where_*` clauses (they AND together), `order_by_*`, `offset`, `limit`; run it with the `Fetch` terminals (`collect`, `count`, ...), or pass a filter to `Table::find_many`."
     );
     let filter_doc =
         format!("A reusable filter over `{name}` rows: `Clone + Send + Sync + 'static`.");
+    let query_name = query.to_string();
 
     quote! {
-        #[doc = #markers_doc]
         #[doc(hidden)]
         #[allow(non_camel_case_types, non_snake_case, dead_code)]
         #vis mod #markers {
@@ -91,19 +140,22 @@ pub fn expand(def: &EntityDef) -> TokenStream {
         }
 
         #[doc = #query_doc]
+        #[must_use = "a query does nothing until a terminal (`collect`, `count`, ..) runs it"]
         #vis struct #query<#params __S = ::foldkit::Detached> #where_c {
             source: __S,
             core: ::foldkit::QueryCore<#entity>,
         }
 
         #[automatically_derived]
-        impl #impl_g ::foldkit::Entity for #entity where #predicates Self: 'static {
-            #id_type
+        impl<#impl_params> ::foldkit::Entity for #entity
+        where #predicates Self: 'static, #id_bound
+        {
+            type Id = #id_type;
             type Query<__S> = #query<#args __S>;
             const NAME: &'static str = #name;
             #[inline]
             fn id(&self) -> &Self::Id {
-                &self.#id_ident
+                #id_body
             }
             fn indexes() -> ::foldkit::__private::Vec<
                 ::foldkit::__private::Box<dyn ::foldkit::__private::AnyIndex<Self>>,
@@ -112,9 +164,11 @@ pub fn expand(def: &EntityDef) -> TokenStream {
             }
         }
 
+        #id_check
+
         #[automatically_derived]
         impl<#impl_params __S> ::foldkit::QueryBuilder for #query<#args __S>
-        where #predicates #entity: ::foldkit::Entity
+        where #predicates #is_entity
         {
             type Entity = #entity;
             type Source = __S;
@@ -133,15 +187,25 @@ pub fn expand(def: &EntityDef) -> TokenStream {
         }
 
         #[automatically_derived]
-        impl<#impl_params __S: ::core::clone::Clone> ::core::clone::Clone for #query<#args __S> #where_c {
+        impl<#impl_params __S: ::core::clone::Clone> ::core::clone::Clone for #query<#args __S>
+        #where_c
+        {
             fn clone(&self) -> Self {
-                Self { source: ::core::clone::Clone::clone(&self.source), core: ::core::clone::Clone::clone(&self.core) }
+                let source = ::core::clone::Clone::clone(&self.source);
+                Self { source, core: ::core::clone::Clone::clone(&self.core) }
+            }
+        }
+
+        #[automatically_derived]
+        impl<#impl_params __S> ::core::fmt::Debug for #query<#args __S> #where_c {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#query_name).field("core", &self.core).finish_non_exhaustive()
             }
         }
 
         #[automatically_derived]
         #[allow(dead_code)]
-        impl #impl_g #entity where #predicates Self: ::foldkit::Entity {
+        impl<#impl_params> #entity where #predicates #is_entity {
             #[doc = #filter_doc]
             #vis fn filter() -> #query<#args ::foldkit::Detached> {
                 #query { source: ::foldkit::Detached, core: ::foldkit::QueryCore::new() }
@@ -149,26 +213,21 @@ pub fn expand(def: &EntityDef) -> TokenStream {
         }
 
         #[automatically_derived]
-        #[allow(dead_code)]
-        impl<#impl_params __S> #query<#args __S> where #predicates #entity: ::foldkit::Entity {
-            #[inline]
-            fn __with(
-                self,
-                add: impl ::core::ops::FnOnce(::foldkit::QueryCore<#entity>) -> ::foldkit::QueryCore<#entity>,
-            ) -> Self {
-                Self { source: self.source, core: add(self.core) }
-            }
+        #[allow(dead_code, non_upper_case_globals)]
+        impl<#impl_params __S> #query<#args __S> where #predicates #is_entity {
+            #(#consts)*
             /// Keeps rows for which `keep` returns true.
-            pub fn filter(self, keep: impl ::core::ops::Fn(&#entity) -> bool + ::core::marker::Send + ::core::marker::Sync + 'static) -> Self {
-                self.__with(|core| core.filter(keep))
+            pub fn filter<__F>(self, keep: __F) -> Self
+            where __F: ::core::ops::Fn(&#entity) -> bool + ::core::marker::Send + ::core::marker::Sync + 'static {
+                Self { source: self.source, core: self.core.filter(keep) }
             }
             /// Keeps at most `n` results.
             pub fn limit(self, n: usize) -> Self {
-                self.__with(|core| core.limit(n))
+                Self { source: self.source, core: self.core.limit(n) }
             }
             /// Skips the first `n` results.
             pub fn offset(self, n: usize) -> Self {
-                self.__with(|core| core.offset(n))
+                Self { source: self.source, core: self.core.offset(n) }
             }
             /// The plan built so far, detached from the source.
             pub fn into_core(self) -> ::foldkit::QueryCore<#entity> {
@@ -178,169 +237,28 @@ pub fn expand(def: &EntityDef) -> TokenStream {
             pub fn detach(self) -> #query<#args ::foldkit::Detached> {
                 #query { source: ::foldkit::Detached, core: self.core }
             }
-            #(#methods)*
+            #(#field_methods)*
         }
     }
 }
 
 /// The index constructor for an `#[entity(index)]` field, spanned at the field's type so a
-/// non-hashable key is reported there.
+/// key type that cannot be indexed is reported there.
 fn index_ctor(field: &FieldDef, entity: &TokenStream, markers: &syn::Ident) -> Option<TokenStream> {
     let (kind, _) = field.index.as_ref()?;
     let f = field.ident;
     let name = f.unraw().to_string();
     let ty = field.ty;
+    let fk = quote!(::foldkit::__private);
     Some(match kind {
         IndexKind::One => quote_spanned! {ty.span()=>
-            ::foldkit::__private::index_one::<#entity, #markers::#f, #ty>(#name, |row| &row.#f)
+            #fk::index_one::<#entity, #markers::#f, #ty>(#name, |row| &row.#f)
+        },
+        IndexKind::Ordered => quote_spanned! {ty.span()=>
+            #fk::index_ordered::<#entity, #markers::#f, #ty>(#name, |row| &row.#f)
         },
         IndexKind::Each(element) => quote_spanned! {ty.span()=>
-            ::foldkit::__private::index_each::<#entity, #markers::#f, #element>(#name, |row| row.#f.as_slice())
+            #fk::index_each::<#entity, #markers::#f, #element>(#name, |row| row.#f.as_slice())
         },
     })
-}
-
-/// The `where_*` / `order_by_*` methods of one field.
-fn field_methods(field: &FieldDef, entity: &TokenStream, markers: &syn::Ident) -> TokenStream {
-    let f = field.ident;
-    let base = f.unraw().to_string();
-    let ty = field.ty;
-    let m = quote!(#markers::#f);
-    let fp = quote!(::foldkit::__private);
-    let get = quote!(|row: &#entity| &row.#f);
-    let name = |suffix: &str| format_ident!("where_{}{}", base, suffix);
-    let (w, ne, any, gt, gte, lt, lte, between, contains, is_some, is_none) = (
-        name(""),
-        name("_ne"),
-        name("_in"),
-        name("_gt"),
-        name("_gte"),
-        name("_lt"),
-        name("_lte"),
-        name("_between"),
-        name("_contains"),
-        name("_is_some"),
-        name("_is_none"),
-    );
-    let order_by = format_ident!("order_by_{}", base);
-    let doc = |what: &str| format!("Rows whose `{base}` {what}.");
-    let (d_eq, d_ne, d_in, d_gt, d_gte, d_lt, d_lte, d_between, d_contains, d_some, d_none) = (
-        doc("equals `value`"),
-        doc("differs from `value`"),
-        doc("equals one of `values`"),
-        doc("is greater than `value`"),
-        doc("is at least `value`"),
-        doc("is less than `value`"),
-        doc("is at most `value`"),
-        doc("lies in `low..=high`"),
-        doc("contains `needle` (an element, or a substring)"),
-        doc("is `Some`"),
-        doc("is `None`"),
-    );
-    let d_order = format!("Orders by `{base}` (after earlier orderings; ties by ascending id).");
-    let range = |low: TokenStream, high: TokenStream| quote!(self.__with(|core| core.range::<#m, __S, _, _>(#get, #low, #high)));
-    let (r_gt, r_gte, r_lt, r_lte, r_between) = (
-        range(
-            quote!(#fp::Bound::Excluded(value.into())),
-            quote!(#fp::Bound::Unbounded),
-        ),
-        range(
-            quote!(#fp::Bound::Included(value.into())),
-            quote!(#fp::Bound::Unbounded),
-        ),
-        range(
-            quote!(#fp::Bound::Unbounded),
-            quote!(#fp::Bound::Excluded(value.into())),
-        ),
-        range(
-            quote!(#fp::Bound::Unbounded),
-            quote!(#fp::Bound::Included(value.into())),
-        ),
-        range(
-            quote!(#fp::Bound::Included(low.into())),
-            quote!(#fp::Bound::Included(high.into())),
-        ),
-    );
-    let into = quote!(::core::convert::Into<#ty>);
-    let (eq_fns, contains_fn) = match &field.index {
-        Some((IndexKind::One, slot)) => (
-            Some(quote! {
-                #[doc = #d_eq]
-                pub fn #w<__V: #into>(self, value: __V) -> Self where #ty: #fp::IndexKey<#entity, #m, __S> {
-                    self.__with(|core| core.eq_indexed::<#m, __S, _, _>(#get, #slot, value.into()))
-                }
-                #[doc = #d_in]
-                pub fn #any<__V: #into>(self, values: impl ::core::iter::IntoIterator<Item = __V>) -> Self
-                where #ty: #fp::IndexKey<#entity, #m, __S> {
-                    self.__with(|core| core.any_of_indexed::<#m, __S, _, _>(#get, #slot, values.into_iter().map(::core::convert::Into::into).collect()))
-                }
-            }),
-            None,
-        ),
-        Some((IndexKind::Each(element), slot)) => (
-            None,
-            Some(quote! {
-                #[doc = #d_contains]
-                pub fn #contains<__V: ::core::convert::Into<#element>>(self, needle: __V) -> Self
-                where #element: #fp::IndexKey<#entity, #m, __S> {
-                    self.__with(|core| core.contains_indexed::<#m, __S, _, _>(|row: &#entity| row.#f.as_slice(), #slot, needle.into()))
-                }
-            }),
-        ),
-        None => (None, None),
-    };
-    let eq_fns = eq_fns.unwrap_or_else(|| {
-        quote! {
-            #[doc = #d_eq]
-            pub fn #w<__V: #into>(self, value: __V) -> Self where #ty: #fp::EqField<#entity, #m, __S> {
-                self.__with(|core| core.eq::<#m, __S, _, _>(#get, value.into()))
-            }
-            #[doc = #d_in]
-            pub fn #any<__V: #into>(self, values: impl ::core::iter::IntoIterator<Item = __V>) -> Self
-            where #ty: #fp::EqField<#entity, #m, __S> {
-                self.__with(|core| core.any_of::<#m, __S, _, _>(#get, values.into_iter().map(::core::convert::Into::into).collect()))
-            }
-        }
-    });
-    let contains_fn = contains_fn.unwrap_or_else(|| {
-        quote! {
-            #[doc = #d_contains]
-            pub fn #contains<__V>(self, needle: __V) -> Self
-            where #ty: #fp::ContainsField<#entity, #m, __S>,
-                  __V: ::core::convert::Into<<#ty as #fp::ContainsField<#entity, #m, __S>>::Needle> {
-                self.__with(|core| core.contains::<#m, __S, _, _>(#get, needle.into()))
-            }
-        }
-    });
-    quote! {
-        #eq_fns
-        #[doc = #d_ne]
-        pub fn #ne<__V: #into>(self, value: __V) -> Self where #ty: #fp::EqField<#entity, #m, __S> {
-            self.__with(|core| core.ne::<#m, __S, _, _>(#get, value.into()))
-        }
-        #[doc = #d_gt]
-        pub fn #gt<__V: #into>(self, value: __V) -> Self where #ty: #fp::OrdField<#entity, #m, __S> { #r_gt }
-        #[doc = #d_gte]
-        pub fn #gte<__V: #into>(self, value: __V) -> Self where #ty: #fp::OrdField<#entity, #m, __S> { #r_gte }
-        #[doc = #d_lt]
-        pub fn #lt<__V: #into>(self, value: __V) -> Self where #ty: #fp::OrdField<#entity, #m, __S> { #r_lt }
-        #[doc = #d_lte]
-        pub fn #lte<__V: #into>(self, value: __V) -> Self where #ty: #fp::OrdField<#entity, #m, __S> { #r_lte }
-        #[doc = #d_between]
-        pub fn #between<__V: #into, __W: #into>(self, low: __V, high: __W) -> Self
-        where #ty: #fp::OrdField<#entity, #m, __S> { #r_between }
-        #contains_fn
-        #[doc = #d_some]
-        pub fn #is_some(self) -> Self where #ty: #fp::OptionField<#entity, #m, __S> {
-            self.__with(|core| core.is_some::<#m, __S, _, _>(#get, true))
-        }
-        #[doc = #d_none]
-        pub fn #is_none(self) -> Self where #ty: #fp::OptionField<#entity, #m, __S> {
-            self.__with(|core| core.is_some::<#m, __S, _, _>(#get, false))
-        }
-        #[doc = #d_order]
-        pub fn #order_by(self, direction: ::foldkit::Direction) -> Self where #ty: #fp::SortField<#entity, #m, __S> {
-            self.__with(|core| core.order_by::<#m, __S, _, _>(#get, direction))
-        }
-    }
 }

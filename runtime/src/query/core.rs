@@ -98,7 +98,8 @@ pub(super) struct Clause<T> {
     pub(super) probe: Option<IndexProbe<T>>,
 }
 
-/// A clause's index lookup, built by [`IndexKey::probe`].
+/// A clause's index lookup, built by [`IndexKey::probe`]. Not public API.
+#[doc(hidden)]
 pub struct IndexProbe<T>(pub(super) Arc<dyn Probe<T>>);
 
 impl<T> Clone for IndexProbe<T> {
@@ -262,6 +263,10 @@ impl<T, K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Probe<T> for In
 
 /// A query plan: clauses (ANDed), orderings, offset and limit. Cheap to clone, `Send +
 /// Sync + 'static`, and independent of where the rows come from.
+///
+/// Built through a generated query type's methods; the plan itself only runs, tests
+/// (`matches`) and narrows (`filter`, `offset`, `limit`).
+#[must_use = "a query plan does nothing until it is run"]
 pub struct QueryCore<T> {
     /// Ordered by [`Cost`], cheapest first (see `push`).
     pub(super) clauses: Vec<Clause<T>>,
@@ -319,13 +324,13 @@ impl<T> QueryCore<T> {
         self.clauses.len()
     }
 
-    /// Rows to skip (from `offset`).
-    pub fn skip(&self) -> usize {
+    /// How many results are skipped (set with [`offset`](Self::offset)).
+    pub fn offset_len(&self) -> usize {
         self.offset
     }
 
-    /// Rows to keep at most (from `limit`).
-    pub fn take(&self) -> Option<usize> {
+    /// How many results are kept at most (set with [`limit`](Self::limit)).
+    pub fn limit_len(&self) -> Option<usize> {
         self.limit
     }
 
@@ -378,7 +383,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Field equals `value`.
-    pub fn eq<M, S, F, G>(self, get: G, value: F) -> Self
+    pub(crate) fn eq<M, S, F, G>(self, get: G, value: F) -> Self
     where
         F: EqField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -387,7 +392,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Field differs from `value`.
-    pub fn ne<M, S, F, G>(self, get: G, value: F) -> Self
+    pub(crate) fn ne<M, S, F, G>(self, get: G, value: F) -> Self
     where
         F: EqField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -396,7 +401,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Field equals one of `values`.
-    pub fn any_of<M, S, F, G>(self, get: G, values: Vec<F>) -> Self
+    pub(crate) fn any_of<M, S, F, G>(self, get: G, values: Vec<F>) -> Self
     where
         F: EqField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -412,7 +417,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Indexed field (the hash index at `slot`) equals `value`: answered from the index.
-    pub fn eq_indexed<M, S, F, G>(self, get: G, slot: usize, value: F) -> Self
+    pub(crate) fn eq_indexed<M, S, F, G>(self, get: G, slot: usize, value: F) -> Self
     where
         F: IndexKey<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -425,7 +430,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Indexed field (the hash index at `slot`) equals one of `values`: answered from the index.
-    pub fn any_of_indexed<M, S, F, G>(self, get: G, slot: usize, values: Vec<F>) -> Self
+    pub(crate) fn any_of_indexed<M, S, F, G>(self, get: G, slot: usize, values: Vec<F>) -> Self
     where
         F: IndexKey<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -445,7 +450,7 @@ impl<T> QueryCore<T> {
     ///
     /// Each shape of bounds gets its own test, so a scan's loop holds one comparison per
     /// bound and no branch on the bound's kind.
-    pub fn range<M, S, F, G>(self, get: G, low: Bound<F>, high: Bound<F>) -> Self
+    pub(crate) fn range<M, S, F, G>(self, get: G, low: Bound<F>, high: Bound<F>) -> Self
     where
         F: OrdField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -480,7 +485,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Field (a `Vec`, set or `String`) contains `needle`.
-    pub fn contains<M, S, F, G>(self, get: G, needle: F::Needle) -> Self
+    pub(crate) fn contains<M, S, F, G>(self, get: G, needle: F::Needle) -> Self
     where
         F: ContainsField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -489,7 +494,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Indexed `Vec` field (the element index at `slot`) contains `needle`: answered from the index.
-    pub fn contains_indexed<M, S, K, G>(self, get: G, slot: usize, needle: K) -> Self
+    pub(crate) fn contains_indexed<M, S, K, G>(self, get: G, slot: usize, needle: K) -> Self
     where
         K: IndexKey<T, M, S>,
         G: Fn(&T) -> &[K] + Send + Sync + 'static,
@@ -502,7 +507,7 @@ impl<T> QueryCore<T> {
     }
 
     /// `Option` field is `Some` (`some = true`) or `None` (`some = false`).
-    pub fn is_some<M, S, F, G>(self, get: G, some: bool) -> Self
+    pub(crate) fn is_some<M, S, F, G>(self, get: G, some: bool) -> Self
     where
         F: OptionField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -511,7 +516,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Orders by the field, after any earlier orderings; ties keep ascending id order.
-    pub fn order_by<M, S, F, G>(mut self, get: G, direction: Direction) -> Self
+    pub(crate) fn order_by<M, S, F, G>(mut self, get: G, direction: Direction) -> Self
     where
         F: SortField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,

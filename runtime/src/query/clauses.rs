@@ -1,0 +1,293 @@
+//! The clause layer the generated `where_*` / `order_by_*` methods call.
+//!
+//! A generated method is one line: it hands a typed field descriptor ([`Field`]) and the
+//! caller's value to a provided method of [`Clauses`], which every [`QueryBuilder`]
+//! implements. So the per-field code the derive emits stays a few lines, while the clause
+//! construction (and its monomorphic closures) is written once here, generic over the
+//! entity, the field's type and its marker.
+//!
+//! [`IntoValue`] is how a method takes its argument: the field's own type, or a borrowed
+//! form of it (`&str` for a `String` field). It has a single blanket impl per target type
+//! that an integer literal can match, so `where_qty_gt(5)` on a `u32` field infers `5u32`
+//! (with `Into<u32>` it would default to `i32` and fail).
+
+use std::marker::PhantomData;
+use std::ops::Bound;
+
+use super::fields::{ContainsField, EqField, IndexKey, OptionField, OrdField, SortField};
+use super::{Direction, QueryBuilder, QueryCore};
+
+/// A value a query method accepts for a field of type `F`: `F` itself, or for a `String`
+/// field a `&str`, `&String`, `Box<str>` or `char`.
+#[diagnostic::on_unimplemented(
+    message = "a `{Self}` cannot be compared with a field of type `{F}`",
+    label = "expected a `{F}` here",
+    note = "pass a `{F}` (for a `String` field a `&str` works too; for an `Option` field write `Some(..)` or use `where_<field>_is_none()`)"
+)]
+pub trait IntoValue<F> {
+    /// The value as the field's type.
+    fn into_value(self) -> F;
+}
+
+#[diagnostic::do_not_recommend]
+impl<F> IntoValue<F> for F {
+    #[inline]
+    fn into_value(self) -> F {
+        self
+    }
+}
+
+impl IntoValue<String> for &str {
+    fn into_value(self) -> String {
+        self.to_owned()
+    }
+}
+
+impl IntoValue<String> for &String {
+    fn into_value(self) -> String {
+        self.clone()
+    }
+}
+
+impl IntoValue<String> for Box<str> {
+    fn into_value(self) -> String {
+        self.into()
+    }
+}
+
+impl IntoValue<String> for char {
+    fn into_value(self) -> String {
+        self.into()
+    }
+}
+
+/// The argument of a generated `where_*_in` method: values for a field of type `F`.
+pub trait Values<V>: IntoIterator<Item = V> {}
+
+impl<V, I: IntoIterator<Item = V>> Values<V> for I {}
+
+/// A typed descriptor of one field of `E`: its accessor, typed by the field's type `F`
+/// and the field's marker `M` (named like the field, for diagnostics).
+pub struct Field<E, F, M> {
+    get: fn(&E) -> &F,
+    marker: PhantomData<fn() -> M>,
+}
+
+impl<E, F, M> Clone for Field<E, F, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E, F, M> Copy for Field<E, F, M> {}
+
+impl<E, F, M> Field<E, F, M> {
+    /// The descriptor of the field `get` reads.
+    pub const fn new(get: fn(&E) -> &F) -> Self {
+        Self {
+            get,
+            marker: PhantomData,
+        }
+    }
+}
+
+/// Adds a clause to the plan of `builder`.
+#[inline]
+fn with<B: QueryBuilder>(
+    builder: B,
+    add: impl FnOnce(QueryCore<B::Entity>) -> QueryCore<B::Entity>,
+) -> B {
+    let (source, core) = builder.into_parts();
+    B::from_parts(source, add(core))
+}
+
+/// The clause constructors behind the generated methods, for every builder.
+///
+/// Each bound names the builder's source `S`, so a generated method that forwards its own
+/// bound is checked where it is called.
+pub trait Clauses: QueryBuilder {
+    /// `field == value`.
+    fn eq<F, M>(self, field: Field<Self::Entity, F, M>, value: impl IntoValue<F>) -> Self
+    where
+        F: EqField<Self::Entity, M, Self::Source>,
+    {
+        let (get, value) = (field.get, value.into_value());
+        with(self, |core| core.eq::<M, Self::Source, F, _>(get, value))
+    }
+
+    /// `field != value`.
+    fn ne<F, M>(self, field: Field<Self::Entity, F, M>, value: impl IntoValue<F>) -> Self
+    where
+        F: EqField<Self::Entity, M, Self::Source>,
+    {
+        let (get, value) = (field.get, value.into_value());
+        with(self, |core| core.ne::<M, Self::Source, F, _>(get, value))
+    }
+
+    /// `field` equals one of `values`.
+    fn any_of<F, M, V>(
+        self,
+        field: Field<Self::Entity, F, M>,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self
+    where
+        F: EqField<Self::Entity, M, Self::Source>,
+        V: IntoValue<F>,
+    {
+        let values = values.into_iter().map(IntoValue::into_value).collect();
+        with(self, |core| {
+            core.any_of::<M, Self::Source, F, _>(field.get, values)
+        })
+    }
+
+    /// Indexed `field == value` (the index at `slot`), answered from the index.
+    fn eq_indexed<F, M>(
+        self,
+        field: Field<Self::Entity, F, M>,
+        slot: usize,
+        value: impl IntoValue<F>,
+    ) -> Self
+    where
+        F: IndexKey<Self::Entity, M, Self::Source>,
+    {
+        let value = value.into_value();
+        with(self, |core| {
+            core.eq_indexed::<M, Self::Source, F, _>(field.get, slot, value)
+        })
+    }
+
+    /// Indexed `field` (the index at `slot`) equals one of `values`, answered from the index.
+    fn any_of_indexed<F, M, V>(
+        self,
+        field: Field<Self::Entity, F, M>,
+        slot: usize,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self
+    where
+        F: IndexKey<Self::Entity, M, Self::Source>,
+        V: IntoValue<F>,
+    {
+        let values = values.into_iter().map(IntoValue::into_value).collect();
+        with(self, |core| {
+            core.any_of_indexed::<M, Self::Source, F, _>(field.get, slot, values)
+        })
+    }
+
+    /// `low < field` (`Excluded`), `low <= field` (`Included`), and so on, for both bounds.
+    fn range<F, M>(self, field: Field<Self::Entity, F, M>, low: Bound<F>, high: Bound<F>) -> Self
+    where
+        F: OrdField<Self::Entity, M, Self::Source>,
+    {
+        with(self, |core| {
+            core.range::<M, Self::Source, F, _>(field.get, low, high)
+        })
+    }
+
+    /// `field > value`.
+    fn gt<F, M>(self, field: Field<Self::Entity, F, M>, value: impl IntoValue<F>) -> Self
+    where
+        F: OrdField<Self::Entity, M, Self::Source>,
+    {
+        let low = Bound::Excluded(value.into_value());
+        self.range(field, low, Bound::Unbounded)
+    }
+
+    /// `field >= value`.
+    fn gte<F, M>(self, field: Field<Self::Entity, F, M>, value: impl IntoValue<F>) -> Self
+    where
+        F: OrdField<Self::Entity, M, Self::Source>,
+    {
+        let low = Bound::Included(value.into_value());
+        self.range(field, low, Bound::Unbounded)
+    }
+
+    /// `field < value`.
+    fn lt<F, M>(self, field: Field<Self::Entity, F, M>, value: impl IntoValue<F>) -> Self
+    where
+        F: OrdField<Self::Entity, M, Self::Source>,
+    {
+        let high = Bound::Excluded(value.into_value());
+        self.range(field, Bound::Unbounded, high)
+    }
+
+    /// `field <= value`.
+    fn lte<F, M>(self, field: Field<Self::Entity, F, M>, value: impl IntoValue<F>) -> Self
+    where
+        F: OrdField<Self::Entity, M, Self::Source>,
+    {
+        let high = Bound::Included(value.into_value());
+        self.range(field, Bound::Unbounded, high)
+    }
+
+    /// `low <= field <= high`.
+    fn between<F, M>(
+        self,
+        field: Field<Self::Entity, F, M>,
+        low: impl IntoValue<F>,
+        high: impl IntoValue<F>,
+    ) -> Self
+    where
+        F: OrdField<Self::Entity, M, Self::Source>,
+    {
+        let (low, high) = (low.into_value(), high.into_value());
+        self.range(field, Bound::Included(low), Bound::Included(high))
+    }
+
+    /// `field` (a `Vec`, set or `String`) contains `needle`.
+    fn contains<F, M>(
+        self,
+        field: Field<Self::Entity, F, M>,
+        needle: impl IntoValue<F::Needle>,
+    ) -> Self
+    where
+        F: ContainsField<Self::Entity, M, Self::Source>,
+    {
+        let needle = needle.into_value();
+        with(self, |core| {
+            core.contains::<M, Self::Source, F, _>(field.get, needle)
+        })
+    }
+
+    /// Indexed `Vec` field (the element index at `slot`) contains `needle`, answered from
+    /// the index.
+    fn contains_indexed<K, M>(
+        self,
+        field: Field<Self::Entity, Vec<K>, M>,
+        slot: usize,
+        needle: impl IntoValue<K>,
+    ) -> Self
+    where
+        K: IndexKey<Self::Entity, M, Self::Source>,
+    {
+        let (get, needle) = (field.get, needle.into_value());
+        with(self, |core| {
+            core.contains_indexed::<M, Self::Source, K, _>(
+                move |row| get(row).as_slice(),
+                slot,
+                needle,
+            )
+        })
+    }
+
+    /// `Option` field is `Some` (`some = true`) or `None`.
+    fn is_some<F, M>(self, field: Field<Self::Entity, F, M>, some: bool) -> Self
+    where
+        F: OptionField<Self::Entity, M, Self::Source>,
+    {
+        with(self, |core| {
+            core.is_some::<M, Self::Source, F, _>(field.get, some)
+        })
+    }
+
+    /// Orders by `field`, after earlier orderings.
+    fn order_by<F, M>(self, field: Field<Self::Entity, F, M>, direction: Direction) -> Self
+    where
+        F: SortField<Self::Entity, M, Self::Source>,
+    {
+        with(self, |core| {
+            core.order_by::<M, Self::Source, F, _>(field.get, direction)
+        })
+    }
+}
+
+impl<B: QueryBuilder> Clauses for B {}

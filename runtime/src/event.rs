@@ -207,12 +207,40 @@ impl<P, E: From<P>> UpcastFrom<P> for E {
     }
 }
 
-/// Compile-time check of one link of a version chain: `P` must be an older version of `E`.
+/// The event type of a state whose `#[derive(State)]` failed before naming one (see the
+/// derive's fallback expansion): no value of it exists.
+#[doc(hidden)]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+pub enum NoEvent {}
+
+impl Event for NoEvent {
+    const NAME: &'static str = "foldkit::NoEvent";
+    const VERSION: u32 = 1;
+
+    fn variant_name(&self) -> &'static str {
+        match *self {}
+    }
+
+    fn decode(_: u32, _: &[u8]) -> Result<Self, CodecError> {
+        Err(CodecError::UnknownOldVersion {
+            event: Self::NAME,
+            found: 0,
+            oldest: 1,
+        })
+    }
+}
+
+/// Compile-time check of one link of a version chain: `P` must be the version just before
+/// `E`, with the same stable name.
 #[doc(hidden)]
 pub const fn check_previous<E: Event, P: Event>() {
     assert!(
         P::VERSION < E::VERSION,
         "foldkit: the `previous` event type must have a lower `#[event(version = ..)]` than the type naming it"
+    );
+    assert!(
+        P::VERSION + 1 == E::VERSION,
+        "foldkit: a gap in the version chain: the `previous` event type must be exactly one version older; declare the enum of each version in between and chain them with `previous = ..`"
     );
     assert!(
         str_eq(P::NAME, E::NAME),

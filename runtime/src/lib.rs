@@ -102,13 +102,15 @@ pub mod prelude {
 pub mod __private {
     //! Items the derives expand to. Not public API: no stability promise.
     pub use crate::entity::assert_entity_id;
-    pub use crate::event::{UpcastFrom, check_previous, decode_oldest, decode_with_previous};
+    pub use crate::event::{
+        NoEvent, UpcastFrom, check_previous, decode_oldest, decode_with_previous,
+    };
     pub use crate::query::clauses::{Clauses, Field, IntoValue, Values};
     pub use crate::query::core::IndexProbe;
     pub use crate::query::fields::{
         ContainsField, EqField, IndexKey, OptionField, OrdField, OrderedKey, SortField,
     };
-    pub use crate::state::{SnapshotField, assert_snapshot_field};
+    pub use crate::state::{SnapshotField, StateBounds, assert_snapshot_field, assert_state};
     pub use crate::table::index::{
         AnyIndex, HashIndex, Keys, index_each, index_one, index_ordered,
     };

@@ -138,8 +138,26 @@ impl FoldError {
 )]
 pub trait SnapshotField {}
 
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned> SnapshotField for T {}
 
 /// Compile-time check, emitted by `#[derive(State)]` for every field.
 #[doc(hidden)]
 pub const fn assert_snapshot_field<T: SnapshotField>() {}
+
+/// What a state type itself must implement, checked once by `#[derive(State)]` so a
+/// missing derive is one error that lists them all.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a foldkit state: it must implement `Default`, `Serialize`, `Deserialize`, `Send` and `Sync`",
+    label = "a state is snapshotted and shared between threads",
+    note = "add `#[derive(Default, Serialize, Deserialize)]` to `{Self}` (use `foldkit::prelude::*` for the serde derives), and keep its fields `Send + Sync`"
+)]
+pub trait StateBounds: Default + Serialize + DeserializeOwned + Send + Sync + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Default + Serialize + DeserializeOwned + Send + Sync + 'static> StateBounds for T {}
+
+/// Compile-time check, emitted by `#[derive(State)]` at the state's name.
+#[doc(hidden)]
+pub const fn assert_state<T: StateBounds>() {}

@@ -1,6 +1,6 @@
 //! Validation of a state struct and its `#[state(..)]` attribute.
 
-use syn::{Data, DeriveInput, Error, Field, Fields, Path, Result};
+use syn::{Data, DeriveInput, Error, Field, Fields, Path};
 
 use crate::attr::{self, Errors};
 
@@ -16,7 +16,8 @@ pub struct StateDef<'a> {
 }
 
 impl<'a> StateDef<'a> {
-    pub fn from_input(input: &'a DeriveInput) -> Result<Self> {
+    /// The state, or every error and the event type if one was named.
+    pub fn from_input(input: &'a DeriveInput) -> std::result::Result<Self, (Error, Option<Path>)> {
         let mut errors = Errors::default();
         let fields = match &input.data {
             Data::Struct(data) => match &data.fields {
@@ -70,10 +71,13 @@ impl<'a> StateDef<'a> {
             }
         }
         let Some(event) = event else {
-            return Err(errors.fail(Error::new_spanned(
-                &input.ident,
-                "a state must say which events it folds: add `#[state(event = YourEvent)]` to the struct",
-            )));
+            return Err((
+                errors.fail(Error::new_spanned(
+                    &input.ident,
+                    "a state must say which events it folds: add `#[state(event = YourEvent)]` to the struct",
+                )),
+                None,
+            ));
         };
         let def = StateDef {
             input,
@@ -82,6 +86,7 @@ impl<'a> StateDef<'a> {
             version: version.unwrap_or(1),
             fields,
         };
-        errors.finish(def)
+        let event = def.event.clone();
+        errors.finish(def).map_err(|error| (error, Some(event)))
     }
 }

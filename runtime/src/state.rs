@@ -57,10 +57,9 @@ pub struct Meta {
     pub timestamp: u64,
     /// The schema version the event was stored with (before upcasting).
     pub version: u32,
-    /// The stream (aggregate instance) the event was appended to, if any:
-    /// `"<aggregate name>/<id>"` for events written by `execute`, or the id given
-    /// to `Db::append_to`.
-    pub stream_id: Option<Arc<str>>,
+    /// The stream (aggregate instance) the event was appended to: read it with
+    /// [`stream_id`](Self::stream_id).
+    stream_id: Option<Arc<str>>,
 }
 
 impl Meta {
@@ -86,7 +85,9 @@ impl Meta {
         self
     }
 
-    /// The stream (aggregate instance) the event belongs to, if any.
+    /// The stream (aggregate instance) the event was appended to, if any:
+    /// `"<aggregate name>/<id>"` for events written by `execute`, or the id given
+    /// to `Db::append_to`.
     pub fn stream_id(&self) -> Option<&str> {
         self.stream_id.as_deref()
     }

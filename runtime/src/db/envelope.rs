@@ -27,6 +27,7 @@ const FIXED_LEN: usize = 6;
 
 /// A decoded envelope, borrowing from the record payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Envelope<'a> {
     /// The schema version the body was written with.
     pub version: u32,

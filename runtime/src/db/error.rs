@@ -145,6 +145,7 @@ pub enum DbError {
 /// Why a state stopped folding, or skipped an event: which state, which seq, what.
 #[derive(Debug, thiserror::Error)]
 #[error("state `{state}` cannot fold event {seq} of log `{log}`: {cause}")]
+#[non_exhaustive]
 pub struct FoldFailure {
     /// The state's stable name.
     pub state: &'static str,

@@ -79,6 +79,7 @@ impl DbBuilder {
     }
 
     /// How many snapshot files to keep per state (default 3, at least 1).
+    /// `keep_snapshots(0)` is clamped to 1: the newest snapshot is always kept.
     pub fn keep_snapshots(mut self, count: usize) -> Self {
         self.snapshots.keep = count.max(1);
         self

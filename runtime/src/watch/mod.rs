@@ -99,6 +99,15 @@ pub struct WatchSource<S, T: Entity> {
     select: Selector<S, T>,
 }
 
+impl<S, T: Entity> std::fmt::Debug for WatchSource<S, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchSource")
+            .field("state", &std::any::type_name::<S>())
+            .field("table", &T::NAME)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: State> Handle<S> {
     /// Starts a watch on the table `select` picks: chain `where_*`, `order_by_*`,
     /// `limit`, `offset`, then call `.stream()`.

@@ -233,17 +233,17 @@ impl Event for NoEvent {
 /// Compile-time check of one link of a version chain: `P` must be the version just before
 /// `E`, with the same stable name.
 #[doc(hidden)]
-pub const fn check_previous<E: Event, P: Event>() {
+pub const fn check_previous<P: Event>(version: u32, name: &str) {
     assert!(
-        P::VERSION < E::VERSION,
+        P::VERSION < version,
         "foldkit: the `previous` event type must have a lower `#[event(version = ..)]` than the type naming it"
     );
     assert!(
-        P::VERSION + 1 == E::VERSION,
+        P::VERSION + 1 == version,
         "foldkit: a gap in the version chain: the `previous` event type must be exactly one version older; declare the enum of each version in between and chain them with `previous = ..`"
     );
     assert!(
-        str_eq(P::NAME, E::NAME),
+        str_eq(P::NAME, name),
         "foldkit: the `previous` event type must have the same stable name: add `#[event(name = \"..\")]` to the older enum"
     );
 }

@@ -68,9 +68,7 @@ pub mod table;
 pub mod testing;
 pub mod watch;
 
-/// Derives [`Entity`] for a struct with named fields: see the [`entity`] module.
-pub use foldkit_macros::Entity;
-pub use foldkit_macros::{Event, State};
+pub use foldkit_macros::{Entity, Event, State};
 pub use foldkit_storage as storage;
 pub use foldkit_storage::{FsyncPolicy, Seq};
 

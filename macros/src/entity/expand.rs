@@ -11,18 +11,17 @@ use super::model::{EntityDef, FieldDef, IndexKind};
 
 /// The generics of an entity, split the ways the expansion needs them.
 struct Split {
+    /// `T, const N: usize,` without bounds, for the query type's alias (trailing comma).
+    alias_params: TokenStream,
     /// `<T: Bound, const N: usize,>` without defaults, for impls (trailing comma).
     impl_params: TokenStream,
     /// `T, N,` (trailing comma).
     args: TokenStream,
-    /// The struct's params with defaults, for the query struct.
-    params: TokenStream,
     /// The struct's where-predicates (trailing comma).
     predicates: TokenStream,
 }
 
 fn split(generics: &syn::Generics) -> Split {
-    let params = generics.params.iter();
     let args = generics.params.iter().map(|param| match param {
         syn::GenericParam::Type(ty) => ty.ident.to_token_stream_ref(),
         syn::GenericParam::Lifetime(lt) => {
@@ -50,10 +49,27 @@ fn split(generics: &syn::Generics) -> Split {
         let predicates = w.predicates.iter();
         quote!(#(#predicates,)*)
     });
+    let alias_params = generics.params.iter().map(|param| match param {
+        syn::GenericParam::Type(ty) => {
+            let (ident, default) = (&ty.ident, ty.default.as_ref());
+            match default {
+                Some(default) => quote!(#ident = #default),
+                None => quote!(#ident),
+            }
+        }
+        syn::GenericParam::Lifetime(lt) => {
+            let lifetime = &lt.lifetime;
+            quote!(#lifetime)
+        }
+        syn::GenericParam::Const(c) => {
+            let (ident, ty) = (&c.ident, &c.ty);
+            quote!(const #ident: #ty)
+        }
+    });
     Split {
+        alias_params: quote!(#(#alias_params,)*),
         impl_params: quote!(#(#impl_params,)*),
         args: quote!(#(#args,)*),
-        params: quote!(#(#params,)*),
         predicates: quote!(#predicates),
     }
 }
@@ -82,9 +98,9 @@ pub fn expand(def: &EntityDef) -> TokenStream {
     let markers = markers_ident(ident);
     let query = &def.query;
     let Split {
+        alias_params,
         impl_params,
         args,
-        params,
         predicates,
     } = split(def.generics);
     let where_c = &def.generics.where_clause;
@@ -132,26 +148,32 @@ pub fn expand(def: &EntityDef) -> TokenStream {
         format!("A reusable filter over `{name}` rows: `Clone + Send + Sync + 'static`.");
     let query_name = query.to_string();
 
+    // The query type lives in the markers module, generic over the entity, behind an alias
+    // named `{Name}Query`: every impl names it by the module path, so if the alias's name
+    // is taken the one error is the name clash, not a cascade through the impls.
+    let qt = quote!(#markers::Query<#entity, __S>);
     quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types, non_snake_case, dead_code)]
         #vis mod #markers {
             #(#marker_types)*
+            /// The query type; see its alias.
+            #[must_use = "a query does nothing until a terminal (`collect`, `count`, ..) runs it"]
+            pub struct Query<__E, __S> {
+                pub(super) source: __S,
+                pub(super) core: ::foldkit::QueryCore<__E>,
+            }
         }
 
         #[doc = #query_doc]
-        #[must_use = "a query does nothing until a terminal (`collect`, `count`, ..) runs it"]
-        #vis struct #query<#params __S = ::foldkit::Detached> #where_c {
-            source: __S,
-            core: ::foldkit::QueryCore<#entity>,
-        }
+        #vis type #query<#alias_params __S = ::foldkit::Detached> = #qt;
 
         #[automatically_derived]
         impl<#impl_params> ::foldkit::Entity for #entity
         where #predicates Self: 'static, #id_bound
         {
             type Id = #id_type;
-            type Query<__S> = #query<#args __S>;
+            type Query<__S> = #qt;
             const NAME: &'static str = #name;
             #[inline]
             fn id(&self) -> &Self::Id {
@@ -167,7 +189,7 @@ pub fn expand(def: &EntityDef) -> TokenStream {
         #id_check
 
         #[automatically_derived]
-        impl<#impl_params __S> ::foldkit::QueryBuilder for #query<#args __S>
+        impl<#impl_params __S> ::foldkit::QueryBuilder for #qt
         where #predicates #is_entity
         {
             type Entity = #entity;
@@ -187,7 +209,7 @@ pub fn expand(def: &EntityDef) -> TokenStream {
         }
 
         #[automatically_derived]
-        impl<#impl_params __S: ::core::clone::Clone> ::core::clone::Clone for #query<#args __S>
+        impl<#impl_params __S: ::core::clone::Clone> ::core::clone::Clone for #qt
         #where_c
         {
             fn clone(&self) -> Self {
@@ -197,7 +219,7 @@ pub fn expand(def: &EntityDef) -> TokenStream {
         }
 
         #[automatically_derived]
-        impl<#impl_params __S> ::core::fmt::Debug for #query<#args __S> #where_c {
+        impl<#impl_params __S> ::core::fmt::Debug for #qt #where_c {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(#query_name).field("core", &self.core).finish_non_exhaustive()
             }
@@ -207,14 +229,14 @@ pub fn expand(def: &EntityDef) -> TokenStream {
         #[allow(dead_code)]
         impl<#impl_params> #entity where #predicates #is_entity {
             #[doc = #filter_doc]
-            #vis fn filter() -> #query<#args ::foldkit::Detached> {
-                #query { source: ::foldkit::Detached, core: ::foldkit::QueryCore::new() }
+            #vis fn filter() -> #markers::Query<#entity, ::foldkit::Detached> {
+                #markers::Query { source: ::foldkit::Detached, core: ::foldkit::QueryCore::new() }
             }
         }
 
         #[automatically_derived]
         #[allow(dead_code, non_upper_case_globals)]
-        impl<#impl_params __S> #query<#args __S> where #predicates #is_entity {
+        impl<#impl_params __S> #qt where #predicates #is_entity {
             #(#consts)*
             /// Keeps rows for which `keep` returns true.
             pub fn filter<__F>(self, keep: __F) -> Self
@@ -234,8 +256,8 @@ pub fn expand(def: &EntityDef) -> TokenStream {
                 self.core
             }
             /// The same clauses as a reusable filter.
-            pub fn detach(self) -> #query<#args ::foldkit::Detached> {
-                #query { source: ::foldkit::Detached, core: self.core }
+            pub fn detach(self) -> #markers::Query<#entity, ::foldkit::Detached> {
+                #markers::Query { source: ::foldkit::Detached, core: self.core }
             }
             #(#field_methods)*
         }

@@ -151,7 +151,7 @@ pub fn expand(def: &EntityDef) -> TokenStream {
     // The query type lives in the markers module, generic over the entity, behind an alias
     // named `{Name}Query`: every impl names it by the module path, so if the alias's name
     // is taken the one error is the name clash, not a cascade through the impls.
-    let qt = quote!(#markers::Query<#entity, __S>);
+    let qt = quote!(#markers::#query<#entity, __S>);
     quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types, non_snake_case, dead_code)]
@@ -159,7 +159,7 @@ pub fn expand(def: &EntityDef) -> TokenStream {
             #(#marker_types)*
             /// The query type; see its alias.
             #[must_use = "a query does nothing until a terminal (`collect`, `count`, ..) runs it"]
-            pub struct Query<__E, __S> {
+            pub struct #query<__E, __S> {
                 pub(super) source: __S,
                 pub(super) core: ::foldkit::QueryCore<__E>,
             }
@@ -229,8 +229,8 @@ pub fn expand(def: &EntityDef) -> TokenStream {
         #[allow(dead_code)]
         impl<#impl_params> #entity where #predicates #is_entity {
             #[doc = #filter_doc]
-            #vis fn filter() -> #markers::Query<#entity, ::foldkit::Detached> {
-                #markers::Query { source: ::foldkit::Detached, core: ::foldkit::QueryCore::new() }
+            #vis fn filter() -> #markers::#query<#entity, ::foldkit::Detached> {
+                #markers::#query { source: ::foldkit::Detached, core: ::foldkit::QueryCore::new() }
             }
         }
 
@@ -256,8 +256,8 @@ pub fn expand(def: &EntityDef) -> TokenStream {
                 self.core
             }
             /// The same clauses as a reusable filter.
-            pub fn detach(self) -> #markers::Query<#entity, ::foldkit::Detached> {
-                #markers::Query { source: ::foldkit::Detached, core: self.core }
+            pub fn detach(self) -> #markers::#query<#entity, ::foldkit::Detached> {
+                #markers::#query { source: ::foldkit::Detached, core: self.core }
             }
             #(#field_methods)*
         }

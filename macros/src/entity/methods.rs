@@ -206,9 +206,9 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
         let (d_some, d_none) = (doc("is `Some`"), doc("is `None`"));
         out.extend(quote! {
             #[doc = #d_some]
-            pub fn #is_some(self) -> Self #opt { #fk::Clauses::is_some(self, Self::#c, true) }
+            pub fn #is_some(self) -> Self #opt { #fk::Clauses::some(self, Self::#c, true) }
             #[doc = #d_none]
-            pub fn #is_none(self) -> Self #opt { #fk::Clauses::is_some(self, Self::#c, false) }
+            pub fn #is_none(self) -> Self #opt { #fk::Clauses::some(self, Self::#c, false) }
         });
     }
 

@@ -270,12 +270,12 @@ pub trait Clauses: QueryBuilder {
     }
 
     /// `Option` field is `Some` (`some = true`) or `None`.
-    fn is_some<F, M>(self, field: Field<Self::Entity, F, M>, some: bool) -> Self
+    fn some<F, M>(self, field: Field<Self::Entity, F, M>, some: bool) -> Self
     where
         F: OptionField<Self::Entity, M, Self::Source>,
     {
         with(self, |core| {
-            core.is_some::<M, Self::Source, F, _>(field.get, some)
+            core.some::<M, Self::Source, F, _>(field.get, some)
         })
     }
 

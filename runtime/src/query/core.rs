@@ -507,7 +507,7 @@ impl<T> QueryCore<T> {
     }
 
     /// `Option` field is `Some` (`some = true`) or `None` (`some = false`).
-    pub(crate) fn is_some<M, S, F, G>(self, get: G, some: bool) -> Self
+    pub(crate) fn some<M, S, F, G>(self, get: G, some: bool) -> Self
     where
         F: OptionField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,

@@ -188,9 +188,9 @@ impl<T: Entity> Table<T> {
     /// struct Stock { #[entity(id)] sku: String, qty: u32 }
     ///
     /// let mut stock = Table::<Stock>::new();
-    /// let new = |sku: &str| move || Stock { sku: sku.to_owned(), qty: 0 };
-    /// assert!(stock.upsert("bolt", new("bolt"), |s| s.qty += 5));
-    /// assert!(!stock.upsert("bolt", new("bolt"), |s| s.qty += 2));
+    /// let new = || Stock { sku: "bolt".into(), qty: 0 };
+    /// assert!(stock.upsert("bolt", new, |s| s.qty += 5)); // inserted
+    /// assert!(!stock.upsert("bolt", new, |s| s.qty += 2)); // updated
     /// assert_eq!(stock.get("bolt").map(|s| s.qty), Some(7));
     /// ```
     ///

@@ -84,7 +84,11 @@ pub use query::{Asc, Desc, Detached, Direction, Fetch, QueryBuilder, QueryCore};
 pub use state::{Apply, FoldError, Meta, State};
 pub use table::Table;
 
-/// serde, re-exported so derived code and users need no direct dependency.
+/// serde, re-exported: the foldkit derives expand to paths through it.
+///
+/// The `Serialize`/`Deserialize` derives in the prelude are serde's own, and their
+/// expansion names the `serde` crate: a crate that uses them depends on `serde` (with the
+/// `derive` feature) itself, or adds `#[serde(crate = "foldkit::serde")]` to each type.
 pub use serde;
 
 /// Everything a user needs to model a domain: `use foldkit::prelude::*;`.
@@ -103,11 +107,11 @@ pub mod __private {
     pub use crate::event::{
         NoEvent, UpcastFrom, check_previous, decode_oldest, decode_with_previous,
     };
-    pub use crate::query::clauses::{Clauses, Field, IntoValue, Values};
-    pub use crate::query::core::IndexProbe;
+    pub use crate::query::clauses::{Clauses, FieldOf, IntoValue, Values};
     pub use crate::query::fields::{
         ContainsField, EqField, IndexKey, OptionField, OrdField, OrderedKey, SortField,
     };
+    pub use crate::query::probe::IndexProbe;
     pub use crate::state::{SnapshotField, StateBounds, assert_snapshot_field, assert_state};
     pub use crate::table::index::{
         AnyIndex, HashIndex, Keys, index_each, index_one, index_ordered,

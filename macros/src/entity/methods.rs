@@ -1,6 +1,6 @@
 //! The per-field `where_*` / `order_by_*` methods: one line each, calling
-//! `::foldkit::__private::Clauses` with the field's descriptor (an associated const of the
-//! query type).
+//! `::foldkit::__private::Clauses` with the field's marker type, which implements
+//! `FieldOf<Entity, FieldType>` (the field's descriptor).
 //!
 //! Which methods a field gets depends on its [`Kind`]: an integer gets equality, ranges and
 //! ordering; a `bool` only equality; an `Option` equality and `is_some`/`is_none`; a
@@ -24,18 +24,15 @@ pub struct Ctx<'a> {
     pub markers: &'a syn::Ident,
 }
 
-/// The name of a field's descriptor const.
-pub fn descriptor(field: &FieldDef) -> syn::Ident {
-    format_ident!("__{}", field.ident.unraw())
-}
-
-/// The descriptor const of one field.
-pub fn descriptor_const(cx: &Ctx, field: &FieldDef) -> TokenStream {
+/// The field's descriptor: its marker type implements `FieldOf<Entity, Type>`, whose `GET`
+/// const reads the field (a constant at every use, so clause loops call it directly).
+pub fn descriptor_impl(cx: &Ctx, field: &FieldDef, impl_params: &TokenStream) -> TokenStream {
     let (entity, markers, f, ty) = (cx.entity, cx.markers, field.ident, field.ty);
-    let c = descriptor(field);
     quote! {
-        const #c: ::foldkit::__private::Field<#entity, #ty, #markers::#f> =
-            ::foldkit::__private::Field::new(|r| &r.#f);
+        #[automatically_derived]
+        impl<#impl_params> ::foldkit::__private::FieldOf<#entity, #ty> for #markers::#f {
+            const GET: fn(&#entity) -> &#ty = |r| &r.#f;
+        }
     }
 }
 
@@ -43,7 +40,6 @@ pub fn descriptor_const(cx: &Ctx, field: &FieldDef) -> TokenStream {
 pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
     let base = field.ident.unraw().to_string();
     let ty = field.ty;
-    let c = descriptor(field);
     let m = {
         let (markers, f) = (cx.markers, field.ident);
         quote!(#markers::#f)
@@ -88,12 +84,12 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
     if !matches!(kind, Kind::Collection { .. }) {
         let (eq_call, in_call) = match &field.index {
             Some((IndexKind::One | IndexKind::Ordered, slot)) => (
-                quote!(#fk::Clauses::eq_indexed(self, Self::#c, #slot, value)),
-                quote!(#fk::Clauses::any_of_indexed(self, Self::#c, #slot, values)),
+                quote!(#fk::Clauses::eq_indexed(self, #m, #slot, value)),
+                quote!(#fk::Clauses::any_of_indexed(self, #m, #slot, values)),
             ),
             _ => (
-                quote!(#fk::Clauses::eq(self, Self::#c, value)),
-                quote!(#fk::Clauses::any_of(self, Self::#c, values)),
+                quote!(#fk::Clauses::eq(self, #m, value)),
+                quote!(#fk::Clauses::any_of(self, #m, values)),
             ),
         };
         out.extend(quote! {
@@ -101,7 +97,7 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
             pub fn #w(self, value: #value) -> Self #eq_bound { #eq_call }
             #[doc = #d_ne]
             pub fn #ne(self, value: #value) -> Self #ne_bound {
-                #fk::Clauses::ne(self, Self::#c, value)
+                #fk::Clauses::ne(self, #m, value)
             }
         });
         if !matches!(kind, Kind::Bool) {
@@ -136,7 +132,7 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
             out.extend(quote! {
                 #[doc = #d]
                 pub fn #method(self, value: #value) -> Self #ord {
-                    #fk::Clauses::#call(self, Self::#c, value)
+                    #fk::Clauses::#call(self, #m, value)
                 }
             });
         }
@@ -144,7 +140,7 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
         out.extend(quote! {
             #[doc = #d]
             pub fn #between(self, low: #value, high: #value) -> Self #ord {
-                #fk::Clauses::between(self, Self::#c, low, high)
+                #fk::Clauses::between(self, #m, low, high)
             }
         });
     }
@@ -157,7 +153,7 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
             out.extend(quote! {
                 #[doc = #d]
                 pub fn #contains(self, needle: #value) -> Self {
-                    #fk::Clauses::contains(self, Self::#c, needle)
+                    #fk::Clauses::contains(self, #m, needle)
                 }
             });
         }
@@ -176,7 +172,7 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
                     } else {
                         quote!(where #element: #fk::IndexKey<#entity, #m, __S>)
                     };
-                    quote!(#b { #fk::Clauses::contains_indexed(self, Self::#c, #slot, needle) })
+                    quote!(#b { #fk::Clauses::contains_indexed(self, #m, #slot, needle) })
                 }
                 _ => {
                     let b = if element_kind.hashable() {
@@ -184,7 +180,7 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
                     } else {
                         bound("ContainsField")
                     };
-                    quote!(#b { #fk::Clauses::contains(self, Self::#c, needle) })
+                    quote!(#b { #fk::Clauses::contains(self, #m, needle) })
                 }
             };
             out.extend(quote! {
@@ -206,9 +202,9 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
         let (d_some, d_none) = (doc("is `Some`"), doc("is `None`"));
         out.extend(quote! {
             #[doc = #d_some]
-            pub fn #is_some(self) -> Self #opt { #fk::Clauses::some(self, Self::#c, true) }
+            pub fn #is_some(self) -> Self #opt { #fk::Clauses::some(self, #m, true) }
             #[doc = #d_none]
-            pub fn #is_none(self) -> Self #opt { #fk::Clauses::some(self, Self::#c, false) }
+            pub fn #is_none(self) -> Self #opt { #fk::Clauses::some(self, #m, false) }
         });
     }
 
@@ -223,7 +219,7 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
         out.extend(quote! {
             #[doc = #d]
             pub fn #order_by(self, direction: ::foldkit::Direction) -> Self #sort {
-                #fk::Clauses::order_by(self, Self::#c, direction)
+                #fk::Clauses::order_by(self, #m, direction)
             }
         });
     }

@@ -11,7 +11,6 @@
 //! that an integer literal can match, so `where_qty_gt(5)` on a `u32` field infers `5u32`
 //! (with `Into<u32>` it would default to `i32` and fail).
 
-use std::marker::PhantomData;
 use std::ops::Bound;
 
 use super::fields::{ContainsField, EqField, IndexKey, OptionField, OrdField, SortField};
@@ -66,29 +65,22 @@ pub trait Values<V>: IntoIterator<Item = V> {}
 
 impl<V, I: IntoIterator<Item = V>> Values<V> for I {}
 
-/// A typed descriptor of one field of `E`: its accessor, typed by the field's type `F`
-/// and the field's marker `M` (named like the field, for diagnostics).
-pub struct Field<E, F, M> {
-    get: fn(&E) -> &F,
-    marker: PhantomData<fn() -> M>,
+/// A field of the entity `E`, as a type: the derive implements it for each field's marker
+/// type (named like the field, so diagnostics name the field too).
+///
+/// The accessor is an associated const, so it is known wherever a clause is monomorphized:
+/// the clause's loop calls it directly (and inlines it) instead of through a function
+/// pointer stored in the clause.
+pub trait FieldOf<E, F>: 'static {
+    /// Reads the field (of type `F`).
+    const GET: fn(&E) -> &F;
 }
 
-impl<E, F, M> Clone for Field<E, F, M> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<E, F, M> Copy for Field<E, F, M> {}
-
-impl<E, F, M> Field<E, F, M> {
-    /// The descriptor of the field `get` reads.
-    pub const fn new(get: fn(&E) -> &F) -> Self {
-        Self {
-            get,
-            marker: PhantomData,
-        }
-    }
+/// The accessor of the field `M`, as a function item (zero-sized, so a clause's closure
+/// holds no pointer and its loop calls the accessor directly).
+#[inline(always)]
+fn get<E, F, M: FieldOf<E, F>>(row: &E) -> &F {
+    (M::GET)(row)
 }
 
 /// Adds a clause to the plan of `builder`.
@@ -107,162 +99,156 @@ fn with<B: QueryBuilder>(
 /// bound is checked where it is called.
 pub trait Clauses: QueryBuilder {
     /// `field == value`.
-    fn eq<F, M>(self, field: Field<Self::Entity, F, M>, value: impl IntoValue<F>) -> Self
+    fn eq<F, M>(self, _field: M, value: impl IntoValue<F>) -> Self
     where
         F: EqField<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
     {
-        let (get, value) = (field.get, value.into_value());
-        with(self, |core| core.eq::<M, Self::Source, F, _>(get, value))
+        let value = value.into_value();
+        with(self, |core| {
+            core.eq::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, value)
+        })
     }
 
     /// `field != value`.
-    fn ne<F, M>(self, field: Field<Self::Entity, F, M>, value: impl IntoValue<F>) -> Self
+    fn ne<F, M>(self, _field: M, value: impl IntoValue<F>) -> Self
     where
         F: EqField<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
     {
-        let (get, value) = (field.get, value.into_value());
-        with(self, |core| core.ne::<M, Self::Source, F, _>(get, value))
+        let value = value.into_value();
+        with(self, |core| {
+            core.ne::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, value)
+        })
     }
 
     /// `field` equals one of `values`.
-    fn any_of<F, M, V>(
-        self,
-        field: Field<Self::Entity, F, M>,
-        values: impl IntoIterator<Item = V>,
-    ) -> Self
+    fn any_of<F, M, V>(self, _field: M, values: impl IntoIterator<Item = V>) -> Self
     where
         F: EqField<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
         V: IntoValue<F>,
     {
         let values = values.into_iter().map(IntoValue::into_value).collect();
         with(self, |core| {
-            core.any_of::<M, Self::Source, F, _>(field.get, values)
+            core.any_of::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, values)
         })
     }
 
     /// Indexed `field == value` (the index at `slot`), answered from the index.
-    fn eq_indexed<F, M>(
-        self,
-        field: Field<Self::Entity, F, M>,
-        slot: usize,
-        value: impl IntoValue<F>,
-    ) -> Self
+    fn eq_indexed<F, M>(self, _field: M, slot: usize, value: impl IntoValue<F>) -> Self
     where
         F: IndexKey<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
     {
         let value = value.into_value();
         with(self, |core| {
-            core.eq_indexed::<M, Self::Source, F, _>(field.get, slot, value)
+            core.eq_indexed::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, slot, value)
         })
     }
 
     /// Indexed `field` (the index at `slot`) equals one of `values`, answered from the index.
     fn any_of_indexed<F, M, V>(
         self,
-        field: Field<Self::Entity, F, M>,
+        _field: M,
         slot: usize,
         values: impl IntoIterator<Item = V>,
     ) -> Self
     where
         F: IndexKey<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
         V: IntoValue<F>,
     {
         let values = values.into_iter().map(IntoValue::into_value).collect();
         with(self, |core| {
-            core.any_of_indexed::<M, Self::Source, F, _>(field.get, slot, values)
+            core.any_of_indexed::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, slot, values)
         })
     }
 
     /// `low < field` (`Excluded`), `low <= field` (`Included`), and so on, for both bounds.
-    fn range<F, M>(self, field: Field<Self::Entity, F, M>, low: Bound<F>, high: Bound<F>) -> Self
+    fn range<F, M>(self, _field: M, low: Bound<F>, high: Bound<F>) -> Self
     where
         F: OrdField<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
     {
         with(self, |core| {
-            core.range::<M, Self::Source, F, _>(field.get, low, high)
+            core.range::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, low, high)
         })
     }
 
     /// `field > value`.
-    fn gt<F, M>(self, field: Field<Self::Entity, F, M>, value: impl IntoValue<F>) -> Self
+    fn gt<F, M>(self, _field: M, value: impl IntoValue<F>) -> Self
     where
         F: OrdField<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
     {
         let low = Bound::Excluded(value.into_value());
-        self.range(field, low, Bound::Unbounded)
+        self.range(_field, low, Bound::Unbounded)
     }
 
     /// `field >= value`.
-    fn gte<F, M>(self, field: Field<Self::Entity, F, M>, value: impl IntoValue<F>) -> Self
+    fn gte<F, M>(self, _field: M, value: impl IntoValue<F>) -> Self
     where
         F: OrdField<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
     {
         let low = Bound::Included(value.into_value());
-        self.range(field, low, Bound::Unbounded)
+        self.range(_field, low, Bound::Unbounded)
     }
 
     /// `field < value`.
-    fn lt<F, M>(self, field: Field<Self::Entity, F, M>, value: impl IntoValue<F>) -> Self
+    fn lt<F, M>(self, _field: M, value: impl IntoValue<F>) -> Self
     where
         F: OrdField<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
     {
         let high = Bound::Excluded(value.into_value());
-        self.range(field, Bound::Unbounded, high)
+        self.range(_field, Bound::Unbounded, high)
     }
 
     /// `field <= value`.
-    fn lte<F, M>(self, field: Field<Self::Entity, F, M>, value: impl IntoValue<F>) -> Self
+    fn lte<F, M>(self, _field: M, value: impl IntoValue<F>) -> Self
     where
         F: OrdField<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
     {
         let high = Bound::Included(value.into_value());
-        self.range(field, Bound::Unbounded, high)
+        self.range(_field, Bound::Unbounded, high)
     }
 
     /// `low <= field <= high`.
-    fn between<F, M>(
-        self,
-        field: Field<Self::Entity, F, M>,
-        low: impl IntoValue<F>,
-        high: impl IntoValue<F>,
-    ) -> Self
+    fn between<F, M>(self, _field: M, low: impl IntoValue<F>, high: impl IntoValue<F>) -> Self
     where
         F: OrdField<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
     {
         let (low, high) = (low.into_value(), high.into_value());
-        self.range(field, Bound::Included(low), Bound::Included(high))
+        self.range(_field, Bound::Included(low), Bound::Included(high))
     }
 
     /// `field` (a `Vec`, set or `String`) contains `needle`.
-    fn contains<F, M>(
-        self,
-        field: Field<Self::Entity, F, M>,
-        needle: impl IntoValue<F::Needle>,
-    ) -> Self
+    fn contains<F, M>(self, _field: M, needle: impl IntoValue<F::Needle>) -> Self
     where
         F: ContainsField<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
     {
         let needle = needle.into_value();
         with(self, |core| {
-            core.contains::<M, Self::Source, F, _>(field.get, needle)
+            core.contains::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, needle)
         })
     }
 
     /// Indexed `Vec` field (the element index at `slot`) contains `needle`, answered from
     /// the index.
-    fn contains_indexed<K, M>(
-        self,
-        field: Field<Self::Entity, Vec<K>, M>,
-        slot: usize,
-        needle: impl IntoValue<K>,
-    ) -> Self
+    fn contains_indexed<K, M>(self, _field: M, slot: usize, needle: impl IntoValue<K>) -> Self
     where
         K: IndexKey<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, Vec<K>>,
     {
-        let (get, needle) = (field.get, needle.into_value());
+        let needle = needle.into_value();
         with(self, |core| {
             core.contains_indexed::<M, Self::Source, K, _>(
-                move |row| get(row).as_slice(),
+                |row: &Self::Entity| M::GET(row).as_slice(),
                 slot,
                 needle,
             )
@@ -270,22 +256,24 @@ pub trait Clauses: QueryBuilder {
     }
 
     /// `Option` field is `Some` (`some = true`) or `None`.
-    fn some<F, M>(self, field: Field<Self::Entity, F, M>, some: bool) -> Self
+    fn some<F, M>(self, _field: M, some: bool) -> Self
     where
         F: OptionField<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
     {
         with(self, |core| {
-            core.some::<M, Self::Source, F, _>(field.get, some)
+            core.some::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, some)
         })
     }
 
     /// Orders by `field`, after earlier orderings.
-    fn order_by<F, M>(self, field: Field<Self::Entity, F, M>, direction: Direction) -> Self
+    fn order_by<F, M>(self, _field: M, direction: Direction) -> Self
     where
         F: SortField<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
     {
         with(self, |core| {
-            core.order_by::<M, Self::Source, F, _>(field.get, direction)
+            core.order_by::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, direction)
         })
     }
 }

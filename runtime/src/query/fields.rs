@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashSet};
 use std::hash::Hash;
 
-use super::core::IndexProbe;
+use super::probe::IndexProbe;
 use crate::entity::Entity;
 use crate::table::{AnyIndex, HashIndex, Keys};
 

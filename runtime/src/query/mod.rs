@@ -64,14 +64,16 @@ pub(crate) mod clauses;
 pub(crate) mod core;
 mod exec;
 pub(crate) mod fields;
+mod predicate;
+pub(crate) mod probe;
 mod route;
 pub(crate) use route::KeyHasher;
 
 use crate::entity::Entity;
 use crate::table::Table;
 
-pub(crate) use self::core::IndexProbe;
 pub use self::core::QueryCore;
+pub(crate) use self::probe::IndexProbe;
 
 /// Sort direction for `order_by_*`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

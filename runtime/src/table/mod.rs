@@ -87,7 +87,7 @@ pub struct Table<T: Entity> {
     sorted: bool,
     indexes: Vec<Box<dyn AnyIndex<T>>>,
     /// What changed, for watchers (not serialized, not compared).
-    pub(crate) changes: ChangeLog<T::Id>,
+    pub(crate) changes: ChangeLog<T>,
 }
 
 impl<T: Entity> Default for Table<T> {

@@ -80,7 +80,7 @@ use std::sync::Arc;
 
 use futures::Stream;
 
-pub(crate) use registry::Routes;
+pub(crate) use registry::{Registry, Routes};
 pub use stream::WatchStream;
 use stream::Watcher;
 

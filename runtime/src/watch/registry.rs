@@ -31,7 +31,6 @@
 //!   kept, never lost;
 //! - the fold's end wakes every watcher (`Routes::end`), so streams finish.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -175,7 +174,7 @@ impl<T: Entity> Registry<T> {
         select: &Selector<S, T>,
         routes: &Routes<S>,
     ) -> Option<Arc<Self>> {
-        let erased = table.changes.registry(|| {
+        let registry = table.changes.registry(|| {
             let registry = Arc::new(Registry::<T> {
                 inner: Mutex::new(Inner::new(table.changes.version())),
                 watchers: table.changes.watcher_count(),
@@ -184,19 +183,17 @@ impl<T: Entity> Registry<T> {
                 select: Arc::clone(select),
                 registry: Arc::downgrade(&registry),
             }));
-            registry as Arc<dyn Any + Send + Sync>
+            registry
         });
-        Arc::clone(erased).downcast::<Registry<T>>().ok()
+        Some(Arc::clone(registry))
     }
 
     /// Whether this is the registry of `table` (false once the table was replaced).
     pub(crate) fn serves(&self, table: &Table<T>) -> bool {
-        table.changes.registry_if_any().is_some_and(|mine| {
-            std::ptr::eq(
-                Arc::as_ptr(mine).cast::<()>(),
-                std::ptr::from_ref(self).cast(),
-            )
-        })
+        table
+            .changes
+            .registry_if_any()
+            .is_some_and(|mine| std::ptr::eq(Arc::as_ptr(mine), self))
     }
 
     fn wake_all(&self) {

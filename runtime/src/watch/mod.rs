@@ -73,14 +73,17 @@
 //! Streams end once the state stops folding (the Db closed, or the fold failed),
 //! after emitting the final result if it changed.
 
+mod registration;
 mod registry;
+mod routes;
 mod stream;
 
 use std::sync::Arc;
 
 use futures::Stream;
 
-pub(crate) use registry::{Registry, Routes};
+pub(crate) use registry::Registry;
+pub(crate) use routes::Routes;
 pub use stream::WatchStream;
 use stream::Watcher;
 

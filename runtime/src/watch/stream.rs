@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use super::registry::Registration;
+use super::registration::Registration;
 use super::{Selector, WatchSource};
 use crate::db::{FoldStatus, StateCell};
 use crate::entity::Entity;

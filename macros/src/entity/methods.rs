@@ -26,11 +26,16 @@ pub struct Ctx<'a> {
 
 /// The field's descriptor: its marker type implements `FieldOf<Entity, Type>`, whose `GET`
 /// const reads the field (a constant at every use, so clause loops call it directly).
-pub fn descriptor_impl(cx: &Ctx, field: &FieldDef, impl_params: &TokenStream) -> TokenStream {
+pub fn descriptor_impl(
+    cx: &Ctx,
+    field: &FieldDef,
+    impl_params: &TokenStream,
+    where_clause: Option<&syn::WhereClause>,
+) -> TokenStream {
     let (entity, markers, f, ty) = (cx.entity, cx.markers, field.ident, field.ty);
     quote! {
         #[automatically_derived]
-        impl<#impl_params> ::foldkit::__private::FieldOf<#entity, #ty> for #markers::#f {
+        impl<#impl_params> ::foldkit::__private::FieldOf<#entity, #ty> for #markers::#f #where_clause {
             const GET: fn(&#entity) -> &#ty = |r| &r.#f;
         }
     }

@@ -6,83 +6,9 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
+use super::generics::{Split, split};
 use super::methods::{self, Ctx};
 use super::model::{EntityDef, FieldDef, IndexKind};
-
-/// The generics of an entity, split the ways the expansion needs them.
-struct Split {
-    /// `T, const N: usize,` without bounds, for the query type's alias (trailing comma).
-    alias_params: TokenStream,
-    /// `<T: Bound, const N: usize,>` without defaults, for impls (trailing comma).
-    impl_params: TokenStream,
-    /// `T, N,` (trailing comma).
-    args: TokenStream,
-    /// The struct's where-predicates (trailing comma).
-    predicates: TokenStream,
-}
-
-fn split(generics: &syn::Generics) -> Split {
-    let args = generics.params.iter().map(|param| match param {
-        syn::GenericParam::Type(ty) => ty.ident.to_token_stream_ref(),
-        syn::GenericParam::Lifetime(lt) => {
-            let lifetime = &lt.lifetime;
-            quote!(#lifetime)
-        }
-        syn::GenericParam::Const(c) => c.ident.to_token_stream_ref(),
-    });
-    let impl_params = generics.params.iter().map(|param| match param {
-        syn::GenericParam::Type(ty) => {
-            let mut ty = ty.clone();
-            ty.eq_token = None;
-            ty.default = None;
-            quote!(#ty)
-        }
-        syn::GenericParam::Const(c) => {
-            let mut c = c.clone();
-            c.eq_token = None;
-            c.default = None;
-            quote!(#c)
-        }
-        other => quote!(#other),
-    });
-    let predicates = generics.where_clause.as_ref().map(|w| {
-        let predicates = w.predicates.iter();
-        quote!(#(#predicates,)*)
-    });
-    let alias_params = generics.params.iter().map(|param| match param {
-        syn::GenericParam::Type(ty) => {
-            let (ident, default) = (&ty.ident, ty.default.as_ref());
-            match default {
-                Some(default) => quote!(#ident = #default),
-                None => quote!(#ident),
-            }
-        }
-        syn::GenericParam::Lifetime(lt) => {
-            let lifetime = &lt.lifetime;
-            quote!(#lifetime)
-        }
-        syn::GenericParam::Const(c) => {
-            let (ident, ty) = (&c.ident, &c.ty);
-            quote!(const #ident: #ty)
-        }
-    });
-    Split {
-        alias_params: quote!(#(#alias_params,)*),
-        impl_params: quote!(#(#impl_params,)*),
-        args: quote!(#(#args,)*),
-        predicates: quote!(#predicates),
-    }
-}
-
-trait IdentTokens {
-    fn to_token_stream_ref(&self) -> TokenStream;
-}
-
-impl IdentTokens for syn::Ident {
-    fn to_token_stream_ref(&self) -> TokenStream {
-        quote!(#self)
-    }
-}
 
 /// The name of the hidden module of field markers.
 pub fn markers_ident(ident: &syn::Ident) -> syn::Ident {

@@ -1,6 +1,7 @@
 //! `#[derive(Entity)]`: parse → validate → expand.
 //!
 //! [`attr`] reads `#[entity(..)]` attributes, [`kind`] tells what a field's type can do,
+//! [`generics`] splits the struct's generics,
 //! [`model`] checks the struct and builds the [`model::EntityDef`] the expansion works
 //! from, [`expand`] and [`methods`] emit the `Entity` impl, the field markers and the thin
 //! query type, and [`fallback`] stands in when the input is not a struct at all. A mistake
@@ -10,6 +11,7 @@
 mod attr;
 mod expand;
 mod fallback;
+mod generics;
 mod kind;
 mod methods;
 mod model;

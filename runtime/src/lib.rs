@@ -70,9 +70,7 @@ pub mod table;
 pub mod testing;
 pub mod watch;
 
-/// Derives [`Entity`] for a struct with named fields: see the [`entity`] module.
-pub use foldkit_macros::Entity;
-pub use foldkit_macros::{Event, State};
+pub use foldkit_macros::{Entity, Event, State};
 pub use foldkit_storage as storage;
 pub use foldkit_storage::{FsyncPolicy, Seq};
 
@@ -105,7 +103,11 @@ pub mod error {
     pub use foldkit_storage::StorageError;
 }
 
-/// serde, re-exported so derived code and users need no direct dependency.
+/// serde, re-exported: the foldkit derives expand to paths through it.
+///
+/// The `Serialize`/`Deserialize` derives in the prelude are serde's own, and their
+/// expansion names the `serde` crate: a crate that uses them depends on `serde` (with the
+/// `derive` feature) itself, or adds `#[serde(crate = "foldkit::serde")]` to each type.
 pub use serde;
 
 /// Everything a user needs to model a domain: `use foldkit::prelude::*;`.
@@ -123,13 +125,28 @@ pub mod prelude {
 pub mod __private {
     //! Items the derives expand to. Not public API: no stability promise.
     pub use crate::db::FoldCause;
-    pub use crate::event::{UpcastFrom, check_previous, decode_oldest, decode_with_previous};
-    pub use crate::query::fields::{
-        ContainsField, EqField, IndexKey, OptionField, OrdField, SortField,
+    pub use crate::entity::assert_entity_id;
+    pub use crate::event::{
+        NoEvent, UpcastFrom, check_previous, decode_oldest, decode_with_previous,
     };
-    pub use crate::state::{EventType, SnapshotField, assert_snapshot_field, decode_if};
+    pub use crate::query::clauses::{Clauses, FieldOf, IntoValue, Values};
+    pub use crate::query::fields::{
+        ContainsField, EqField, IndexKey, OptionField, OrdField, OrderedKey, SortField,
+    };
+    pub use crate::query::probe::IndexProbe;
+    pub use crate::state::{
+        EventType, SnapshotField, StateBounds, assert_snapshot_field, assert_state, decode_if,
+    };
     pub use crate::store::RecordedEvent;
-    pub use crate::table::{AnyIndex, HashIndex, Keys, index_each, index_one};
+    pub use crate::table::index::{
+        AnyIndex, HashIndex, Keys, index_each, index_one, index_ordered,
+    };
+    pub use std::ops::Bound::{Excluded, Included, Unbounded};
+
+    /// How many live watch streams follow `table` (for tests of the watch registry).
+    pub fn watchers<T: crate::Entity>(table: &crate::Table<T>) -> usize {
+        table.watchers()
+    }
     pub use std::boxed::Box;
     pub use std::ops::Bound;
     pub use std::vec::Vec;

@@ -127,6 +127,7 @@ pub(super) async fn execute(
         Ok(done) => done,
         Err(ExecuteError::Rejected(refusal)) => return Err(ApiError::rejected(&id, &refusal)),
         Err(ExecuteError::Db(e)) => return Err(e.into()),
+        Err(other) => return Err(ApiError::bad_request(other.to_string())),
     };
     let response = ExecutedJson {
         account: AccountJson {

@@ -201,6 +201,7 @@ pub struct Executed<A: Aggregate> {
 
 /// Why a command did not run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExecuteError<E> {
     /// The domain refused the command (`handle` returned this error); nothing was written.
     #[error("command rejected: {0}")]

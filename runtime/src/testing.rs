@@ -48,8 +48,8 @@ use crate::event::Event;
 /// their seqs. Open the Db under test on `dir` afterwards: its states read them
 /// upcast through the `From` chain of the current version.
 ///
-/// A Db registers only the newest version of an event (one log per stable name),
-/// so this opens a separate Db on `dir` holding only `E`'s log, appends, and
+/// A Db registers only the newest version of an event (one Rust type per stable
+/// name), so this opens a separate Db on `dir` registering only `E`, appends, and
 /// closes it. `dir` must not be open by another Db then ([`DbError::AlreadyOpen`]).
 ///
 /// ```

@@ -60,7 +60,7 @@ impl<'a> StateDef<'a> {
                     attr::set_once(&mut event, &meta, path)
                 } else if meta.path.is_ident("events") {
                     let mut listed: Vec<Path> = Vec::new();
-                    meta.parse_nested_meta(|inner| {
+                    let parsed = meta.parse_nested_meta(|inner| {
                         let path = inner.path.clone();
                         let key = quote::ToTokens::to_token_stream(&path).to_string();
                         if listed
@@ -75,15 +75,15 @@ impl<'a> StateDef<'a> {
                             listed.push(path);
                         }
                         Ok(())
-                    })
-                    .map_err(|e| {
-                        Error::new(
+                    });
+                    // Reported here, and `events` is still set: one mistake, one error.
+                    if let Err(e) = parsed {
+                        errors.push(Error::new(
                             e.span(),
                             "expected the event types this state folds, e.g. `events(OrderEvent, CustomerEvent)`",
-                        )
-                    })?;
-                    if listed.is_empty() {
-                        return Err(meta.error(
+                        ));
+                    } else if listed.is_empty() {
+                        errors.push(meta.error(
                             "`events(..)` lists no event type: name at least one, e.g. `events(OrderEvent)`",
                         ));
                     }

@@ -365,11 +365,10 @@ impl FileStore {
             let enqueued = log
                 .try_enqueue_batch(&payloads)
                 .map_err(|e| storage("append to the log", e))?;
-            let enqueued = match enqueued {
+            match enqueued {
                 Enqueue::Done(enqueued) => enqueued,
                 Enqueue::Rolling(roll) => return Ok(Step::Rolling(roll)),
-            };
-            enqueued
+            }
         };
         let positions = enqueued.seqs.clone();
         let appended = Appended {

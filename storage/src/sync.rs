@@ -201,15 +201,11 @@ impl Inner {
         let (prepared, arrived) = {
             let mut st = self.state.lock();
             let arrived = self.sync.wake.arrived.load(Ordering::Relaxed);
-            let prepared = st.flush().map(|()| {
-                st.unsynced = 0;
-                let path = st.active_segment_path().unwrap_or_default();
-                (Arc::clone(&st.active), path, st.next_seq - 1)
-            });
+            let prepared = st.prepare_sync();
             (prepared, arrived)
         };
-        let result = prepared.and_then(|(file, path, target)| {
-            fsync(&file, &path, self.options.fsync_hook.as_ref()).map(|()| target)
+        let result = prepared.and_then(|to| {
+            fsync(&to.file, &to.path, self.options.fsync_hook.as_ref()).map(|()| to.last)
         });
         (self.publish(result), arrived)
     }
@@ -230,35 +226,20 @@ impl Inner {
     }
 
     fn poison(&self, error: StorageError) {
-        self.state
-            .lock()
-            .poison
-            .get_or_insert_with(|| error.clone());
+        self.state.lock().poison(&error);
         self.sync.fail(error);
     }
 
     /// Rolls the full active segment (on the sync thread): see the module docs.
     fn roll_now(&self) {
-        let prepared = {
-            let mut st = self.state.lock();
-            if !st.rolling {
-                return;
-            }
-            if st.poison.is_some() || st.closed {
-                st.rolling = false;
-                None
-            } else {
-                Some(st.flush().map(|()| {
-                    let path = st.active_segment_path().unwrap_or_default();
-                    (Arc::clone(&st.active), path, st.next_seq - 1)
-                }))
-            }
+        let Some(prepared) = self.state.lock().take_roll() else {
+            return;
         };
         if let Some(prepared) = prepared {
-            let result = prepared.and_then(|(file, path, last)| {
-                fsync(&file, &path, self.options.fsync_hook.as_ref())?;
-                let next = crate::segment::create(&self.dir, last + 1)?;
-                Ok((last, next))
+            let result = prepared.and_then(|to| {
+                fsync(&to.file, &to.path, self.options.fsync_hook.as_ref())?;
+                let next = crate::segment::create(&self.dir, to.last + 1)?;
+                Ok((to.last, next))
             });
             match result {
                 Ok((last, file)) => {
@@ -266,10 +247,7 @@ impl Inner {
                     self.sync.mark_synced(last);
                 }
                 Err(error) => {
-                    let mut st = self.state.lock();
-                    st.rolling = false;
-                    st.poison.get_or_insert_with(|| error.clone());
-                    drop(st);
+                    self.state.lock().roll_failed(&error);
                     self.sync.fail(error);
                 }
             }
@@ -282,12 +260,12 @@ impl Inner {
     fn background_flush(&self, fsync_now: bool) {
         let unsynced = {
             let mut st = self.state.lock();
-            if st.poison.is_some() {
+            if st.is_poisoned() {
                 return;
             }
             // A failure poisons the log; appenders will report it.
             let _ = st.flush();
-            st.unsynced > 0
+            st.has_unsynced()
         };
         if fsync_now && unsynced {
             let _ = self.sync_round();

@@ -72,6 +72,19 @@ struct Wake {
     arrived: AtomicU64,
 }
 
+impl Wake {
+    /// Asks the thread for work: `change` edits the requests under their lock
+    /// and says whether the thread must wake for it; it is then woken with the
+    /// lock released. Every request goes through here, so none can change the
+    /// requests without the wake-up the thread's loop relies on.
+    fn ask(&self, change: impl FnOnce(&mut Requests) -> bool) {
+        let wake = change(&mut self.requests.lock());
+        if wake {
+            self.signal.notify_one();
+        }
+    }
+}
+
 /// The longest a round waits for the callers the previous round served to
 /// come back with their next record (see `gather`).
 const GATHER: Duration = Duration::from_micros(100);
@@ -121,12 +134,11 @@ impl SyncState {
 
     /// Asks the thread to make everything up to `seq` durable.
     fn request(&self, seq: Seq) {
-        let mut requests = self.wake.requests.lock();
-        if seq > requests.sync_to {
-            requests.sync_to = seq;
-            drop(requests);
-            self.wake.signal.notify_one();
-        }
+        self.wake.ask(|requests| {
+            let raised = seq > requests.sync_to;
+            requests.sync_to = requests.sync_to.max(seq);
+            raised
+        });
     }
 
     /// Asks the thread to roll the active segment; returns a receiver that sees
@@ -134,8 +146,10 @@ impl SyncState {
     /// Called under the state lock, with `State::rolling` set.
     pub(crate) fn request_roll(&self) -> watch::Receiver<Status> {
         let receiver = self.status.subscribe();
-        self.wake.requests.lock().roll = true;
-        self.wake.signal.notify_one();
+        self.wake.ask(|requests| {
+            requests.roll = true;
+            true
+        });
         receiver
     }
 
@@ -147,8 +161,10 @@ impl SyncState {
 
     /// Tells the thread to end (the log is closed or dropped); does not wait.
     pub(crate) fn stop(&self) {
-        self.wake.requests.lock().stop = true;
-        self.wake.signal.notify_one();
+        self.wake.ask(|requests| {
+            requests.stop = true;
+            true
+        });
     }
 }
 
@@ -308,8 +324,10 @@ impl Syncer {
 
     /// Asks the thread to end; does not wait for it.
     pub(crate) fn stop(self) {
-        self.wake.requests.lock().stop = true;
-        self.wake.signal.notify_one();
+        self.wake.ask(|requests| {
+            requests.stop = true;
+            true
+        });
         drop(self.thread);
     }
 }

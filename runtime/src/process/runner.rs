@@ -552,7 +552,14 @@ impl<P: ProcessManager> Runner<P> {
     }
 
     /// Writes the state, the dead letters and the position as one snapshot.
+    /// Syncs the store first: under a lax fsync policy a crash may lose the
+    /// last acknowledged appends, and a checkpoint must never claim reactions
+    /// (or events) the log lost.
     async fn checkpoint(&mut self) {
+        if let Err(error) = self.store.sync().await {
+            tracing::warn!(process_manager = P::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot sync before a process manager checkpoint; retried later");
+            return;
+        }
         let bytes = {
             let state = self.shared.state.read();
             let dead = self.shared.dead.lock();

@@ -340,9 +340,10 @@ impl<S: Selection> Subscription<S> {
 
     /// Stores `position` as the checkpoint: after a restart the subscription
     /// resumes after it. An ack at or below the current checkpoint is a no-op
-    /// (checkpoints only move forward). Each ack is one durable write in the
-    /// store (a small file, fsynced, for the file store): ack every few events
-    /// rather than every event when that matters.
+    /// (checkpoints only move forward). Each ack syncs the store (so the
+    /// checkpoint never points past events a crash could lose) and makes one
+    /// durable write (a small file, fsynced, for the file store): ack every few
+    /// events rather than every event when that matters.
     ///
     /// # Errors
     ///
@@ -364,13 +365,17 @@ impl<S: Selection> Subscription<S> {
         if self.acked.is_some_and(|a| a >= position) {
             return Ok(());
         }
+        let failed = |source| SubscribeError::Store {
+            name: self.name.clone(),
+            source,
+        };
+        // Under a lax fsync policy a crash may lose the last appends: the
+        // checkpoint must not point past events the log could lose.
+        self.store.sync().await.map_err(failed)?;
         self.store
             .write_checkpoint(&self.name, position)
             .await
-            .map_err(|source| SubscribeError::Store {
-                name: self.name.clone(),
-                source,
-            })?;
+            .map_err(failed)?;
         self.acked = Some(position);
         Ok(())
     }

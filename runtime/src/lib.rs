@@ -86,9 +86,9 @@ pub use db::{
 };
 pub use entity::{Entity, EntityId};
 pub use event::{CodecError, Event};
+pub use process::{ProcessManager, Reaction, Reacts};
 pub use query::{Asc, Desc, Detached, Direction, Fetch, QueryBuilder, QueryCore};
 pub use state::{Apply, EventType, FoldError, Meta, State};
-pub use process::{ProcessManager, Reaction, Reacts};
 pub use store::{EventContext, EventStore, FileStore, RecordedEvent};
 pub use subscribe::{Events, Subscription};
 pub use table::Table;
@@ -102,10 +102,10 @@ pub use table::Table;
 pub mod error {
     pub use crate::db::{DbError, ExecuteError, FoldCause, FoldFailure};
     pub use crate::event::CodecError;
+    pub use crate::process::ProcessError;
     pub use crate::snapshot::{IdentityMismatch, SnapshotError};
     pub use crate::state::FoldError;
     pub use crate::store::StoreError;
-    pub use crate::process::ProcessError;
     pub use crate::store::file::EnvelopeError;
     pub use crate::subscribe::SubscribeError;
     pub use foldkit_storage::StorageError;

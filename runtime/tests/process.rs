@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use foldkit::process::{Declare, ProcessError, ProcessManager, ProcessOptions, Reacts, RetryPolicy};
 use foldkit::prelude::*;
+use foldkit::process::{
+    Declare, ProcessError, ProcessManager, ProcessOptions, Reacts, RetryPolicy,
+};
 use foldkit::{Reaction, StoredEvent};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -79,13 +81,20 @@ impl Reacts<Signup> for Admit {
         *seen += 1;
     }
     fn react(_: &u64, Signup::Registered { user }: &Signup, _: &Meta) -> Vec<Reaction> {
-        vec![Reaction::command::<Gate>("main", &GateCommand::Pass(user.clone()))]
+        vec![Reaction::command::<Gate>(
+            "main",
+            &GateCommand::Pass(user.clone()),
+        )]
     }
 }
 
 fn options() -> ProcessOptions {
     ProcessOptions::default()
-        .retry(RetryPolicy::new(3, Duration::from_millis(1), Duration::from_millis(4)))
+        .retry(RetryPolicy::new(
+            3,
+            Duration::from_millis(1),
+            Duration::from_millis(4),
+        ))
         // No checkpoint but at close: a crash loses every checkpoint after the start.
         .checkpoints(u64::MAX, Duration::from_secs(3600))
 }
@@ -114,9 +123,16 @@ async fn passed(db: &Db) -> Vec<StoredEvent<GateEvent>> {
 async fn a_reaction_carries_its_causation_correlation_and_actor() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path()).await;
-    db.aggregate::<Gate>().execute("main", GateCommand::Open).await.unwrap();
+    db.aggregate::<Gate>()
+        .execute("main", GateCommand::Open)
+        .await
+        .unwrap();
     let cause = db
-        .append_to("signup/ada", ExpectedVersion::Any, [Signup::Registered { user: "ada".into() }])
+        .append_to(
+            "signup/ada",
+            ExpectedVersion::Any,
+            [Signup::Registered { user: "ada".into() }],
+        )
         .await
         .unwrap();
     let admit = db.process_manager::<Admit>().unwrap();
@@ -137,7 +153,10 @@ async fn lose_checkpoints(dir: &std::path::Path) {
     let db = Db::builder(dir).open().await.unwrap();
     let store = db.store();
     for position in store.list_snapshots("process-manager.admit").await.unwrap() {
-        store.remove_snapshot("process-manager.admit", position).await.unwrap();
+        store
+            .remove_snapshot("process-manager.admit", position)
+            .await
+            .unwrap();
     }
     db.close().await.unwrap();
 }
@@ -146,11 +165,20 @@ async fn lose_checkpoints(dir: &std::path::Path) {
 async fn a_redelivery_after_a_lost_checkpoint_appends_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path()).await;
-    db.aggregate::<Gate>().execute("main", GateCommand::Open).await.unwrap();
+    db.aggregate::<Gate>()
+        .execute("main", GateCommand::Open)
+        .await
+        .unwrap();
     for user in ["ada", "bob", "cy"] {
-        db.append(Signup::Registered { user: user.into() }).await.unwrap();
+        db.append(Signup::Registered { user: user.into() })
+            .await
+            .unwrap();
     }
-    db.process_manager::<Admit>().unwrap().settle().await.unwrap();
+    db.process_manager::<Admit>()
+        .unwrap()
+        .settle()
+        .await
+        .unwrap();
     assert_eq!(passed(&db).await.len(), 3);
     db.close().await.unwrap();
 
@@ -165,7 +193,11 @@ async fn a_redelivery_after_a_lost_checkpoint_appends_nothing_twice() {
     // ... but each reaction took effect once, and was not even tried again (the
     // gate would refuse a second pass: the idempotency key alone would not do).
     assert_eq!(passed(&db).await.len(), 3);
-    assert!(db.dead_letters().list().is_empty(), "{:?}", db.dead_letters().list());
+    assert!(
+        db.dead_letters().list().is_empty(),
+        "{:?}",
+        db.dead_letters().list()
+    );
     db.close().await.unwrap();
 }
 
@@ -174,15 +206,23 @@ async fn a_failing_reaction_is_parked_durably_then_retried_or_discarded() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path()).await;
     // The gate is closed: every Pass is rejected, retried, then parked.
-    db.append(Signup::Registered { user: "ada".into() }).await.unwrap();
-    db.append(Signup::Registered { user: "bob".into() }).await.unwrap();
+    db.append(Signup::Registered { user: "ada".into() })
+        .await
+        .unwrap();
+    db.append(Signup::Registered { user: "bob".into() })
+        .await
+        .unwrap();
     let admit = db.process_manager::<Admit>().unwrap();
     admit.settle().await.unwrap();
     let dead = db.dead_letters().list();
     assert_eq!(dead.len(), 2, "{dead:?}");
     assert_eq!(dead[0].id.to_string(), "admit@1#0");
     assert_eq!(dead[0].attempts, 3);
-    assert!(dead[0].error.contains("the gate is closed"), "{}", dead[0].error);
+    assert!(
+        dead[0].error.contains("the gate is closed"),
+        "{}",
+        dead[0].error
+    );
     let (id, command) = dead[0].reaction.as_command::<Gate>().unwrap();
     assert_eq!((id, command), ("main", GateCommand::Pass("ada".into())));
     db.close().await.unwrap();
@@ -196,7 +236,10 @@ async fn a_failing_reaction_is_parked_durably_then_retried_or_discarded() {
     assert!(matches!(again, ProcessError::RetryFailed { .. }), "{again}");
     assert_eq!(db.dead_letters().list()[0].attempts, 4);
     // Open the gate: the retry goes through, with the original causation.
-    db.aggregate::<Gate>().execute("main", GateCommand::Open).await.unwrap();
+    db.aggregate::<Gate>()
+        .execute("main", GateCommand::Open)
+        .await
+        .unwrap();
     db.dead_letters().retry(&dead[0].id).await.unwrap();
     let passed = passed(&db).await;
     assert_eq!(passed.len(), 1);
@@ -205,11 +248,17 @@ async fn a_failing_reaction_is_parked_durably_then_retried_or_discarded() {
     db.dead_letters().discard(&dead[1].id).await.unwrap();
     assert!(db.dead_letters().list().is_empty());
     let unknown = db.dead_letters().discard(&dead[1].id).await.unwrap_err();
-    assert!(matches!(unknown, ProcessError::UnknownDeadLetter { .. }), "{unknown}");
+    assert!(
+        matches!(unknown, ProcessError::UnknownDeadLetter { .. }),
+        "{unknown}"
+    );
     db.close().await.unwrap();
 
     let db = open(dir.path()).await;
-    assert!(db.dead_letters().list().is_empty(), "the resolution is durable");
+    assert!(
+        db.dead_letters().list().is_empty(),
+        "the resolution is durable"
+    );
     db.close().await.unwrap();
 }
 
@@ -223,7 +272,9 @@ async fn a_manager_commanding_an_unregistered_aggregate_fails_at_open_naming_it(
         .unwrap_err();
     match &error {
         DbError::Process(ProcessError::UnregisteredAggregate {
-            process_manager, aggregate, ..
+            process_manager,
+            aggregate,
+            ..
         }) => assert_eq!((*process_manager, *aggregate), ("admit", "gate")),
         other => panic!("{other:?}"),
     }
@@ -233,7 +284,8 @@ async fn a_manager_commanding_an_unregistered_aggregate_fails_at_open_naming_it(
 struct Unstorable;
 
 impl ProcessManager for Unstorable {
-    const NAME: &'static str = "////////////////////////////////////////////////////////////////////";
+    const NAME: &'static str =
+        "////////////////////////////////////////////////////////////////////";
     type State = ();
     fn declare(d: &mut Declare<Self>) {
         d.on::<Signup>();

@@ -32,7 +32,11 @@ pub struct DeadLetterId {
 
 impl fmt::Display for DeadLetterId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}#{}", self.process_manager, self.causation, self.index)
+        write!(
+            f,
+            "{}@{}#{}",
+            self.process_manager, self.causation, self.index
+        )
     }
 }
 

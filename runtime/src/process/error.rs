@@ -57,7 +57,9 @@ pub enum ProcessError {
         source: StoreError,
     },
     /// The manager is not registered with this Db.
-    #[error("process manager `{name}` is not registered: add `.process_manager::<..>()` to the builder")]
+    #[error(
+        "process manager `{name}` is not registered: add `.process_manager::<..>()` to the builder"
+    )]
     NotRegistered {
         /// The manager's name.
         name: &'static str,

@@ -53,8 +53,8 @@ pub use dead::{DeadLetter, DeadLetterId, DeadLetters};
 pub use error::ProcessError;
 pub use reaction::Reaction;
 pub use runner::ProcessHandle;
-pub(crate) use setup::{Extensions, Setup};
 pub use setup::{Declare, ProcessOptions, RetryPolicy};
+pub(crate) use setup::{Extensions, Setup};
 
 use crate::event::Event;
 use crate::state::Meta;

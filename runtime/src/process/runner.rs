@@ -33,6 +33,8 @@ use crate::store::{AppendBatch, EventContext, EventStore, NewEvent, RecordedEven
 
 /// Records read from the store at a time.
 const BATCH: usize = 256;
+/// Reactions dispatched between two yields to the executor.
+const YIELD_EVERY: usize = 16;
 /// Snapshots kept per manager.
 const KEEP: usize = 2;
 /// The snapshot format of this build.
@@ -202,7 +204,11 @@ pub(crate) fn start<P: ProcessManager>(
                     first_failure.get_or_insert((position, e.to_string()));
                 }
             }
-            tracing::warn!(process_manager = P::NAME, position, "foldkit: a process manager snapshot does not decode; trying an older one");
+            tracing::warn!(
+                process_manager = P::NAME,
+                position,
+                "foldkit: a process manager snapshot does not decode; trying an older one"
+            );
         }
         let (checkpoint, persisted) = match (restored, first_failure) {
             (Some(found), _) => found,
@@ -347,6 +353,7 @@ impl<P: ProcessManager> Runner<P> {
     /// Folds and reacts to one batch, then checkpoints if it is time.
     async fn process(&mut self, records: &[RecordedEvent]) -> Result<(), Halt> {
         let mut parked = false;
+        let mut dispatched = 0usize;
         for record in records {
             if record.position <= self.processed {
                 continue;
@@ -370,6 +377,12 @@ impl<P: ProcessManager> Runner<P> {
                         continue; // took effect before a restart
                     }
                     parked |= self.react(&meta, index, reaction).await?;
+                    // An append may complete without yielding (in-memory
+                    // store, no fsync): do not starve the worker's other tasks.
+                    dispatched += 1;
+                    if dispatched % YIELD_EVERY == 0 {
+                        tokio::task::yield_now().await;
+                    }
                 }
                 self.processed = record.position;
                 self.publish();
@@ -381,6 +394,7 @@ impl<P: ProcessManager> Runner<P> {
         if parked || self.processed - self.saved >= self.options.checkpoint_every {
             self.checkpoint().await;
         }
+        tokio::task::yield_now().await;
         Ok(())
     }
 
@@ -404,7 +418,10 @@ impl<P: ProcessManager> Runner<P> {
         let mut attempts = 0;
         let error = loop {
             attempts += 1;
-            let failure = match self.dispatch(causation, index, &correlation, &reaction).await {
+            let failure = match self
+                .dispatch(causation, index, &correlation, &reaction)
+                .await
+            {
                 Ok(()) => return Ok(false),
                 Err(failure) if failure.closed => return Err(Halt::Stopped),
                 Err(failure) => failure,
@@ -571,7 +588,11 @@ impl<P: ProcessManager> Runner<P> {
         };
         let name = snapshot_name::<P>();
         let written = match bytes {
-            Ok(bytes) => self.store.write_snapshot(&name, self.processed, bytes).await,
+            Ok(bytes) => {
+                self.store
+                    .write_snapshot(&name, self.processed, bytes)
+                    .await
+            }
             Err(e) => {
                 tracing::error!(process_manager = P::NAME, error = %e, "foldkit: the process manager state does not encode; no checkpoint");
                 return;
@@ -583,7 +604,8 @@ impl<P: ProcessManager> Runner<P> {
         }
         self.saved = self.processed;
         self.saved_at = Instant::now();
-        self.done.retain(|(causation, _)| *causation > self.processed);
+        self.done
+            .retain(|(causation, _)| *causation > self.processed);
         if let Ok(all) = self.store.list_snapshots(&name).await {
             for old in all.into_iter().skip(KEEP) {
                 let _ = self.store.remove_snapshot(&name, old).await;
@@ -632,7 +654,11 @@ impl<P: ProcessManager> Runner<P> {
             process_manager: P::NAME,
             source,
         };
-        if self.took_effect(causation, index).await.map_err(store_error)? {
+        if self
+            .took_effect(causation, index)
+            .await
+            .map_err(store_error)?
+        {
             return Ok(());
         }
         match self

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::{ProcessManager, Reacts, Reaction};
+use super::{ProcessManager, Reaction, Reacts};
 use crate::Seq;
 use crate::aggregate::Aggregate;
 use crate::event::Event;

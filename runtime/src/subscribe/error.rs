@@ -34,7 +34,9 @@ pub enum SubscribeError {
         name: String,
     },
     /// `ack` was given a position the subscription has not read yet.
-    #[error("subscription {name:?} cannot acknowledge position {position}: it has read up to {scanned}")]
+    #[error(
+        "subscription {name:?} cannot acknowledge position {position}: it has read up to {scanned}"
+    )]
     AckAhead {
         /// The subscription's name.
         name: String,

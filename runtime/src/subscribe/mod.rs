@@ -216,16 +216,19 @@ impl<S: Selection> SubscriptionBuilder<S> {
         }
         let active = Active::claim(&self.db, &self.name)?;
         let store = Arc::clone(self.db.store());
-        let checkpoint = store.read_checkpoint(&self.name).await.map_err(|e| match e {
-            crate::store::StoreError::InvalidBatch(reason) => SubscribeError::InvalidName {
-                name: self.name.clone(),
-                reason,
-            },
-            other => SubscribeError::Store {
-                name: self.name.clone(),
-                source: other,
-            },
-        })?;
+        let checkpoint = store
+            .read_checkpoint(&self.name)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::InvalidBatch(reason) => SubscribeError::InvalidName {
+                    name: self.name.clone(),
+                    reason,
+                },
+                other => SubscribeError::Store {
+                    name: self.name.clone(),
+                    source: other,
+                },
+            })?;
         let from = checkpoint.map_or(1, |c| c + 1);
         Ok(Subscription {
             pull: Pull::new(store.tail(from), self.batch),

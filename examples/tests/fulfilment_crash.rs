@@ -8,8 +8,8 @@
 //! finish, and checks: every placed order is confirmed or cancelled exactly
 //! once, each order was answered by the stock at most once (never reserved
 //! twice), and the stock adds up (restocked = available + reserved = available
-//! + the confirmed quantities). The log is the Db's own, so "exactly once" is
-//! checked on what is stored, not on what the children saw.
+//! plus the confirmed quantities). The log is the Db's own, so "exactly once"
+//! is checked on what is stored, not on what the children saw.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -247,7 +247,7 @@ async fn kill_9_mid_workflow_many_times_and_every_order_ends_decided_once() {
         .unwrap();
     let tally = tally(&db).await;
     assert!(!tally.placed.is_empty());
-    for (order, _) in &tally.placed {
+    for order in tally.placed.keys() {
         let decided = tally.decided.get(order).cloned().unwrap_or_default();
         assert_eq!(decided.len(), 1, "order {order} decided {decided:?}");
         let answered = tally.answered.get(order).cloned().unwrap_or_default();
@@ -268,19 +268,19 @@ async fn kill_9_mid_workflow_many_times_and_every_order_ends_decided_once() {
         tally.placed.len(),
         "a decision without an order"
     );
-    for sku in SKUS {
-        let stock = db.aggregate::<Inventory>().load(sku).await.unwrap().state;
-        assert_eq!(tally.restocked[sku], RESTOCK);
-        assert_eq!(stock.available + stock.reserved, RESTOCK, "{sku}");
+    for item in SKUS {
+        let stock = db.aggregate::<Inventory>().load(item).await.unwrap().state;
+        assert_eq!(tally.restocked[item], RESTOCK);
+        assert_eq!(stock.available + stock.reserved, RESTOCK, "{item}");
         let confirmed: u32 = (tally.placed.iter())
-            .filter(|(order, _)| sku_of(**order) == sku && tally.decided[*order] == ["confirmed"])
+            .filter(|(order, _)| sku(**order) == item && tally.decided[*order] == ["confirmed"])
             .map(|(_, quantity)| quantity)
             .sum();
         assert_eq!(
             stock.reserved, confirmed,
-            "{sku}: reserved = the confirmed quantities"
+            "{item}: reserved = the confirmed quantities"
         );
-        assert_eq!(tally.reserved.get(sku).copied().unwrap_or(0), confirmed);
+        assert_eq!(tally.reserved.get(item).copied().unwrap_or(0), confirmed);
     }
     assert!(
         db.dead_letters().list().is_empty(),
@@ -292,8 +292,4 @@ async fn kill_9_mid_workflow_many_times_and_every_order_ends_decided_once() {
         tally.placed.len()
     );
     db.close().await.unwrap();
-}
-
-fn sku_of(order: u64) -> &'static str {
-    sku(order)
 }

@@ -97,7 +97,7 @@ impl DeadLetters {
     /// The request is handed to the manager's task at the first poll: dropping
     /// the future after that does not stop the retry, only the wait for its result.
     pub async fn retry(&self, id: &DeadLetterId) -> Result<(), ProcessError> {
-        self.ask(id, |id, reply| Request::Retry(id, reply)).await
+        self.ask(id, Request::Retry).await
     }
 
     /// Drops the reaction for good (durably: the manager writes a checkpoint).
@@ -106,7 +106,7 @@ impl DeadLetters {
     ///
     /// As [`retry`](Self::retry).
     pub async fn discard(&self, id: &DeadLetterId) -> Result<(), ProcessError> {
-        self.ask(id, |id, reply| Request::Discard(id, reply)).await
+        self.ask(id, Request::Discard).await
     }
 
     async fn ask(

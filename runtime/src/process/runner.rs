@@ -380,7 +380,7 @@ impl<P: ProcessManager> Runner<P> {
                     // An append may complete without yielding (in-memory
                     // store, no fsync): do not starve the worker's other tasks.
                     dispatched += 1;
-                    if dispatched % YIELD_EVERY == 0 {
+                    if dispatched.is_multiple_of(YIELD_EVERY) {
                         tokio::task::yield_now().await;
                     }
                 }

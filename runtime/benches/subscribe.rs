@@ -16,8 +16,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use foldkit::process::{Declare, ProcessManager, Reacts};
 use foldkit::prelude::*;
+use foldkit::process::{Declare, ProcessManager, ProcessOptions, Reacts};
 use foldkit::{EventContext, Reaction};
 use futures::StreamExt;
 
@@ -115,7 +115,12 @@ fn catch_up(c: &mut Criterion) {
     });
     group.bench_function("subscription", |b| {
         b.to_async(&rt).iter(|| async {
-            let mut sub = db.subscribe("bench").batch_size(1024).start().await.expect("start");
+            let mut sub = db
+                .subscribe("bench")
+                .batch_size(1024)
+                .start()
+                .await
+                .expect("start");
             for _ in 0..CATCH_UP {
                 sub.next().await.expect("event").expect("ok");
             }
@@ -142,7 +147,11 @@ fn live(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(LIVE));
     for named in [false, true] {
-        let label = if named { "subscription" } else { "db_events_loop" };
+        let label = if named {
+            "subscription"
+        } else {
+            "db_events_loop"
+        };
         group.bench_function(label, |b| {
             b.to_async(&rt).iter_custom(|iters| async move {
                 let mut total = Duration::ZERO;
@@ -181,27 +190,37 @@ fn reactions(c: &mut Criterion) {
     let mut group = c.benchmark_group("reactions");
     group.sample_size(10);
     group.throughput(Throughput::Elements(REACTIONS));
-    group.bench_function("process_manager", |b| {
-        b.to_async(&rt).iter_custom(|iters| async move {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let db = Db::builder(dir.path())
-                    .fsync(FsyncPolicy::Never)
-                    .process_manager::<Echoer>()
-                    .open()
-                    .await
-                    .expect("open");
-                let echo = db.process_manager::<Echoer>().expect("registered");
-                let began = Instant::now();
-                fill(&db, REACTIONS).await;
-                echo.settle().await.expect("settle");
-                total += began.elapsed();
-                db.close().await.expect("close");
-            }
-            total
-        })
-    });
+    // Default options (a checkpoint every 4 096 events: sync + snapshot write),
+    // and checkpoints only at close (the dispatch path alone).
+    for (label, options) in [
+        ("process_manager", ProcessOptions::default()),
+        (
+            "process_manager_checkpoint_at_close",
+            ProcessOptions::default().checkpoints(u64::MAX, Duration::from_secs(3600)),
+        ),
+    ] {
+        group.bench_function(label, |b| {
+            b.to_async(&rt).iter_custom(|iters| async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let db = Db::builder(dir.path())
+                        .fsync(FsyncPolicy::Never)
+                        .process_manager_with::<Echoer>(options)
+                        .open()
+                        .await
+                        .expect("open");
+                    let echo = db.process_manager::<Echoer>().expect("registered");
+                    let began = Instant::now();
+                    fill(&db, REACTIONS).await;
+                    echo.settle().await.expect("settle");
+                    total += began.elapsed();
+                    db.close().await.expect("close");
+                }
+                total
+            })
+        });
+    }
     group.bench_function("db_events_loop", |b| {
         b.to_async(&rt).iter_custom(|iters| async move {
             let mut total = Duration::ZERO;
@@ -224,7 +243,9 @@ fn reactions(c: &mut Criterion) {
                             let context = EventContext::new()
                                 .caused_by(meta.seq)
                                 .correlation_id(format!("seq-{}", meta.seq));
-                            db.append_with(Echo::Seen { id }, context).await.expect("append");
+                            db.append_with(Echo::Seen { id }, context)
+                                .await
+                                .expect("append");
                             done += 1;
                         }
                     })

@@ -385,7 +385,6 @@ impl<P: ProcessManager> Runner<P> {
                     }
                 }
                 self.processed = record.position;
-                self.publish();
             } else {
                 self.processed = record.position;
             }

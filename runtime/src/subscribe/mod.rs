@@ -12,7 +12,7 @@
 //! position handled with the side effect, and skip anything at or below it).
 //!
 //! **Bounded**: nothing reads ahead. The tail is pulled when the consumer polls,
-//! one batch at a time ([`SubscriptionBuilder::batch_size`], default 256), so
+//! one batch at a time ([`SubscriptionBuilder::batch_size`], default 1024), so
 //! a slow consumer holds at most one batch and slows only itself.
 //!
 //! [`Db::events`] is the unnamed form: a catch-up + live stream from a
@@ -45,7 +45,7 @@ use crate::state::Meta;
 use crate::store::{EventStore, RecordedEvent};
 
 /// Default number of records fetched from the store at a time.
-const DEFAULT_BATCH: usize = 256;
+const DEFAULT_BATCH: usize = 1024;
 
 /// Filtered-out records scanned in one poll before yielding to the executor.
 const SCAN_BUDGET: usize = 4096;
@@ -184,7 +184,7 @@ impl<S: Selection> SubscriptionBuilder<S> {
         self
     }
 
-    /// How many records to fetch from the store at a time (default 256; the
+    /// How many records to fetch from the store at a time (default 1024; the
     /// most a slow consumer keeps buffered).
     pub fn batch_size(mut self, records: usize) -> Self {
         self.batch = records.max(1);

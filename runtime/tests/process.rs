@@ -311,3 +311,29 @@ async fn a_manager_name_the_store_refuses_fails_at_open_naming_it() {
         "{error:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_db_dropped_without_close_stops_its_managers_and_frees_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    db.append(Signup::Registered { user: "ada".into() })
+        .await
+        .unwrap();
+    db.process_manager::<Admit>()
+        .unwrap()
+        .settle()
+        .await
+        .unwrap();
+    drop(db);
+    // The manager's task ends with the Db, and with it its hold on the store.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match Db::builder(dir.path()).aggregate::<Gate>().open().await {
+            Ok(db) => break db.close().await.unwrap(),
+            Err(e) if e.is_already_open() && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("the directory stays locked: {e}"),
+        }
+    }
+}

@@ -98,6 +98,13 @@ pub(crate) struct Shared<P: ProcessManager> {
     progress: watch::Sender<Progress>,
     dead: Mutex<Vec<DeadLetter>>,
     requests: mpsc::Sender<Request>,
+}
+
+/// What the Db holds of a running manager. The task holds only `shared` and
+/// the receiving end of `stop`: when the Db is dropped without `close`, the
+/// slot goes, `stop` is dropped, and the task ends (releasing the store).
+pub(crate) struct Slot<P: ProcessManager> {
+    shared: Arc<Shared<P>>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -112,20 +119,20 @@ pub(crate) trait ManagerSlot: Any + Send + Sync {
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
-impl<P: ProcessManager> ManagerSlot for Shared<P> {
+impl<P: ProcessManager> ManagerSlot for Slot<P> {
     fn name(&self) -> &'static str {
         P::NAME
     }
 
     fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.dead.lock().clone()
+        self.shared.dead.lock().clone()
     }
 
     fn request(&self, request: Request) -> Result<(), ProcessError> {
-        self.requests.try_send(request).map_err(|e| match e {
+        self.shared.requests.try_send(request).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => ProcessError::Stopped {
                 name: P::NAME,
-                position: self.progress.borrow().processed,
+                position: self.shared.progress.borrow().processed,
                 reason: "too many dead-letter requests waiting".into(),
             },
             mpsc::error::TrySendError::Closed(_) => ProcessError::Closed,
@@ -238,8 +245,6 @@ pub(crate) fn start<P: ProcessManager>(
             }),
             dead: Mutex::new(persisted.dead),
             requests,
-            stop,
-            task: Mutex::new(None),
         });
         let runner = Runner::<P> {
             shared: Arc::clone(&shared),
@@ -254,8 +259,12 @@ pub(crate) fn start<P: ProcessManager>(
             stop: stop_rx,
         };
         let task = tokio::spawn(runner.run(requests_rx));
-        *shared.task.lock() = Some(task);
-        Ok(shared as Arc<dyn ManagerSlot>)
+        let slot = Slot {
+            shared,
+            stop,
+            task: Mutex::new(Some(task)),
+        };
+        Ok(Arc::new(slot) as Arc<dyn ManagerSlot>)
     })
 }
 
@@ -730,8 +739,10 @@ impl Db {
             .ok_or(ProcessError::NotRegistered { name: P::NAME })?;
         let shared = slot
             .as_any()
-            .downcast::<Shared<P>>()
-            .map_err(|_| ProcessError::NotRegistered { name: P::NAME })?;
+            .downcast::<Slot<P>>()
+            .map_err(|_| ProcessError::NotRegistered { name: P::NAME })?
+            .shared
+            .clone();
         Ok(ProcessHandle {
             shared,
             db: self.clone(),

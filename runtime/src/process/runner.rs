@@ -332,7 +332,9 @@ impl<P: ProcessManager> Runner<P> {
         let mut tail = self.store.tail(self.processed + 1);
         loop {
             if *self.stop.borrow() {
-                self.checkpoint().await;
+                if self.processed > self.saved {
+                    self.checkpoint().await;
+                }
                 return Halt::Stopped;
             }
             let unsaved = self.processed > self.saved;
@@ -399,7 +401,10 @@ impl<P: ProcessManager> Runner<P> {
             }
         }
         self.publish();
-        if parked || self.processed - self.saved >= self.options.checkpoint_every {
+        let due = self.processed - self.saved >= self.options.checkpoint_every
+            || (self.processed > self.saved
+                && self.saved_at.elapsed() >= self.options.checkpoint_interval);
+        if parked || due {
             self.checkpoint().await;
         }
         tokio::task::yield_now().await;

@@ -15,6 +15,10 @@
 //! one batch at a time ([`SubscriptionBuilder::batch_size`], default 1024), so
 //! a slow consumer holds at most one batch and slows only itself.
 //!
+//! One consumer per name: a second `start` of a running name in the same Db
+//! is refused ([`SubscribeError::AlreadyActive`]); two processes sharing a
+//! store must not run the same name (their acks would interleave).
+//!
 //! [`Db::events`] is the unnamed form: a catch-up + live stream from a
 //! position, with no checkpoint.
 //!

@@ -377,6 +377,14 @@ mod tests {
             .then_expect_nothing();
     }
 
+    #[test]
+    #[should_panic(expected = "expected the commands")]
+    fn a_wrong_expectation_lists_what_the_manager_did() {
+        let _ = ProcessTest::<Fulfilment>::new()
+            .when(placed(1, 3))
+            .then_expect_commands::<Order>([(1, (1, OrderCommand::Confirm))]);
+    }
+
     #[tokio::test]
     async fn the_workflow_runs_end_to_end() {
         let dir = tempfile::tempdir().unwrap();

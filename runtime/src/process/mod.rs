@@ -41,6 +41,7 @@
 
 mod dead;
 mod error;
+mod handle;
 mod reaction;
 mod runner;
 mod setup;
@@ -51,8 +52,8 @@ use serde::de::DeserializeOwned;
 
 pub use dead::{DeadLetter, DeadLetterId, DeadLetters};
 pub use error::ProcessError;
+pub use handle::ProcessHandle;
 pub use reaction::Reaction;
-pub use runner::ProcessHandle;
 pub use setup::{Declare, ProcessOptions, RetryPolicy};
 pub(crate) use setup::{Extensions, Setup};
 

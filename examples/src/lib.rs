@@ -17,6 +17,7 @@
 pub mod bank;
 pub mod bank_http;
 pub mod counter;
+pub mod fulfilment;
 pub mod orders;
 
 use std::process::ExitCode;

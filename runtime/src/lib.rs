@@ -62,10 +62,12 @@ mod chain;
 mod db;
 pub mod entity;
 mod event;
+pub mod process;
 pub mod query;
 pub mod snapshot;
 mod state;
 pub mod store;
+pub mod subscribe;
 pub mod table;
 pub mod testing;
 pub mod watch;
@@ -82,9 +84,11 @@ pub use db::{
 };
 pub use entity::{Entity, EntityId};
 pub use event::{CodecError, Event};
+pub use process::{ProcessManager, Reaction, Reacts};
 pub use query::{Asc, Desc, Detached, Direction, Fetch, QueryBuilder, QueryCore};
 pub use state::{Apply, EventType, FoldError, Meta, State};
-pub use store::{EventContext, EventStore, FileStore};
+pub use store::{EventContext, EventStore, FileStore, RecordedEvent};
+pub use subscribe::{Events, Subscription};
 pub use table::Table;
 
 /// The errors foldkit returns, in one place to match on.
@@ -96,10 +100,12 @@ pub use table::Table;
 pub mod error {
     pub use crate::db::{DbError, ExecuteError, FoldCause, FoldFailure};
     pub use crate::event::CodecError;
+    pub use crate::process::ProcessError;
     pub use crate::snapshot::{IdentityMismatch, SnapshotError};
     pub use crate::state::FoldError;
     pub use crate::store::StoreError;
     pub use crate::store::file::EnvelopeError;
+    pub use crate::subscribe::SubscribeError;
     pub use foldkit_storage::StorageError;
 }
 

@@ -35,6 +35,8 @@
 //! AggregateTest::<Door>::given([DoorEvent::Opened]).when(()).then_expect_error(DoorError::AlreadyOpen);
 //! ```
 
+pub use crate::process::testing::{ProcessOutcome, ProcessTest};
+
 use std::fmt::{Debug, Write as _};
 use std::path::Path;
 

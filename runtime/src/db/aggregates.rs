@@ -40,6 +40,7 @@ impl DbBuilder {
     /// Registers `A::Event` so `db.aggregate::<A>()` can run commands.
     pub fn aggregate<A: Aggregate>(mut self) -> Self {
         self.push_event(EventType::of::<A::Event>());
+        self.processes.aggregate(A::NAME);
         self
     }
 
@@ -344,7 +345,8 @@ impl<A: Aggregate> Aggregates<A> {
         expected: ExpectedVersion,
         command: A::Command,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
-        self.run(Self::stream_id(id), expected, command, None).await
+        self.run(Self::stream_id(id), expected, command, None, None)
+            .await
     }
 
     /// [`execute`](Self::execute) with a context (correlation id, causation,
@@ -364,6 +366,27 @@ impl<A: Aggregate> Aggregates<A> {
             ExpectedVersion::Any,
             command,
             Some(Arc::new(context)),
+            None,
+        )
+        .await
+    }
+
+    /// [`execute_with`](Self::execute_with) under an idempotency key (a process
+    /// manager's reaction): if an append with `key` is stored, nothing is appended
+    /// again, and the cached instance is reloaded from its stream.
+    pub(crate) async fn execute_keyed(
+        &self,
+        id: impl fmt::Display,
+        command: A::Command,
+        context: EventContext,
+        key: String,
+    ) -> Result<Executed<A>, ExecuteError<A::Error>> {
+        self.run(
+            Self::stream_id(id),
+            ExpectedVersion::Any,
+            command,
+            Some(Arc::new(context)),
+            Some(key),
         )
         .await
     }
@@ -374,6 +397,7 @@ impl<A: Aggregate> Aggregates<A> {
         expected: ExpectedVersion,
         command: A::Command,
         context: Option<Arc<EventContext>>,
+        key: Option<String>,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
         let slot = self.cache.slot(&stream);
         let mut cached = slot.lock().await;
@@ -405,15 +429,25 @@ impl<A: Aggregate> Aggregates<A> {
         }
         // Left `None` until the append succeeded: a drop or an error here makes
         // the next command reload the instance from its stream.
-        let appended = self
+        let (appended, deduplicated) = self
             .db
             .append_to_with(
                 &stream,
                 ExpectedVersion::Exact(version),
                 events.iter().cloned(),
                 context,
+                key,
             )
             .await?;
+        if deduplicated {
+            // The stored events are the first append's, not these: reload.
+            return Ok(Executed {
+                events: Vec::new(),
+                seqs: Some(appended.seqs),
+                version: appended.version,
+                state,
+            });
+        }
         for event in &events {
             state.apply(event);
         }

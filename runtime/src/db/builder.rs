@@ -54,6 +54,8 @@ pub struct DbBuilder {
     pub(crate) states: Vec<StateType>,
     pub(crate) snapshots: crate::db::snapshots::SnapshotSettings,
     pub(crate) aggregate_cache: usize,
+    /// Registered aggregates and process managers (see `crate::process`).
+    pub(crate) processes: crate::process::Setup,
 }
 
 impl DbBuilder {
@@ -70,6 +72,7 @@ impl DbBuilder {
             states: Vec::new(),
             snapshots: Default::default(),
             aggregate_cache: crate::db::aggregates::DEFAULT_CACHE,
+            processes: crate::process::Setup::default(),
         }
     }
 

@@ -169,6 +169,8 @@ pub(crate) struct Inner {
     aggregate_caches: parking_lot::Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     pub(crate) aggregate_cache: usize,
     open_report: OpenReport,
+    /// Running subscriptions and process managers (see `crate::process`).
+    pub(crate) extensions: crate::process::Extensions,
 }
 
 impl fmt::Debug for Db {
@@ -252,9 +254,10 @@ impl Db {
             tasks.push(started.task);
             opened.push(started.opened);
         }
+        let processes = builder.processes;
         let open_report = OpenReport::new(recovery, opened, began);
         tracing::info!(store = %store.describe(), last_position = last, states = states.len(), elapsed_ms = began.elapsed().as_millis() as u64, "foldkit: Db opened");
-        Ok(Db {
+        let db = Db {
             inner: Arc::new(Inner {
                 store,
                 file,
@@ -269,8 +272,11 @@ impl Db {
                 aggregate_cache: builder.aggregate_cache,
                 snapshots,
                 open_report,
+                extensions: crate::process::Extensions::default(),
             }),
-        })
+        };
+        processes.start(&db).await?;
+        Ok(db)
     }
 
     /// The directory the Db lives in (`None` for a store given to [`Db::builder_with`]).
@@ -440,6 +446,8 @@ impl Db {
         while self.inner.appending.load(Ordering::SeqCst) > 0 {
             tokio::task::yield_now().await;
         }
+        // Process managers write their last checkpoint while the store is open.
+        self.inner.extensions.stop().await;
         let mut first_error: Option<DbError> = None;
         if let Err(error) = self.inner.store.sync().await {
             first_error.get_or_insert(DbError::Store(error));

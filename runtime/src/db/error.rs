@@ -114,6 +114,10 @@ pub enum DbError {
     /// A stream id must not be empty.
     #[error("a stream id must not be empty")]
     EmptyStreamId,
+    /// A process manager could not be set up at open (an undeclared or
+    /// unregistered aggregate, a name the store refuses, an unreadable snapshot).
+    #[error(transparent)]
+    Process(crate::process::ProcessError),
     /// A stored event could not be read back (corrupt envelope, newer schema, store error).
     #[error("cannot read the event at position {seq}")]
     Read {

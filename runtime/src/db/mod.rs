@@ -26,6 +26,7 @@ mod streams;
 pub use aggregates::{Aggregates, ExecuteError, Executed, Loaded};
 pub use builder::DbBuilder;
 pub use db::Db;
+pub(crate) use db::Inner as DbInner;
 pub use error::{DbError, FoldCause, FoldFailure};
 pub(crate) use handle::{FoldStatus, StateCell};
 pub use handle::{Handle, ReadGuard};

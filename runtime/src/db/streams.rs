@@ -85,28 +85,36 @@ impl Db {
         expected: ExpectedVersion,
         events: impl IntoIterator<Item = E>,
     ) -> Result<StreamAppend, DbError> {
-        self.append_to_with(stream_id, expected, events, None).await
+        let (appended, _) = self
+            .append_to_with(stream_id, expected, events, None, None)
+            .await?;
+        Ok(appended)
     }
 
-    /// [`append_to`](Self::append_to) with a context on every event.
+    /// [`append_to`](Self::append_to) with a context on every event and an
+    /// idempotency key; the flag says the store returned an earlier append
+    /// with the same key (nothing was written now).
     pub(crate) async fn append_to_with<E: Event>(
         &self,
         stream_id: &str,
         expected: ExpectedVersion,
         events: impl IntoIterator<Item = E>,
         context: Option<Arc<EventContext>>,
-    ) -> Result<StreamAppend, DbError> {
+        idempotency_key: Option<String>,
+    ) -> Result<(StreamAppend, bool), DbError> {
         if stream_id.is_empty() {
             return Err(DbError::EmptyStreamId);
         }
         let mut batch =
             AppendBatch::new(self.encode_events(events)?).to_stream(stream_id, expected);
         batch.context = context;
+        batch.idempotency_key = idempotency_key;
         let appended = self.append_raw(batch).await?;
-        Ok(StreamAppend {
+        let stream = StreamAppend {
             seqs: appended.positions,
             version: appended.stream_version,
-        })
+        };
+        Ok((stream, appended.deduplicated))
     }
 
     /// The version (number of events) of the stream `stream_id`; 0 when it

@@ -118,14 +118,14 @@ pub struct Meta {
     /// The schema version the event was stored with (before upcasting).
     pub version: u32,
     /// The event type's stable name: read it with [`event_name`](Self::event_name).
-    event_name: Arc<str>,
+    pub(crate) event_name: Arc<str>,
     /// The stream (aggregate instance) the event was appended to: read it with
     /// [`stream_id`](Self::stream_id).
-    stream_id: Option<Arc<str>>,
+    pub(crate) stream_id: Option<Arc<str>>,
     /// The event's version in its stream: [`stream_version`](Self::stream_version).
-    stream_version: Option<u64>,
+    pub(crate) stream_version: Option<u64>,
     /// Who and what caused the append: [`context`](Self::context).
-    context: Option<Arc<EventContext>>,
+    pub(crate) context: Option<Arc<EventContext>>,
 }
 
 impl Meta {

@@ -47,6 +47,7 @@
 mod clock;
 mod error;
 mod frame;
+pub mod inspect;
 mod lock;
 mod log;
 mod options;

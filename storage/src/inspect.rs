@@ -410,3 +410,30 @@ impl RepairLock {
         Ok(removed)
     }
 }
+
+/// The valid records of one segment file whose name gives `first_seq`,
+/// counted from its start up to its first bad byte (what a repair that
+/// removes the segment drops). Read-only.
+pub fn count_records(segment: &Path, first_seq: Seq) -> Result<u64, StorageError> {
+    let bytes = fs::read(segment).map_err(|e| StorageError::io("read segment", segment, e))?;
+    let mut scanned = ScannedSegment {
+        path: segment.to_path_buf(),
+        first_seq,
+        records: 0,
+        bytes: bytes.len() as u64,
+    };
+    let _ = scan_segment(
+        segment,
+        first_seq,
+        &bytes,
+        &ScanOptions::default().from(Seq::MAX),
+        &mut scanned,
+        &mut |_| true,
+    );
+    Ok(scanned.records)
+}
+
+/// The segment files of `dir` with the first seq each name gives, in seq order.
+pub fn segments(dir: impl AsRef<Path>) -> Result<Vec<(Seq, PathBuf)>, StorageError> {
+    segment::list(dir.as_ref())
+}

@@ -291,9 +291,11 @@ impl State {
         self.writable_or_closed()?;
         if let Err(e) = (&*self.active).write_all(&self.buf) {
             let error = StorageError::io("write segment", self.active_path(), e);
+            crate::observe::poisoned(&error);
             self.poison = Some(error.clone());
             return Err(error);
         }
+        crate::observe::flushed(self.next_seq - 1 - self.flushed_seq, self.buf.len());
         self.keep_flushed();
         self.flushed_seq = self.next_seq - 1;
         Ok(())
@@ -436,7 +438,9 @@ impl Log {
         std::fs::create_dir_all(&dir)
             .map_err(|e| StorageError::io("create log directory", &dir, e))?;
         let lock = DirLock::acquire(&dir)?;
+        let began = std::time::Instant::now();
         let recovered = recovery::recover(&dir, options.max_record_size)?;
+        crate::observe::opened(&dir, &recovered.report, began);
         let mut segments = recovered.segments;
         let active = match segments.last() {
             Some(last) => {

@@ -158,11 +158,14 @@ pub(crate) fn fsync(
     path: &Path,
     hook: Option<&FsyncHook>,
 ) -> Result<(), StorageError> {
+    // Timed with the hook: a test hook that sleeps stands for a slow disk.
+    let began = Instant::now();
     if let Some(hook) = hook {
         hook().map_err(|e| StorageError::io("fsync segment", path, e))?;
     }
-    file.sync_data()
-        .map_err(|e| StorageError::io("fsync segment", path, e))
+    let synced = file.sync_data();
+    crate::observe::fsynced(path, began);
+    synced.map_err(|e| StorageError::io("fsync segment", path, e))
 }
 
 impl Inner {
@@ -230,10 +233,12 @@ impl Inner {
     }
 
     fn poison(&self, error: StorageError) {
-        self.state
-            .lock()
-            .poison
-            .get_or_insert_with(|| error.clone());
+        let mut st = self.state.lock();
+        if st.poison.is_none() {
+            crate::observe::poisoned(&error);
+        }
+        st.poison.get_or_insert_with(|| error.clone());
+        drop(st);
         self.sync.fail(error);
     }
 
@@ -268,6 +273,9 @@ impl Inner {
                 Err(error) => {
                     let mut st = self.state.lock();
                     st.rolling = false;
+                    if st.poison.is_none() {
+                        crate::observe::poisoned(&error);
+                    }
                     st.poison.get_or_insert_with(|| error.clone());
                     drop(st);
                     self.sync.fail(error);

@@ -65,6 +65,7 @@ mod db;
 pub mod entity;
 mod event;
 pub mod inspect;
+pub mod observability;
 pub mod query;
 pub mod snapshot;
 mod state;

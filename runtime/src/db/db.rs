@@ -398,7 +398,10 @@ impl Db {
         batch: AppendBatch,
     ) -> Result<crate::store::Appended, DbError> {
         let _appending = Appending::enter(&self.inner)?;
-        Ok(self.inner.store.append(batch).await?)
+        let size = crate::observability::batch_size(&batch);
+        let appended = self.inner.store.append(batch).await?;
+        crate::observability::appended(size, &appended);
+        Ok(appended)
     }
 
     /// Closes the Db: refuses new appends, makes every appended event durable,

@@ -134,7 +134,13 @@ pub(crate) fn help<S: State>(cell: &StateCell<S>, seq: Seq) -> bool {
     if records.last().is_none_or(|r| r.position < seq) {
         return false;
     }
-    match fold_batch(cell, &records, Lock::Try) {
+    let outcome = fold_batch(cell, &records, Lock::Try);
+    crate::observability::folded(
+        S::NAME,
+        Some(store.as_ref()),
+        cell.applied.load(Ordering::Acquire),
+    );
+    match outcome {
         Ok(folded) => folded && cell.applied.load(Ordering::Acquire) >= seq,
         Err(failed) => {
             end_with_failure(cell, failed);
@@ -224,6 +230,11 @@ async fn run<S: State>(
             return;
         }
         snapshots::after_batch(cell);
+        crate::observability::folded(
+            S::NAME,
+            cell.folder.store().as_deref(),
+            cell.applied.load(Ordering::Acquire),
+        );
         // A long replay must not starve the other tasks of this worker.
         tokio::task::yield_now().await;
     }

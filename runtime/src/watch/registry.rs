@@ -307,6 +307,7 @@ impl<T: Entity> Registration<T> {
         );
         drop(inner);
         registry.watchers.fetch_add(1, Ordering::AcqRel);
+        crate::observability::watchers(T::NAME, 1.0);
         Self {
             registry,
             key,
@@ -389,5 +390,6 @@ impl<T: Entity> Drop for Registration<T> {
             }
         }
         self.registry.watchers.fetch_sub(1, Ordering::AcqRel);
+        crate::observability::watchers(T::NAME, -1.0);
     }
 }

@@ -207,6 +207,24 @@ impl Cli {
         ExitCode::from(self.run_with(args, &mut io))
     }
 
+    /// [`run_from`](Self::run_from) writing to `out` and `err` instead of the
+    /// process's streams, with nothing on stdin (`repair` then needs `--yes`
+    /// to change anything). Returns the exit code. For embedding and tests.
+    pub fn run_with_output<I, T>(self, args: I, out: &mut dyn Write, err: &mut dyn Write) -> u8
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut input: &[u8] = b"";
+        let mut io = Io {
+            out,
+            err,
+            input: &mut input,
+            tty: false,
+        };
+        self.run_with(args, &mut io)
+    }
+
     pub(crate) fn run_with<I, T>(&self, args: I, io: &mut Io<'_>) -> u8
     where
         I: IntoIterator<Item = T>,

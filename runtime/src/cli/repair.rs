@@ -21,16 +21,12 @@ pub(crate) fn run(dir: &Path, yes: bool, json: bool, io: &mut Io<'_>) -> Result<
     let directory = Directory::open(dir)?;
     let _db_lock = lock_db(dir)?;
     let log_dir = directory.log_dir();
-    let _log_lock = RepairLock::acquire(&log_dir).map_err(|e| match e {
+    let log_lock = RepairLock::acquire(&log_dir).map_err(|e| match e {
         StorageError::Locked { .. } => CliError::Locked {
             dir: dir.to_path_buf(),
         },
         other => CliError::Storage(other),
-    });
-    let log_lock = match _log_lock {
-        Ok(lock) => lock,
-        Err(e) => return Err(e),
-    };
+    })?;
     let scan = inspect::scan(&log_dir, &ScanOptions::default(), |_| true)?;
     let Some(damage) = scan.corruption.clone().or_else(|| scan.torn_tail.clone()) else {
         out!(io, "nothing to repair: every frame of the log is intact")?;

@@ -173,11 +173,12 @@ pub(crate) fn events(
     if let Some(name) = &filter.name {
         check_type(&directory, name, decoders)?;
     }
-    let mut scan_filter = EventFilter::default();
-    scan_filter.from = filter.from;
-    scan_filter.to = filter.to;
-    scan_filter.name = filter.name.clone();
-    scan_filter.stream = filter.stream.clone();
+    let mut scan_filter = EventFilter {
+        from: filter.from,
+        to: filter.to,
+        name: filter.name.clone(),
+        stream: filter.stream.clone(),
+    };
     loop {
         let mut written = Ok(());
         let report = directory.events(&scan_filter, |event| {

@@ -99,7 +99,8 @@ struct Wanted {
 }
 
 impl Directory {
-    /// Checks everything (see the [module docs](self)). `progress` is called
+    /// Checks every frame, envelope, the hash chain, every snapshot, the stream
+    /// index and the checkpoints against each other. `progress` is called
     /// with the bytes of the log checked so far and the total.
     pub fn verify(&self, mut progress: impl FnMut(u64, u64)) -> Result<VerifyReport, InspectError> {
         let mut report = VerifyReport::default();

@@ -261,3 +261,37 @@ async fn a_torn_tail_is_reported_not_cut_and_repair_cuts_it() {
     );
     assert_eq!(fs::metadata(&last).expect("stat").len(), len);
 }
+
+#[tokio::test]
+async fn a_damaged_stream_index_fails_verify() {
+    let dir = healthy().await;
+    let index = dir.path().join("streams.idx");
+    let mut bytes = fs::read(&index).expect("read the index");
+    bytes[10] ^= 0x04;
+    fs::write(&index, &bytes).expect("flip");
+    let verify = foldkit(&["verify", path(&dir)]);
+    let text = stdout(&verify);
+    assert_eq!(verify.status.code(), Some(1), "{text}");
+    assert!(text.contains("streams.idx") && text.contains("stream index unusable (checksum mismatch)"), "{text}");
+}
+
+#[tokio::test]
+async fn records_appended_without_the_chain_after_it_started_fail_verify() {
+    use foldkit::prelude::*;
+    let dir = healthy().await;
+    let db = Db::builder(dir.path())
+        .state::<common::Total>()
+        .chain_hashes(false)
+        .open()
+        .await
+        .expect("open without the chain");
+    db.append(common::Counter::Added { n: 1 }).await.expect("append");
+    db.close().await.expect("close");
+    let verify = foldkit(&["verify", path(&dir)]);
+    let text = stdout(&verify);
+    assert_eq!(verify.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("hash chain broken at position 201: a record without a hash after the chain started"),
+        "{text}"
+    );
+}

@@ -272,7 +272,10 @@ async fn a_damaged_stream_index_fails_verify() {
     let verify = foldkit(&["verify", path(&dir)]);
     let text = stdout(&verify);
     assert_eq!(verify.status.code(), Some(1), "{text}");
-    assert!(text.contains("streams.idx") && text.contains("stream index unusable (checksum mismatch)"), "{text}");
+    assert!(
+        text.contains("streams.idx") && text.contains("stream index unusable (checksum mismatch)"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -285,13 +288,47 @@ async fn records_appended_without_the_chain_after_it_started_fail_verify() {
         .open()
         .await
         .expect("open without the chain");
-    db.append(common::Counter::Added { n: 1 }).await.expect("append");
+    db.append(common::Counter::Added { n: 1 })
+        .await
+        .expect("append");
     db.close().await.expect("close");
     let verify = foldkit(&["verify", path(&dir)]);
     let text = stdout(&verify);
     assert_eq!(verify.status.code(), Some(1), "{text}");
     assert!(
-        text.contains("hash chain broken at position 201: a record without a hash after the chain started"),
+        text.contains(
+            "hash chain broken at position 201: a record without a hash after the chain started"
+        ),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn info_lists_subscription_checkpoints_with_their_lag() {
+    let dir = healthy().await;
+    let checkpoints = dir.path().join("checkpoints");
+    fs::create_dir_all(&checkpoints).expect("mkdir");
+    // The file store's checkpoint file: the position (u64 LE) and its CRC32C.
+    let mut bytes = 150u64.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
+    fs::write(checkpoints.join("mailer%3Aeu.ckpt"), &bytes).expect("write");
+    fs::write(checkpoints.join("broken.ckpt"), b"short").expect("write");
+    let info = foldkit(&["info", path(&dir)]);
+    let text = stdout(&info);
+    assert!(text.contains("subscriptions  2"), "{text}");
+    assert!(
+        text.contains("mailer:eu") && text.contains("at 150 (lag 50)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("broken") && text.contains("unreadable"),
+        "{text}"
+    );
+    let verify = foldkit(&["verify", path(&dir)]);
+    assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("broken.ckpt"),
+        "{}",
+        stdout(&verify)
     );
 }

@@ -94,7 +94,10 @@ async fn appends_fsyncs_slow_fsyncs_and_poisoning_are_reported() {
     fail.store(true, Ordering::SeqCst);
     assert!(log.append(b"fails").await.is_err());
     assert!(log.append(b"refused").await.is_err());
-    assert!(log.sync().await.is_err(), "a sync round after the poisoning fails too");
+    assert!(
+        log.sync().await.is_err(),
+        "a sync round after the poisoning fails too"
+    );
     let text = logs();
     assert_eq!(
         text.matches("the log is poisoned").count(),

@@ -134,13 +134,7 @@ pub(crate) fn help<S: State>(cell: &StateCell<S>, seq: Seq) -> bool {
     if records.last().is_none_or(|r| r.position < seq) {
         return false;
     }
-    let outcome = fold_batch(cell, &records, Lock::Try);
-    crate::observability::folded(
-        S::NAME,
-        Some(store.as_ref()),
-        cell.applied.load(Ordering::Acquire),
-    );
-    match outcome {
+    match fold_batch(cell, &records, Lock::Try) {
         Ok(folded) => folded && cell.applied.load(Ordering::Acquire) >= seq,
         Err(failed) => {
             end_with_failure(cell, failed);

@@ -15,6 +15,7 @@
 //! | `warn`  | a torn tail cut at open; a snapshot skipped (corrupt, stale: another definition of the state, or of another log history) and why; the stream index rebuilt; an fsync slower than [`SLOW_FSYNC`](crate::storage::SLOW_FSYNC); an event skipped under `FoldErrorPolicy::LogAndContinue` |
 //! | `error` | a state stopped folding (state, seq, event name, cause); the log poisoned by a failed write or fsync |
 //! | `debug` | a snapshot written (state, position, bytes, time) or not started because one is still being written; the log opened without repair |
+//! | `trace` | a watcher registered or dropped, with the table's watcher count |
 //!
 //! # Metrics
 //!
@@ -117,7 +118,14 @@ pub(crate) fn snapshot_rejected(state: &'static str) {
     metrics::counter!("foldkit_snapshots_rejected_total", "state" => state).increment(1);
 }
 
-/// A watcher of `entity` rows registered (`+1`) or dropped (`-1`).
-pub(crate) fn watchers(entity: &'static str, delta: f64) {
+/// A watcher of `entity` rows registered (`+1`) or dropped (`-1`); `now`
+/// watchers remain on that table.
+pub(crate) fn watchers(entity: &'static str, delta: f64, now: usize) {
     metrics::gauge!("foldkit_watchers", "entity" => entity).increment(delta);
+    tracing::trace!(
+        entity,
+        watchers = now,
+        "foldkit: watcher {}",
+        if delta > 0.0 { "registered" } else { "dropped" }
+    );
 }

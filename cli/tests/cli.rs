@@ -252,7 +252,7 @@ async fn a_torn_tail_is_reported_not_cut_and_repair_cuts_it() {
         "not cut"
     );
 
-    let repaired = foldkit(&["repair", "--yes", path(&dir)]);
+    let repaired = foldkit(&["repair", "--yes", "--json", path(&dir)]);
     assert_eq!(repaired.status.code(), Some(0), "{}", stderr(&repaired));
     assert!(
         stderr(&repaired).contains("drops 0 record(s): 19 byte(s)"),
@@ -260,6 +260,10 @@ async fn a_torn_tail_is_reported_not_cut_and_repair_cuts_it() {
         stderr(&repaired)
     );
     assert_eq!(fs::metadata(&last).expect("stat").len(), len);
+    let value: serde_json::Value =
+        serde_json::from_slice(&repaired.stdout).expect("stdout is the verify report alone");
+    assert_eq!(value["ok"], true);
+    assert_eq!(value["events"], 200);
 }
 
 #[tokio::test]

@@ -24,8 +24,9 @@
 //! (see [`crate::inspect`]). `--json` prints JSON instead of text (one object
 //! per line for `events`).
 //!
-//! Exit codes: 0 success; 1 a check failed (`verify`, `repair`) or the log is
-//! damaged where `events` read it; 2 bad input (not a foldkit directory, a
+//! Exit codes: 0 success; 1 a check failed (`verify`, `repair`, an unusable
+//! snapshot for `snapshots`), a repair was declined, or the log is damaged
+//! where `events` read it; 2 bad input (not a foldkit directory, a
 //! newer format, an unknown event type, a bad argument), reported as one line
 //! on stderr.
 //!

@@ -29,7 +29,9 @@ pub(crate) fn run(dir: &Path, yes: bool, json: bool, io: &mut Io<'_>) -> Result<
     })?;
     let scan = inspect::scan(&log_dir, &ScanOptions::default(), |_| true)?;
     let Some(damage) = scan.corruption.clone().or_else(|| scan.torn_tail.clone()) else {
-        out!(io, "nothing to repair: every frame of the log is intact")?;
+        if !json {
+            out!(io, "nothing to repair: every frame of the log is intact")?;
+        }
         let report = directory.verify(|_, _| {})?;
         verify::print(&report, json, io)?;
         return Ok(if report.ok() {
@@ -125,15 +127,18 @@ pub(crate) fn run(dir: &Path, yes: bool, json: bool, io: &mut Io<'_>) -> Result<
         kept.push(copy);
     }
     log_lock.truncate(&damage.segment, damage.offset)?;
+    // With `--json`, stdout holds only the verify report.
+    let notes: &mut dyn std::io::Write = if json { &mut *io.err } else { &mut *io.out };
     for copy in &kept {
-        out!(io, "kept a copy: {}", copy.display())?;
+        writeln!(notes, "kept a copy: {}", copy.display()).map_err(CliError::Output)?;
     }
-    out!(
-        io,
+    writeln!(
+        notes,
         "cut the log at `{}` offset {}: {dropped} record(s) dropped; the Db rebuilds its stream index and ignores snapshots past position {kept_last}",
         damage.segment.display(),
         damage.offset
-    )?;
+    )
+    .map_err(CliError::Output)?;
     let report = directory.verify(|_, _| {})?;
     verify::print(&report, json, io)?;
     Ok(if report.ok() {

@@ -336,3 +336,18 @@ async fn info_lists_subscription_checkpoints_with_their_lag() {
         stdout(&verify)
     );
 }
+
+#[tokio::test]
+async fn a_stray_segment_name_fails_verify_naming_it() {
+    let dir = healthy().await;
+    fs::write(dir.path().join("log").join("junk.seg"), b"x").expect("write");
+    let verify = foldkit(&["verify", path(&dir)]);
+    let text = stdout(&verify);
+    assert_eq!(verify.status.code(), Some(1), "{text}{}", stderr(&verify));
+    assert!(
+        text.contains("junk.seg") && text.contains("not a seq of 20 digits"),
+        "{text}"
+    );
+    // The other commands cannot read such a log: one line, exit 2.
+    assert_one_line_error(&foldkit(&["events", path(&dir)]), "junk.seg");
+}

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
+use foldkit_storage::StorageError;
 use foldkit_storage::inspect::Damage;
 
 use super::{Directory, InspectError};
@@ -215,7 +216,25 @@ impl Directory {
             {
                 *slot = Some(identity(event.timestamp, event.payload));
             }
-        })?;
+        });
+        // A log directory holding a file that is no segment's (a bad name, not
+        // a regular file) is damage to report, like a bad frame.
+        let scan = match scan {
+            Err(InspectError::Storage(StorageError::Corrupt {
+                segment,
+                offset,
+                reason,
+            })) => {
+                report.problem(
+                    Severity::Error,
+                    segment,
+                    Some(offset),
+                    format!("corrupt log directory: {reason}"),
+                );
+                return Ok(report);
+            }
+            other => other?,
+        };
         progress(total, total);
         report.problems.append(&mut bad_envelopes);
         report.records = scan.records;

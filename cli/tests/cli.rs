@@ -286,12 +286,12 @@ async fn a_damaged_stream_index_fails_verify() {
 async fn records_appended_without_the_chain_after_it_started_fail_verify() {
     use foldkit::prelude::*;
     let dir = healthy().await;
-    let db = Db::builder(dir.path())
-        .state::<common::Total>()
-        .chain_hashes(false)
-        .open()
-        .await
-        .expect("open without the chain");
+    let db = common::open_with(|| {
+        Db::builder(dir.path())
+            .state::<common::Total>()
+            .chain_hashes(false)
+    })
+    .await;
     db.append(common::Counter::Added { n: 1 })
         .await
         .expect("append");

@@ -35,14 +35,31 @@ impl Apply<Counter> for Total {
 
 /// Opens the fixture Db in `dir` (small segments, hash chain).
 pub async fn open(dir: &Path) -> Db {
-    Db::builder(dir)
-        .state::<Total>()
-        .segment_size(4096)
-        .chain_hashes(true)
-        .fsync(FsyncPolicy::Never)
-        .open()
-        .await
-        .expect("open the Db")
+    open_with(|| {
+        Db::builder(dir)
+            .state::<Total>()
+            .segment_size(4096)
+            .chain_hashes(true)
+            .fsync(FsyncPolicy::Never)
+    })
+    .await
+}
+
+/// Opens the Db `builder` makes, retrying for a while: the tests spawn
+/// processes, and a child forked while a Db of this process was open holds a
+/// copy of its lock until it execs (see foldkit-storage's `lock` module).
+pub async fn open_with(builder: impl Fn() -> foldkit::DbBuilder) -> Db {
+    let mut tries = 0;
+    loop {
+        match builder().open().await {
+            Ok(db) => return db,
+            Err(error) if tries < 100 && error.to_string().contains("already open") => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(error) => panic!("open the Db: {error}"),
+        }
+    }
 }
 
 /// A closed Db directory of 200 events: 150 plain, 50 in stream `acct-1`,

@@ -8,7 +8,7 @@
 
 use std::process::ExitCode;
 
-use foldkit_examples::bank_http::{AppState, Config, USAGE, open_db};
+use foldkit_examples::bank_http::{AppState, Config, USAGE, install_metrics, open_db};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -29,8 +29,17 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), Error> {
+    // Logs: `RUST_LOG=debug` shows every request and snapshot; `info` (the
+    // default) only the start-up and what needs attention.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let metrics = install_metrics()?;
     let db = open_db(&config.data_dir).await?;
-    let app = AppState::new(db.clone());
+    let app = AppState::new(db.clone()).with_metrics(metrics);
     let listener = match tokio::net::TcpListener::bind(config.addr).await {
         Ok(listener) => listener,
         Err(e) => {

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use foldkit::Db;
-use foldkit_examples::bank_http::{AppState, open_db};
+use foldkit_examples::bank_http::{AppState, install_metrics, open_db};
+use metrics_exporter_prometheus::PrometheusHandle;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -30,7 +31,7 @@ struct Server {
 impl Server {
     async fn start(dir: &Path) -> Server {
         let db = open_db(dir).await.expect("open the Db");
-        let app = AppState::new(db.clone());
+        let app = AppState::new(db.clone()).with_metrics(metrics_handle());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -97,6 +98,14 @@ impl Server {
     async fn command(&self, id: &str, command: Value) -> Value {
         ok(self.post(&format!("/accounts/{id}"), command).await).await
     }
+}
+
+/// The process's Prometheus recorder, installed by the first server.
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| install_metrics().expect("install the recorder"))
+        .clone()
 }
 
 /// The JSON body of a 200 answer.
@@ -779,5 +788,65 @@ async fn a_restart_on_the_same_directory_keeps_state_and_versions() {
     .await;
     assert_eq!(ids(&rows), ["alice", "bob"]);
     assert_eq!(rows["accounts"][0]["balance"], 701.0);
+    server.stop().await;
+}
+
+/// The value of the sample `name{labels}` (or `name` with no labels) in Prometheus text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_in_the_prometheus_text_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path()).await;
+    server.command("acc-m", open("Mia", 10.0)).await;
+    let answer = server.command("acc-m", deposit(5.0)).await;
+    let seq = last_seq(&answer);
+    ok(server
+        .get(&format!("/accounts?owner=Mia&min_seq={seq}"))
+        .await)
+    .await;
+
+    let response = server.get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.expect("text");
+    assert!(
+        text.contains("# TYPE foldkit_events_appended_total counter"),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "foldkit_events_appended_total").is_some_and(|n| n >= 2.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "foldkit_log_bytes_written_total").is_some_and(|n| n > 0.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE foldkit_fsync_seconds summary"),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "foldkit_fold_applied_position{state=\"Bank\"}").is_some(),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "foldkit_fold_lag{state=\"Bank\"}").is_some(),
+        "{text}"
+    );
     server.stop().await;
 }

@@ -59,9 +59,13 @@
 
 mod aggregate;
 mod chain;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod db;
 pub mod entity;
 mod event;
+pub mod inspect;
+pub mod observability;
 pub mod process;
 pub mod query;
 pub mod snapshot;

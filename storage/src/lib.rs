@@ -47,8 +47,10 @@
 mod clock;
 mod error;
 mod frame;
+pub mod inspect;
 mod lock;
 mod log;
+mod observe;
 mod options;
 mod recovery;
 mod segment;
@@ -57,6 +59,7 @@ mod tail;
 
 pub use error::StorageError;
 pub use log::{Enqueue, Enqueued, Log, Record, RollWait};
+pub use observe::SLOW_FSYNC;
 pub use options::{FsyncHook, FsyncPolicy, LogOptions};
 pub use recovery::RecoveryReport;
 pub use tail::Tail;

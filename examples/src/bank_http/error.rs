@@ -151,7 +151,7 @@ impl From<DbError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            eprintln!("bank_http: {} {}", self.status, self.body);
+            tracing::error!(status = %self.status, body = %self.body, "bank_http: server error");
         }
         let actual = (self.status == StatusCode::PRECONDITION_FAILED)
             .then(|| self.body["actual"].as_u64())

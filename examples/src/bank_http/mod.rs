@@ -11,6 +11,11 @@
 //! | `GET /accounts/{id}/events` | the history, a JSON array tagged by `"type"`: `[{"type":"AccountOpened","owner":"Alice","initial_balance":1000.0},{"type":"MoneyDeposited","amount":500.0},...]`, each event with an extra `meta` (`version`, `seq`, `timestamp`) |
 //! | `GET /accounts?owner=..&min_balance=..&max_balance=..&limit=..&min_seq=..` | a typed query on the read model: `{"accounts":[..],"applied_seq":N}` |
 //! | `GET /accounts/watch?owner=..&min_balance=..&max_balance=..` | a server-sent-events stream of that query: the current result at once, then each change |
+//! | `GET /metrics` | foldkit's metrics (see `foldkit::observability`) in the Prometheus text format, when the service was built [`with_metrics`](AppState::with_metrics); 404 otherwise |
+//!
+//! Every request is traced (`tower-http`'s trace layer: a span per request,
+//! its status and latency at `debug`); the binary logs through
+//! `tracing-subscriber`, filtered by `RUST_LOG` (default `info`).
 //!
 //! Money is exact: an amount is a decimal with at most two places, kept as integer
 //! cents (see [`money`]); a negative amount, more places, NaN or more than
@@ -84,9 +89,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State as AxumState;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use foldkit::prelude::*;
 use foldkit::{Aggregates, DbError, Seq};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::trace::TraceLayer;
 
 use crate::bank::{Account, Bank};
 
@@ -116,6 +126,7 @@ pub struct AppState {
     db: Db,
     accounts: Aggregates<Account>,
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+    metrics: Option<PrometheusHandle>,
 }
 
 impl AppState {
@@ -126,7 +137,15 @@ impl AppState {
             db,
             accounts,
             shutdown: Arc::new(tokio::sync::watch::Sender::new(false)),
+            metrics: None,
         }
+    }
+
+    /// Serves `GET /metrics` from `handle` (the Prometheus recorder the
+    /// process installed, e.g. [`install_metrics`]).
+    pub fn with_metrics(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
     }
 
     /// The Db the service runs on.
@@ -141,8 +160,10 @@ impl AppState {
             .route("/accounts/watch", get(watch_accounts))
             .route("/accounts/{id}", get(get_account).post(execute))
             .route("/accounts/{id}/events", get(account_events))
+            .route("/metrics", get(metrics))
             .fallback(no_route)
             .method_not_allowed_fallback(method_not_allowed)
+            .layer(TraceLayer::new_for_http())
             .with_state(self.clone())
     }
 
@@ -187,5 +208,28 @@ impl AppState {
             .with("last_seq", last));
         }
         bank.wait_for_seq(seq).await.map_err(ApiError::from)
+    }
+}
+
+/// Installs the process-wide Prometheus recorder (once per process) and
+/// returns its handle, for [`AppState::with_metrics`].
+pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
+    PrometheusBuilder::new().install_recorder()
+}
+
+/// `GET /metrics`: the recorder's metrics as Prometheus text.
+async fn metrics(AxumState(app): AxumState<AppState>) -> Response {
+    match &app.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this service exports no metrics",
+        )
+        .into_response(),
     }
 }

@@ -412,11 +412,13 @@ impl Db {
         batch: AppendBatch,
     ) -> Result<crate::store::Appended, DbError> {
         let _appending = Appending::enter(&self.inner)?;
+        let size = crate::observability::batch_size(&batch);
         let appended = match &self.inner.file {
             Some(file) => file.append_direct(batch).await,
             None => self.inner.store.append(batch).await,
-        };
-        Ok(appended?)
+        }?;
+        crate::observability::appended(size, &appended);
+        Ok(appended)
     }
 
     /// Closes the Db: refuses new appends, makes every appended event durable,

@@ -224,6 +224,11 @@ async fn run<S: State>(
             return;
         }
         snapshots::after_batch(cell);
+        crate::observability::folded(
+            S::NAME,
+            cell.folder.store().as_deref(),
+            cell.applied.load(Ordering::Acquire),
+        );
         // A long replay must not starve the other tasks of this worker.
         tokio::task::yield_now().await;
     }

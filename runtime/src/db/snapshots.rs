@@ -246,6 +246,7 @@ async fn newest_matching<S: State>(
             why,
             "foldkit: skipping an unusable snapshot; trying an older one or a replay"
         );
+        crate::observability::snapshot_rejected(S::NAME);
         skipped.push((position, why));
     }
     Ok((None, skipped))
@@ -276,8 +277,10 @@ async fn store_snapshot(
     blob: Vec<u8>,
     keep: usize,
 ) -> Result<(), DbError> {
+    let write = crate::observability::snapshot_write(name, blob.len());
     store.sync().await?;
     store.write_snapshot(name, seq.unwrap_or(0), blob).await?;
+    write.done(seq);
     for old in store.list_snapshots(name).await?.into_iter().skip(keep) {
         store.remove_snapshot(name, old).await?;
     }
@@ -313,6 +316,11 @@ pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
     }
     let mut pending = cell.folder.pending_write.lock();
     if pending.as_ref().is_some_and(|write| !write.is_finished()) {
+        tracing::debug!(
+            state = S::NAME,
+            applied,
+            "foldkit: snapshot not started: the previous one is still being written"
+        );
         return; // one write at a time; a later batch tries again
     }
     let Some(store) = cell.folder.store() else {
@@ -330,8 +338,6 @@ pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
     *pending = Some(tokio::spawn(async move {
         if let Err(error) = store_snapshot(store.as_ref(), S::NAME, seq, blob, keep).await {
             tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot write a snapshot");
-        } else {
-            tracing::debug!(state = S::NAME, seq, "foldkit: snapshot written");
         }
     }));
 }

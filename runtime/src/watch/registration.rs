@@ -59,6 +59,7 @@ impl<T: Entity> Registration<T> {
         );
         drop(inner);
         registry.watchers.fetch_add(1, Ordering::AcqRel);
+        crate::observability::watchers(T::NAME, 1.0, registry.watchers.load(Ordering::Relaxed));
         Self {
             registry,
             key,
@@ -141,5 +142,10 @@ impl<T: Entity> Drop for Registration<T> {
             }
         }
         self.registry.watchers.fetch_sub(1, Ordering::AcqRel);
+        crate::observability::watchers(
+            T::NAME,
+            -1.0,
+            self.registry.watchers.load(Ordering::Relaxed),
+        );
     }
 }

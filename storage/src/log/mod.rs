@@ -85,7 +85,9 @@ impl Log {
         std::fs::create_dir_all(&dir)
             .map_err(|e| StorageError::io("create log directory", &dir, e))?;
         let lock = DirLock::acquire(&dir)?;
+        let began = std::time::Instant::now();
         let recovered = recovery::recover(&dir, options.max_record_size)?;
+        crate::observe::opened(&dir, &recovered.report, began);
         let mut segments = recovered.segments;
         let active = match segments.last() {
             Some(last) => {

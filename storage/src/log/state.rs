@@ -192,6 +192,9 @@ impl State {
 
     /// Poisons the log with `error` (the first poison stays).
     pub(crate) fn poison(&mut self, error: &StorageError) {
+        if self.poison.is_none() {
+            crate::observe::poisoned(error);
+        }
         self.poison.get_or_insert_with(|| error.clone());
     }
 
@@ -209,9 +212,10 @@ impl State {
         self.writable_or_closed()?;
         if let Err(e) = (&*self.active).write_all(&self.buf) {
             let error = StorageError::io("write segment", self.active_path(), e);
-            self.poison = Some(error.clone());
+            self.poison(&error);
             return Err(error);
         }
+        crate::observe::flushed(self.next_seq - 1 - self.flushed_seq, self.buf.len());
         self.keep_flushed();
         self.flushed_seq = self.next_seq - 1;
         Ok(())

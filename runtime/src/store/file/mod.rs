@@ -21,10 +21,10 @@
 //! File I/O runs on the blocking pool; reads of recent records come from the
 //! log's memory window without leaving the caller's thread.
 
-mod chain;
+pub(crate) mod chain;
 mod envelope;
-mod files;
-mod index;
+pub(crate) mod files;
+pub(crate) mod index;
 mod names;
 
 use std::fs::{File, TryLockError};

@@ -344,10 +344,7 @@ impl PgServer {
         }
         self.running = false;
         // Wait until the port is free again (the processes are gone).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_gone(pid);
         Ok(())
     }
 
@@ -445,12 +442,7 @@ impl Drop for PgServer {
             {
                 // SIGQUIT: immediate shutdown; no need to wait for a checkpoint.
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::QUIT);
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while Path::new(&format!("/proc/{}", pid.as_raw_nonzero())).exists()
-                    && Instant::now() < deadline
-                {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+                wait_gone(pid.as_raw_nonzero().get());
             }
             self.running = false;
         }
@@ -482,6 +474,24 @@ fn free_port() -> Result<u16, HarnessError> {
         .map_err(io("read the free port"))?
         .port();
     Ok(port)
+}
+
+/// Waits (at most 10 s) until process `pid` has exited: gone, or a zombie
+/// (its parent, not us, reaps it whenever it likes).
+fn wait_gone(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return,
+            Ok(stat) => {
+                let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+                if matches!(state, Some("Z" | "X")) {
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// The pids whose parent is `pid` (from /proc).

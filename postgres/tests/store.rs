@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use foldkit::store::{AppendBatch, EventContext, EventStore, ExpectedVersion, StoreError};
 use foldkit_postgres::{PgStore, SCHEMA_VERSION};
-use support::{database, event, runtime};
+use support::{DB, database, event, runtime};
 
 #[test]
 fn eight_concurrent_connects_create_the_schema_once() {
@@ -23,7 +23,7 @@ fn eight_concurrent_connects_create_the_schema_once() {
         }
     });
     let versions = server
-        .psql("foldkit", "SELECT string_agg(version::text, ',' ORDER BY version) FROM foldkit_schema_migrations")
+        .psql(DB, "SELECT string_agg(version::text, ',' ORDER BY version) FROM foldkit_schema_migrations")
         .expect("psql");
     let expected: Vec<String> = (1..=SCHEMA_VERSION).map(|v| v.to_string()).collect();
     assert_eq!(versions, expected.join(","));
@@ -34,7 +34,7 @@ fn a_newer_schema_is_refused() {
     let Some((server, url)) = database(false) else { return };
     runtime().block_on(async { PgStore::connect(&url).await.expect("connect") });
     server
-        .psql("foldkit", "INSERT INTO foldkit_schema_migrations (version) VALUES (999)")
+        .psql(DB, "INSERT INTO foldkit_schema_migrations (version) VALUES (999)")
         .expect("psql");
     let err = runtime()
         .block_on(async { PgStore::connect(&url).await })
@@ -100,7 +100,7 @@ fn appended_events_read_back_with_their_envelope() {
     // Readable from SQL, as the crate docs say.
     let sql = server
         .psql(
-            "foldkit",
+            DB,
             "SELECT event_name || ':' || stream_version || ':' || (metadata->>'ip') \
              FROM foldkit_events WHERE stream_id = 'account/1' ORDER BY stream_version",
         )
@@ -338,13 +338,13 @@ fn a_tail_survives_its_connections_being_terminated() {
     });
     let terminate = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
                      WHERE application_name = 'reader'";
-    let terminated: u32 = server.psql("foldkit", terminate).expect("terminate").parse().expect("count");
+    let terminated: u32 = server.psql(DB, terminate).expect("terminate").parse().expect("count");
     assert!(terminated >= 2, "the listener and a pooled connection: {terminated}");
     // Wait for the listener to be back.
     let listening = "SELECT count(*) FROM pg_stat_activity \
                      WHERE application_name = 'reader' AND query LIKE 'LISTEN%'";
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while server.psql("foldkit", listening).expect("psql") != "1" {
+    while server.psql(DB, listening).expect("psql") != "1" {
         assert!(std::time::Instant::now() < deadline, "the listener reconnects");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -6,11 +6,14 @@ use std::sync::Arc;
 use foldkit::store::NewEvent;
 use foldkit_postgres::testing::{PgServer, ServerOptions, server_or_skip};
 
-/// A throwaway server (fsync off unless `durable`) and a fresh database on
-/// it, or `None` when PostgreSQL tests are skipped.
+/// The database the tests use on their own server.
+pub const DB: &str = "postgres";
+
+/// A throwaway server (fsync off unless `durable`) and the URL of its
+/// database [`DB`], or `None` when PostgreSQL tests are skipped.
 pub fn database(durable: bool) -> Option<(PgServer, String)> {
     let server = server_or_skip(ServerOptions::default().fsync(durable))?;
-    let url = server.create_database("foldkit").expect("create database");
+    let url = server.url(DB);
     Some((server, url))
 }
 

@@ -102,11 +102,7 @@ async fn main() -> Result<(), Error> {
     let again = accounts.load("alice").await?;
     assert_eq!((&again.state, again.version), (&alice.state, alice.version));
     let bank = db.state::<Bank>();
-    bank.wait_for_seq(
-        db.last_seq::<foldkit_examples::bank::AccountEvent>()
-            .unwrap_or(0),
-    )
-    .await?;
+    bank.wait_for_seq(db.last_seq().await?.unwrap_or(0)).await?;
     assert_eq!(bank.read().accounts.len(), 2);
     println!(
         "after restart: alice balance {} at version {}",

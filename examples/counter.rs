@@ -3,7 +3,7 @@
 //! `cargo run --release --example counter`
 
 use foldkit::prelude::*;
-use foldkit_examples::counter::{Counter, CounterBoard, CounterCommand, CounterEvent};
+use foldkit_examples::counter::{Counter, CounterBoard, CounterCommand};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -43,7 +43,7 @@ async fn main() -> Result<(), Error> {
 
     let board = db.state::<CounterBoard>();
     board
-        .wait_for_seq(db.last_seq::<CounterEvent>().unwrap_or(0))
+        .wait_for_seq(db.last_seq().await?.unwrap_or(0))
         .await?;
     let view = board.read();
     let top: Vec<(String, u64)> = view

@@ -240,7 +240,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     shop.wait_for_seq(cancelled).await?;
-    db.snapshot_to_disk()?; // also taken every 10,000 events and on close
+    db.snapshot_to_disk().await?; // also taken every 10,000 events and on close
     let before = shop.state_at(seq).await?; // time travel: the state after `seq`
     assert_eq!(before.orders.query().where_status(Status::Open).count(), 3);
     // end

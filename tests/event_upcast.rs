@@ -256,35 +256,32 @@ fn fingerprints_follow_the_definition() {
 }
 
 #[test]
-fn the_state_folds_through_apply_event() {
+fn the_state_folds_through_apply_recorded() {
+    use foldkit::store::RecordedEvent;
     let mut ledger = v1::Ledger::default();
-    let meta = Meta::new(1, 0, 3);
-    ledger
-        .apply_event(
-            Account::Opened {
-                owner: "ann".into(),
-                currency: "EUR".into(),
-            },
-            &meta,
-        )
-        .expect("apply");
-    ledger
-        .apply_event(
-            Account::Deposited {
-                amount: Money {
-                    cents: 5,
-                    currency: "EUR".into(),
-                },
-            },
-            &meta,
-        )
-        .expect("apply");
+    let mut fold = |position, event: &Account| {
+        let recorded = RecordedEvent::encode(position, 0, event).expect("encode");
+        ledger.apply_recorded(&recorded, &Meta::of(&recorded))
+    };
+    let opened = Account::Opened {
+        owner: "ann".into(),
+        currency: "EUR".into(),
+    };
+    let deposited = Account::Deposited {
+        amount: Money {
+            cents: 5,
+            currency: "EUR".into(),
+        },
+    };
+    assert!(fold(1, &opened).expect("apply"));
+    assert!(fold(2, &deposited).expect("apply"));
+    let error = fold(3, &Account::Frozen(0)).expect_err("apply fails");
+    assert!(
+        matches!(&error, foldkit::FoldCause::Apply(e) if e.message() == "frozen accounts take no events"),
+        "{error:?}"
+    );
     assert_eq!(
         (ledger.balance, ledger.owners.clone()),
         (5, vec!["ann".to_owned()])
     );
-    let error = ledger
-        .apply_event(Account::Frozen(0), &meta)
-        .expect_err("apply fails");
-    assert_eq!(error.message(), "frozen accounts take no events");
 }

@@ -36,20 +36,32 @@ struct Totals {
 }
 
 impl State for Totals {
-    type Event = Tick;
     const NAME: &'static str = "Totals";
     const VERSION: u32 = 1;
     const FINGERPRINT: u64 = 0;
 
-    fn apply_event(&mut self, event: Tick, _meta: &Meta) -> Result<(), FoldError> {
-        let Tick::Add { key, amount } = event;
-        let key = key as usize % 64;
-        if self.buckets.len() <= key {
-            self.buckets.resize(key + 1, 0);
-        }
-        self.buckets[key] += amount;
-        self.events += 1;
-        Ok(())
+    const EVENTS: &'static [foldkit::EventType] = &[foldkit::EventType::of::<Tick>()];
+
+    fn apply_recorded(
+        &mut self,
+        recorded: &foldkit::__private::RecordedEvent,
+        _meta: &Meta,
+    ) -> Result<bool, FoldCause> {
+        let Some(event) = foldkit::__private::decode_if::<Tick>(recorded)? else {
+            return Ok(false);
+        };
+        let applied: Result<(), FoldError> = (|| {
+            let Tick::Add { key, amount } = event;
+            let key = key as usize % 64;
+            if self.buckets.len() <= key {
+                self.buckets.resize(key + 1, 0);
+            }
+            self.buckets[key] += amount;
+            self.events += 1;
+            Ok(())
+        })();
+        applied.map_err(FoldCause::Apply)?;
+        Ok(true)
     }
 }
 

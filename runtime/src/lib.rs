@@ -58,6 +58,7 @@
 //! ```
 
 mod aggregate;
+mod chain;
 mod db;
 pub mod entity;
 mod event;
@@ -77,14 +78,15 @@ pub use foldkit_storage::{FsyncPolicy, Seq};
 
 pub use aggregate::Aggregate;
 pub use db::{
-    Aggregates, Db, DbBuilder, DbError, Envelope, EnvelopeError, ExecuteError, Executed,
-    ExpectedVersion, FoldCause, FoldErrorPolicy, FoldFailure, Handle, Loaded, ReadGuard,
+    Aggregates, Db, DbBuilder, DbError, ExecuteError, Executed, ExpectedVersion, FoldCause,
+    FoldErrorPolicy, FoldFailure, Handle, Loaded, OpenReport, ReadGuard, SnapshotUse, StateOpened,
     StoredEvent, StreamAppend,
 };
 pub use entity::{Entity, EntityId};
 pub use event::{CodecError, Event};
 pub use query::{Asc, Desc, Detached, Direction, Fetch, QueryBuilder, QueryCore};
-pub use state::{Apply, FoldError, Meta, State};
+pub use state::{Apply, EventType, FoldError, Meta, State};
+pub use store::{EventContext, EventStore, FileStore};
 pub use table::Table;
 
 /// serde, re-exported so derived code and users need no direct dependency.
@@ -102,11 +104,13 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     //! Items the derives expand to. Not public API: no stability promise.
+    pub use crate::db::FoldCause;
     pub use crate::event::{UpcastFrom, check_previous, decode_oldest, decode_with_previous};
     pub use crate::query::fields::{
         ContainsField, EqField, IndexKey, OptionField, OrdField, SortField,
     };
-    pub use crate::state::{SnapshotField, assert_snapshot_field};
+    pub use crate::state::{EventType, SnapshotField, assert_snapshot_field, decode_if};
+    pub use crate::store::RecordedEvent;
     pub use crate::table::{AnyIndex, HashIndex, Keys, index_each, index_one};
     pub use std::boxed::Box;
     pub use std::ops::Bound;

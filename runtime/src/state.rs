@@ -6,13 +6,16 @@
 //! must be pure (same events in, same state out: no clock, no randomness, no I/O),
 //! which is what makes replay, snapshots and time travel agree with each other.
 
+use std::any::{TypeId, type_name};
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Seq;
+use crate::db::FoldCause;
 use crate::event::Event;
+use crate::store::{EventContext, RecordedEvent};
 
 /// How a state changes when an event of type `E` is folded into it.
 #[diagnostic::on_unimplemented(
@@ -25,16 +28,19 @@ pub trait Apply<E> {
     fn apply(&mut self, event: E, meta: &Meta) -> Result<(), FoldError>;
 }
 
-/// A state the runtime folds from the log of [`State::Event`]. Derive it with
-/// `#[derive(State)]` and `#[state(event = E)]`.
+/// A state the runtime folds from the Db's one log. Derive it with
+/// `#[derive(State)]` and `#[state(event = E)]` or `#[state(events(E1, E2, ..))]`.
+///
+/// A state folds exactly the event types it lists, in log order; records of
+/// other types are skipped from their header (the payload is not decoded) and
+/// still advance the state's applied position, so `wait_for_seq(s)` works for
+/// any position `s` of the Db.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a foldkit state",
     label = "this type does not implement `foldkit::State`",
     note = "add `#[derive(State, Default, Serialize, Deserialize)]` and `#[state(event = YourEvent)]` to the struct"
 )]
 pub trait State: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
-    /// The event type whose log this state is folded from.
-    type Event: Event;
     /// Stable name of the state (model), used to name its snapshots.
     const NAME: &'static str;
     /// Schema version of the state (`#[state(version = N)]`, default 1).
@@ -42,25 +48,85 @@ pub trait State: Default + Serialize + DeserializeOwned + Send + Sync + 'static 
     /// Fingerprint of the struct's definition: changes when its fields change, so a
     /// snapshot written by another definition is detected and the state is replayed.
     const FINGERPRINT: u64;
+    /// The event types this state folds, in the order listed.
+    const EVENTS: &'static [EventType];
 
-    /// Folds one decoded event into the state.
-    fn apply_event(&mut self, event: Self::Event, meta: &Meta) -> Result<(), FoldError>;
+    /// Folds one stored event if it is of a type this state folds: decodes (and
+    /// upcasts) it and applies it. `Ok(false)`: not one of this state's types.
+    fn apply_recorded(&mut self, event: &RecordedEvent, meta: &Meta) -> Result<bool, FoldCause>;
+}
+
+/// An event type as registered with a Db: its stable name and Rust type.
+#[derive(Clone, Copy)]
+pub struct EventType {
+    pub(crate) name: &'static str,
+    pub(crate) id: fn() -> TypeId,
+    pub(crate) rust_name: fn() -> &'static str,
+}
+
+impl EventType {
+    /// The registration of event type `E`.
+    pub const fn of<E: Event>() -> Self {
+        Self {
+            name: E::NAME,
+            id: TypeId::of::<E>,
+            rust_name: type_name::<E>,
+        }
+    }
+
+    /// The stable name (`Event::NAME`).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The Rust type's name.
+    pub fn rust_name(&self) -> &'static str {
+        (self.rust_name)()
+    }
+
+    pub(crate) fn type_id(&self) -> TypeId {
+        (self.id)()
+    }
+}
+
+impl std::fmt::Debug for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventType")
+            .field("name", &self.name)
+            .field("rust_name", &self.rust_name())
+            .finish()
+    }
+}
+
+/// Decodes `event` as `E` if it is of type `E` (the derive's building block).
+#[doc(hidden)]
+pub fn decode_if<E: Event>(event: &RecordedEvent) -> Result<Option<E>, FoldCause> {
+    if &*event.name != E::NAME {
+        return Ok(None);
+    }
+    Ok(Some(E::decode(event.schema_version, &event.payload)?))
 }
 
 /// What the runtime knows about the event being applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Meta {
-    /// The event's sequence number in its log.
+    /// The event's position in the Db's one log.
     pub seq: Seq,
     /// When the event was appended: milliseconds since the UNIX epoch.
     pub timestamp: u64,
     /// The schema version the event was stored with (before upcasting).
     pub version: u32,
+    /// The event type's stable name.
+    pub event_name: Arc<str>,
     /// The stream (aggregate instance) the event was appended to, if any:
     /// `"<aggregate name>/<id>"` for events written by `execute`, or the id given
     /// to `Db::append_to`.
     pub stream_id: Option<Arc<str>>,
+    /// The event's version in its stream (the first event is 1), if in a stream.
+    pub stream_version: Option<u64>,
+    /// Who and what caused the append (correlation, causation, actor, metadata).
+    pub context: Option<Arc<EventContext>>,
 }
 
 impl Meta {
@@ -71,7 +137,23 @@ impl Meta {
             seq,
             timestamp,
             version,
+            event_name: Arc::from(""),
             stream_id: None,
+            stream_version: None,
+            context: None,
+        }
+    }
+
+    /// The metadata of a stored event.
+    pub fn of(event: &RecordedEvent) -> Self {
+        Self {
+            seq: event.position,
+            timestamp: event.timestamp,
+            version: event.schema_version,
+            event_name: Arc::clone(&event.name),
+            stream_id: event.stream.as_ref().map(|s| Arc::clone(&s.id)),
+            stream_version: event.stream.as_ref().map(|s| s.version),
+            context: event.context.clone(),
         }
     }
 
@@ -81,14 +163,24 @@ impl Meta {
         self
     }
 
-    pub(crate) fn with_optional_stream_id(mut self, stream_id: Option<&str>) -> Self {
-        self.stream_id = stream_id.map(Arc::from);
-        self
-    }
-
     /// The stream (aggregate instance) the event belongs to, if any.
     pub fn stream_id(&self) -> Option<&str> {
         self.stream_id.as_deref()
+    }
+
+    /// The correlation id of the append, if one was given.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.context.as_deref()?.correlation_id.as_deref()
+    }
+
+    /// The position of the event that caused this one, if given.
+    pub fn causation(&self) -> Option<Seq> {
+        self.context.as_deref()?.causation
+    }
+
+    /// The acting user or service, if given.
+    pub fn actor(&self) -> Option<&str> {
+        self.context.as_deref()?.actor.as_deref()
     }
 }
 

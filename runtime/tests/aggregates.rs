@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use foldkit::FoldCause;
 use foldkit::{
     Aggregate, Apply, CodecError, Db, DbError, Event, ExecuteError, ExpectedVersion, FoldError,
     FsyncPolicy, Meta, State,
@@ -109,12 +110,22 @@ impl Apply<AccountEvent> for Balances {
 }
 
 impl State for Balances {
-    type Event = AccountEvent;
     const NAME: &'static str = "balances";
     const VERSION: u32 = 1;
     const FINGERPRINT: u64 = 7;
-    fn apply_event(&mut self, event: AccountEvent, meta: &Meta) -> Result<(), FoldError> {
-        self.apply(event, meta)
+    const EVENTS: &'static [foldkit::EventType] = &[foldkit::EventType::of::<AccountEvent>()];
+
+    fn apply_recorded(
+        &mut self,
+        recorded: &foldkit::__private::RecordedEvent,
+        meta: &Meta,
+    ) -> Result<bool, FoldCause> {
+        let Some(event) = foldkit::__private::decode_if::<AccountEvent>(recorded)? else {
+            return Ok(false);
+        };
+        let applied: Result<(), FoldError> = (|| self.apply(event, meta))();
+        applied.map_err(FoldCause::Apply)?;
+        Ok(true)
     }
 }
 
@@ -194,10 +205,7 @@ async fn a_rejected_command_writes_nothing() {
         .execute("a", Command::Deposit(10))
         .await
         .expect("deposit");
-    let before = db
-        .stream_version::<AccountEvent>("account/a")
-        .await
-        .expect("version");
+    let before = db.stream_version("account/a").await.expect("version");
 
     let error = accounts
         .execute("a", Command::Withdraw(11))
@@ -220,9 +228,7 @@ async fn a_rejected_command_writes_nothing() {
     ));
 
     assert_eq!(
-        db.stream_version::<AccountEvent>("account/a")
-            .await
-            .expect("version"),
+        db.stream_version("account/a").await.expect("version"),
         before
     );
     assert_eq!(accounts.events("a").await.expect("events").len(), 2);
@@ -262,12 +268,7 @@ async fn append_to_detects_conflicts_and_writes_nothing_then() {
         matches!(conflict, Err(DbError::Conflict { actual: 2, .. })),
         "{conflict:?}"
     );
-    assert_eq!(
-        db.stream_version::<AccountEvent>("s")
-            .await
-            .expect("version"),
-        2
-    );
+    assert_eq!(db.stream_version("s").await.expect("version"), 2);
 
     let exact = db
         .append_to("s", ExpectedVersion::Exact(2), [deposit(3)])
@@ -287,12 +288,7 @@ async fn append_to_detects_conflicts_and_writes_nothing_then() {
         db.append_to("s", ExpectedVersion::Any, empty).await,
         Err(DbError::EmptyBatch { .. })
     ));
-    assert_eq!(
-        db.stream_version::<AccountEvent>("s")
-            .await
-            .expect("version"),
-        4
-    );
+    assert_eq!(db.stream_version("s").await.expect("version"), 4);
     db.close().await.expect("close");
 }
 

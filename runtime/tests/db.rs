@@ -7,8 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use foldkit::storage::{Log, LogOptions};
+use foldkit::store::{AppendBatch, FileStore, FileStoreOptions, NewEvent, StoreError};
 use foldkit::{
-    Apply, CodecError, Db, DbError, Envelope, Event, FoldCause, FoldError, FoldErrorPolicy,
+    Apply, CodecError, Db, DbError, Event, EventStore, FoldCause, FoldError, FoldErrorPolicy,
     FsyncPolicy, Meta, Seq, State,
 };
 use serde::{Deserialize, Serialize};
@@ -57,13 +58,23 @@ impl Apply<Counter> for Total {
 }
 
 impl State for Total {
-    type Event = Counter;
     const NAME: &'static str = "Total";
     const VERSION: u32 = 1;
     const FINGERPRINT: u64 = 1;
 
-    fn apply_event(&mut self, event: Counter, meta: &Meta) -> Result<(), FoldError> {
-        self.apply(event, meta)
+    const EVENTS: &'static [foldkit::EventType] = &[foldkit::EventType::of::<Counter>()];
+
+    fn apply_recorded(
+        &mut self,
+        recorded: &foldkit::__private::RecordedEvent,
+        meta: &Meta,
+    ) -> Result<bool, FoldCause> {
+        let Some(event) = foldkit::__private::decode_if::<Counter>(recorded)? else {
+            return Ok(false);
+        };
+        let applied: Result<(), FoldError> = (|| self.apply(event, meta))();
+        applied.map_err(FoldCause::Apply)?;
+        Ok(true)
     }
 }
 
@@ -74,14 +85,26 @@ struct Tally {
 }
 
 impl State for Tally {
-    type Event = Counter;
     const NAME: &'static str = "Tally";
     const VERSION: u32 = 1;
     const FINGERPRINT: u64 = 2;
 
-    fn apply_event(&mut self, _event: Counter, _meta: &Meta) -> Result<(), FoldError> {
-        self.events += 1;
-        Ok(())
+    const EVENTS: &'static [foldkit::EventType] = &[foldkit::EventType::of::<Counter>()];
+
+    fn apply_recorded(
+        &mut self,
+        recorded: &foldkit::__private::RecordedEvent,
+        _meta: &Meta,
+    ) -> Result<bool, FoldCause> {
+        let Some(_event) = foldkit::__private::decode_if::<Counter>(recorded)? else {
+            return Ok(false);
+        };
+        let applied: Result<(), FoldError> = (|| {
+            self.events += 1;
+            Ok(())
+        })();
+        applied.map_err(FoldCause::Apply)?;
+        Ok(true)
     }
 }
 
@@ -198,11 +221,6 @@ async fn two_states_fold_one_log() {
     assert_eq!(total.read().sum, 5);
     assert_eq!(tally.read().events, 3);
     assert_eq!((total.skipped_events(), tally.skipped_events()), (1, 0));
-    let logs: Vec<_> = std::fs::read_dir(dir.path().join("logs"))
-        .expect("logs dir")
-        .map(|entry| entry.expect("entry").file_name())
-        .collect();
-    assert_eq!(logs, ["counter"], "two states share one log directory");
     db.close().await.expect("close");
 }
 
@@ -261,20 +279,28 @@ async fn log_and_continue_skips_and_counts() {
     db.close().await.expect("close");
 }
 
-/// Writes raw payloads to the `counter` log, as another (or a buggy) binary would.
-async fn write_raw(dir: &Path, payloads: &[Vec<u8>]) {
-    let log = Log::open(dir.join("logs").join("counter"), LogOptions::default()).expect("log");
-    for payload in payloads {
-        log.append(payload).await.expect("raw append");
+/// Writes raw events (schema version, body) of type `counter`, as another (or
+/// a buggy) binary would.
+async fn write_raw(dir: &Path, events: &[(u32, Vec<u8>)]) {
+    let store = FileStore::open_async(dir, FileStoreOptions::default())
+        .await
+        .expect("store");
+    for (version, body) in events {
+        let event = NewEvent {
+            name: "counter".into(),
+            schema_version: *version,
+            payload: body.clone(),
+        };
+        store
+            .append(AppendBatch::new(vec![event]))
+            .await
+            .expect("raw append");
     }
-    log.close().await.expect("close log");
+    store.close().await.expect("close store");
 }
 
-fn envelope(version: u32, body: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    Envelope::write_header(&mut bytes, version, None).expect("header");
-    bytes.extend_from_slice(body);
-    bytes
+fn envelope(version: u32, body: &[u8]) -> (u32, Vec<u8>) {
+    (version, body.to_vec())
 }
 
 #[tokio::test]
@@ -309,13 +335,12 @@ async fn a_record_with_an_unknown_version_is_reported_with_its_seq() {
 }
 
 #[tokio::test]
-async fn malformed_envelopes_and_bodies_are_typed_errors_with_their_seq() {
+async fn malformed_bodies_are_typed_errors_with_their_seq() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good = envelope(1, &postcard::to_allocvec(&Counter::Add(1)).expect("encode"));
-    let bad_format = vec![7, 0, 1, 0, 0, 0];
-    let truncated = vec![1, 0, 1];
     let bad_body = envelope(1, &[9, 9, 9]);
-    write_raw(dir.path(), &[good, bad_format, truncated, bad_body]).await;
+    let truncated = envelope(1, &[]);
+    write_raw(dir.path(), &[good, bad_body, truncated]).await;
 
     // No snapshot at close: the second open must meet the bad records again.
     let db = Db::builder(dir.path())
@@ -326,25 +351,51 @@ async fn malformed_envelopes_and_bodies_are_typed_errors_with_their_seq() {
         .await
         .expect("open");
     let total = db.state::<Total>();
-    total.wait_for_seq(4).await.expect("skipped");
-    assert_eq!(total.skipped_events(), 3);
+    total.wait_for_seq(3).await.expect("skipped");
+    assert_eq!(total.skipped_events(), 2);
     db.close().await.expect("close");
 
     let db = open(dir.path()).await;
     let error = db
         .state::<Total>()
-        .wait_for_seq(4)
+        .wait_for_seq(3)
         .await
         .expect_err("stops");
     let DbError::Fold(failure) = error else {
         panic!("expected a fold error, got {error:?}");
     };
     assert_eq!(failure.seq, 2);
-    assert!(
-        matches!(failure.cause, FoldCause::Envelope(_)),
-        "{failure:?}"
-    );
+    assert_eq!(failure.event.as_deref(), Some("counter"));
+    assert!(matches!(failure.cause, FoldCause::Decode(_)), "{failure:?}");
     db.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_malformed_envelope_fails_open_naming_its_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_raw(
+        dir.path(),
+        &[envelope(
+            1,
+            &postcard::to_allocvec(&Counter::Add(1)).expect("encode"),
+        )],
+    )
+    .await;
+    // A record whose CRC is right but whose envelope is not (a buggy writer).
+    let log = Log::open(dir.path().join("log"), LogOptions::default()).expect("log");
+    log.append(&[7, 0, 1, 0, 0, 0]).await.expect("raw append");
+    log.close().await.expect("close log");
+    drop(log);
+    std::fs::remove_file(dir.path().join("streams.idx")).expect("drop the index");
+    let error = Db::builder(dir.path())
+        .state::<Total>()
+        .open()
+        .await
+        .expect_err("a corrupt envelope is never skipped");
+    let DbError::Store(StoreError::Corrupt { what, .. }) = &error else {
+        panic!("expected a corrupt-store error, got {error:?}");
+    };
+    assert!(what.contains("position 2"), "{what}");
 }
 
 #[tokio::test]
@@ -414,7 +465,7 @@ async fn unregistered_states_and_events_are_errors() {
     let db = open(dir.path()).await;
     let unknown = db.append(Other).await;
     assert!(
-        matches!(unknown, Err(DbError::UnknownEvent { event: "other" })),
+        matches!(unknown, Err(DbError::UnknownEvent { event: "other", .. })),
         "{unknown:?}"
     );
     db.close().await.expect("close");
@@ -508,17 +559,29 @@ struct Panicky {
 }
 
 impl State for Panicky {
-    type Event = Counter;
     const NAME: &'static str = "Panicky";
     const VERSION: u32 = 1;
     const FINGERPRINT: u64 = 3;
 
-    fn apply_event(&mut self, event: Counter, _meta: &Meta) -> Result<(), FoldError> {
-        match event {
-            Counter::Add(n) => self.sum += n,
-            Counter::Reject => panic!("a bug in apply"),
-        }
-        Ok(())
+    const EVENTS: &'static [foldkit::EventType] = &[foldkit::EventType::of::<Counter>()];
+
+    fn apply_recorded(
+        &mut self,
+        recorded: &foldkit::__private::RecordedEvent,
+        _meta: &Meta,
+    ) -> Result<bool, FoldCause> {
+        let Some(event) = foldkit::__private::decode_if::<Counter>(recorded)? else {
+            return Ok(false);
+        };
+        let applied: Result<(), FoldError> = (|| {
+            match event {
+                Counter::Add(n) => self.sum += n,
+                Counter::Reject => panic!("a bug in apply"),
+            }
+            Ok(())
+        })();
+        applied.map_err(FoldCause::Apply)?;
+        Ok(true)
     }
 }
 

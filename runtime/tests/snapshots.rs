@@ -149,7 +149,7 @@ async fn restore_is_byte_identical_and_resumes_at_the_next_seq() {
         .expect("fold");
     let (bytes, seq) = book.snapshot().expect("snapshot");
     assert_eq!(seq, Some(300));
-    let bundle = db.snapshot().expect("bundle");
+    let bundle = db.snapshot().await.expect("bundle");
     assert_eq!(bundle.len(), 1);
     let bundle = Bundle::from_bytes(&bundle.to_bytes()).expect("bundle bytes round trip");
     db.close().await.expect("close");
@@ -256,11 +256,11 @@ async fn corrupt_stale_and_too_new_snapshots_fall_back_safely() {
     book.wait_for_seq(append_all(&db, 1..=200).await)
         .await
         .expect("fold");
-    db.snapshot_to_disk().expect("snapshot at 200");
+    db.snapshot_to_disk().await.expect("snapshot at 200");
     book.wait_for_seq(append_all(&db, 201..=400).await)
         .await
         .expect("fold");
-    db.snapshot_to_disk().expect("snapshot at 400");
+    db.snapshot_to_disk().await.expect("snapshot at 400");
     db.close().await.expect("close");
     let snapshot_dir = dir.path().join("snapshots").join("Book");
     let newest = snapshot_dir.join(format!("{:020}.snap", 400));
@@ -289,7 +289,7 @@ async fn corrupt_stale_and_too_new_snapshots_fall_back_safely() {
     let db = reopen_counting(dir.path(), 400).await;
     assert_eq!(APPLIED.load(Ordering::Relaxed), 400, "full replay");
     assert_eq!(*db.state::<Book>().read(), expected(400));
-    db.snapshot_to_disk().expect("a good snapshot at 400");
+    db.snapshot_to_disk().await.expect("a good snapshot at 400");
     db.close().await.expect("close");
 
     // Another definition of the state: the snapshot is stale, the state replays.
@@ -382,7 +382,7 @@ async fn compact_drops_only_what_every_state_has_snapshotted_and_time_travel_wor
 
     // Time travel, from the start and from a snapshot.
     assert_eq!(book.state_at(123).await.expect("state_at"), expected(123));
-    db.snapshot_to_disk().expect("snapshot at 600");
+    db.snapshot_to_disk().await.expect("snapshot at 600");
     book.wait_for_seq(append_all(&db, 601..=700).await)
         .await
         .expect("fold");

@@ -47,7 +47,7 @@ mod sync;
 mod tail;
 
 pub use error::StorageError;
-pub use log::{Log, Record};
+pub use log::{Enqueued, Log, Record};
 pub use options::{FsyncHook, FsyncPolicy, LogOptions};
 pub use recovery::RecoveryReport;
 pub use tail::Tail;

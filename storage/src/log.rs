@@ -85,6 +85,18 @@ pub struct Record {
     pub payload: Arc<[u8]>,
 }
 
+/// A batch put in the log by [`Log::enqueue_batch_with`], not yet known durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "wait_durable tells when the batch is durable"]
+pub struct Enqueued {
+    /// The seqs the records got.
+    pub seqs: RangeInclusive<Seq>,
+    /// The timestamp every record of the batch got.
+    pub timestamp: u64,
+    /// Whether the policy wants an fsync before acknowledging.
+    sync: bool,
+}
+
 /// A segmented, append-only log in a directory. Cheap to clone: clones share it.
 #[derive(Clone)]
 pub struct Log {
@@ -476,6 +488,37 @@ impl Log {
         &self,
         payloads: &[P],
     ) -> Result<RangeInclusive<Seq>, StorageError> {
+        let enqueued = self.enqueue(payloads, None)?;
+        self.wait_durable(&enqueued).await?;
+        Ok(enqueued.seqs)
+    }
+
+    /// The first, synchronous half of [`append_batch`](Self::append_batch): puts
+    /// the batch in the log (readable and tailed at once) without waiting for
+    /// durability. `fill(seq, timestamp, payload)` is called for each payload under
+    /// the log's lock, once its seq and timestamp are known, and may rewrite the
+    /// payload's bytes in place (a hash chain over seqs and timestamps); it must
+    /// not change their length. Then [`wait_durable`](Self::wait_durable) waits
+    /// for what the fsync policy promises. A caller that never waits still has
+    /// its batch appended (durable at the next sync).
+    pub fn enqueue_batch_with<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+        mut fill: impl FnMut(Seq, u64, &mut [u8]),
+    ) -> Result<Enqueued, StorageError> {
+        self.enqueue(payloads, Some(&mut fill))
+    }
+
+    /// [`enqueue_batch_with`](Self::enqueue_batch_with) without rewriting the payloads.
+    pub fn enqueue_batch<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Enqueued, StorageError> {
+        self.enqueue(payloads, None)
+    }
+
+    fn enqueue<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+        mut fill: Option<&mut dyn FnMut(Seq, u64, &mut [u8])>,
+    ) -> Result<Enqueued, StorageError> {
         if payloads.is_empty() {
             return Err(StorageError::EmptyBatch);
         }
@@ -484,7 +527,8 @@ impl Log {
             self.check_payload(payload.as_ref())?;
             bytes += (HEADER_LEN + payload.as_ref().len()) as u64;
         }
-        let (seqs, sync, wake) = {
+        let mut scratch = Vec::new();
+        let (enqueued, wake) = {
             let now = clock::now_ms();
             let mut st = self.inner.state.lock();
             st.writable()?;
@@ -493,22 +537,60 @@ impl Log {
             let last_index = payloads.len() - 1;
             for (i, payload) in payloads.iter().enumerate() {
                 let flags = if i < last_index { BATCH_CONTINUES } else { 0 };
-                st.push(first + i as u64, timestamp, flags, payload.as_ref());
+                let seq = first + i as u64;
+                match fill.as_mut() {
+                    Some(fill) => {
+                        scratch.clear();
+                        scratch.extend_from_slice(payload.as_ref());
+                        fill(seq, timestamp, &mut scratch);
+                        st.push(seq, timestamp, flags, &scratch);
+                    }
+                    None => st.push(seq, timestamp, flags, payload.as_ref()),
+                }
             }
             let sync = self.after_append(&mut st)?;
-            (
-                first..=first + last_index as u64,
+            let enqueued = Enqueued {
+                seqs: first..=first + last_index as u64,
+                timestamp,
                 sync,
-                self.inner.tails_waiting(),
-            )
+            };
+            (enqueued, self.inner.tails_waiting())
         };
         if wake {
             self.inner.appended.notify_waiters();
         }
-        if sync {
-            self.inner.sync_to(*seqs.end()).await?;
+        Ok(enqueued)
+    }
+
+    /// Waits until `enqueued` is as durable as the fsync policy promises an
+    /// acknowledged append to be (at once for every policy but those that fsync).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the batch appended; it becomes durable with a
+    /// later sync.
+    pub async fn wait_durable(&self, enqueued: &Enqueued) -> Result<(), StorageError> {
+        if enqueued.sync {
+            self.inner.sync_to(*enqueued.seqs.end()).await?;
         }
-        Ok(seqs)
+        Ok(())
+    }
+
+    /// Up to `max` records from `from` on, if they are all in memory now (the
+    /// recent window); `None` when reading them would touch a file. Never blocks
+    /// on I/O: for async callers on the hot path.
+    pub fn read_in_memory(
+        &self,
+        from: Seq,
+        max: usize,
+    ) -> Option<Result<Vec<Record>, StorageError>> {
+        let st = self.inner.state.lock();
+        if from >= st.next_seq || max == 0 {
+            return Some(Ok(Vec::new()));
+        }
+        let span = st.memory_span(from, max)?;
+        drop(st);
+        Some(span.records(self.inner.options.max_record_size))
     }
 
     #[inline]

@@ -104,7 +104,7 @@ impl From<DbError> for ApiError {
                     .with("actual", actual)
             }
             // The id passed validation, so these mean it still cannot name a stream.
-            DbError::EmptyStreamId | DbError::Envelope { .. } => Self::bad_request(message),
+            DbError::EmptyStreamId => Self::bad_request(message),
             DbError::Closed => Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
             // The Db was opened without the bank's logs or states.
             DbError::UnknownEvent { .. }
@@ -114,14 +114,13 @@ impl From<DbError> for ApiError {
             // The read model stopped folding, or the log cannot be read or written.
             DbError::Fold(_)
             | DbError::Read { .. }
-            | DbError::Storage { .. }
+            | DbError::Store(_)
             | DbError::Codec(_)
             | DbError::EmptyBatch { .. } => Self::internal(message),
             // Opening, snapshots and restores: not reachable from a request, but mapped.
             DbError::Dir { .. }
             | DbError::AlreadyOpen { .. }
             | DbError::Snapshot(_)
-            | DbError::SnapshotIo(_)
             | DbError::RestoreBeyondLog { .. } => Self::internal(message),
             // `DbError` is non-exhaustive: a variant added later is a server error.
             _ => Self::internal(message),

@@ -70,7 +70,7 @@ use axum::routing::get;
 use foldkit::prelude::*;
 use foldkit::{Aggregates, DbError, Seq};
 
-use crate::bank::{Account, AccountEvent, Bank};
+use crate::bank::{Account, Bank};
 
 /// Opens (or creates) the bank's Db in `dir`: the [`Account`] aggregate and the
 /// [`Bank`] read model. Every acknowledged command is durable
@@ -153,7 +153,7 @@ impl AppState {
     /// Waits until the read model has folded `min_seq`, if one was given.
     async fn catch_up(&self, bank: &Handle<Bank>, min_seq: Option<Seq>) -> Result<(), ApiError> {
         let Some(seq) = min_seq else { return Ok(()) };
-        let last = self.db.last_seq::<AccountEvent>().unwrap_or(0);
+        let last = self.db.last_seq().await?.unwrap_or(0);
         if seq > last {
             return Err(ApiError::bad_request(format!(
                 "min_seq {seq} is beyond the log, which ends at seq {last}"

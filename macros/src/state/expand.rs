@@ -9,7 +9,7 @@ use super::model::StateDef;
 
 pub fn expand(def: &StateDef<'_>) -> TokenStream {
     let ident = &def.input.ident;
-    let event = &def.event;
+    let events = &def.events;
     let (name, version, fingerprint) = (&def.name, def.version, fingerprint(def));
     let (impl_generics, ty_generics, _) = def.input.generics.split_for_impl();
     let where_clause = bounded_where_clause(def);
@@ -24,23 +24,35 @@ pub fn expand(def: &StateDef<'_>) -> TokenStream {
     } else {
         TokenStream::new()
     };
-    let apply = quote_spanned! {event.span()=>
-        <Self as ::foldkit::Apply<#event>>::apply(self, event, meta)
-    };
+    // One arm per event type, spanned at the type, so a missing `Apply<E>` is
+    // reported at `E` in the attribute.
+    let arms = events.iter().map(|event| {
+        quote_spanned! {event.span()=>
+            if let ::core::option::Option::Some(event) =
+                ::foldkit::__private::decode_if::<#event>(recorded)?
+            {
+                <Self as ::foldkit::Apply<#event>>::apply(self, event, meta)
+                    .map_err(::foldkit::__private::FoldCause::Apply)?;
+                return ::core::result::Result::Ok(true);
+            }
+        }
+    });
     quote! {
         #[automatically_derived]
         impl #impl_generics ::foldkit::State for #ident #ty_generics #where_clause {
-            type Event = #event;
             const NAME: &'static str = #name;
             const VERSION: u32 = #version;
             const FINGERPRINT: u64 = #fingerprint;
+            const EVENTS: &'static [::foldkit::__private::EventType] =
+                &[#(::foldkit::__private::EventType::of::<#events>()),*];
 
-            fn apply_event(
+            fn apply_recorded(
                 &mut self,
-                event: #event,
+                recorded: &::foldkit::__private::RecordedEvent,
                 meta: &::foldkit::Meta,
-            ) -> ::core::result::Result<(), ::foldkit::FoldError> {
-                #apply
+            ) -> ::core::result::Result<bool, ::foldkit::__private::FoldCause> {
+                #(#arms)*
+                ::core::result::Result::Ok(false)
             }
         }
 
@@ -63,7 +75,7 @@ fn bounded_where_clause(def: &StateDef<'_>) -> TokenStream {
             .map(|w| quote!(#w))
             .unwrap_or_default();
     }
-    let event = &def.event;
+    let events = &def.events;
     quote! {
         where
             #existing
@@ -73,6 +85,6 @@ fn bounded_where_clause(def: &StateDef<'_>) -> TokenStream {
                 + ::core::marker::Send
                 + ::core::marker::Sync
                 + 'static
-                + ::foldkit::Apply<#event>,
+                #(+ ::foldkit::Apply<#events>)*,
     }
 }

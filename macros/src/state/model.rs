@@ -4,12 +4,13 @@ use syn::{Data, DeriveInput, Error, Field, Fields, Path, Result};
 
 use crate::attr::{self, Errors};
 
-const VALID_KEYS: &str = "`event`, `version`, `name`";
+const VALID_KEYS: &str = "`event`, `events`, `version`, `name`";
 
 /// A validated state struct.
 pub struct StateDef<'a> {
     pub input: &'a DeriveInput,
-    pub event: Path,
+    /// The event types it folds, in the order listed (at least one, no repeats).
+    pub events: Vec<Path>,
     pub name: String,
     pub version: u32,
     pub fields: Vec<&'a Field>,
@@ -45,6 +46,7 @@ impl<'a> StateDef<'a> {
             }
         };
         let (mut event, mut version, mut name) = (None, None, None);
+        let mut events: Option<Vec<Path>> = None;
         for attr in input.attrs.iter().filter(|a| a.path().is_ident("state")) {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("event") {
@@ -55,6 +57,36 @@ impl<'a> StateDef<'a> {
                         )
                     })?;
                     attr::set_once(&mut event, &meta, path)
+                } else if meta.path.is_ident("events") {
+                    let mut listed: Vec<Path> = Vec::new();
+                    meta.parse_nested_meta(|inner| {
+                        let path = inner.path.clone();
+                        let key = quote::ToTokens::to_token_stream(&path).to_string();
+                        if listed
+                            .iter()
+                            .any(|p| quote::ToTokens::to_token_stream(p).to_string() == key)
+                        {
+                            errors.push(Error::new_spanned(
+                                &path,
+                                format!("`{key}` is listed twice in `events(..)`: list each event type once"),
+                            ));
+                        } else {
+                            listed.push(path);
+                        }
+                        Ok(())
+                    })
+                    .map_err(|e| {
+                        Error::new(
+                            e.span(),
+                            "expected the event types this state folds, e.g. `events(OrderEvent, CustomerEvent)`",
+                        )
+                    })?;
+                    if listed.is_empty() {
+                        return Err(meta.error(
+                            "`events(..)` lists no event type: name at least one, e.g. `events(OrderEvent)`",
+                        ));
+                    }
+                    attr::set_once(&mut events, &meta, listed)
                 } else if meta.path.is_ident("version") {
                     let v = attr::version(&meta)?;
                     attr::set_once(&mut version, &meta, v)
@@ -69,15 +101,25 @@ impl<'a> StateDef<'a> {
                 errors.push(error);
             }
         }
-        let Some(event) = event else {
-            return Err(errors.fail(Error::new_spanned(
-                &input.ident,
-                "a state must say which events it folds: add `#[state(event = YourEvent)]` to the struct",
-            )));
+        let events = match (event, events) {
+            (Some(event), None) => vec![event],
+            (None, Some(events)) => events,
+            (Some(event), Some(_)) => {
+                return Err(errors.fail(Error::new_spanned(
+                    &event,
+                    "use either `event = E` or `events(E1, E2, ..)`, not both: list every type in `events(..)`",
+                )));
+            }
+            (None, None) => {
+                return Err(errors.fail(Error::new_spanned(
+                    &input.ident,
+                    "a state must say which events it folds: add `#[state(event = YourEvent)]` (or `#[state(events(E1, E2))]`) to the struct",
+                )));
+            }
         };
         let def = StateDef {
             input,
-            event,
+            events,
             name: name.unwrap_or_else(|| input.ident.to_string()),
             version: version.unwrap_or(1),
             fields,

@@ -1,15 +1,20 @@
 //! Running commands against aggregates: load, decide, append, with no lost update.
 //!
-//! `execute(id, cmd)` locks the instance's stream (see `streams`), brings the
-//! instance's state up to the stream's version (from the cache, or by replaying
-//! only that stream's events), asks [`Aggregate::handle`] for events, appends them
-//! as one atomic batch at the version it saw, then applies them to the cached
-//! state. Holding the stream lock across all of it is what makes concurrent
-//! commands on one instance serialize without conflicts or retries, while
-//! commands on other instances run in parallel.
+//! `execute(id, cmd)` takes the instance's local lock (commands on one instance
+//! in this process run one at a time), asks the store for the stream's version,
+//! brings the cached state up to it (replaying only the events it misses, so a
+//! cache made stale by another process is caught up, never used), asks
+//! [`Aggregate::handle`] for events, and appends them at exactly the version it
+//! saw. The store checks that version atomically with the write: if another
+//! process wrote in between, nothing is appended, the cache entry is dropped and
+//! the command fails with [`DbError::Conflict`] (run it again to retry).
 //!
 //! An instance's stream id is `"<A::NAME>/<id>"`: two aggregate types that share
 //! an event type never share a stream.
+//!
+//! The cache holds at most `DbBuilder::aggregate_cache(n)` instances per
+//! aggregate type (default 10 000); beyond that, instances no
+//! command is running on are evicted, and reloaded from their stream when used.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,21 +27,35 @@ use crate::aggregate::Aggregate;
 use crate::db::builder::DbBuilder;
 use crate::db::db::Db;
 use crate::db::error::DbError;
-use crate::db::streams::{ExpectedVersion, StoredEvent, StreamGuard};
+use crate::db::streams::{ExpectedVersion, StoredEvent};
+use crate::state::EventType;
+use crate::store::EventContext;
+
+/// The default cap of cached instances per aggregate type.
+pub(crate) const DEFAULT_CACHE: usize = 10_000;
 
 impl DbBuilder {
-    /// Keeps the log of `A::Event` so `db.aggregate::<A>()` can run commands.
-    pub fn aggregate<A: Aggregate>(self) -> Self {
-        self.event::<A::Event>()
+    /// Registers `A::Event` so `db.aggregate::<A>()` can run commands.
+    pub fn aggregate<A: Aggregate>(mut self) -> Self {
+        self.push_event(EventType::of::<A::Event>());
+        self
+    }
+
+    /// How many aggregate instances to keep cached per aggregate type (default
+    /// 10 000; `0` is read as 1).
+    pub fn aggregate_cache(mut self, instances: usize) -> Self {
+        self.aggregate_cache = instances.max(1);
+        self
     }
 }
 
 impl Db {
     /// Runs commands against instances of the aggregate `A` (see [`Aggregates`]).
-    /// `A::Event`'s log must be registered (`.aggregate::<A>()`, `.event::<..>()`,
-    /// or a state folding it), or the calls fail with [`DbError::UnknownEvent`].
+    /// `A::Event` must be registered (`.aggregate::<A>()`, `.event::<..>()`, or a
+    /// state folding it), or the calls fail with [`DbError::UnknownEvent`].
     pub fn aggregate<A: Aggregate>(&self) -> Aggregates<A> {
-        let cache = self.aggregate_cache::<Cache<A>>();
+        let cap = self.inner.aggregate_cache;
+        let cache = self.aggregate_cache(|| Cache::<A>::new(cap));
         Aggregates {
             db: self.clone(),
             cache,
@@ -45,8 +64,45 @@ impl Db {
     }
 }
 
-/// The states of `A`'s instances at their versions, shared by every handle on `A`.
-type Cache<A> = parking_lot::Mutex<HashMap<String, (A, u64)>>;
+/// One cached instance: its state at a version, behind the lock commands on
+/// it take (`None`: not loaded).
+type Slot<A> = Arc<tokio::sync::Mutex<Option<(A, u64)>>>;
+
+/// The instances of one aggregate type, shared by every handle on it.
+struct Cache<A> {
+    cap: usize,
+    slots: parking_lot::Mutex<HashMap<String, Slot<A>>>,
+}
+
+impl<A> Cache<A> {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            slots: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The slot of `stream`, made (empty) if missing; evicts idle slots past the cap.
+    fn slot(&self, stream: &str) -> Slot<A> {
+        let mut slots = self.slots.lock();
+        if let Some(slot) = slots.get(stream) {
+            return Arc::clone(slot);
+        }
+        if slots.len() >= self.cap {
+            // Evict instances no command holds (nobody else has their Arc).
+            let idle: Vec<String> = slots
+                .iter()
+                .filter(|(_, slot)| Arc::strong_count(slot) == 1)
+                .map(|(id, _)| id.clone())
+                .take(slots.len() + 1 - self.cap)
+                .collect();
+            for id in idle {
+                slots.remove(&id);
+            }
+        }
+        Arc::clone(slots.entry(stream.to_owned()).or_default())
+    }
+}
 
 /// Commands and history of the instances of one aggregate type. Cheap to clone.
 ///
@@ -178,17 +234,55 @@ impl<A: Aggregate> Aggregates<A> {
     /// [`execute`](Self::execute), but only if the instance is at the `expected`
     /// version (a client's optimistic concurrency: "I decided this on version 3").
     /// Otherwise it fails with [`DbError::Conflict`] before `handle` runs, and writes
-    /// nothing. The check and the append happen under the instance's lock.
+    /// nothing.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before its append, nothing is written; dropped during it, the
+    /// events are appended whole or not at all, and the cached instance is
+    /// reloaded from its stream by the next command.
     pub async fn execute_expecting(
         &self,
         id: impl fmt::Display,
         expected: ExpectedVersion,
         command: A::Command,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
-        let stream = Self::stream_id(id);
-        let mut guard = self.db.lock_stream::<A::Event>(&stream).await?;
-        let Loaded { mut state, version } = self.current(&stream, &guard)?;
+        self.run(Self::stream_id(id), expected, command, None).await
+    }
+
+    /// [`execute`](Self::execute) with a context (correlation id, causation,
+    /// actor, metadata) stored with each event it appends.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`execute_expecting`](Self::execute_expecting).
+    pub async fn execute_with(
+        &self,
+        id: impl fmt::Display,
+        command: A::Command,
+        context: EventContext,
+    ) -> Result<Executed<A>, ExecuteError<A::Error>> {
+        self.run(
+            Self::stream_id(id),
+            ExpectedVersion::Any,
+            command,
+            Some(Arc::new(context)),
+        )
+        .await
+    }
+
+    async fn run(
+        &self,
+        stream: String,
+        expected: ExpectedVersion,
+        command: A::Command,
+        context: Option<Arc<EventContext>>,
+    ) -> Result<Executed<A>, ExecuteError<A::Error>> {
+        let slot = self.cache.slot(&stream);
+        let mut cached = slot.lock().await;
+        let (mut state, version) = self.current(&stream, cached.take()).await?;
         if !expected.admits(version) {
+            *cached = Some((state, version));
             return Err(DbError::Conflict {
                 stream,
                 expected,
@@ -199,12 +293,12 @@ impl<A: Aggregate> Aggregates<A> {
         let events = match state.handle(command) {
             Ok(events) => events,
             Err(rejection) => {
-                self.cache.lock().insert(stream, (state, version));
+                *cached = Some((state, version));
                 return Err(ExecuteError::Rejected(rejection));
             }
         };
         if events.is_empty() {
-            self.cache.lock().insert(stream, (state.clone(), version));
+            *cached = Some((state.clone(), version));
             return Ok(Executed {
                 events,
                 seqs: None,
@@ -212,23 +306,21 @@ impl<A: Aggregate> Aggregates<A> {
                 state,
             });
         }
-        let appended = match guard
-            .append(ExpectedVersion::Exact(version), events.iter().cloned())
-            .await
-        {
-            Ok(appended) => appended,
-            Err(e) => {
-                // The state in hand no longer matches anything durable: forget it.
-                self.cache.lock().remove(&stream);
-                return Err(e.into());
-            }
-        };
+        // Left `None` until the append succeeded: a drop or an error here makes
+        // the next command reload the instance from its stream.
+        let appended = self
+            .db
+            .append_to_with(
+                &stream,
+                ExpectedVersion::Exact(version),
+                events.iter().cloned(),
+                context,
+            )
+            .await?;
         for event in &events {
             state.apply(event);
         }
-        self.cache
-            .lock()
-            .insert(stream, (state.clone(), appended.version));
+        *cached = Some((state.clone(), appended.version));
         Ok(Executed {
             events,
             seqs: Some(appended.seqs),
@@ -238,18 +330,26 @@ impl<A: Aggregate> Aggregates<A> {
     }
 
     /// The instance's current state and version (version 0: it does not exist).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads (a dropped call leaves the instance to be
+    /// reloaded by the next one).
     pub async fn load(&self, id: impl fmt::Display) -> Result<Loaded<A>, DbError> {
         let stream = Self::stream_id(id);
-        let guard = self.db.lock_stream::<A::Event>(&stream).await?;
-        let loaded = self.current(&stream, &guard)?;
-        self.cache
-            .lock()
-            .insert(stream, (loaded.state.clone(), loaded.version));
-        Ok(loaded)
+        let slot = self.cache.slot(&stream);
+        let mut cached = slot.lock().await;
+        let (state, version) = self.current(&stream, cached.take()).await?;
+        *cached = Some((state.clone(), version));
+        Ok(Loaded { state, version })
     }
 
     /// The instance's state as it was at `version` (time travel), replayed from its
     /// stream. A version past the end gives the current state.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn load_at(&self, id: impl fmt::Display, version: u64) -> Result<Loaded<A>, DbError> {
         let events = self
             .db
@@ -259,6 +359,10 @@ impl<A: Aggregate> Aggregates<A> {
     }
 
     /// The instance's history, in order, with each event's metadata.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn events(
         &self,
         id: impl fmt::Display,
@@ -267,24 +371,33 @@ impl<A: Aggregate> Aggregates<A> {
     }
 
     /// Whether the instance has any event.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn exists(&self, id: impl fmt::Display) -> Result<bool, DbError> {
-        Ok(self
-            .db
-            .stream_version::<A::Event>(&Self::stream_id(id))
-            .await?
-            > 0)
+        Ok(self.db.stream_version(&Self::stream_id(id)).await? > 0)
     }
 
-    /// The state at the locked stream's version: cached if the cache is current,
-    /// replayed from the stream otherwise.
-    fn current(&self, stream: &str, guard: &StreamGuard<'_>) -> Result<Loaded<A>, DbError> {
-        let version = guard.version();
-        if let Some((state, cached)) = self.cache.lock().remove(stream)
-            && cached == version
-        {
-            return Ok(Loaded { state, version });
+    /// The state at the stream's current version: the cached one if current,
+    /// caught up with the events it misses if behind, replayed otherwise.
+    async fn current(&self, stream: &str, cached: Option<(A, u64)>) -> Result<(A, u64), DbError> {
+        let actual = self.db.stream_version(stream).await?;
+        let (mut state, mut version) = match cached {
+            Some((state, version)) if version <= actual => (state, version),
+            _ => (A::default(), 0),
+        };
+        if version < actual {
+            for stored in self
+                .db
+                .read_stream_versions::<A::Event>(stream, version + 1..=actual)
+                .await?
+            {
+                state.apply(&stored.event);
+                version = stored.stream_version;
+            }
         }
-        Ok(replay(&guard.events::<A::Event>()?))
+        Ok((state, version))
     }
 }
 

@@ -1,126 +1,121 @@
-//! `Db`: the logs of a directory and the states folded from them.
+//! `Db`: one ordered log (behind an [`EventStore`]) and the states folded from it.
 //!
-//! Layout of a Db directory:
-//!
-//! ```text
-//! <dir>/LOCK                  held (OS file lock) while a Db has the directory open
-//! <dir>/logs/<log name>/      one log per event type, see `log_name`
-//! ```
-//!
-//! A Db owns one [`Log`] per registered event type and one fold task per
-//! registered state. It is a cheap `Arc` handle: clones share everything, and
-//! the fold tasks stop when the last clone is dropped or on [`Db::close`].
+//! A Db owns one store and one fold task per registered state. Every appended
+//! event, of any registered type, gets the store's next position; each state
+//! tails the whole log and folds the types it lists. A Db is a cheap `Arc`
+//! handle: clones share everything, and the fold tasks stop when the last clone
+//! is dropped or on [`Db::close`].
 
 use std::any::{Any, TypeId, type_name};
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-use std::fs::{File, TryLockError};
+use std::fmt;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use foldkit_storage::{Log, LogOptions, StorageError};
+use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
 
 use crate::Seq;
-use crate::db::builder::{DbBuilder, EventType};
-use crate::db::envelope::encode_event;
+use crate::db::builder::{DbBuilder, StoreChoice};
+use crate::db::close::Closing;
 use crate::db::error::DbError;
 use crate::db::fold::{self, Folder, StopAt};
 use crate::db::handle::{Handle, StateCell, StateSlot};
-use crate::db::log_name::log_name;
+use crate::db::open_report::{OpenReport, StateOpened};
 use crate::db::policy::FoldErrorPolicy;
+use crate::db::registry::Registry;
 use crate::db::snapshots::{self, Snapshots};
 use crate::event::Event;
 use crate::snapshot::Bundle;
 use crate::state::State;
+use crate::store::{
+    AppendBatch, EventContext, EventStore, FileStore, FileStoreOptions, NewEvent, StoreError,
+};
 
 /// Starts the fold of one state type: monomorphized per state by the builder.
 pub(crate) type StateStarter =
-    fn(&EventLog, &StartContext) -> Result<(RunningState, JoinHandle<()>), DbError>;
+    for<'a> fn(&'a StartContext) -> BoxFuture<'a, Result<Started, DbError>>;
 
-/// What starting a state needs besides its log.
-pub(crate) struct StartContext {
-    pub(crate) policy: FoldErrorPolicy,
-    pub(crate) snapshots: Arc<Snapshots>,
-    pub(crate) restore: Option<Bundle>,
+/// A started state: its running fold, its task, and how it started.
+pub(crate) struct Started {
+    pub(crate) running: RunningState,
+    pub(crate) task: JoinHandle<()>,
+    pub(crate) opened: StateOpened,
 }
 
-/// The log of one event type.
-pub(crate) struct EventLog {
-    pub(crate) event: EventType,
-    /// The log's directory name under `<dir>/logs/`.
-    pub(crate) name: String,
-    pub(crate) log: Log,
-    /// The streams of this log, indexed on first use (see `streams`).
-    pub(crate) streams: crate::db::streams::LazyStreamIndex,
+/// What starting a state needs.
+pub(crate) struct StartContext {
+    pub(crate) store: Arc<dyn EventStore>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) policy: FoldErrorPolicy,
+    pub(crate) state_policies: HashMap<&'static str, FoldErrorPolicy>,
+    pub(crate) snapshots: Arc<Snapshots>,
+    pub(crate) restore: Option<Bundle>,
+    /// The store's last position at open.
+    pub(crate) last: Seq,
 }
 
 /// A state being folded: its cell (type-erased) and how to stop its task.
 pub(crate) struct RunningState {
     pub(crate) slot: Arc<dyn StateSlot>,
-    pub(crate) event: TypeId,
     pub(crate) stop: StopAt,
 }
 
-/// Starts folding `S` from the beginning of its log.
-///
-/// The seam for snapshots: a restored state is a `StateCell::new(.., value, seq)`
-/// handed to `fold::spawn`, which resumes at `seq + 1`.
+/// Starts folding `S` from its newest valid snapshot (or the start).
 pub(crate) fn start_state<S: State>(
-    log: &EventLog,
     context: &StartContext,
-) -> Result<(RunningState, JoinHandle<()>), DbError> {
-    let (value, applied) = snapshots::initial_state::<S>(log, context)?;
-    let folder = Folder::new(
-        log.log.clone(),
-        context.policy,
-        Arc::clone(&context.snapshots),
-        applied,
-    );
-    let cell = Arc::new(StateCell::<S>::new(
-        log.name.clone(),
-        folder,
-        value,
-        applied,
-    ));
-    let (stop, task) = fold::spawn(Arc::clone(&cell), &log.log);
-    let running = RunningState {
-        slot: cell,
-        event: log.event.id,
-        stop,
-    };
-    Ok((running, task))
+) -> BoxFuture<'_, Result<Started, DbError>> {
+    Box::pin(async move {
+        let (value, applied, last, snapshot) = snapshots::initial_state::<S>(context).await?;
+        let policy = context
+            .state_policies
+            .get(S::NAME)
+            .copied()
+            .unwrap_or(context.policy);
+        let folder = Folder::new(
+            Arc::clone(&context.store),
+            Arc::clone(&context.registry),
+            policy,
+            Arc::clone(&context.snapshots),
+            applied,
+        );
+        let cell = Arc::new(StateCell::<S>::new(folder, value, applied, last));
+        let (stop, task) = fold::spawn(Arc::clone(&cell));
+        let opened = StateOpened {
+            state: S::NAME,
+            snapshot,
+            resumed_at: applied,
+            replay_to: context.last,
+        };
+        Ok(Started {
+            running: RunningState { slot: cell, stop },
+            task,
+            opened,
+        })
+    })
 }
 
-/// An embedded event-sourced database: appends events to per-type logs on disk
-/// and folds them into in-memory states.
+/// An embedded event-sourced database: appends events of every registered type
+/// to one ordered log and folds them into in-memory states.
 ///
 /// ```
 /// # use foldkit::prelude::*;
-/// # #[derive(Serialize, Deserialize)]
-/// # enum Counter { Add(u64) }
-/// # impl Event for Counter {
-/// #     const NAME: &'static str = "Counter";
-/// #     const VERSION: u32 = 1;
-/// #     fn variant_name(&self) -> &'static str { "Add" }
-/// #     fn decode(version: u32, bytes: &[u8]) -> Result<Self, foldkit::CodecError> {
-/// #         foldkit::__private::decode_oldest(version, bytes)
-/// #     }
-/// # }
-/// # #[derive(Default, Serialize, Deserialize)]
-/// # struct Total { sum: u64 }
-/// # impl State for Total {
-/// #     type Event = Counter;
-/// #     const NAME: &'static str = "Total";
-/// #     const VERSION: u32 = 1;
-/// #     const FINGERPRINT: u64 = 0;
-/// #     fn apply_event(&mut self, Counter::Add(n): Counter, _: &Meta) -> Result<(), FoldError> {
-/// #         self.sum += n;
-/// #         Ok(())
-/// #     }
-/// # }
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// enum Counter { Add(u64) }
+///
+/// #[derive(State, Default, Serialize, Deserialize)]
+/// #[state(event = Counter)]
+/// struct Total { sum: u64 }
+///
+/// impl Apply<Counter> for Total {
+///     fn apply(&mut self, Counter::Add(n): Counter, _: &Meta) -> Result<(), FoldError> {
+///         self.sum += n;
+///         Ok(())
+///     }
+/// }
+///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), foldkit::DbError> {
 /// # let dir = tempfile::tempdir().expect("tempdir");
@@ -135,7 +130,7 @@ pub(crate) fn start_state<S: State>(
 /// assert_eq!(total.read().sum, 5);
 /// db.close().await?;
 ///
-/// // Reopening replays the log.
+/// // Reopening resumes from the snapshot written at close.
 /// let db = Db::builder(dir.path()).state::<Total>().open().await?;
 /// db.state::<Total>().wait_for_seq(seq).await?;
 /// assert_eq!(db.state::<Total>().read().sum, 5);
@@ -148,142 +143,133 @@ pub struct Db {
 }
 
 pub(crate) struct Inner {
-    dir: PathBuf,
-    pub(crate) logs: HashMap<TypeId, EventLog>,
+    pub(crate) store: Arc<dyn EventStore>,
+    dir: Option<PathBuf>,
+    pub(crate) registry: Arc<Registry>,
     pub(crate) states: HashMap<TypeId, RunningState>,
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
     /// Set once by `close`; appends check it after announcing themselves in
     /// `appending`, and `close` waits for `appending` to drain after setting it,
-    /// so every append either fails with `Closed` or lands before the logs close.
+    /// so every append either fails with `Closed` or lands before the store closes.
     closed: AtomicBool,
     appending: AtomicUsize,
-    closing: tokio::sync::Mutex<()>,
-    /// The OS lock on `<dir>/LOCK`: held from open until close (or drop).
-    lock: parking_lot::Mutex<Option<File>>,
-    /// The snapshot files and when to write them (see `snapshots`).
+    closing: Closing,
+    /// The snapshot settings (see `snapshots`).
     pub(crate) snapshots: Arc<Snapshots>,
     /// Per aggregate type: the cached states of its instances (see `aggregates`).
     aggregate_caches: parking_lot::Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    pub(crate) aggregate_cache: usize,
+    open_report: OpenReport,
 }
 
-impl std::fmt::Debug for Db {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut logs: Vec<&str> = self.inner.logs.values().map(|l| l.name.as_str()).collect();
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut states: Vec<(&str, Seq)> = (self.inner.states.values())
             .map(|s| (s.slot.name(), s.slot.applied_seq()))
             .collect();
-        logs.sort_unstable();
         states.sort_unstable();
         f.debug_struct("Db")
-            .field("dir", &self.inner.dir)
-            .field("logs", &logs)
+            .field("store", &self.inner.store.describe())
             .field("states", &states)
             .field("closed", &self.inner.closed.load(Ordering::Relaxed))
             .finish()
     }
 }
 
+fn store_error_at_open(dir: Option<&Path>, error: StoreError) -> DbError {
+    match (error, dir) {
+        (StoreError::AlreadyOpen { .. }, Some(dir)) => DbError::AlreadyOpen {
+            dir: dir.to_path_buf(),
+        },
+        (error, _) => DbError::from(error),
+    }
+}
+
 impl Db {
-    /// Starts configuring a Db stored in the directory `dir` (created if missing).
+    /// Starts configuring a Db stored in the directory `dir` (created if
+    /// missing): the embedded file store.
     pub fn builder(dir: impl AsRef<Path>) -> DbBuilder {
-        DbBuilder::new(dir.as_ref().to_path_buf())
+        DbBuilder::new(StoreChoice::Dir(dir.as_ref().to_path_buf()))
+    }
+
+    /// Starts configuring a Db over any [`EventStore`] (e.g. `foldkit-postgres`'s
+    /// `PgStore`): everything else is the same as with [`Db::builder`].
+    pub fn builder_with(store: impl EventStore) -> DbBuilder {
+        DbBuilder::new(StoreChoice::Given(Arc::new(store)))
     }
 
     pub(crate) async fn open(builder: DbBuilder) -> Result<Db, DbError> {
-        let dir = builder.dir;
-        let dir_error = |source| DbError::Dir {
-            dir: dir.clone(),
-            source,
+        let began = std::time::Instant::now();
+        let registry = Arc::new(Registry::new(&builder.events)?);
+        let (store, dir, recovery): (Arc<dyn EventStore>, Option<PathBuf>, _) = match builder.store
+        {
+            StoreChoice::Dir(dir) => {
+                let mut options = FileStoreOptions::default();
+                options.fsync = builder.fsync;
+                options.segment_size = builder.segment_size;
+                options.chain_hashes = builder.chain_hashes;
+                let store = FileStore::open_async(&dir, options)
+                    .await
+                    .map_err(|e| store_error_at_open(Some(&dir), e))?;
+                let recovery = Some(store.recovery_report().clone());
+                (Arc::new(store), Some(dir), recovery)
+            }
+            StoreChoice::Given(store) => (store, None, None),
         };
-        std::fs::create_dir_all(dir.join("logs")).map_err(dir_error)?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))
-            .map_err(dir_error)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(DbError::AlreadyOpen { dir }),
-            Err(TryLockError::Error(source)) => return Err(dir_error(source)),
-        }
-
-        let mut by_name: HashMap<&'static str, EventType> = HashMap::new();
-        let mut logs = HashMap::new();
-        for event in builder.events {
-            match by_name.entry(event.name) {
-                Entry::Occupied(first) => {
-                    return Err(DbError::EventNameConflict {
-                        name: event.name,
-                        first: first.get().rust_name,
-                        second: event.rust_name,
-                    });
-                }
-                Entry::Vacant(slot) => {
-                    slot.insert(event);
-                }
-            }
-            let name = log_name(event.name)?;
-            let mut options = LogOptions::default();
-            if let Some(fsync) = builder.fsync {
-                options = options.fsync(fsync);
-            }
-            if let Some(bytes) = builder.segment_size {
-                options = options.segment_size(bytes);
-            }
-            let log = Log::open(dir.join("logs").join(&name), options).map_err(|source| {
-                DbError::Storage {
-                    log: name.clone(),
-                    source,
-                }
-            })?;
-            logs.insert(
-                event.id,
-                EventLog {
-                    event,
-                    name,
-                    log,
-                    streams: Default::default(),
-                },
-            );
-        }
-
-        let snapshots = Arc::new(Snapshots::new(&dir, &builder.snapshots));
+        let last = store.last_position().await?.unwrap_or(0);
+        let snapshots = Arc::new(Snapshots::new(&builder.snapshots));
         let context = StartContext {
+            store: Arc::clone(&store),
+            registry: Arc::clone(&registry),
             policy: builder.policy,
+            state_policies: builder.state_policies,
             snapshots: Arc::clone(&snapshots),
             restore: builder.snapshots.restore.clone(),
+            last,
         };
         let mut states = HashMap::new();
         let mut tasks = Vec::new();
+        let mut opened = Vec::new();
         for state in builder.states {
-            let log = logs.get(&state.event.id).ok_or(DbError::UnknownEvent {
-                event: state.event.name,
-            })?;
-            let (running, task) = (state.start)(log, &context)?;
-            states.insert(state.id, running);
-            tasks.push(task);
+            let started = (state.start)(&context).await?;
+            states.insert(state.id, started.running);
+            tasks.push(started.task);
+            opened.push(started.opened);
         }
-
+        let open_report = OpenReport::new(recovery, opened, began);
+        tracing::info!(store = %store.describe(), last_position = last, states = states.len(), elapsed_ms = began.elapsed().as_millis() as u64, "foldkit: Db opened");
         Ok(Db {
             inner: Arc::new(Inner {
+                store,
                 dir,
-                logs,
+                registry,
                 states,
                 tasks: parking_lot::Mutex::new(tasks),
                 closed: AtomicBool::new(false),
                 appending: AtomicUsize::new(0),
-                closing: tokio::sync::Mutex::new(()),
-                lock: parking_lot::Mutex::new(Some(lock)),
+                closing: Closing::default(),
                 aggregate_caches: parking_lot::Mutex::default(),
+                aggregate_cache: builder.aggregate_cache,
                 snapshots,
+                open_report,
             }),
         })
     }
 
-    /// The directory the Db lives in.
-    pub fn dir(&self) -> &Path {
-        &self.inner.dir
+    /// The directory the Db lives in (`None` for a store given to [`Db::builder_with`]).
+    pub fn dir(&self) -> Option<&Path> {
+        self.inner.dir.as_deref()
+    }
+
+    /// The store the Db reads and writes.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.inner.store
+    }
+
+    /// What happened at open: per state, the snapshot used (or why none) and
+    /// the events left to replay; the storage recovery report; the time taken.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.inner.open_report
     }
 
     /// The handle on state `S`.
@@ -303,104 +289,156 @@ impl Db {
 
     /// The handle on state `S`, or [`DbError::UnknownState`] if it was not registered.
     pub fn try_state<S: State>(&self) -> Result<Handle<S>, DbError> {
+        let unknown = || DbError::UnknownState {
+            state: type_name::<S>(),
+        };
         let running = self
             .inner
             .states
             .get(&TypeId::of::<S>())
-            .ok_or(DbError::UnknownState {
-                state: type_name::<S>(),
-            })?;
+            .ok_or_else(unknown)?;
         let any: Arc<dyn Any + Send + Sync> = Arc::clone(&running.slot) as _;
-        let cell = any
-            .downcast::<StateCell<S>>()
-            .map_err(|_| DbError::UnknownState {
-                state: type_name::<S>(),
-            })?;
+        let cell = any.downcast::<StateCell<S>>().map_err(|_| unknown())?;
         Ok(Handle::new(cell))
     }
 
-    /// Appends one event to its type's log and returns its seq. The states folded
-    /// from that log apply it shortly after: `handle.wait_for_seq(seq)` waits for it.
+    /// Appends one event and returns its position. Every state that folds `E`
+    /// applies it shortly after: `handle.wait_for_seq(seq)` waits for it.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped before it completes, the event may or may not
+    /// have been appended (never half); it is then durable at the next sync.
     pub async fn append<E: Event>(&self, event: E) -> Result<Seq, DbError> {
-        let _appending = Appending::enter(&self.inner)?;
-        let log = self.log_of::<E>()?;
-        let payload = encode_event(&event, None)?;
-        let seq = log.log.append(&payload).await;
-        seq.map_err(|source| self.storage_error(log, source))
+        let seqs = self.append_batch_with(None, std::iter::once(event)).await?;
+        Ok(*seqs.start())
     }
 
-    /// The seq of the last event appended to `E`'s log (`None`: empty, or `E`'s
-    /// log is not registered). Waiting for it with `wait_for_seq` waits for
-    /// everything appended so far.
-    pub fn last_seq<E: Event>(&self) -> Option<Seq> {
-        self.inner.logs.get(&TypeId::of::<E>())?.log.last_seq()
+    /// [`append`](Self::append) with a context (correlation id, causation,
+    /// actor, metadata) stored in the event's envelope and visible in [`Meta`](crate::Meta).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`append`](Self::append).
+    pub async fn append_with<E: Event>(
+        &self,
+        event: E,
+        context: EventContext,
+    ) -> Result<Seq, DbError> {
+        let seqs = self
+            .append_batch_with(Some(Arc::new(context)), std::iter::once(event))
+            .await?;
+        Ok(*seqs.start())
+    }
+
+    /// The position of the last event in the log, if any. Waiting for it with
+    /// `wait_for_seq` waits for everything appended so far.
+    pub async fn last_seq(&self) -> Result<Option<Seq>, DbError> {
+        Ok(self.inner.store.last_position().await?)
     }
 
     /// Appends several events as one atomic batch (after a crash, all of them or
-    /// none are in the log) and returns their seqs. An empty batch is an error.
+    /// none are in the log) at consecutive positions, and returns them. An empty
+    /// batch is an error.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`append`](Self::append): all of the batch or none of it.
     pub async fn append_batch<E: Event>(
         &self,
         events: impl IntoIterator<Item = E>,
     ) -> Result<RangeInclusive<Seq>, DbError> {
-        self.append_batch_to(None, events).await
+        self.append_batch_with(None, events).await
     }
 
-    /// Appends a batch whose events all carry `stream_id` in their envelope (the
-    /// seam for aggregates, which append one command's events to one stream).
-    pub(crate) async fn append_batch_to<E: Event>(
+    async fn append_batch_with<E: Event>(
         &self,
-        stream_id: Option<&str>,
+        context: Option<Arc<EventContext>>,
         events: impl IntoIterator<Item = E>,
     ) -> Result<RangeInclusive<Seq>, DbError> {
-        let _appending = Appending::enter(&self.inner)?;
-        let log = self.log_of::<E>()?;
-        let payloads = events
-            .into_iter()
-            .map(|event| encode_event(&event, stream_id))
-            .collect::<Result<Vec<_>, _>>()?;
-        if payloads.is_empty() {
-            return Err(DbError::EmptyBatch { event: E::NAME });
-        }
-        let seqs = log.log.append_batch(&payloads).await;
-        seqs.map_err(|source| self.storage_error(log, source))
+        let mut batch = AppendBatch::new(self.encode_events(events)?);
+        batch.context = context;
+        Ok(self.append_raw(batch).await?.positions)
     }
 
-    /// Closes the Db: refuses new appends, makes every appended event durable
-    /// (flush + fsync), lets each state fold everything appended before the
-    /// close, stops the fold tasks and closes the logs. Handles stay readable;
-    /// `wait_for_seq` beyond what was folded returns [`DbError::Closed`].
-    /// Reopening the directory resumes where the Db stopped. Closing twice is a no-op.
+    /// The events as the store takes them.
+    pub(crate) fn encode_events<E: Event>(
+        &self,
+        events: impl IntoIterator<Item = E>,
+    ) -> Result<Vec<NewEvent>, DbError> {
+        let name = &self.inner.registry.get::<E>()?.name;
+        let events = events
+            .into_iter()
+            .map(|event| {
+                Ok(NewEvent {
+                    name: Arc::clone(name),
+                    schema_version: E::VERSION,
+                    payload: event.encode()?,
+                })
+            })
+            .collect::<Result<Vec<_>, DbError>>()?;
+        if events.is_empty() {
+            return Err(DbError::EmptyBatch { event: E::NAME });
+        }
+        Ok(events)
+    }
+
+    /// Appends a batch through the store, refused once the Db is closing.
+    pub(crate) async fn append_raw(
+        &self,
+        batch: AppendBatch,
+    ) -> Result<crate::store::Appended, DbError> {
+        let _appending = Appending::enter(&self.inner)?;
+        Ok(self.inner.store.append(batch).await?)
+    }
+
+    /// Closes the Db: refuses new appends, makes every appended event durable,
+    /// lets each state fold everything appended before the close, writes the
+    /// close snapshots, stops the fold tasks and closes the store. Handles stay
+    /// readable; `wait_for_seq` beyond what was folded returns [`DbError::Closed`].
+    /// Reopening resumes where the Db stopped. Closing twice is a no-op.
     ///
     /// On an error the shutdown still completes; the first error is returned.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe. The shutdown runs in a task of its own: dropping this future
+    /// does not stop it (appends are refused from the first poll on), and a later
+    /// `close()` waits for that same shutdown to finish and returns its result.
     pub async fn close(&self) -> Result<(), DbError> {
-        let _closing = self.inner.closing.lock().await;
-        if self.inner.closed.swap(true, Ordering::SeqCst) {
-            return Ok(());
-        }
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let db = self.clone();
+        (self.inner.closing)
+            .run(move || async move { db.shutdown().await })
+            .await
+    }
+
+    /// The body of `close`, run once, in its own task.
+    async fn shutdown(&self) -> Result<(), DbError> {
+        self.inner.closed.store(true, Ordering::SeqCst);
         while self.inner.appending.load(Ordering::SeqCst) > 0 {
             tokio::task::yield_now().await;
         }
-        let mut first_error = None;
-        let mut ends = HashMap::new();
-        for (id, log) in &self.inner.logs {
-            if let Err(source) = log.log.sync().await {
-                first_error.get_or_insert(self.storage_error(log, source));
-            }
-            ends.insert(*id, log.log.last_seq().unwrap_or(0));
+        let mut first_error: Option<DbError> = None;
+        if let Err(error) = self.inner.store.sync().await {
+            first_error.get_or_insert(DbError::Store(error));
         }
+        let end = match self.inner.store.last_position().await {
+            Ok(end) => end.unwrap_or(0),
+            Err(error) => {
+                first_error.get_or_insert(DbError::Store(error));
+                0
+            }
+        };
         for state in self.inner.states.values() {
-            state
-                .stop
-                .send_replace(Some(ends.get(&state.event).copied().unwrap_or(0)));
+            state.stop.send_replace(Some(end));
         }
         let tasks = std::mem::take(&mut *self.inner.tasks.lock());
         for task in tasks {
             if let Err(error) = task.await {
-                tracing::error!(%error, "a fold task ended abnormally");
+                tracing::error!(%error, "foldkit: a fold task ended abnormally");
             }
         }
-        // Background snapshot writes finish before the close snapshot and before
-        // the directory is released.
         for state in self.inner.states.values() {
             if let Some(write) = state.slot.take_pending_write()
                 && let Err(error) = write.await
@@ -410,52 +448,57 @@ impl Db {
         }
         if self.inner.snapshots.on_close {
             for state in self.inner.states.values() {
-                if let Err(error) = self.inner.snapshots.write(state.slot.as_ref()) {
-                    tracing::warn!(state = state.slot.name(), %error, "foldkit: no snapshot at close; the next open replays");
+                if let Err(error) = snapshots::write_now(state.slot.as_ref()).await {
+                    tracing::warn!(state = state.slot.name(), error = %crate::chain::Chain(&error), "foldkit: no snapshot at close; the next open replays");
                 }
             }
         }
         for state in self.inner.states.values() {
-            state.slot.release_log();
+            state.slot.release_store();
         }
-        for log in self.inner.logs.values() {
-            if let Err(source) = log.log.close().await {
-                first_error.get_or_insert(self.storage_error(log, source));
-            }
+        if let Err(error) = self.inner.store.close().await {
+            first_error.get_or_insert(DbError::Store(error));
         }
-        // Dropping the file releases the lock: the directory may be reopened.
-        drop(self.inner.lock.lock().take());
         first_error.map_or(Ok(()), Err)
     }
 
-    pub(crate) fn log_of<E: Event>(&self) -> Result<&EventLog, DbError> {
-        self.inner
-            .logs
-            .get(&TypeId::of::<E>())
-            .ok_or(DbError::UnknownEvent { event: E::NAME })
-    }
-
     /// The instance cache of aggregate type `T`, shared by every handle on it.
-    pub(crate) fn aggregate_cache<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+    pub(crate) fn aggregate_cache<T: Send + Sync + 'static>(
+        &self,
+        make: impl FnOnce() -> T,
+    ) -> Arc<T> {
         let mut caches = self.inner.aggregate_caches.lock();
         let any = caches
             .entry(TypeId::of::<T>())
-            .or_insert_with(|| Arc::new(T::default()) as Arc<dyn Any + Send + Sync>);
+            .or_insert_with(|| Arc::new(make()) as Arc<dyn Any + Send + Sync>);
         Arc::clone(any)
             .downcast::<T>()
             .unwrap_or_else(|_| unreachable!("the cache map is keyed by TypeId::of::<T>"))
     }
 
-    /// A storage error, or [`DbError::Closed`] if the Db closed meanwhile.
-    pub(crate) fn storage_error(&self, log: &EventLog, source: StorageError) -> DbError {
-        if self.inner.closed.load(Ordering::Acquire) {
-            DbError::Closed
-        } else {
-            DbError::Storage {
-                log: log.name.clone(),
-                source,
-            }
-        }
+    /// The registered states, in name order.
+    pub(crate) fn slots(&self) -> Vec<&Arc<dyn StateSlot>> {
+        let mut slots: Vec<_> = self.inner.states.values().map(|s| &s.slot).collect();
+        slots.sort_by_key(|s| s.name());
+        slots
+    }
+
+    /// Walks the whole log and checks the hash chain (see
+    /// [`DbBuilder::chain_hashes`]): any edit, deletion or reordering of a chained
+    /// event is an error naming its position.
+    pub async fn verify_chain(&self) -> Result<crate::store::ChainReport, DbError> {
+        Ok(self.inner.store.verify_chain().await?)
+    }
+
+    /// The hash of the last chained event: the head to publish or sign.
+    pub fn head_hash(&self) -> Option<[u8; 32]> {
+        self.inner.store.head_hash()
+    }
+
+    /// Event type names met in the log that no registered type knows (each was
+    /// skipped by every state and reported once).
+    pub fn unknown_event_names(&self) -> Vec<Arc<str>> {
+        self.inner.registry.unknown_names()
     }
 }
 

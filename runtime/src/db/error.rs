@@ -6,19 +6,17 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use foldkit_storage::StorageError;
-
 use crate::Seq;
-use crate::db::envelope::EnvelopeError;
 use crate::event::CodecError;
 use crate::state::FoldError;
+use crate::store::StoreError;
 
 /// An error from opening, writing to or waiting on a [`Db`](super::Db).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DbError {
     /// The database directory could not be created, opened or locked.
-    #[error("cannot open database directory {}: {source}", dir.display())]
+    #[error("cannot open database directory {}", dir.display())]
     Dir {
         /// The database directory.
         dir: PathBuf,
@@ -31,8 +29,8 @@ pub enum DbError {
         /// The database directory.
         dir: PathBuf,
     },
-    /// An event type's stable name cannot name a log directory.
-    #[error("event name {name:?} cannot name a log: {reason}; set `#[event(name = \"..\")]`")]
+    /// An event type's stable name cannot be stored in an envelope.
+    #[error("event name {name:?} cannot be stored: {reason}; set `#[event(name = \"..\")]`")]
     InvalidEventName {
         /// The event type's stable name.
         name: &'static str,
@@ -42,7 +40,7 @@ pub enum DbError {
     /// Two different Rust types registered with one stable event name.
     #[error(
         "event types `{first}` and `{second}` both have the stable name {name:?}: \
-         one log cannot hold both; register only the newest version, or rename one"
+         a Db cannot tell their events apart; register only the newest version, or rename one"
     )]
     EventNameConflict {
         /// The shared stable name.
@@ -54,12 +52,15 @@ pub enum DbError {
     },
     /// The event type was not registered when the Db was opened.
     #[error(
-        "event `{event}` has no log in this Db: register a state folded from it with \
-         `.state::<S>()` or the event itself with `.event::<{event}>()` on the builder"
+        "event type `{rust_name}` (stable name {event:?}) is not registered with this Db: register a \
+         state that folds it with `.state::<S>()`, an aggregate with `.aggregate::<A>()`, or the \
+         event itself with `.event::<{rust_name}>()` on the builder"
     )]
     UnknownEvent {
         /// The event type's stable name.
         event: &'static str,
+        /// The Rust type the caller used.
+        rust_name: &'static str,
     },
     /// The state type was not registered when the Db was opened.
     #[error("state `{state}` is not registered: add `.state::<{state}>()` to the Db builder")]
@@ -76,22 +77,9 @@ pub enum DbError {
     /// An event could not be encoded.
     #[error(transparent)]
     Codec(#[from] CodecError),
-    /// A record envelope could not be written (e.g. a stream id too long).
-    #[error("cannot append `{event}`: {source}")]
-    Envelope {
-        /// The event type's stable name.
-        event: &'static str,
-        /// What is wrong with the envelope.
-        source: EnvelopeError,
-    },
-    /// The log of an event type reported an error.
-    #[error("log `{log}`: {source}")]
-    Storage {
-        /// The log's (directory) name.
-        log: String,
-        /// What the storage layer reported.
-        source: StorageError,
-    },
+    /// The store reported an error.
+    #[error("the event store failed")]
+    Store(#[source] StoreError),
     /// A state stopped folding: the event at `seq` could not be read, decoded or applied.
     #[error(transparent)]
     Fold(Arc<FoldFailure>),
@@ -111,9 +99,6 @@ pub enum DbError {
     /// A snapshot could not be encoded or decoded.
     #[error(transparent)]
     Snapshot(crate::snapshot::SnapshotError),
-    /// A snapshot file could not be written or listed.
-    #[error(transparent)]
-    SnapshotIo(crate::snapshot::SnapshotIoError),
     /// A restored bundle's snapshot reflects events the log does not hold.
     #[error(
         "cannot restore state `{state}` at seq {seq}: the log ends at seq {last}; restore a bundle taken from this log"
@@ -129,12 +114,10 @@ pub enum DbError {
     /// A stream id must not be empty.
     #[error("a stream id must not be empty")]
     EmptyStreamId,
-    /// A stored event could not be read back (corrupt envelope, newer schema, storage error).
-    #[error("cannot read event {seq} of log `{log}`: {cause}")]
+    /// A stored event could not be read back (corrupt envelope, newer schema, store error).
+    #[error("cannot read the event at position {seq}")]
     Read {
-        /// The log's name.
-        log: String,
-        /// The event's seq.
+        /// The event's position.
         seq: Seq,
         /// What went wrong.
         #[source]
@@ -142,16 +125,17 @@ pub enum DbError {
     },
 }
 
-/// Why a state stopped folding, or skipped an event: which state, which seq, what.
+/// Why a state stopped folding, or skipped an event: which state, which event, what.
 #[derive(Debug, thiserror::Error)]
-#[error("state `{state}` cannot fold event {seq} of log `{log}`: {cause}")]
+#[error("state `{state}` cannot fold the event at position {seq}{}", event.as_deref().map(|e| format!(" (`{e}`)")).unwrap_or_default())]
+#[non_exhaustive]
 pub struct FoldFailure {
     /// The state's stable name.
     pub state: &'static str,
-    /// The log the state folds.
-    pub log: String,
-    /// The seq of the event that failed (for a storage error: the next seq to read).
+    /// The position of the event that failed (for a store error: the next to read).
     pub seq: Seq,
+    /// The event type's stable name, when the event was read.
+    pub event: Option<std::sync::Arc<str>>,
     /// What went wrong.
     #[source]
     pub cause: FoldCause,
@@ -161,19 +145,66 @@ pub struct FoldFailure {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FoldCause {
-    /// The record's envelope is malformed.
-    #[error(transparent)]
-    Envelope(#[from] EnvelopeError),
     /// The event body does not decode (or upcast) to the state's event type.
-    #[error(transparent)]
-    Decode(#[from] CodecError),
+    #[error("the event does not decode")]
+    Decode(#[source] CodecError),
     /// `Apply::apply` returned an error.
-    #[error("apply failed: {0}")]
-    Apply(#[from] FoldError),
-    /// Reading the log failed.
-    #[error("reading the log failed: {0}")]
-    Storage(#[from] StorageError),
+    #[error("apply failed")]
+    Apply(#[source] FoldError),
+    /// Reading the store failed.
+    #[error("reading the store failed")]
+    Store(#[source] StoreError),
+    /// A stream held an event of another type than the one asked for.
+    #[error("the event is a `{found}`, not a `{expected}`")]
+    OtherType {
+        /// The stored event's type name.
+        found: std::sync::Arc<str>,
+        /// The type name asked for.
+        expected: &'static str,
+    },
     /// `Apply::apply` panicked; the state may be half-updated, so it stops.
     #[error("apply panicked")]
     Panicked,
+}
+
+impl From<CodecError> for FoldCause {
+    fn from(error: CodecError) -> Self {
+        FoldCause::Decode(error)
+    }
+}
+
+impl From<FoldError> for FoldCause {
+    fn from(error: FoldError) -> Self {
+        FoldCause::Apply(error)
+    }
+}
+
+impl From<StoreError> for DbError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict {
+                stream,
+                expected,
+                actual,
+            } => DbError::Conflict {
+                stream,
+                expected,
+                actual,
+            },
+            StoreError::Closed => DbError::Closed,
+            other => DbError::Store(other),
+        }
+    }
+}
+
+impl DbError {
+    /// Whether this is an optimistic-concurrency conflict (a stream moved).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, DbError::Conflict { .. })
+    }
+
+    /// Whether the Db was closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, DbError::Closed)
+    }
 }

@@ -1,38 +1,42 @@
-//! The fold: how records of one log become changes to one state.
+//! The fold: how the events of the Db's one log become changes to one state.
 //!
-//! A fold task per state tails the log (`Tail::next_batch`). Per batch: decode +
-//! upcast every record outside the lock, take the state's write lock once,
-//! apply, release, then publish the last seq done (which wakes `wait_for_seq`).
-//! Readers are blocked only while events are applied, never while bytes are
-//! decoded or the log is read.
+//! A fold task per state tails the whole log through the store. Per batch: take
+//! the state's write lock once, fold every record (the state decodes and
+//! applies the types it lists; a record of another type is skipped from its
+//! header, its payload not decoded, and still advances the applied position),
+//! release, then publish the last position done (which wakes `wait_for_seq`).
 //!
 //! A waiter may fold too ([`help`]): right after an append, the caller of
-//! `wait_for_seq` reads the few missing records itself and folds them, instead
-//! of paying for two task wake-ups (fold task, then waiter). Invariant: whoever
-//! folds holds `Folder::lock`, and folds records `applied + 1, applied + 2, ..`
-//! in order, skipping those another folder already did; so every record is
-//! applied exactly once, in seq order, whoever applies it.
+//! `wait_for_seq` takes the few missing records from the store's memory (never
+//! from disk) and folds them itself, instead of paying for two task wake-ups.
+//! Invariant: whoever folds holds `Folder::lock`, and folds records after
+//! `applied` in position order, skipping those another folder already did; so
+//! every record is folded exactly once, in order, whoever folds it.
 //!
-//! The task ends when the Db asks it to stop at a seq (on close: after folding
-//! everything appended before), when the Db is dropped, or when an event cannot
-//! be folded under `FoldErrorPolicy::Stop`. However it ends, it publishes why,
-//! so no waiter hangs.
+//! A hold (`StateCell::hold`) stops the fold at a position until it is lifted:
+//! records beyond it are kept by the task and folded later (bundles use it for
+//! one consistent cut across states).
+//!
+//! The task ends when the Db asks it to stop at a position (on close: after
+//! folding everything appended before), when the Db is dropped, or when an event
+//! cannot be folded under `FoldErrorPolicy::Stop`. However it ends, it publishes
+//! why, so no waiter hangs.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use foldkit_storage::{Log, Record, Tail};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::Seq;
-use crate::db::envelope::Envelope;
 use crate::db::error::{FoldCause, FoldFailure};
 use crate::db::handle::{FoldStatus, StateCell};
 use crate::db::policy::FoldErrorPolicy;
+use crate::db::registry::Registry;
 use crate::db::snapshots::{self, Snapshots};
-use crate::event::Event;
+use crate::snapshot::RecordIdentity;
 use crate::state::{Meta, State};
+use crate::store::{EventStore, RecordedEvent, StoreTail};
 
 /// The most records folded under one write lock.
 const MAX_BATCH: usize = 1024;
@@ -44,73 +48,78 @@ const MAX_HELP: Seq = 64;
 /// Dropping the sender stops it at once.
 pub(crate) type StopAt = watch::Sender<Option<Seq>>;
 
-/// What folding a state needs besides the state: its log, the error policy, and
-/// the lock that admits one folder at a time.
+/// What folding a state needs besides the state: the store, the error policy,
+/// and the lock that admits one folder at a time.
 pub(crate) struct Folder {
-    policy: FoldErrorPolicy,
-    /// Where this state's snapshots go, and when.
+    pub(crate) policy: FoldErrorPolicy,
+    pub(crate) registry: Arc<Registry>,
+    /// When to snapshot.
     pub(crate) snapshots: Arc<Snapshots>,
-    /// The seq of the last snapshot written for this state (or the restored one).
+    /// The position of the last snapshot written for this state (or the restored one).
     pub(crate) last_snapshot: std::sync::atomic::AtomicU64,
-    /// The snapshot file being written in the background, if any: at most one at
-    /// a time, and `close` waits for it.
+    /// The snapshot being written in the background, if any: at most one at a
+    /// time, and `close` waits for it.
     pub(crate) pending_write: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// The lock folders hold; it guards the log helpers read from, which is
+    /// The lock folders hold; it guards the store helpers read from, which is
     /// `None` once the Db is closed (so handles that outlive the Db do not keep
-    /// the log open).
-    lock: Mutex<Option<Log>>,
+    /// the store open).
+    pub(crate) lock: Mutex<Option<Arc<dyn EventStore>>>,
 }
 
 impl Folder {
     pub(crate) fn new(
-        log: Log,
+        store: Arc<dyn EventStore>,
+        registry: Arc<Registry>,
         policy: FoldErrorPolicy,
         snapshots: Arc<Snapshots>,
         applied: Seq,
     ) -> Self {
         Self {
             policy,
+            registry,
             snapshots,
             last_snapshot: std::sync::atomic::AtomicU64::new(applied),
             pending_write: Mutex::new(None),
-            lock: Mutex::new(Some(log)),
+            lock: Mutex::new(Some(store)),
         }
     }
 
-    /// The log, unless the Db was closed.
-    pub(crate) fn log(&self) -> Option<Log> {
+    /// The store, unless the Db was closed.
+    pub(crate) fn store(&self) -> Option<Arc<dyn EventStore>> {
         self.lock.lock().clone()
     }
 
-    /// Drops this folder's log handle: no waiter folds from now on.
-    pub(crate) fn release_log(&self) {
+    /// Drops this folder's store handle: no waiter folds from now on.
+    pub(crate) fn release_store(&self) {
         drop(self.lock.lock().take());
     }
 }
 
-/// Starts the fold task of `cell`, from the seq after the cell's applied seq.
-pub(crate) fn spawn<S: State>(
-    cell: Arc<StateCell<S>>,
-    log: &Log,
-) -> (StopAt, tokio::task::JoinHandle<()>) {
-    let tail = log.tail(cell.applied.load(Ordering::Acquire) + 1);
+/// Starts the fold task of `cell`, from the position after the cell's applied one.
+pub(crate) fn spawn<S: State>(cell: Arc<StateCell<S>>) -> (StopAt, tokio::task::JoinHandle<()>) {
+    let from = cell.applied.load(Ordering::Acquire) + 1;
+    let tail = match cell.folder.store() {
+        Some(store) => Some(store.tail(from)),
+        None => None,
+    };
     let (stop, stop_rx) = watch::channel(None);
     let task = tokio::spawn(run(cell, tail, stop_rx));
     (stop, task)
 }
 
 /// Folds up to `seq` in the caller when that is quick and free: `seq` is at most
-/// [`MAX_HELP`] records ahead, no one else is folding, no reader holds the state.
-/// Returns whether `seq` is now folded; `false` means "wait for the task".
+/// [`MAX_HELP`] records ahead and in the store's memory, no one else is folding,
+/// no reader holds the state, no hold is below `seq`. Returns whether `seq` is
+/// now folded; `false` means "wait for the task".
 pub(crate) fn help<S: State>(cell: &StateCell<S>, seq: Seq) -> bool {
     let applied = cell.applied.load(Ordering::Acquire);
-    if seq > applied.saturating_add(MAX_HELP) {
+    if seq > applied.saturating_add(MAX_HELP) || seq > *cell.hold.borrow() {
         return false;
     }
     let Some(folding) = cell.folder.lock.try_lock() else {
         return false;
     };
-    let Some(log) = folding.as_ref() else {
+    let Some(store) = folding.as_ref() else {
         return false; // the Db is closed
     };
     if !matches!(cell.progress.borrow().status, FoldStatus::Running) {
@@ -120,13 +129,14 @@ pub(crate) fn help<S: State>(cell: &StateCell<S>, seq: Seq) -> bool {
     if applied >= seq {
         return true;
     }
-    // A read error here is left to the task, which reports it.
-    let Ok(records) = log.range(applied + 1..=seq) else {
+    // Only what is in memory, and only up to `seq`; a read error is left to the task.
+    let Some(Ok(mut records)) = store.read_cached(applied + 1, (seq - applied) as usize) else {
         return false;
     };
-    let Ok(records) = records.collect::<Result<Vec<Record>, _>>() else {
+    records.retain(|r| r.position <= seq);
+    if records.last().is_none_or(|r| r.position < seq) {
         return false;
-    };
+    }
     match fold_batch(cell, &records, Lock::Try) {
         Ok(folded) => folded && cell.applied.load(Ordering::Acquire) >= seq,
         Err(failed) => {
@@ -144,7 +154,7 @@ impl<S: State> Drop for EndGuard<S> {
         let cell = &self.0;
         if std::thread::panicking() {
             let seq = cell.applied.load(Ordering::Acquire) + 1;
-            let failed = failure(cell, seq, FoldCause::Panicked);
+            let failed = failure::<S>(seq, None, FoldCause::Panicked);
             cell.publish_end(FoldStatus::Failed(Arc::new(failed)));
         } else {
             cell.publish_end(FoldStatus::Stopped);
@@ -154,44 +164,76 @@ impl<S: State> Drop for EndGuard<S> {
 
 async fn run<S: State>(
     cell: Arc<StateCell<S>>,
-    mut tail: Tail,
+    tail: Option<Box<dyn StoreTail>>,
     mut stop: watch::Receiver<Option<Seq>>,
 ) {
     let guard = EndGuard(cell);
     let cell = &guard.0;
+    let Some(mut tail) = tail else { return };
+    let mut hold = cell.hold.subscribe();
+    // Records fetched but beyond the hold: folded once it is lifted.
+    let mut held: Vec<RecordedEvent> = Vec::new();
     loop {
         if let Some(target) = *stop.borrow_and_update()
             && cell.applied.load(Ordering::Acquire) >= target
         {
             return;
         }
-        let batch = tokio::select! {
-            biased;
-            changed = stop.changed() => match changed {
-                Ok(()) => continue,
-                Err(_) => return, // the Db was dropped
-            },
-            batch = tail.next_batch(MAX_BATCH) => batch,
+        let limit = *hold.borrow_and_update();
+        let batch = if held.is_empty() {
+            tokio::select! {
+                biased;
+                changed = stop.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => return, // the Db was dropped
+                },
+                batch = tail.next_batch(MAX_BATCH) => batch,
+            }
+        } else if held.first().is_some_and(|r| r.position <= limit) {
+            Ok(std::mem::take(&mut held))
+        } else {
+            tokio::select! {
+                biased;
+                changed = stop.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => return,
+                },
+                _ = hold.changed() => continue,
+            }
         };
-        let _folding = cell.folder.lock.lock();
-        if !matches!(cell.progress.borrow().status, FoldStatus::Running) {
-            return; // a helper met a failure
-        }
-        let outcome = match batch {
-            Ok(records) => fold_batch(cell, &records, Lock::Wait).map(drop),
-            Err(source) => Err(failure(cell, tail.position(), FoldCause::Storage(source))),
+        let mut records = match batch {
+            Ok(records) => records,
+            Err(crate::store::StoreError::Closed) => return,
+            Err(source) => {
+                let position = tail.position();
+                end_with_failure(cell, failure::<S>(position, None, FoldCause::Store(source)));
+                return;
+            }
+        };
+        let outcome = {
+            let _folding = cell.folder.lock.lock();
+            if !matches!(cell.progress.borrow().status, FoldStatus::Running) {
+                return; // a helper met a failure
+            }
+            // The hold is read under the lock: a bundle's barrier (taking this
+            // lock) guarantees every later batch sees the hold it set.
+            let limit = *cell.hold.borrow();
+            let cut = records.partition_point(|r| r.position <= limit);
+            held = records.split_off(cut);
+            fold_batch(cell, &records, Lock::Wait).map(drop)
         };
         if let Err(failed) = outcome {
             end_with_failure(cell, failed);
             return;
         }
-        drop(_folding);
         snapshots::after_batch(cell);
+        // A long replay must not starve the other tasks of this worker.
+        tokio::task::yield_now().await;
     }
 }
 
 fn end_with_failure<S: State>(cell: &StateCell<S>, failed: FoldFailure) {
-    tracing::error!(state = S::NAME, log = %cell.log, seq = failed.seq, error = %failed.cause, "state stopped folding");
+    tracing::error!(state = S::NAME, seq = failed.seq, event = failed.event.as_deref().unwrap_or("?"), error = %crate::chain::Chain(&failed.cause), "foldkit: state stopped folding; fix `apply` and restart (the state replays), or set FoldErrorPolicy::LogAndContinue for it");
     cell.publish_end(FoldStatus::Failed(Arc::new(failed)));
 }
 
@@ -209,26 +251,16 @@ enum Lock {
 /// and published, and the failure is returned. `Ok(false)`: `Lock::Try` failed.
 fn fold_batch<S: State>(
     cell: &StateCell<S>,
-    records: &[Record],
+    records: &[RecordedEvent],
     lock: Lock,
 ) -> Result<bool, FoldFailure> {
     let policy = cell.folder.policy;
     let applied = cell.applied.load(Ordering::Acquire);
-    let fresh = records.partition_point(|record| record.seq <= applied);
+    let fresh = records.partition_point(|record| record.position <= applied);
     let records = &records[fresh..];
     let Some(last) = records.last() else {
         return Ok(true);
     };
-    // Decode outside the lock; stop decoding at the first error under `Stop`.
-    let mut decoded = Vec::with_capacity(records.len());
-    for record in records {
-        let event = decode::<S::Event>(record).map_err(|cause| (record.seq, cause));
-        let failed = event.is_err();
-        decoded.push(event);
-        if failed && policy == FoldErrorPolicy::Stop {
-            break;
-        }
-    }
     let mut state = match lock {
         Lock::Wait => cell.value.write(),
         Lock::Try => match cell.value.try_write() {
@@ -236,40 +268,49 @@ fn fold_batch<S: State>(
             None => return Ok(false),
         },
     };
-    let mut done = last.seq;
+    let mut done = last;
     let mut stopped = None;
     let mut unwinding = PanicGuard {
         cell,
-        applied,
-        applying: applied + 1,
+        records,
+        applying: 0,
     };
-    for event in decoded {
-        let (seq, cause) = match event {
-            Ok((event, meta)) => {
-                unwinding.applying = meta.seq;
-                match state.apply_event(event, &meta) {
-                    Ok(()) => continue,
-                    Err(error) => (meta.seq, FoldCause::Apply(error)),
+    for (i, record) in records.iter().enumerate() {
+        let meta = Meta::of(record);
+        unwinding.applying = i;
+        let cause = match state.apply_recorded(record, &meta) {
+            Ok(true) => continue,
+            Ok(false) => {
+                if !cell.folder.registry.knows(&record.name) {
+                    cell.folder
+                        .registry
+                        .report_unknown(&record.name, record.position);
                 }
+                continue;
             }
-            Err(failed) => failed,
+            Err(cause) => cause,
         };
         match policy {
-            FoldErrorPolicy::LogAndContinue => skip(cell, seq, &cause),
+            FoldErrorPolicy::LogAndContinue => skip::<S>(cell, record, &cause),
             FoldErrorPolicy::Stop => {
-                done = seq - 1;
-                stopped = Some(failure(cell, seq, cause));
+                stopped = Some(failure::<S>(record.position, Some(&record.name), cause));
+                match i.checked_sub(1) {
+                    Some(before) => done = &records[before],
+                    None => {
+                        std::mem::forget(unwinding);
+                        return Err(stopped.expect("set above"));
+                    }
+                }
                 break;
             }
         }
     }
     std::mem::forget(unwinding); // no panic: disarm
-    // Published under the write lock: a reader holding the read lock sees a value
-    // and an applied seq that agree (snapshots rely on it).
-    if done > applied {
-        cell.publish_applied(done);
-        cell.watch.after_batch(&state);
-    }
+    // Published under the write lock: a reader holding the read lock sees a value,
+    // an applied position and a last identity that agree (snapshots rely on it).
+    *cell.last.lock() = Some(RecordIdentity::of(done));
+    cell.publish_applied(done.position);
+    cell.watch.after_batch(&state);
     drop(state);
     stopped.map_or(Ok(true), Err)
 }
@@ -280,37 +321,40 @@ fn fold_batch<S: State>(
 /// (into the fold task, or into the waiter that was folding).
 struct PanicGuard<'a, S: State> {
     cell: &'a StateCell<S>,
-    applied: Seq,
-    applying: Seq,
+    records: &'a [RecordedEvent],
+    /// The index in `records` of the event being applied.
+    applying: usize,
 }
 
 impl<S: State> Drop for PanicGuard<'_, S> {
     fn drop(&mut self) {
-        if self.applying - 1 > self.applied {
-            self.cell.publish_applied(self.applying - 1);
+        if let Some(done) = self
+            .applying
+            .checked_sub(1)
+            .and_then(|i| self.records.get(i))
+        {
+            *self.cell.last.lock() = Some(RecordIdentity::of(done));
+            self.cell.publish_applied(done.position);
         }
-        let failed = failure(self.cell, self.applying, FoldCause::Panicked);
+        let record = self.records.get(self.applying);
+        let seq = record.map_or(self.cell.applied.load(Ordering::Acquire) + 1, |r| {
+            r.position
+        });
+        let failed = failure::<S>(seq, record.map(|r| &r.name), FoldCause::Panicked);
         end_with_failure(self.cell, failed);
     }
 }
 
-pub(crate) fn decode<E: Event>(record: &Record) -> Result<(E, Meta), FoldCause> {
-    let envelope = Envelope::decode(&record.payload)?;
-    let event = E::decode(envelope.version, envelope.body)?;
-    let meta = Meta::new(record.seq, record.timestamp, envelope.version);
-    Ok((event, meta.with_optional_stream_id(envelope.stream_id)))
-}
-
-fn skip<S: State>(cell: &StateCell<S>, seq: Seq, cause: &FoldCause) {
+fn skip<S: State>(cell: &StateCell<S>, record: &RecordedEvent, cause: &FoldCause) {
     cell.skipped.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!(state = S::NAME, log = %cell.log, seq, error = %cause, "skipping an event that cannot be folded");
+    tracing::warn!(state = S::NAME, seq = record.position, event = %record.name, error = %crate::chain::Chain(cause), "foldkit: skipping an event that cannot be folded");
 }
 
-fn failure<S: State>(cell: &StateCell<S>, seq: Seq, cause: FoldCause) -> FoldFailure {
+fn failure<S: State>(seq: Seq, event: Option<&Arc<str>>, cause: FoldCause) -> FoldFailure {
     FoldFailure {
         state: S::NAME,
-        log: cell.log.clone(),
         seq,
+        event: event.cloned(),
         cause,
     }
 }

@@ -17,8 +17,12 @@ use tokio::sync::watch;
 use crate::Seq;
 use crate::db::error::{DbError, FoldFailure};
 use crate::db::fold::{self, Folder};
+use crate::snapshot::RecordIdentity;
 use crate::state::State;
 use crate::watch::Routes;
+
+/// No hold: the fold may go on as far as the log goes.
+pub(crate) const NO_HOLD: Seq = Seq::MAX;
 
 /// Where a fold is: the last seq it is done with, and whether it still runs.
 #[derive(Debug, Clone)]
@@ -40,15 +44,22 @@ pub(crate) enum FoldStatus {
 
 /// The shared home of one state: the value, and the fold's progress.
 ///
-/// Invariant: only the fold task writes `value`, `applied`, `skipped` and
-/// `progress`; `applied` always equals `progress.borrow().applied` once a
+/// Invariant: only a folder (holding `Folder::lock`) writes `value`, `applied`,
+/// `last`, `skipped` and `progress`; `applied` and `last` change together under
+/// the write lock of `value`, so a reader holding the read lock sees a value,
+/// an applied position and the identity of the record there that agree
+/// (snapshots rely on it); `applied` equals `progress.borrow().applied` once a
 /// batch is published (it is the lock-free fast path of `wait_for_seq`).
 pub(crate) struct StateCell<S> {
-    pub(crate) log: String,
-    /// What folding needs: the log, the policy, the lock that makes one folder at a time.
+    /// What folding needs: the store, the policy, the lock that makes one folder at a time.
     pub(crate) folder: Folder,
     pub(crate) value: RwLock<S>,
     pub(crate) applied: AtomicU64,
+    /// The identity of the record at `applied` (`None` before the first).
+    pub(crate) last: parking_lot::Mutex<Option<RecordIdentity>>,
+    /// The fold goes no further than this position ([`NO_HOLD`]: no limit): how
+    /// a bundle takes one consistent cut across states.
+    pub(crate) hold: watch::Sender<Seq>,
     pub(crate) skipped: AtomicU64,
     pub(crate) progress: watch::Sender<Progress>,
     /// The watched tables: the fold wakes their watchers after each batch.
@@ -58,12 +69,18 @@ pub(crate) struct StateCell<S> {
 impl<S: State> StateCell<S> {
     /// A cell holding `value`, which already reflects every event up to `applied`
     /// (0 for a fresh state; a snapshot's seq when restored).
-    pub(crate) fn new(log: String, folder: Folder, value: S, applied: Seq) -> Self {
+    pub(crate) fn new(
+        folder: Folder,
+        value: S,
+        applied: Seq,
+        last: Option<RecordIdentity>,
+    ) -> Self {
         Self {
-            log,
             folder,
             value: RwLock::new(value),
             applied: AtomicU64::new(applied),
+            last: parking_lot::Mutex::new(last),
+            hold: watch::Sender::new(NO_HOLD),
             skipped: AtomicU64::new(0),
             progress: watch::Sender::new(Progress {
                 applied,
@@ -98,14 +115,22 @@ pub(crate) trait StateSlot: Any + Send + Sync {
     fn name(&self) -> &'static str;
     /// The last seq folded, 0 before the first.
     fn applied_seq(&self) -> Seq;
-    /// Drops the state's handle on its log (the Db is closing).
-    fn release_log(&self);
+    /// Drops the state's handle on the store (the Db is closing).
+    fn release_store(&self);
     /// The state as a snapshot blob, with the seq it reflects.
     fn encode_snapshot(&self) -> Result<(Vec<u8>, Option<Seq>), crate::snapshot::SnapshotError>;
-    /// The seq of the newest valid snapshot file of this state, if any.
-    fn newest_snapshot_seq(&self) -> Option<Seq>;
     /// The background snapshot write still running, if any (for `close` to await).
     fn take_pending_write(&self) -> Option<tokio::task::JoinHandle<()>>;
+    /// Limits the fold to positions up to `seq` ([`NO_HOLD`]: no limit).
+    fn hold_at(&self, seq: Seq);
+    /// Waits until the fold has no batch in flight (takes and drops its lock).
+    fn barrier(&self);
+    /// Waits until the state has folded up to `seq`.
+    fn wait_for(&self, seq: Seq) -> futures::future::BoxFuture<'_, Result<(), DbError>>;
+    /// The store the state folds from (`None` once the Db is closed).
+    fn store(&self) -> Option<Arc<dyn crate::store::EventStore>>;
+    /// How many snapshots of this state to keep.
+    fn keep_snapshots(&self) -> usize;
 }
 
 impl<S: State> StateSlot for StateCell<S> {
@@ -117,20 +142,36 @@ impl<S: State> StateSlot for StateCell<S> {
         self.applied.load(Ordering::Acquire)
     }
 
-    fn release_log(&self) {
-        self.folder.release_log();
+    fn release_store(&self) {
+        self.folder.release_store();
     }
 
     fn encode_snapshot(&self) -> Result<(Vec<u8>, Option<Seq>), crate::snapshot::SnapshotError> {
         crate::db::snapshots::encode(self)
     }
 
-    fn newest_snapshot_seq(&self) -> Option<Seq> {
-        crate::db::snapshots::newest_valid::<S>(&self.folder.snapshots)
-    }
-
     fn take_pending_write(&self) -> Option<tokio::task::JoinHandle<()>> {
         self.folder.pending_write.lock().take()
+    }
+
+    fn hold_at(&self, seq: Seq) {
+        self.hold.send_replace(seq);
+    }
+
+    fn barrier(&self) {
+        drop(self.folder.lock.lock());
+    }
+
+    fn wait_for(&self, seq: Seq) -> futures::future::BoxFuture<'_, Result<(), DbError>> {
+        Box::pin(wait_for_seq(self, seq))
+    }
+
+    fn store(&self) -> Option<Arc<dyn crate::store::EventStore>> {
+        self.folder.store()
+    }
+
+    fn keep_snapshots(&self) -> usize {
+        self.folder.snapshots.keep()
     }
 }
 
@@ -186,7 +227,6 @@ impl<S: State> fmt::Debug for Handle<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
             .field("state", &S::NAME)
-            .field("log", &self.cell.log)
             .field("applied_seq", &self.applied_seq())
             .finish()
     }
@@ -232,28 +272,39 @@ impl<S: State> Handle<S> {
     /// (saving two task wake-ups); otherwise it waits for the fold task. Returns
     /// [`DbError::Fold`] when the fold stopped at a failed event at or before `seq`,
     /// and [`DbError::Closed`] when the Db closes before reaching `seq`: it never
-    /// hangs on a stopped fold. `seq` must come from this state's event log.
+    /// hangs on a stopped fold. `seq` is any position of the Db's log: a state
+    /// advances past the events of types it does not fold.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future only stops the wait. (A waiter that was
+    /// folding finishes the batch it had started before it returns.)
     pub async fn wait_for_seq(&self, seq: Seq) -> Result<(), DbError> {
-        if self.cell.applied.load(Ordering::Acquire) >= seq || fold::help(&self.cell, seq) {
-            return Ok(());
+        wait_for_seq(&self.cell, seq).await
+    }
+}
+
+/// `Handle::wait_for_seq`, for a cell.
+async fn wait_for_seq<S: State>(cell: &StateCell<S>, seq: Seq) -> Result<(), DbError> {
+    if cell.applied.load(Ordering::Acquire) >= seq || fold::help(cell, seq) {
+        return Ok(());
+    }
+    let mut progress = cell.progress.subscribe();
+    loop {
+        {
+            let now = progress.borrow_and_update();
+            if now.applied >= seq {
+                return Ok(());
+            }
+            match &now.status {
+                FoldStatus::Running => {}
+                FoldStatus::Failed(failure) => return Err(DbError::Fold(Arc::clone(failure))),
+                FoldStatus::Stopped => return Err(DbError::Closed),
+            }
         }
-        let mut progress = self.cell.progress.subscribe();
-        loop {
-            {
-                let now = progress.borrow_and_update();
-                if now.applied >= seq {
-                    return Ok(());
-                }
-                match &now.status {
-                    FoldStatus::Running => {}
-                    FoldStatus::Failed(failure) => return Err(DbError::Fold(Arc::clone(failure))),
-                    FoldStatus::Stopped => return Err(DbError::Closed),
-                }
-            }
-            // The sender lives in the cell, which this handle keeps alive.
-            if progress.changed().await.is_err() {
-                return Err(DbError::Closed);
-            }
+        // The sender lives in the cell, which the caller keeps alive.
+        if progress.changed().await.is_err() {
+            return Err(DbError::Closed);
         }
     }
 }

@@ -1,30 +1,34 @@
-//! The Db runtime: appends events to logs on disk and folds them into states.
+//! The Db runtime: appends events to one ordered log (behind the store seam)
+//! and folds them into states.
 //!
-//! - [`builder`]: what to fold and how to store it;
-//! - [`db`]: the directory, its logs, append and close;
-//! - [`envelope`]: the bytes of one stored event;
-//! - [`fold`]: the task that folds one log into one state;
-//! - [`handle`]: reading a state and waiting for it to catch up.
+//! - [`builder`]: what to fold and where to store;
+//! - [`db`]: the store, append and close;
+//! - [`registry`]: the event types a Db knows;
+//! - [`fold`]: the task that folds the log into one state;
+//! - [`handle`]: reading a state and waiting for it to catch up;
+//! - [`snapshots`]: where states start, bundles, time travel, compaction;
+//! - [`streams`] and [`aggregates`]: streams with optimistic concurrency, commands.
 
 mod aggregates;
 mod builder;
+mod close;
 #[allow(clippy::module_inception)] // `db::db` holds the `Db` type; the folder is the runtime.
 mod db;
-mod envelope;
 mod error;
 mod fold;
 mod handle;
-mod log_name;
+mod open_report;
 mod policy;
+mod registry;
 mod snapshots;
 mod streams;
 
 pub use aggregates::{Aggregates, ExecuteError, Executed, Loaded};
 pub use builder::DbBuilder;
 pub use db::Db;
-pub use envelope::{Envelope, EnvelopeError};
 pub use error::{DbError, FoldCause, FoldFailure};
 pub(crate) use handle::{FoldStatus, StateCell};
 pub use handle::{Handle, ReadGuard};
+pub use open_report::{OpenReport, SnapshotUse, StateOpened};
 pub use policy::FoldErrorPolicy;
 pub use streams::{ExpectedVersion, StoredEvent, StreamAppend};

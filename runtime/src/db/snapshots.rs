@@ -1,27 +1,31 @@
 //! Snapshots in the Db: where states start at open, automatic snapshots (every N
-//! events and at close), whole-Db bundles, compaction, and time travel.
+//! events and at close), whole-Db bundles (one consistent cut), compaction, and
+//! time travel. Snapshot bytes live in the store (files, a table, ..).
 //!
 //! Invariants:
-//! - A state starts from an explicit bundle entry, else the newest valid snapshot
-//!   file at or before the log's last seq, else `Default` at seq 0. A snapshot the
-//!   log does not reach (seq beyond its end) is never used: its events are gone.
-//! - A snapshot is encoded under the state's read lock, where the value and its
-//!   applied seq agree (the fold publishes the seq under the write lock), and the
-//!   file is written off the fold's path (blocking pool).
-//! - `compact` drops only log segments below every folding state's newest valid
-//!   snapshot, and never from a log that holds streams (aggregates replay them).
+//! - A state starts from an explicit bundle entry, else the newest snapshot
+//!   that decodes and whose last record is the one the log holds at its position
+//!   ([`RecordIdentity::check`]), else `Default` at position 0. A snapshot of a
+//!   log that lost its tail (and maybe refilled it) is never used.
+//! - A snapshot is encoded under the state's read lock, where the value, its
+//!   applied position and the identity of its last record agree, and is written
+//!   only once the store has made that position durable (`sync` first), so a
+//!   snapshot never covers events a crash could lose.
+//! - `compact` drops only stored events below every state's newest snapshot;
+//!   the store keeps what aggregates replay.
 
-use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::Seq;
 use crate::db::builder::DbBuilder;
-use crate::db::db::{Db, EventLog, StartContext};
+use crate::db::db::{Db, StartContext};
 use crate::db::error::{DbError, FoldCause};
-use crate::db::fold;
-use crate::db::handle::{Handle, StateCell, StateSlot};
-use crate::snapshot::{Bundle, SnapshotError, SnapshotIoError, SnapshotStore, codec};
-use crate::state::State;
+use crate::db::handle::{Handle, NO_HOLD, StateCell, StateSlot};
+use crate::db::open_report::SnapshotUse;
+use crate::snapshot::{Bundle, RecordIdentity, SnapshotError, codec};
+use crate::state::{Meta, State};
+use crate::store::EventStore;
 
 /// How the builder configured snapshots.
 #[derive(Debug, Clone)]
@@ -43,42 +47,38 @@ impl Default for SnapshotSettings {
     }
 }
 
-/// The snapshot files of a Db and when to write them.
+/// When to write snapshots, and how many to keep.
 #[derive(Debug)]
 pub(crate) struct Snapshots {
-    pub(crate) store: SnapshotStore,
     every: Option<u64>,
+    keep: usize,
     pub(crate) on_close: bool,
 }
 
 impl Snapshots {
-    pub(crate) fn new(dir: &Path, settings: &SnapshotSettings) -> Self {
+    pub(crate) fn new(settings: &SnapshotSettings) -> Self {
         Self {
-            store: SnapshotStore::new(dir.join("snapshots"), settings.keep),
             every: settings.every,
+            keep: settings.keep,
             on_close: settings.on_close,
         }
     }
 
-    /// Encodes `state` now and writes the file.
-    pub(crate) fn write(&self, state: &dyn StateSlot) -> Result<(), DbError> {
-        let (blob, seq) = state.encode_snapshot().map_err(DbError::Snapshot)?;
-        self.store
-            .write(state.name(), seq, &blob)
-            .map_err(DbError::SnapshotIo)?;
-        Ok(())
+    pub(crate) fn keep(&self) -> usize {
+        self.keep
     }
 }
 
 impl DbBuilder {
-    /// Snapshots each state after every `events` events it folds (0 turns it off,
-    /// the default). Restart then costs the newest snapshot plus the events after it.
+    /// Snapshots each state after every `events` positions it folds (0 turns it
+    /// off, the default). Restart then costs the newest snapshot plus the events after it.
     pub fn snapshot_every(mut self, events: u64) -> Self {
         self.snapshots.every = (events > 0).then_some(events);
         self
     }
 
-    /// How many snapshot files to keep per state (default 3, at least 1).
+    /// How many snapshots to keep per state (default 3). `0` is read as 1: the
+    /// newest snapshot is always kept.
     pub fn keep_snapshots(mut self, count: usize) -> Self {
         self.snapshots.keep = count.max(1);
         self
@@ -91,68 +91,179 @@ impl DbBuilder {
     }
 
     /// Starts each state that `bundle` holds (see [`Db::snapshot`]) from its
-    /// snapshot there instead of from the snapshot files. The bundle must come from
-    /// this directory's log: a state whose snapshot is beyond the log's end makes
-    /// `open` fail. A stale entry (another definition of the state) is replayed.
+    /// snapshot there instead of from the stored snapshots. The bundle must come
+    /// from this Db's log: a state whose snapshot is beyond the log's end makes
+    /// `open` fail; one whose last event is not the log's event at that position,
+    /// or a stale entry (another definition of the state), is replayed.
     pub fn restore(mut self, bundle: Bundle) -> Self {
         self.snapshots.restore = Some(bundle);
         self
     }
 }
 
-/// Where state `S` starts: its value and the seq it reflects.
-pub(crate) fn initial_state<S: State>(
-    log: &EventLog,
+/// Where state `S` starts: its value, the position it reflects, the identity of
+/// the record there, and how it was chosen.
+pub(crate) async fn initial_state<S: State>(
     context: &StartContext,
-) -> Result<(S, Seq), DbError> {
-    let last = log.log.last_seq().unwrap_or(0);
+) -> Result<(S, Seq, Option<RecordIdentity>, SnapshotUse), DbError> {
+    let store = context.store.as_ref();
+    let last = context.last;
     if let Some(blob) = context.restore.as_ref().and_then(|b| b.get(S::NAME)) {
-        match codec::decode::<S>(blob) {
-            Ok((state, seq)) if seq.unwrap_or(0) <= last => return Ok((state, seq.unwrap_or(0))),
-            Ok((_, seq)) => {
-                return Err(DbError::RestoreBeyondLog {
-                    state: S::NAME,
-                    seq: seq.unwrap_or(0),
-                    last,
-                });
-            }
+        let decoded = {
+            let blob = blob.to_vec();
+            tokio::task::spawn_blocking(move || codec::decode::<S>(&blob))
+                .await
+                .map_err(|_| DbError::Closed)?
+        };
+        return match decoded {
+            Ok((_, Some(identity))) if identity.seq > last => Err(DbError::RestoreBeyondLog {
+                state: S::NAME,
+                seq: identity.seq,
+                last,
+            }),
+            Ok((state, identity)) => match check(store, identity).await {
+                Ok(()) => {
+                    let at = identity.map_or(0, |i| i.seq);
+                    Ok((state, at, identity, SnapshotUse::Restored(at)))
+                }
+                Err(why) => {
+                    tracing::warn!(
+                        state = S::NAME,
+                        why,
+                        "foldkit: the bundle's snapshot is not of this log; replaying"
+                    );
+                    let at = identity.map_or(0, |i| i.seq);
+                    Ok((S::default(), 0, None, SnapshotUse::Skipped(vec![(at, why)])))
+                }
+            },
             Err(error) => {
-                tracing::warn!(state = S::NAME, %error, "foldkit: the bundle's snapshot is unusable; replaying");
-                return Ok((S::default(), 0));
+                tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: the bundle's snapshot is unusable; replaying");
+                Ok((
+                    S::default(),
+                    0,
+                    None,
+                    SnapshotUse::Skipped(vec![(0, error.to_string())]),
+                ))
             }
-        }
+        };
     }
-    match context.snapshots.store.load_newest::<S>(Some(last)) {
-        Ok(Some((state, seq))) => Ok((state, seq.unwrap_or(0))),
-        Ok(None) => Ok((S::default(), 0)),
-        Err(error) => {
-            tracing::warn!(state = S::NAME, %error, "foldkit: cannot list snapshots; replaying");
-            Ok((S::default(), 0))
+    let (found, skipped) = newest_matching::<S>(store, last).await?;
+    Ok(match found {
+        Some((state, identity)) => {
+            let at = identity.map_or(0, |i| i.seq);
+            (state, at, identity, SnapshotUse::Used(at))
         }
+        None if skipped.is_empty() => (S::default(), 0, None, SnapshotUse::NoneStored),
+        None => (S::default(), 0, None, SnapshotUse::Skipped(skipped)),
+    })
+}
+
+/// Whether the log holds the record `identity` names (`None`: covers nothing).
+async fn check(store: &dyn EventStore, identity: Option<RecordIdentity>) -> Result<(), String> {
+    match identity {
+        Some(identity) => identity.check(store).await.map_err(|e| e.to_string()),
+        None => Ok(()),
     }
 }
 
-/// The state's value and applied seq, encoded under its read lock.
+/// The newest stored snapshot of `S` at or before `at_most` that decodes and
+/// matches the log, and the ones refused on the way (position, why).
+async fn newest_matching<S: State>(
+    store: &dyn EventStore,
+    at_most: Seq,
+) -> Result<(Option<(S, Option<RecordIdentity>)>, Vec<(Seq, String)>), DbError> {
+    let mut skipped = Vec::new();
+    let positions = match store.list_snapshots(S::NAME).await {
+        Ok(positions) => positions,
+        Err(error) => {
+            tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot list snapshots; replaying");
+            return Ok((None, vec![(0, error.to_string())]));
+        }
+    };
+    for position in positions.into_iter().filter(|&p| p <= at_most) {
+        let bytes = match store.read_snapshot(S::NAME, position).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => continue,
+            Err(error) => {
+                skipped.push((position, error.to_string()));
+                continue;
+            }
+        };
+        let decoded = tokio::task::spawn_blocking(move || codec::decode::<S>(&bytes))
+            .await
+            .map_err(|_| DbError::Closed)?;
+        let why = match decoded {
+            Ok((state, identity)) if identity.map_or(0, |i| i.seq) == position => {
+                match check(store, identity).await {
+                    Ok(()) => return Ok((Some((state, identity)), skipped)),
+                    Err(why) => why,
+                }
+            }
+            Ok(_) => "the snapshot's header and its stored position disagree".to_owned(),
+            Err(error) => crate::chain::Chain(&error).to_string(),
+        };
+        tracing::warn!(
+            state = S::NAME,
+            position,
+            why,
+            "foldkit: skipping an unusable snapshot; trying an older one or a replay"
+        );
+        skipped.push((position, why));
+    }
+    Ok((None, skipped))
+}
+
+/// The state's value and applied position, encoded under its read lock.
 pub(crate) fn encode<S: State>(
     cell: &StateCell<S>,
 ) -> Result<(Vec<u8>, Option<Seq>), SnapshotError> {
     let state = cell.value.read();
-    let seq = Some(cell.applied.load(Ordering::Acquire)).filter(|&seq| seq > 0);
-    Ok((codec::encode(&*state, seq)?, seq))
-}
-
-/// The seq of the newest snapshot file of `S` that decodes, if any.
-pub(crate) fn newest_valid<S: State>(snapshots: &Snapshots) -> Option<Seq> {
-    match snapshots.store.load_newest::<S>(None) {
-        Ok(found) => found.map(|(_, seq)| seq.unwrap_or(0)),
-        Err(error) => {
-            tracing::warn!(state = S::NAME, %error, "foldkit: cannot list snapshots");
-            None
-        }
+    let last = *cell.last.lock();
+    let applied = cell.applied.load(Ordering::Acquire);
+    if applied > 0 && last.is_none_or(|l| l.seq != applied) {
+        return Err(SnapshotError::Unidentified {
+            state: S::NAME,
+            seq: applied,
+        });
     }
+    Ok((codec::encode(&*state, last)?, last.map(|l| l.seq)))
 }
 
-/// After a batch: snapshot if `every` events were folded since the last one.
+/// Writes `blob` (at `seq`) once the store has made `seq` durable, then drops
+/// snapshots beyond the newest `keep`.
+async fn store_snapshot(
+    store: &dyn EventStore,
+    name: &'static str,
+    seq: Option<Seq>,
+    blob: Vec<u8>,
+    keep: usize,
+) -> Result<(), DbError> {
+    store.sync().await?;
+    store.write_snapshot(name, seq.unwrap_or(0), blob).await?;
+    for old in store.list_snapshots(name).await?.into_iter().skip(keep) {
+        store.remove_snapshot(name, old).await?;
+    }
+    Ok(())
+}
+
+/// Encodes `state` now and stores it.
+pub(crate) async fn write_now(state: &dyn StateSlot) -> Result<(), DbError> {
+    let store = state.store().ok_or(DbError::Closed)?;
+    if state.applied_seq() == 0 {
+        return Ok(()); // nothing folded: no empty snapshot
+    }
+    let (blob, seq) = state.encode_snapshot().map_err(DbError::Snapshot)?;
+    store_snapshot(
+        store.as_ref(),
+        state.name(),
+        seq,
+        blob,
+        state.keep_snapshots(),
+    )
+    .await
+}
+
+/// After a batch: snapshot if `every` positions were folded since the last one.
 pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
     let Some(every) = cell.folder.snapshots.every else {
         return;
@@ -166,131 +277,184 @@ pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
     if pending.as_ref().is_some_and(|write| !write.is_finished()) {
         return; // one write at a time; a later batch tries again
     }
+    let Some(store) = cell.folder.store() else {
+        return;
+    };
     cell.folder.last_snapshot.store(applied, Ordering::Release);
     let (blob, seq) = match encode(cell) {
         Ok(encoded) => encoded,
         Err(error) => {
-            tracing::warn!(state = S::NAME, %error, "foldkit: cannot encode a snapshot");
+            tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot encode a snapshot");
             return;
         }
     };
-    let store = cell.folder.snapshots.store.clone();
-    *pending = Some(tokio::task::spawn_blocking(move || {
-        if let Err(error) = store.write(S::NAME, seq, &blob) {
-            tracing::warn!(state = S::NAME, %error, "foldkit: cannot write a snapshot");
+    let keep = cell.folder.snapshots.keep;
+    *pending = Some(tokio::spawn(async move {
+        if let Err(error) = store_snapshot(store.as_ref(), S::NAME, seq, blob, keep).await {
+            tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot write a snapshot");
+        } else {
+            tracing::debug!(state = S::NAME, seq, "foldkit: snapshot written");
         }
     }));
 }
 
 impl<S: State> Handle<S> {
     /// The state as a snapshot blob (identity header, checksum, postcard body)
-    /// and the seq of the last event it reflects. Restoring it (a bundle with
-    /// [`DbBuilder::restore`]) resumes the fold at seq + 1.
+    /// and the position of the last event it reflects. Restoring it (a bundle
+    /// with [`DbBuilder::restore`]) resumes the fold at position + 1.
     pub fn snapshot(&self) -> Result<(Vec<u8>, Option<Seq>), DbError> {
         encode(&self.cell).map_err(DbError::Snapshot)
     }
 
-    /// The state as it was after the event at `seq` (time travel): a fresh state
-    /// folded from the newest snapshot at or before `seq` (or from the start).
-    /// Fails if the log no longer holds the events needed (after `compact`).
+    /// The state as it was after the event at position `seq` (time travel): a
+    /// fresh state folded from the newest matching snapshot at or before `seq`
+    /// (or from the start). Fails if the log no longer holds the events needed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads; dropping it stops the replay.
     pub async fn state_at(&self, seq: Seq) -> Result<S, DbError> {
-        let log = self.cell.folder.log().ok_or(DbError::Closed)?;
-        let store = self.cell.folder.snapshots.store.clone();
-        let name = self.cell.log.clone();
-        let fold = move || -> Result<S, DbError> {
-            let (mut state, from) = match store
-                .load_newest::<S>(Some(seq))
-                .map_err(DbError::SnapshotIo)?
-            {
-                Some((state, at)) => (state, at.unwrap_or(0)),
-                None => (S::default(), 0),
-            };
-            if from >= seq {
-                return Ok(state);
-            }
-            let read = |seq, cause| DbError::Read {
-                log: name.clone(),
-                seq,
-                cause,
-            };
-            let records = log
-                .range(from + 1..=seq)
-                .map_err(|e| read(from + 1, FoldCause::Storage(e)))?;
-            for record in records {
-                let record = record.map_err(|e| read(from + 1, FoldCause::Storage(e)))?;
-                let (event, meta) =
-                    fold::decode::<S::Event>(&record).map_err(|cause| read(record.seq, cause))?;
-                state
-                    .apply_event(event, &meta)
-                    .map_err(|e| read(record.seq, FoldCause::Apply(e)))?;
-            }
-            Ok(state)
+        let store = self.cell.folder.store().ok_or(DbError::Closed)?;
+        let (found, _) = newest_matching::<S>(store.as_ref(), seq).await?;
+        let (mut state, mut from) = match found {
+            Some((state, identity)) => (state, identity.map_or(0, |i| i.seq)),
+            None => (S::default(), 0),
         };
-        tokio::task::spawn_blocking(fold)
-            .await
-            .map_err(|_| DbError::Closed)?
+        while from < seq {
+            let want = usize::try_from(seq - from).unwrap_or(usize::MAX).min(4096);
+            let events = store
+                .read(from + 1, want)
+                .await
+                .map_err(|e| DbError::Read {
+                    seq: from + 1,
+                    cause: FoldCause::Store(e),
+                })?;
+            let Some(last) = events.last().map(|e| e.position) else {
+                break; // the log ends before `seq`
+            };
+            for event in events.iter().filter(|e| e.position <= seq) {
+                state
+                    .apply_recorded(event, &Meta::of(event))
+                    .map_err(|cause| DbError::Read {
+                        seq: event.position,
+                        cause,
+                    })?;
+            }
+            from = last;
+        }
+        Ok(state)
+    }
+
+    /// The state as it was at wall-clock time `ms` (milliseconds since the UNIX
+    /// epoch): after the last event appended at or before `ms`. Timestamps are
+    /// monotonic along the log, so this is a binary search for the position.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
+    pub async fn state_at_time(&self, ms: u64) -> Result<S, DbError> {
+        let store = self.cell.folder.store().ok_or(DbError::Closed)?;
+        let Some(mut hi) = store.last_position().await? else {
+            return Ok(S::default());
+        };
+        let mut lo = 0; // invariant: the event at `lo` (if any) is at or before `ms`
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            let found = store.read(mid, 1).await?;
+            match found.first() {
+                Some(event) if event.timestamp <= ms => lo = event.position.max(mid),
+                Some(_) | None => hi = mid - 1,
+            }
+        }
+        if lo == 0 {
+            return Ok(S::default());
+        }
+        self.state_at(lo).await
     }
 }
 
 impl Db {
     /// Snapshots every registered state into one [`Bundle`] (see
-    /// [`DbBuilder::restore`]). Each state's snapshot is consistent on its own.
-    pub fn snapshot(&self) -> Result<Bundle, DbError> {
+    /// [`DbBuilder::restore`]), all at one position: a consistent cut.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a dropped call lifts the holds it placed on the folds.
+    pub async fn snapshot(&self) -> Result<Bundle, DbError> {
+        let slots = self.slots();
+        let release = Release(&slots);
+        let first = self.last_seq().await?.unwrap_or(0);
+        for slot in &slots {
+            slot.hold_at(first);
+        }
+        for slot in &slots {
+            slot.barrier(); // no batch folded under the old limit is in flight
+        }
+        let cut = slots.iter().map(|s| s.applied_seq()).fold(first, Seq::max);
+        for slot in &slots {
+            slot.hold_at(cut);
+        }
+        for slot in &slots {
+            slot.wait_for(cut).await?;
+        }
         let mut bundle = Bundle::new();
-        let mut states: Vec<_> = self.inner.states.values().collect();
-        states.sort_by_key(|s| s.slot.name());
-        for state in states {
-            let (blob, _) = state.slot.encode_snapshot().map_err(DbError::Snapshot)?;
+        for slot in &slots {
+            let (blob, _) = slot.encode_snapshot().map_err(DbError::Snapshot)?;
             bundle.push(blob).map_err(DbError::Snapshot)?;
         }
+        drop(release);
         Ok(bundle)
     }
 
-    /// Writes a snapshot file of every state now.
-    pub fn snapshot_to_disk(&self) -> Result<(), DbError> {
-        for state in self.inner.states.values() {
-            self.inner.snapshots.write(state.slot.as_ref())?;
+    /// Stores a snapshot of every state now.
+    ///
+    /// # Cancel safety
+    ///
+    /// Each snapshot is stored whole or not at all; a dropped call may have
+    /// stored some of them.
+    pub async fn snapshot_to_disk(&self) -> Result<(), DbError> {
+        for slot in self.slots() {
+            write_now(slot.as_ref()).await?;
         }
         Ok(())
     }
 
-    /// Drops the log segments that no reader needs any more: those wholly before
-    /// the newest valid snapshot of every state folding the log. A log that some
-    /// state has no snapshot of, that no state folds, or that holds streams
-    /// (aggregates replay them) is kept whole. Returns the segments removed.
+    /// Drops the stored events that no reader needs any more: those wholly before
+    /// the newest snapshot of every state. A Db with a state that has no snapshot
+    /// keeps everything; the store keeps the events aggregates replay. Returns
+    /// how many storage units (file store: segments) were removed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it may leave some units removed; nothing needed is ever removed.
     pub async fn compact(&self) -> Result<usize, DbError> {
-        let mut removed = 0;
-        for (id, log) in &self.inner.logs {
-            let folding: Vec<_> = self
-                .inner
-                .states
-                .values()
-                .filter(|s| s.event == *id)
-                .collect();
-            if folding.is_empty() || self.has_streams(log).await? {
-                continue;
-            }
-            let covered = folding
-                .iter()
-                .map(|s| s.slot.newest_snapshot_seq())
-                .min()
-                .flatten();
-            if let Some(seq) = covered.filter(|&seq| seq > 0) {
-                removed += log
-                    .log
-                    .truncate_before(seq + 1)
-                    .map_err(|source| DbError::Storage {
-                        log: log.name.clone(),
-                        source,
-                    })?;
-            }
+        let store = Arc::clone(&self.inner.store);
+        let mut covered: Option<Seq> = None;
+        for slot in self.slots() {
+            let newest = store
+                .list_snapshots(slot.name())
+                .await?
+                .into_iter()
+                .find(|&p| p <= slot.applied_seq());
+            let Some(newest) = newest else {
+                return Ok(0);
+            };
+            covered = Some(covered.map_or(newest, |c| c.min(newest)));
         }
-        Ok(removed)
+        match covered.filter(|&c| c > 0) {
+            Some(seq) => Ok(store.compact_before(seq + 1).await?),
+            None => Ok(0),
+        }
     }
 }
 
-impl From<SnapshotIoError> for DbError {
-    fn from(error: SnapshotIoError) -> Self {
-        DbError::SnapshotIo(error)
+/// Lifts the holds of a bundle in progress, however it ends.
+struct Release<'a>(&'a [&'a Arc<dyn StateSlot>]);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        for slot in self.0 {
+            slot.hold_at(NO_HOLD);
+        }
     }
 }

@@ -1,31 +1,22 @@
 //! Streams: the events of one aggregate instance, appended with optimistic concurrency.
 //!
-//! A stream is the subsequence of one event type's log whose envelopes carry a
-//! given stream id. Its version is the number of events in it (0: no such stream).
-//! The index (stream id → its seqs, in order) lives in memory; it is built on first
-//! use by scanning the log's envelope headers (bodies are not decoded), so a Db that
-//! never uses streams pays nothing at open, and it is rebuilt the same way after a
-//! restart, which is what makes it always agree with the log.
-//!
-//! Invariant: a stream's entry changes only while its async lock is held, and that
-//! lock is held across version check + append + index update. Two writers of one
-//! stream therefore serialize (no lost update, no interleaving), while writers of
-//! different streams proceed in parallel, sharing the log's group commit.
+//! A stream is the subsequence of the Db's one log whose events carry a given
+//! stream id. Its version is the number of events in it (0: no such stream).
+//! The store keeps the stream index and checks an [`ExpectedVersion`] atomically
+//! with the append, so two writers of one stream (in any process) never both
+//! succeed at one version, while writers of different streams proceed in
+//! parallel, sharing the log's group commit.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use foldkit_storage::Log;
-use tokio::sync::{Mutex, OnceCell, OwnedMutexGuard};
-
 use crate::Seq;
-use crate::db::db::{Db, EventLog};
-use crate::db::envelope::Envelope;
+use crate::db::db::Db;
 use crate::db::error::{DbError, FoldCause};
 use crate::event::Event;
 use crate::state::Meta;
+use crate::store::{AppendBatch, EventContext, RecordedEvent};
 
 /// What the writer believes a stream's version is, checked atomically with the append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,7 +31,7 @@ pub enum ExpectedVersion {
 
 impl ExpectedVersion {
     /// Whether a stream at version `actual` satisfies this expectation.
-    pub(crate) fn admits(self, actual: u64) -> bool {
+    pub fn admits(self, actual: u64) -> bool {
         match self {
             ExpectedVersion::Any => true,
             ExpectedVersion::NoStream => actual == 0,
@@ -79,223 +70,108 @@ pub struct StoredEvent<E> {
     pub stream_version: u64,
 }
 
-/// The seqs of one stream, in order; guarded by the stream's lock.
-type Entry = Arc<Mutex<Vec<Seq>>>;
-
-/// The stream index of one log, built on first use.
-#[derive(Default)]
-pub(crate) struct LazyStreamIndex(OnceCell<StreamIndex>);
-
-/// Stream id → the stream's seqs.
-struct StreamIndex {
-    streams: parking_lot::Mutex<HashMap<Arc<str>, Entry>>,
-}
-
-impl StreamIndex {
-    /// Scans `log`'s envelopes (not the bodies) for stream ids.
-    fn build(log: &Log, name: &str) -> Result<Self, DbError> {
-        let storage = |source| DbError::Storage {
-            log: name.to_owned(),
-            source,
-        };
-        let mut streams: HashMap<Arc<str>, Vec<Seq>> = HashMap::new();
-        for record in log.range(..).map_err(storage)? {
-            let record = record.map_err(storage)?;
-            let envelope = Envelope::decode(&record.payload).map_err(|e| DbError::Read {
-                log: name.to_owned(),
-                seq: record.seq,
-                cause: FoldCause::Envelope(e),
-            })?;
-            if let Some(id) = envelope.stream_id {
-                match streams.get_mut(id) {
-                    Some(seqs) => seqs.push(record.seq),
-                    None => {
-                        streams.insert(Arc::from(id), vec![record.seq]);
-                    }
-                }
-            }
-        }
-        let streams = streams
-            .into_iter()
-            .map(|(id, seqs)| (id, Arc::new(Mutex::new(seqs))))
-            .collect();
-        Ok(Self {
-            streams: parking_lot::Mutex::new(streams),
-        })
-    }
-
-    /// The entry of `id`, created (empty) if the stream does not exist yet.
-    fn entry(&self, id: &str) -> Entry {
-        let mut streams = self.streams.lock();
-        match streams.get(id) {
-            Some(entry) => Arc::clone(entry),
-            None => Arc::clone(streams.entry(Arc::from(id)).or_default()),
-        }
-    }
-
-    /// The entry of `id` if the stream exists; reading never creates one.
-    fn existing(&self, id: &str) -> Option<Entry> {
-        self.streams.lock().get(id).cloned()
-    }
-}
-
-/// One stream, locked for writing: check its version, then append.
-pub(crate) struct StreamGuard<'db> {
-    db: &'db Db,
-    log: &'db EventLog,
-    id: String,
-    seqs: OwnedMutexGuard<Vec<Seq>>,
-}
-
-impl StreamGuard<'_> {
-    /// The stream's version: its number of events.
-    pub(crate) fn version(&self) -> u64 {
-        self.seqs.len() as u64
-    }
-
-    /// Appends `events` as one atomic batch if the version is `expected`.
-    pub(crate) async fn append<E: Event>(
-        &mut self,
-        expected: ExpectedVersion,
-        events: impl IntoIterator<Item = E>,
-    ) -> Result<StreamAppend, DbError> {
-        let actual = self.version();
-        if !expected.admits(actual) {
-            return Err(DbError::Conflict {
-                stream: self.id.clone(),
-                expected,
-                actual,
-            });
-        }
-        let seqs = self.db.append_batch_to(Some(&self.id), events).await?;
-        self.seqs.extend(seqs.clone());
-        Ok(StreamAppend {
-            seqs,
-            version: self.version(),
-        })
-    }
-}
-
 impl Db {
     /// Appends `events` to the stream `stream_id` as one atomic batch, if the
     /// stream is at the `expected` version; otherwise nothing is written and the
-    /// error is [`DbError::Conflict`] with the actual version.
+    /// error is [`DbError::Conflict`] with the actual version. The check is made
+    /// by the store, atomically with the write (every store, every process).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Db::append`]: the batch is appended whole or not at all.
     pub async fn append_to<E: Event>(
         &self,
         stream_id: &str,
         expected: ExpectedVersion,
         events: impl IntoIterator<Item = E>,
     ) -> Result<StreamAppend, DbError> {
-        self.lock_stream::<E>(stream_id)
-            .await?
-            .append(expected, events)
-            .await
+        self.append_to_with(stream_id, expected, events, None).await
     }
 
-    /// The version (number of events) of the stream `stream_id` of `E`'s log; 0
-    /// when it does not exist.
-    pub async fn stream_version<E: Event>(&self, stream_id: &str) -> Result<u64, DbError> {
-        let log = self.log_of::<E>()?;
-        Ok(match self.stream_index(log).await?.existing(stream_id) {
-            Some(entry) => entry.lock().await.len() as u64,
-            None => 0,
+    /// [`append_to`](Self::append_to) with a context on every event.
+    pub(crate) async fn append_to_with<E: Event>(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: impl IntoIterator<Item = E>,
+        context: Option<Arc<EventContext>>,
+    ) -> Result<StreamAppend, DbError> {
+        if stream_id.is_empty() {
+            return Err(DbError::EmptyStreamId);
+        }
+        let mut batch =
+            AppendBatch::new(self.encode_events(events)?).to_stream(stream_id, expected);
+        batch.context = context;
+        let appended = self.append_raw(batch).await?;
+        Ok(StreamAppend {
+            seqs: appended.positions,
+            version: appended.stream_version,
         })
     }
 
+    /// The version (number of events) of the stream `stream_id`; 0 when it
+    /// does not exist.
+    pub async fn stream_version(&self, stream_id: &str) -> Result<u64, DbError> {
+        Ok(self.inner.store.stream_version(stream_id).await?)
+    }
+
     /// The events of the stream `stream_id`, in order, decoded and upcast. Reads
-    /// only that stream's records (through the index), never the whole log.
+    /// only that stream's events (the store's stream index), never the whole log.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn read_stream<E: Event>(
         &self,
         stream_id: &str,
     ) -> Result<Vec<StoredEvent<E>>, DbError> {
-        self.read_stream_until(stream_id, u64::MAX).await
+        self.read_stream_versions(stream_id, 1..=u64::MAX).await
     }
 
     /// The first `version` events of the stream `stream_id` (all, if it has fewer).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn read_stream_until<E: Event>(
         &self,
         stream_id: &str,
         version: u64,
     ) -> Result<Vec<StoredEvent<E>>, DbError> {
-        let log = self.log_of::<E>()?;
-        let seqs = match self.stream_index(log).await?.existing(stream_id) {
-            Some(entry) => entry.lock().await.clone(),
-            None => return Ok(Vec::new()),
-        };
-        let len = usize::try_from(version)
-            .unwrap_or(usize::MAX)
-            .min(seqs.len());
-        read_events(log, &seqs[..len])
+        if version == 0 {
+            return Ok(Vec::new());
+        }
+        self.read_stream_versions(stream_id, 1..=version).await
     }
 
-    /// Locks the stream `stream_id` of `E`'s log for a check-and-append.
-    pub(crate) async fn lock_stream<E: Event>(
+    /// The events of `stream_id` with versions in `versions`, decoded as `E`.
+    pub(crate) async fn read_stream_versions<E: Event>(
         &self,
         stream_id: &str,
-    ) -> Result<StreamGuard<'_>, DbError> {
-        if stream_id.is_empty() {
-            return Err(DbError::EmptyStreamId);
-        }
-        let log = self.log_of::<E>()?;
-        let entry = self.stream_index(log).await?.entry(stream_id);
-        let seqs = entry.lock_owned().await;
-        Ok(StreamGuard {
-            db: self,
-            log,
-            id: stream_id.to_owned(),
-            seqs,
-        })
-    }
-
-    /// Whether `log` holds any event appended to a stream.
-    pub(crate) async fn has_streams(&self, log: &EventLog) -> Result<bool, DbError> {
-        Ok(!self.stream_index(log).await?.streams.lock().is_empty())
-    }
-
-    async fn stream_index<'a>(&self, log: &'a EventLog) -> Result<&'a StreamIndex, DbError> {
-        log.streams
-            .0
-            .get_or_try_init(|| async {
-                let (storage, name) = (log.log.clone(), log.name.clone());
-                tokio::task::spawn_blocking(move || StreamIndex::build(&storage, &name))
-                    .await
-                    .map_err(|_| DbError::Closed)?
-            })
-            .await
+        versions: RangeInclusive<u64>,
+    ) -> Result<Vec<StoredEvent<E>>, DbError> {
+        let recorded = self.inner.store.read_stream(stream_id, versions).await?;
+        recorded.iter().map(decode_stored::<E>).collect()
     }
 }
 
-impl StreamGuard<'_> {
-    /// The events of the locked stream, decoded, in order.
-    pub(crate) fn events<E: Event>(&self) -> Result<Vec<StoredEvent<E>>, DbError> {
-        read_events(self.log, &self.seqs)
-    }
-}
-
-/// Reads and decodes the records at `seqs` (one stream's, in order).
-fn read_events<E: Event>(log: &EventLog, seqs: &[Seq]) -> Result<Vec<StoredEvent<E>>, DbError> {
-    let read_error = |seq, cause| DbError::Read {
-        log: log.name.clone(),
-        seq,
+/// Decodes one stored event of a stream as `E`.
+pub(crate) fn decode_stored<E: Event>(event: &RecordedEvent) -> Result<StoredEvent<E>, DbError> {
+    let read_error = |cause| DbError::Read {
+        seq: event.position,
         cause,
     };
-    let mut out = Vec::with_capacity(seqs.len());
-    for (i, &seq) in seqs.iter().enumerate() {
-        let record = log
-            .log
-            .read(seq)
-            .map_err(|e| read_error(seq, FoldCause::Storage(e)))?;
-        let envelope = Envelope::decode(&record.payload)
-            .map_err(|e| read_error(seq, FoldCause::Envelope(e)))?;
-        let event = E::decode(envelope.version, envelope.body)
-            .map_err(|e| read_error(seq, FoldCause::Decode(e)))?;
-        let meta = Meta::new(seq, record.timestamp, envelope.version)
-            .with_optional_stream_id(envelope.stream_id);
-        out.push(StoredEvent {
-            event,
-            meta,
-            stream_version: i as u64 + 1,
-        });
+    if &*event.name != E::NAME {
+        return Err(read_error(FoldCause::OtherType {
+            found: Arc::clone(&event.name),
+            expected: E::NAME,
+        }));
     }
-    Ok(out)
+    let decoded = E::decode(event.schema_version, &event.payload)
+        .map_err(|e| read_error(FoldCause::Decode(e)))?;
+    Ok(StoredEvent {
+        event: decoded,
+        meta: Meta::of(event),
+        stream_version: event.stream.as_ref().map_or(0, |s| s.version),
+    })
 }

@@ -5,22 +5,27 @@
 //!
 //! ```text
 //! magic        8  b"FOLDSNAP"
-//! format       1  FORMAT (1)
+//! format       1  FORMAT (2; format 1 had no record identity and is refused)
 //! name_len     2  then `name_len` bytes: State::NAME (UTF-8)
 //! version      4  State::VERSION
 //! fingerprint  8  State::FINGERPRINT
 //! seq          8  last folded seq; 0 = nothing folded yet
+//! timestamp    8  the timestamp of the record at `seq` (0 when seq is 0)
+//! payload_crc  4  CRC32C of that record's payload (0 when seq is 0)
 //! body_len     8  then `body_len` bytes: the state, postcard
 //! crc          4  CRC32C of every byte before it
 //! ```
 //!
 //! Invariant: `decode` checks the length and the CRC first, then the identity
-//! (name, version, fingerprint), and only then decodes the body.
+//! (name, version, fingerprint), and only then decodes the body. Whether the
+//! snapshot belongs to *this* log (its last record, see [`super::identity`]) is
+//! checked by the runtime against the log before the snapshot is used.
 
+use super::identity::RecordIdentity;
 use crate::{Seq, State};
 
 const MAGIC: &[u8; 8] = b"FOLDSNAP";
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 
 /// Why a snapshot could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -65,15 +70,24 @@ pub enum SnapshotError {
         fingerprint: u64,
     },
     /// The body does not decode as the state.
-    #[error("cannot decode the snapshot body of `{state}`: {source}")]
+    #[error("cannot decode the snapshot body of `{state}`")]
     Decode {
         /// The state's name.
         state: &'static str,
         /// What postcard reported.
         source: postcard::Error,
     },
+    /// The state's last folded record is not known (its fold panicked): a
+    /// snapshot of it could not be checked against the log, so none is made.
+    #[error("cannot snapshot `{state}` at seq {seq}: the record it ends at is unknown")]
+    Unidentified {
+        /// The state's name.
+        state: &'static str,
+        /// The state's applied seq.
+        seq: Seq,
+    },
     /// The state could not be serialized.
-    #[error("cannot encode a snapshot of `{state}`: {source}")]
+    #[error("cannot encode a snapshot of `{state}`")]
     Encode {
         /// The state's name.
         state: &'static str,
@@ -93,10 +107,12 @@ pub struct SnapshotHeader {
     pub fingerprint: u64,
     /// The last seq folded into it (`None`: nothing was folded).
     pub seq: Option<Seq>,
+    /// The identity of the record at `seq` (`None` when nothing was folded).
+    pub last: Option<RecordIdentity>,
 }
 
-/// Encodes `state`, which has folded everything up to `seq`.
-pub fn encode<S: State>(state: &S, seq: Option<Seq>) -> Result<Vec<u8>, SnapshotError> {
+/// Encodes `state`, which has folded every record up to `last` (`None`: none).
+pub fn encode<S: State>(state: &S, last: Option<RecordIdentity>) -> Result<Vec<u8>, SnapshotError> {
     let body = postcard::to_allocvec(state).map_err(|source| SnapshotError::Encode {
         state: S::NAME,
         source,
@@ -104,14 +120,17 @@ pub fn encode<S: State>(state: &S, seq: Option<Seq>) -> Result<Vec<u8>, Snapshot
     let name = S::NAME.as_bytes();
     let name_len = u16::try_from(name.len())
         .map_err(|_| SnapshotError::Malformed("state name longer than 65535 bytes"))?;
-    let mut out = Vec::with_capacity(body.len() + name.len() + 47);
+    let mut out = Vec::with_capacity(body.len() + name.len() + 59);
     out.extend_from_slice(MAGIC);
     out.push(FORMAT);
     out.extend_from_slice(&name_len.to_le_bytes());
     out.extend_from_slice(name);
     out.extend_from_slice(&S::VERSION.to_le_bytes());
     out.extend_from_slice(&S::FINGERPRINT.to_le_bytes());
-    out.extend_from_slice(&seq.unwrap_or(0).to_le_bytes());
+    let (seq, timestamp, crc) = last.map_or((0, 0, 0), |l| (l.seq, l.timestamp, l.payload_crc));
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&timestamp.to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
     out.extend_from_slice(&body);
     let crc = crc32c::crc32c(&out);
@@ -128,8 +147,14 @@ pub fn read_header(bytes: &[u8]) -> Result<(SnapshotHeader, &[u8]), SnapshotErro
     if r.take(8)? != MAGIC {
         return Err(SnapshotError::Malformed("bad magic"));
     }
-    if r.take(1)?[0] != FORMAT {
-        return Err(SnapshotError::Malformed("unknown snapshot format"));
+    match r.take(1)?[0] {
+        FORMAT => {}
+        1 => {
+            return Err(SnapshotError::Malformed(
+                "format 1 (an older foldkit) does not identify its last record",
+            ));
+        }
+        _ => return Err(SnapshotError::Malformed("unknown snapshot format")),
     }
     let stored = u32::from_le_bytes(*crc);
     let computed = crc32c::crc32c(framed);
@@ -143,6 +168,8 @@ pub fn read_header(bytes: &[u8]) -> Result<(SnapshotHeader, &[u8]), SnapshotErro
     let version = u32::from_le_bytes(r.array()?);
     let fingerprint = u64::from_le_bytes(r.array()?);
     let seq = u64::from_le_bytes(r.array()?);
+    let timestamp = u64::from_le_bytes(r.array()?);
+    let payload_crc = u32::from_le_bytes(r.array()?);
     let body_len = u64::from_le_bytes(r.array()?);
     let body = r.0;
     if body.len() as u64 != body_len {
@@ -155,12 +182,18 @@ pub fn read_header(bytes: &[u8]) -> Result<(SnapshotHeader, &[u8]), SnapshotErro
         version,
         fingerprint,
         seq: (seq != 0).then_some(seq),
+        last: (seq != 0).then_some(RecordIdentity {
+            seq,
+            timestamp,
+            payload_crc,
+        }),
     };
     Ok((header, body))
 }
 
 /// Decodes a blob written by [`encode`] for the same definition of `S`.
-pub fn decode<S: State>(bytes: &[u8]) -> Result<(S, Option<Seq>), SnapshotError> {
+/// Returns the state and the identity of the last record it covers.
+pub fn decode<S: State>(bytes: &[u8]) -> Result<(S, Option<RecordIdentity>), SnapshotError> {
     let (header, body) = read_header(bytes)?;
     if header.name != S::NAME {
         return Err(SnapshotError::Foreign {
@@ -178,7 +211,7 @@ pub fn decode<S: State>(bytes: &[u8]) -> Result<(S, Option<Seq>), SnapshotError>
         });
     }
     match postcard::take_from_bytes::<S>(body) {
-        Ok((state, [])) => Ok((state, header.seq)),
+        Ok((state, [])) => Ok((state, header.last)),
         Ok(_) => Err(SnapshotError::Decode {
             state: S::NAME,
             source: postcard::Error::DeserializeBadEncoding,

@@ -1,13 +1,16 @@
-//! Unit tests of the snapshot codec and store, with hand-written State impls.
+//! Unit tests of the snapshot codec and bundles, with hand-written State impls.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, SnapshotError};
-use super::store::SnapshotStore;
+use super::identity::RecordIdentity;
+use crate::db::FoldCause;
 use crate::event::{CodecError, decode_oldest};
-use crate::{Event, FoldError, Meta, State};
+use crate::state::EventType;
+use crate::store::RecordedEvent;
+use crate::{Event, Meta, State};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Bump(u32);
@@ -30,13 +33,18 @@ struct Tally {
 }
 
 impl State for Tally {
-    type Event = Bump;
     const NAME: &'static str = "tally";
     const VERSION: u32 = 1;
     const FINGERPRINT: u64 = 0x1234;
-    fn apply_event(&mut self, Bump(n): Bump, _: &Meta) -> Result<(), FoldError> {
-        *self.counts.entry(n).or_default() += 1;
-        Ok(())
+    const EVENTS: &'static [EventType] = &[EventType::of::<Bump>()];
+    fn apply_recorded(&mut self, event: &RecordedEvent, _: &Meta) -> Result<bool, FoldCause> {
+        match crate::state::decode_if::<Bump>(event)? {
+            Some(Bump(n)) => {
+                *self.counts.entry(n).or_default() += 1;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }
 
@@ -47,12 +55,13 @@ struct TallyV2 {
 }
 
 impl State for TallyV2 {
-    type Event = Bump;
     const NAME: &'static str = "tally";
     const VERSION: u32 = 2;
     const FINGERPRINT: u64 = 0x5678;
-    fn apply_event(&mut self, _: Bump, _: &Meta) -> Result<(), FoldError> {
-        Ok(())
+    const EVENTS: &'static [EventType] = &[EventType::of::<Bump>()];
+    fn apply_recorded(&mut self, event: &RecordedEvent, _: &Meta) -> Result<bool, FoldCause> {
+        let _ = event;
+        Ok(true)
     }
 }
 
@@ -60,12 +69,22 @@ impl State for TallyV2 {
 struct Other;
 
 impl State for Other {
-    type Event = Bump;
     const NAME: &'static str = "other";
     const VERSION: u32 = 1;
     const FINGERPRINT: u64 = 0x1234;
-    fn apply_event(&mut self, _: Bump, _: &Meta) -> Result<(), FoldError> {
-        Ok(())
+    const EVENTS: &'static [EventType] = &[EventType::of::<Bump>()];
+    fn apply_recorded(&mut self, event: &RecordedEvent, _: &Meta) -> Result<bool, FoldCause> {
+        let _ = event;
+        Ok(true)
+    }
+}
+
+/// A made-up identity for the record at `seq`.
+fn id(seq: u64) -> RecordIdentity {
+    RecordIdentity {
+        seq,
+        timestamp: 1_700_000_000_000 + seq,
+        payload_crc: seq as u32 ^ 0xdead_beef,
     }
 }
 
@@ -75,8 +94,7 @@ fn tally(n: u32) -> Tally {
         ..Tally::default()
     };
     for i in 0..n {
-        t.apply_event(Bump(i % 7), &Meta::new(u64::from(i) + 1, 0, 1))
-            .expect("apply");
+        *t.counts.entry(i % 7).or_default() += 1;
     }
     t
 }
@@ -84,10 +102,10 @@ fn tally(n: u32) -> Tally {
 #[test]
 fn round_trip_is_identical_and_keeps_the_seq() {
     let state = tally(100);
-    let blob = codec::encode(&state, Some(100)).expect("encode");
+    let blob = codec::encode(&state, Some(id(100))).expect("encode");
     let (back, seq) = codec::decode::<Tally>(&blob).expect("decode");
     assert_eq!(back, state);
-    assert_eq!(seq, Some(100));
+    assert_eq!(seq, Some(id(100)));
     assert_eq!(
         codec::encode(&back, seq).expect("encode"),
         blob,
@@ -101,7 +119,7 @@ fn round_trip_is_identical_and_keeps_the_seq() {
 
 #[test]
 fn every_flipped_byte_and_every_truncation_is_rejected() {
-    let blob = codec::encode(&tally(20), Some(20)).expect("encode");
+    let blob = codec::encode(&tally(20), Some(id(20))).expect("encode");
     for i in 0..blob.len() {
         let mut bad = blob.clone();
         bad[i] ^= 0x40;
@@ -118,7 +136,7 @@ fn every_flipped_byte_and_every_truncation_is_rejected() {
 
 #[test]
 fn foreign_and_stale_snapshots_are_named_as_such() {
-    let blob = codec::encode(&tally(3), Some(3)).expect("encode");
+    let blob = codec::encode(&tally(3), Some(id(3))).expect("encode");
     assert!(
         matches!(codec::decode::<Other>(&blob), Err(SnapshotError::Foreign { found, .. }) if found == "tally")
     );
@@ -137,55 +155,11 @@ fn foreign_and_stale_snapshots_are_named_as_such() {
 }
 
 #[test]
-fn store_keeps_the_newest_and_falls_back_past_a_corrupt_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SnapshotStore::new(dir.path(), 2);
-    for seq in [10u64, 20, 30] {
-        let blob = codec::encode(&tally(seq as u32), Some(seq)).expect("encode");
-        store.write(Tally::NAME, Some(seq), &blob).expect("write");
-    }
-    let listed: Vec<u64> = store
-        .list(Tally::NAME)
-        .expect("list")
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
-    assert_eq!(listed, vec![30, 20], "only the newest two are kept");
-
-    let (state, seq) = store
-        .load_newest::<Tally>(None)
-        .expect("load")
-        .expect("a snapshot");
-    assert_eq!((state, seq), (tally(30), Some(30)));
-    let (_, seq) = store
-        .load_newest::<Tally>(Some(25))
-        .expect("load")
-        .expect("a snapshot at or before 25");
-    assert_eq!(seq, Some(20));
-
-    // Corrupt the newest: the older one is used instead.
-    let newest = &store.list(Tally::NAME).expect("list")[0].1;
-    let mut bytes = std::fs::read(newest).expect("read");
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 1;
-    std::fs::write(newest, bytes).expect("write");
-    let (_, seq) = store
-        .load_newest::<Tally>(None)
-        .expect("load")
-        .expect("fallback");
-    assert_eq!(seq, Some(20));
-
-    // A changed definition finds no usable snapshot: the caller replays.
-    assert!(store.load_newest::<TallyV2>(None).expect("load").is_none());
-    assert!(store.load_newest::<Other>(None).expect("load").is_none());
-}
-
-#[test]
 fn bundle_round_trips_and_rejects_damage() {
     use super::bundle::Bundle;
     let mut bundle = Bundle::new();
     bundle
-        .push(codec::encode(&tally(5), Some(5)).expect("encode"))
+        .push(codec::encode(&tally(5), Some(id(5))).expect("encode"))
         .expect("push");
     bundle
         .push(codec::encode(&Other, None).expect("encode"))
@@ -198,7 +172,7 @@ fn bundle_round_trips_and_rejects_damage() {
     let back = Bundle::from_bytes(&bytes).expect("parse");
     assert_eq!(back, bundle);
     let (state, seq) = codec::decode::<Tally>(back.get("tally").expect("tally")).expect("decode");
-    assert_eq!((state, seq), (tally(5), Some(5)));
+    assert_eq!((state, seq), (tally(5), Some(id(5))));
     assert!(back.get("missing").is_none());
     for i in 0..bytes.len() {
         let mut bad = bytes.clone();

@@ -17,6 +17,12 @@ pub enum StoreError {
         /// The stream's version when the append was attempted.
         actual: u64,
     },
+    /// Another store (in this process or another) has the data open.
+    #[error("{what} is already open by another Db")]
+    AlreadyOpen {
+        /// What is open (the directory).
+        what: String,
+    },
     /// The store was closed.
     #[error("the store is closed")]
     Closed,

@@ -28,6 +28,7 @@
 //!   of a service starts from the newest snapshot and resumes its subscriptions.
 
 mod error;
+pub mod file;
 mod record;
 
 use std::ops::RangeInclusive;
@@ -35,6 +36,7 @@ use std::ops::RangeInclusive;
 use futures::future::BoxFuture;
 
 pub use error::StoreError;
+pub use file::{ChainReport, FileStore, FileStoreOptions};
 pub use record::{
     AppendBatch, Appended, EventContext, NewEvent, RecordedEvent, StreamExpectation, StreamRef,
 };
@@ -108,8 +110,7 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>>;
 
     /// Removes the snapshot of `state` at `position` (no error if absent).
-    fn remove_snapshot(&self, state: &str, position: Seq)
-    -> BoxFuture<'_, Result<(), StoreError>>;
+    fn remove_snapshot(&self, state: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Stores the checkpoint of subscription `name`: the last position it acknowledged.
     fn write_checkpoint(&self, name: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -123,6 +124,25 @@ pub trait EventStore: Send + Sync + 'static {
     fn compact_before(&self, position: Seq) -> BoxFuture<'_, Result<usize, StoreError>> {
         let _ = position;
         Box::pin(async { Ok(0) })
+    }
+
+    /// Walks the stored events and checks the hash chain (see
+    /// `DbBuilder::chain_hashes`). A store that keeps no chain reports nothing checked.
+    fn verify_chain(&self) -> BoxFuture<'_, Result<ChainReport, StoreError>> {
+        Box::pin(async { Ok(ChainReport::default()) })
+    }
+
+    /// The hash of the last chained event, if the store keeps a hash chain.
+    fn head_hash(&self) -> Option<[u8; 32]> {
+        None
+    }
+
+    /// Up to `max` events from `from` if the store has them in memory now, without
+    /// blocking or waiting; `None` when it would have to do I/O. The fast path of
+    /// read-your-writes: a waiter folds the few events it waits for itself.
+    fn read_cached(&self, from: Seq, max: usize) -> Option<Result<Vec<RecordedEvent>, StoreError>> {
+        let _ = (from, max);
+        None
     }
 
     /// A short, human-readable description for logs and `Debug` (e.g. the directory).

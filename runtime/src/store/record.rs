@@ -195,6 +195,21 @@ impl RecordedEvent {
         }
     }
 
+    /// `event`, encoded as a stored event at `position` (for tests and tools).
+    pub fn encode<E: crate::Event>(
+        position: Seq,
+        timestamp: u64,
+        event: &E,
+    ) -> Result<Self, crate::CodecError> {
+        Ok(Self::new(
+            position,
+            timestamp,
+            Arc::from(E::NAME),
+            E::VERSION,
+            Bytes::from(event.encode()?),
+        ))
+    }
+
     /// The same event, in `stream` at `version`.
     pub fn in_stream(mut self, stream: Arc<str>, version: u64) -> Self {
         self.stream = Some(StreamRef {

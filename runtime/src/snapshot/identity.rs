@@ -1,0 +1,86 @@
+//! What ties a snapshot to the log it was folded from: the identity of the
+//! last record it covers.
+//!
+//! A snapshot says "the state after position N". That is only true of the log
+//! that had *that* record at N: after a lost unsynced tail, N may be missing, or
+//! hold a record appended later. So a snapshot carries the position, timestamp
+//! and CRC32C of the payload of its last record, and before a snapshot is used
+//! the record now at that position is read from the store and compared
+//! ([`RecordIdentity::check`]). A mismatch means the snapshot belongs to a log
+//! that no longer exists: it is ignored (and reported) and the state replays, or
+//! starts from an older snapshot that matches.
+
+use crate::Seq;
+use crate::store::{EventStore, RecordedEvent, StoreError};
+
+/// The identity of one stored event: its position, timestamp and payload checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecordIdentity {
+    /// The event's position (at least 1).
+    pub seq: Seq,
+    /// The event's timestamp (ms since the UNIX epoch, as stored).
+    pub timestamp: u64,
+    /// CRC32C of the event's payload and type name.
+    pub payload_crc: u32,
+}
+
+impl RecordIdentity {
+    /// The identity of `event`.
+    pub fn of(event: &RecordedEvent) -> Self {
+        let crc = crc32c::crc32c_append(crc32c::crc32c(event.name.as_bytes()), &event.payload);
+        Self {
+            seq: event.position,
+            timestamp: event.timestamp,
+            payload_crc: crc,
+        }
+    }
+
+    /// Whether `store` holds this very event.
+    pub async fn check(&self, store: &dyn EventStore) -> Result<(), IdentityMismatch> {
+        let found = match store.read(self.seq, 1).await {
+            Ok(events) => events.into_iter().next(),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(error) => return Err(IdentityMismatch::Unreadable(error.to_string())),
+        };
+        match found {
+            Some(event) if event.position == self.seq => {
+                let found = Self::of(&event);
+                if found == *self {
+                    Ok(())
+                } else {
+                    Err(IdentityMismatch::Different {
+                        expected: *self,
+                        found,
+                    })
+                }
+            }
+            _ => Err(IdentityMismatch::Missing { seq: self.seq }),
+        }
+    }
+}
+
+/// Why a snapshot does not belong to the log it would resume.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityMismatch {
+    /// The log has no event at the snapshot's position (its tail was lost or cut).
+    #[error("the log has no event at position {seq}")]
+    Missing {
+        /// The snapshot's last position.
+        seq: Seq,
+    },
+    /// The log holds another event at the snapshot's position.
+    #[error(
+        "the log's event at position {} is another one (timestamp {}, CRC {:#010x}; the snapshot covers timestamp {}, CRC {:#010x})",
+        found.seq, found.timestamp, found.payload_crc, expected.timestamp, expected.payload_crc
+    )]
+    Different {
+        /// What the snapshot recorded.
+        expected: RecordIdentity,
+        /// What the log holds.
+        found: RecordIdentity,
+    },
+    /// The event could not be read.
+    #[error("the event at the snapshot's position cannot be read: {0}")]
+    Unreadable(String),
+}

@@ -1,0 +1,853 @@
+//! The file store: the Db's one log in a directory, the embedded default.
+//!
+//! Layout of a Db directory (format 2):
+//!
+//! ```text
+//! <dir>/FORMAT                    "foldkit-format 2": refuses other layouts at open
+//! <dir>/LOCK                      OS file lock, held while a store has the directory open
+//! <dir>/log/                      the one ordered log (foldkit-storage segments)
+//! <dir>/streams.idx               persisted stream index (see `index`)
+//! <dir>/snapshots/<state>/<position>.snap
+//! <dir>/checkpoints/<name>.ckpt   subscription checkpoints
+//! ```
+//!
+//! Each log record is one event in an [`Envelope`] (its type's name, schema
+//! version, stream and stream version, context, idempotency key, chain hash).
+//! Appends are serialized by one short lock (`writer`) that checks stream
+//! expectations and idempotency keys against the in-memory index, encodes the
+//! envelopes and puts the batch in the log; durability (group commit) is
+//! awaited after the lock is released, so concurrent appenders share fsyncs.
+//!
+//! File I/O runs on the blocking pool; reads of recent records come from the
+//! log's memory window without leaving the caller's thread.
+
+mod chain;
+mod envelope;
+mod files;
+mod index;
+mod names;
+
+use std::fs::{File, TryLockError};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use foldkit_storage::{FsyncPolicy, Log, LogOptions, Record, StorageError};
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+
+pub use envelope::{Envelope, EnvelopeError, HASH_LEN};
+
+use self::envelope::Header;
+use self::index::{Index, identity};
+use super::{
+    AppendBatch, Appended, EventContext, EventStore, RecordedEvent, StoreError, StoreTail,
+};
+use crate::Seq;
+
+pub(crate) use names::escape as escape_name;
+
+/// The directory format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 2;
+const FORMAT_FILE: &str = "FORMAT";
+const INDEX_FILE: &str = "streams.idx";
+
+/// How a [`FileStore`] stores its log.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct FileStoreOptions {
+    /// When appends reach the disk (default: the storage crate's default).
+    pub fsync: Option<FsyncPolicy>,
+    /// The size at which the log starts a new segment file.
+    pub segment_size: Option<u64>,
+    /// Whether each envelope carries a BLAKE3 hash chain (verified at open).
+    pub chain_hashes: bool,
+}
+
+/// What walking the hash chain found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChainReport {
+    /// How many chained records were checked.
+    pub checked: u64,
+    /// The hash of the last chained record (`None`: nothing is chained).
+    pub head: Option<[u8; HASH_LEN]>,
+}
+
+/// The embedded store: one ordered log in a directory. Cheap to clone.
+#[derive(Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    log: Log,
+    options: FileStoreOptions,
+    writer: Mutex<Writer>,
+    /// Set when the close is complete (log closed, lock released).
+    closed: AtomicBool,
+    lock: Mutex<Option<File>>,
+}
+
+/// What an append waits for after the writer lock.
+enum Durable {
+    Wait(foldkit_storage::Enqueued),
+    SyncAll,
+}
+
+struct Writer {
+    index: Index,
+    /// Set by `close` first: refuses appends from then on.
+    closing: bool,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.inner.dir)
+            .field("last_position", &self.inner.log.last_seq())
+            .finish_non_exhaustive()
+    }
+}
+
+fn storage(action: &str, error: StorageError) -> StoreError {
+    match error {
+        StorageError::Closed => StoreError::Closed,
+        StorageError::Corrupt { .. } => StoreError::Corrupt {
+            what: action.to_owned(),
+            reason: error.to_string(),
+        },
+        other => StoreError::backend(action.to_owned(), other),
+    }
+}
+
+fn corrupt_record(position: Seq, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what: format!("the envelope of the record at position {position}"),
+        reason: error.to_string(),
+    }
+}
+
+/// Runs blocking file work off the async worker threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::backend("run file I/O on the blocking pool", e))?
+}
+
+impl FileStore {
+    /// Opens (creating if needed) the store in `dir`. Blocking: it recovers the
+    /// log and loads the index; call it from a blocking context
+    /// ([`open_async`](Self::open_async) does that for you).
+    pub fn open(dir: impl AsRef<Path>, options: FileStoreOptions) -> Result<FileStore, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        let io = |action: &str, path: &Path| {
+            let what = format!("{action} {}", path.display());
+            move |e: std::io::Error| StoreError::backend(what, e)
+        };
+        std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
+        check_format(&dir)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))
+            .map_err(io("open", &dir.join("LOCK")))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(StoreError::AlreadyOpen {
+                    what: dir.display().to_string(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io("lock", &dir.join("LOCK"))(e)),
+        }
+        let format_path = dir.join(FORMAT_FILE);
+        if !format_path.exists() {
+            files::write_atomic(
+                &format_path,
+                format!("foldkit-format {FORMAT_VERSION}\n").as_bytes(),
+            )?;
+        }
+        let mut log_options = LogOptions::default();
+        if let Some(fsync) = options.fsync {
+            log_options = log_options.fsync(fsync);
+        }
+        if let Some(bytes) = options.segment_size {
+            log_options = log_options.segment_size(bytes);
+        }
+        let log =
+            Log::open(dir.join("log"), log_options).map_err(|e| storage("open the log", e))?;
+        let index = load_index(&dir, &log, options.chain_hashes)?;
+        Ok(FileStore {
+            inner: Arc::new(Inner {
+                dir,
+                log,
+                options,
+                writer: Mutex::new(Writer {
+                    index,
+                    closing: false,
+                }),
+                closed: AtomicBool::new(false),
+                lock: Mutex::new(Some(lock)),
+            }),
+        })
+    }
+
+    /// [`open`](Self::open) on the blocking pool.
+    pub async fn open_async(
+        dir: impl AsRef<Path>,
+        options: FileStoreOptions,
+    ) -> Result<FileStore, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        blocking(move || FileStore::open(dir, options)).await
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The underlying log (read-only use: appends must go through the store).
+    pub fn log(&self) -> &Log {
+        &self.inner.log
+    }
+
+    /// What recovery found and repaired when the log was opened.
+    pub fn recovery_report(&self) -> &foldkit_storage::RecoveryReport {
+        self.inner.log.recovery_report()
+    }
+
+    /// Walks the whole log and checks the hash chain (blocking: call it from a
+    /// blocking context). Any edit, deletion or reordering of a chained record
+    /// is an error naming its position.
+    pub fn verify_chain_blocking(&self) -> Result<ChainReport, StoreError> {
+        walk_chain(&self.inner.log)
+    }
+
+    /// The hash of the last chained record (`None` when nothing is chained).
+    pub fn head_hash(&self) -> Option<[u8; HASH_LEN]> {
+        self.inner.writer.lock().index.head
+    }
+
+    /// How many streams the index holds.
+    pub fn stream_count(&self) -> usize {
+        self.inner.writer.lock().index.streams.len()
+    }
+
+    fn state_dir(&self, state: &str) -> Result<PathBuf, StoreError> {
+        Ok(self
+            .inner
+            .dir
+            .join("snapshots")
+            .join(escape_name("state name", state)?))
+    }
+
+    /// Puts the batch in the log under the writer lock; returns what to wait on.
+    fn enqueue(&self, batch: AppendBatch) -> Result<(Appended, Durable), StoreError> {
+        let AppendBatch {
+            events,
+            stream,
+            context,
+            idempotency_key,
+        } = batch;
+        if events.is_empty() {
+            return Err(StoreError::InvalidBatch("an empty batch".into()));
+        }
+        let count = u32::try_from(events.len()).map_err(|_| {
+            StoreError::InvalidBatch("more than u32::MAX events in one batch".into())
+        })?;
+        let context_bytes = match context.as_deref().filter(|c| !c.is_empty()) {
+            Some(context) => Some(postcard::to_allocvec(context).map_err(|e| {
+                StoreError::InvalidBatch(format!("the context cannot be encoded: {e}"))
+            })?),
+            None => None,
+        };
+        let chain = self.inner.options.chain_hashes;
+        let mut writer = self.inner.writer.lock();
+        if writer.closing {
+            return Err(StoreError::Closed);
+        }
+        if let Some(key) = idempotency_key.as_deref()
+            && let Some(first) = writer.index.keys.get(key)
+        {
+            let mut appended = first.clone();
+            appended.deduplicated = true;
+            return Ok((appended, Durable::SyncAll));
+        }
+        let version = match &stream {
+            Some(s) => {
+                if s.stream.is_empty() {
+                    return Err(StoreError::InvalidBatch("an empty stream id".into()));
+                }
+                let actual = writer.index.version(&s.stream);
+                if !s.expected.admits(actual) {
+                    return Err(StoreError::Conflict {
+                        stream: s.stream.clone(),
+                        expected: s.expected,
+                        actual,
+                    });
+                }
+                actual
+            }
+            None => 0,
+        };
+        let mut payloads = Vec::with_capacity(events.len());
+        let mut hash_at = Vec::new();
+        for (i, event) in events.iter().enumerate() {
+            let header = Header {
+                version: event.schema_version,
+                name: &event.name,
+                stream: stream
+                    .as_ref()
+                    .map(|s| (s.stream.as_str(), version + 1 + i as u64)),
+                context: context_bytes.as_deref(),
+                idempotency_key: idempotency_key
+                    .as_deref()
+                    .filter(|_| i == 0)
+                    .map(|k| (k, count)),
+                hash: chain,
+            };
+            let (bytes, at) = header
+                .encode(&event.payload)
+                .map_err(|e| StoreError::InvalidBatch(format!("event `{}`: {e}", event.name)))?;
+            payloads.push(bytes);
+            hash_at.extend(at);
+        }
+        let log = &self.inner.log;
+        let mut last_identity = 0;
+        let enqueued = if chain {
+            let mut head = writer.index.head.unwrap_or([0; HASH_LEN]);
+            let mut i = 0;
+            let last = payloads.len() - 1;
+            let enqueued = log
+                .enqueue_batch_with(&payloads, |seq, timestamp, bytes| {
+                    let at = hash_at[i];
+                    head = chain::link(&head, seq, timestamp, bytes, at);
+                    bytes[at..at + HASH_LEN].copy_from_slice(&head);
+                    if i == last {
+                        last_identity = identity(timestamp, bytes);
+                    }
+                    i += 1;
+                })
+                .map_err(|e| storage("append to the log", e))?;
+            writer.index.head = Some(head);
+            enqueued
+        } else {
+            let enqueued = log
+                .enqueue_batch(&payloads)
+                .map_err(|e| storage("append to the log", e))?;
+            last_identity = identity(enqueued.timestamp, payloads.last().map_or(&[][..], |p| p));
+            enqueued
+        };
+        let positions = enqueued.seqs.clone();
+        let appended = Appended {
+            positions: positions.clone(),
+            stream_version: stream.as_ref().map_or(0, |_| version + events.len() as u64),
+            deduplicated: false,
+        };
+        let index = &mut writer.index;
+        for (i, position) in positions.enumerate() {
+            let stream = stream
+                .as_ref()
+                .map(|s| (s.stream.as_str(), version + 1 + i as u64));
+            let key = idempotency_key
+                .as_deref()
+                .filter(|_| i == 0)
+                .map(|k| (k, appended.clone()));
+            index.record(position, last_identity, stream, key);
+        }
+        drop(writer);
+        Ok((appended, Durable::Wait(enqueued)))
+    }
+
+    fn persist_index_blocking(inner: &Inner) -> Result<(), StoreError> {
+        let bytes = inner.writer.lock().index.encode();
+        files::write_atomic(&inner.dir.join(INDEX_FILE), &bytes)
+    }
+}
+
+/// Refuses a directory of another layout or a newer format.
+fn check_format(dir: &Path) -> Result<(), StoreError> {
+    let format_path = dir.join(FORMAT_FILE);
+    match files::read_optional(&format_path)? {
+        Some(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let found = text
+                .trim()
+                .strip_prefix("foldkit-format ")
+                .and_then(|v| v.parse::<u32>().ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: format_path.display().to_string(),
+                    reason: format!("expected `foldkit-format N`, found {:?}", text.trim()),
+                })?;
+            if found != FORMAT_VERSION {
+                return Err(StoreError::Format {
+                    what: dir.display().to_string(),
+                    found,
+                    supported: FORMAT_VERSION,
+                });
+            }
+            Ok(())
+        }
+        None if dir.join("logs").is_dir() => Err(StoreError::Format {
+            what: format!(
+                "{} (the previous layout, one log per event type under logs/; replay its events \
+                 into a new directory with a build of that release)",
+                dir.display()
+            ),
+            found: 1,
+            supported: FORMAT_VERSION,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Loads `streams.idx` if it matches the log, then folds in the log's tail;
+/// rebuilds from the whole log otherwise. With a chain, walks the whole chain.
+fn load_index(dir: &Path, log: &Log, chain: bool) -> Result<Index, StoreError> {
+    let last = log.last_seq().unwrap_or(0);
+    let persisted = match files::read_optional(&dir.join(INDEX_FILE))? {
+        Some(bytes) => match Index::decode(&bytes) {
+            Ok(index) if index_matches(&index, log, last) => Some(index),
+            Ok(_) => {
+                tracing::warn!(dir = %dir.display(), "foldkit: the stream index does not match the log (a lost tail?); rebuilding it");
+                None
+            }
+            Err(reason) => {
+                tracing::warn!(dir = %dir.display(), reason, "foldkit: the stream index is unusable; rebuilding it");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut index = persisted.unwrap_or_default();
+    let first = log.first_seq().unwrap_or(1);
+    let from = (index.covered + 1).max(first);
+    if chain {
+        let report = walk_chain(log)?;
+        index.head = report.head;
+    }
+    if from > last {
+        return Ok(index);
+    }
+    let records = log
+        .range(from..=last)
+        .map_err(|e| storage("scan the log", e))?;
+    let mut batch: Option<(String, Seq, u32, u64)> = None;
+    for record in records {
+        let record = record.map_err(|e| storage("scan the log", e))?;
+        let envelope =
+            Envelope::decode(&record.payload).map_err(|e| corrupt_record(record.seq, e))?;
+        let key = envelope.idempotency_key.map(|(key, count)| {
+            let first_version = envelope.stream.map_or(0, |(_, v)| v);
+            batch = Some((key.to_owned(), record.seq, count, first_version));
+            key
+        });
+        let _ = key;
+        let keyed = match &batch {
+            Some((key, first, count, first_version))
+                if record.seq == first + u64::from(*count) - 1 =>
+            {
+                let appended = Appended {
+                    positions: *first..=record.seq,
+                    stream_version: if *first_version == 0 {
+                        0
+                    } else {
+                        first_version + u64::from(*count) - 1
+                    },
+                    deduplicated: true,
+                };
+                Some((key.clone(), appended))
+            }
+            _ => None,
+        };
+        index.record(
+            record.seq,
+            identity(record.timestamp, &record.payload),
+            envelope.stream,
+            keyed.as_ref().map(|(k, a)| (k.as_str(), a.clone())),
+        );
+        if keyed.is_some() {
+            batch = None;
+        }
+    }
+    Ok(index)
+}
+
+/// Whether a persisted index was built from this log.
+fn index_matches(index: &Index, log: &Log, last: Seq) -> bool {
+    if index.covered == 0 {
+        return true;
+    }
+    if index.covered > last {
+        return false;
+    }
+    match log.read(index.covered) {
+        Ok(record) => identity(record.timestamp, &record.payload) == index.covered_identity,
+        Err(_) => false,
+    }
+}
+
+fn walk_chain(log: &Log) -> Result<ChainReport, StoreError> {
+    let mut walk = chain::Walk::default();
+    let Some(last) = log.last_seq() else {
+        return Ok(ChainReport {
+            checked: 0,
+            head: None,
+        });
+    };
+    let first = log.first_seq().unwrap_or(1);
+    for record in log
+        .range(first..=last)
+        .map_err(|e| storage("walk the hash chain", e))?
+    {
+        let record = record.map_err(|e| storage("walk the hash chain", e))?;
+        let envelope =
+            Envelope::decode(&record.payload).map_err(|e| corrupt_record(record.seq, e))?;
+        walk.step(
+            record.seq,
+            record.timestamp,
+            &record.payload,
+            envelope.hash_offset,
+            envelope.hash,
+        )
+        .map_err(|reason| StoreError::Corrupt {
+            what: format!("the hash chain at position {}", record.seq),
+            reason: reason.to_owned(),
+        })?;
+    }
+    Ok(ChainReport {
+        checked: walk.checked,
+        head: walk.head,
+    })
+}
+
+/// Interns event names while decoding, so records share one `Arc<str>` per name.
+#[derive(Default)]
+pub(crate) struct NameCache(Vec<Arc<str>>);
+
+impl NameCache {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(found) = self.0.iter().find(|n| &***n == name) {
+            return Arc::clone(found);
+        }
+        let name: Arc<str> = Arc::from(name);
+        if self.0.len() < 64 {
+            self.0.push(Arc::clone(&name));
+        }
+        name
+    }
+}
+
+/// Decodes one log record into the event it holds.
+fn decode(record: Record, names: &mut NameCache) -> Result<RecordedEvent, StoreError> {
+    let envelope = Envelope::decode(&record.payload).map_err(|e| corrupt_record(record.seq, e))?;
+    let body_at = record.payload.len() - envelope.body.len();
+    let name = names.get(envelope.name);
+    let context = match envelope.context {
+        Some(bytes) => Some(Arc::new(
+            postcard::from_bytes::<EventContext>(bytes)
+                .map_err(|e| corrupt_record(record.seq, e))?,
+        )),
+        None => None,
+    };
+    let stream = envelope
+        .stream
+        .map(|(id, version)| (Arc::<str>::from(id), version));
+    let hash = envelope.hash.copied();
+    let version = envelope.version;
+    let payload = Bytes::from_owner(record.payload).slice(body_at..);
+    let mut event = RecordedEvent::new(record.seq, record.timestamp, name, version, payload)
+        .with_context(context)
+        .with_chain_hash(hash);
+    if let Some((id, version)) = stream {
+        event = event.in_stream(id, version);
+    }
+    Ok(event)
+}
+
+fn decode_all(
+    records: Vec<Record>,
+    names: &mut NameCache,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    records.into_iter().map(|r| decode(r, names)).collect()
+}
+
+/// Reads up to `max` records from `from` (blocking).
+fn read_blocking(log: &Log, from: Seq, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    let end = from.saturating_add(max as u64);
+    let records = log.range(from..end).map_err(|e| match e {
+        StorageError::NotFound { seq, first, last } => StoreError::NotFound {
+            position: seq,
+            first,
+            last,
+        },
+        other => storage("read the log", other),
+    })?;
+    let mut names = NameCache::default();
+    records
+        .map(|r| {
+            r.map_err(|e| storage("read the log", e))
+                .and_then(|r| decode(r, &mut names))
+        })
+        .collect()
+}
+
+impl EventStore for FileStore {
+    fn append(&self, batch: AppendBatch) -> BoxFuture<'_, Result<Appended, StoreError>> {
+        Box::pin(async move {
+            let (appended, durable) = self.enqueue(batch)?;
+            let waited = match &durable {
+                // The log's group commit, as the fsync policy asks.
+                Durable::Wait(enqueued) => self.inner.log.wait_durable(enqueued).await,
+                // A retry of an append that may still be waiting for its fsync.
+                Durable::SyncAll => self.inner.log.sync().await,
+            };
+            waited.map_err(|e| storage("make the append durable", e))?;
+            Ok(appended)
+        })
+    }
+
+    fn read(&self, from: Seq, max: usize) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
+        Box::pin(async move {
+            let from = from.max(1);
+            if let Some(records) = self.inner.log.read_in_memory(from, max) {
+                let records = records.map_err(|e| storage("read the log", e))?;
+                return decode_all(records, &mut NameCache::default());
+            }
+            let log = self.inner.log.clone();
+            blocking(move || read_blocking(&log, from, max)).await
+        })
+    }
+
+    fn tail(&self, from: Seq) -> Box<dyn StoreTail> {
+        Box::new(FileTail {
+            tail: self.inner.log.tail(from.max(1)),
+            names: NameCache::default(),
+        })
+    }
+
+    fn read_stream(
+        &self,
+        stream: &str,
+        versions: RangeInclusive<u64>,
+    ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
+        let positions: Vec<Seq> = {
+            let writer = self.inner.writer.lock();
+            match writer.index.streams.get(stream) {
+                Some(all) => {
+                    let start =
+                        usize::try_from(versions.start().saturating_sub(1)).unwrap_or(usize::MAX);
+                    let end = usize::try_from(*versions.end())
+                        .unwrap_or(usize::MAX)
+                        .min(all.len());
+                    all.get(start..end).map(<[Seq]>::to_vec).unwrap_or_default()
+                }
+                None => Vec::new(),
+            }
+        };
+        let log = self.inner.log.clone();
+        Box::pin(async move {
+            if positions.is_empty() {
+                return Ok(Vec::new());
+            }
+            blocking(move || {
+                let mut names = NameCache::default();
+                let mut out = Vec::with_capacity(positions.len());
+                for position in positions {
+                    let record = log
+                        .read(position)
+                        .map_err(|e| storage(&format!("read position {position}"), e))?;
+                    out.push(decode(record, &mut names)?);
+                }
+                Ok(out)
+            })
+            .await
+        })
+    }
+
+    fn stream_version(&self, stream: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let version = self.inner.writer.lock().index.version(stream);
+        Box::pin(async move { Ok(version) })
+    }
+
+    fn last_position(&self) -> BoxFuture<'_, Result<Option<Seq>, StoreError>> {
+        let last = self.inner.log.last_seq();
+        Box::pin(async move { Ok(last) })
+    }
+
+    fn sync(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.inner
+                .log
+                .sync()
+                .await
+                .map_err(|e| storage("sync the log", e))
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            if self.inner.closed.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            self.inner.writer.lock().closing = true;
+            // Every step below is idempotent: a close whose future was dropped
+            // half-way is finished by the next call.
+            let result = self
+                .inner
+                .log
+                .close()
+                .await
+                .map_err(|e| storage("close the log", e));
+            let inner = Arc::clone(&self.inner);
+            let persisted = blocking(move || FileStore::persist_index_blocking(&inner)).await;
+            drop(self.inner.lock.lock().take());
+            self.inner.closed.store(true, Ordering::Release);
+            result.and(persisted)
+        })
+    }
+
+    fn write_snapshot(
+        &self,
+        state: &str,
+        position: Seq,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let dir = self.state_dir(state);
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            let dir = dir?;
+            blocking(move || {
+                files::write_atomic(&files::snapshot_path(&dir, position), &bytes)?;
+                // The stream index goes with each snapshot: a restart after a
+                // crash then scans only the tail after it.
+                FileStore::persist_index_blocking(&inner)
+            })
+            .await
+        })
+    }
+
+    fn list_snapshots(&self, state: &str) -> BoxFuture<'_, Result<Vec<Seq>, StoreError>> {
+        let dir = self.state_dir(state);
+        Box::pin(async move {
+            let dir = dir?;
+            blocking(move || files::list_snapshots(&dir)).await
+        })
+    }
+
+    fn read_snapshot(
+        &self,
+        state: &str,
+        position: Seq,
+    ) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>> {
+        let dir = self.state_dir(state);
+        Box::pin(async move {
+            let dir = dir?;
+            blocking(move || files::read_optional(&files::snapshot_path(&dir, position))).await
+        })
+    }
+
+    fn remove_snapshot(&self, state: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>> {
+        let dir = self.state_dir(state);
+        Box::pin(async move {
+            let dir = dir?;
+            blocking(move || files::remove_optional(&files::snapshot_path(&dir, position))).await
+        })
+    }
+
+    fn write_checkpoint(&self, name: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>> {
+        let path = escape_name("subscription name", name)
+            .map(|n| self.inner.dir.join("checkpoints").join(format!("{n}.ckpt")));
+        Box::pin(async move {
+            let path = path?;
+            blocking(move || files::write_atomic(&path, &files::encode_checkpoint(position))).await
+        })
+    }
+
+    fn read_checkpoint(&self, name: &str) -> BoxFuture<'_, Result<Option<Seq>, StoreError>> {
+        let path = escape_name("subscription name", name)
+            .map(|n| self.inner.dir.join("checkpoints").join(format!("{n}.ckpt")));
+        Box::pin(async move {
+            let path = path?;
+            blocking(move || match files::read_optional(&path)? {
+                Some(bytes) => files::decode_checkpoint(&path, &bytes).map(Some),
+                None => Ok(None),
+            })
+            .await
+        })
+    }
+
+    fn compact_before(&self, position: Seq) -> BoxFuture<'_, Result<usize, StoreError>> {
+        // Stream events are replayed by aggregates: never drop one.
+        let first_stream_event = {
+            let writer = self.inner.writer.lock();
+            writer
+                .index
+                .streams
+                .values()
+                .filter_map(|p| p.first().copied())
+                .min()
+        };
+        let cap = first_stream_event.map_or(position, |first| position.min(first));
+        let log = self.inner.log.clone();
+        Box::pin(async move {
+            blocking(move || {
+                log.truncate_before(cap)
+                    .map_err(|e| storage("compact the log", e))
+            })
+            .await
+        })
+    }
+
+    fn verify_chain(&self) -> BoxFuture<'_, Result<ChainReport, StoreError>> {
+        let store = self.clone();
+        Box::pin(async move { blocking(move || store.verify_chain_blocking()).await })
+    }
+
+    fn head_hash(&self) -> Option<[u8; HASH_LEN]> {
+        FileStore::head_hash(self)
+    }
+
+    fn read_cached(&self, from: Seq, max: usize) -> Option<Result<Vec<RecordedEvent>, StoreError>> {
+        let records = self.inner.log.read_in_memory(from.max(1), max)?;
+        Some(
+            records
+                .map_err(|e| storage("read the log", e))
+                .and_then(|r| decode_all(r, &mut NameCache::default())),
+        )
+    }
+
+    fn describe(&self) -> String {
+        format!("file store {}", self.inner.dir.display())
+    }
+}
+
+/// A tail of the file store: the log's tail, decoded.
+struct FileTail {
+    tail: foldkit_storage::Tail,
+    names: NameCache,
+}
+
+impl StoreTail for FileTail {
+    fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
+        Box::pin(async move {
+            let records = self
+                .tail
+                .next_batch(max)
+                .await
+                .map_err(|e| storage("tail the log", e))?;
+            decode_all(records, &mut self.names)
+        })
+    }
+
+    fn position(&self) -> Seq {
+        self.tail.position()
+    }
+}

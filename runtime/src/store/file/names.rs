@@ -1,0 +1,61 @@
+//! The one name escaper: state, subscription and other names as file names.
+//!
+//! ASCII letters, digits, `_` and `-` are kept; every other byte is written as
+//! `%XX` (upper-case hex), so two different names never share a file (`a:b` and
+//! `a_b` stay apart) and no name climbs out of its directory (`..` becomes
+//! `%2E%2E`). Empty names, control characters and names too long for a file
+//! name are refused.
+
+use crate::store::StoreError;
+
+/// Longest escaped name: well under the 255-byte limit of common file systems.
+const MAX_LEN: usize = 200;
+
+/// The file name for `name`, or why `name` cannot be stored (`what` says what
+/// kind of name it is, for the error).
+pub(crate) fn escape(what: &str, name: &str) -> Result<String, StoreError> {
+    let invalid = |reason: &str| {
+        StoreError::InvalidBatch(format!("{what} {name:?} cannot be stored: {reason}"))
+    };
+    if name.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid("it contains control characters"));
+    }
+    let mut out = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if out.len() > MAX_LEN {
+        return Err(invalid("it is longer than 200 bytes once escaped"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn keeps_safe_names_and_escapes_the_rest() {
+        assert_eq!(escape("state", "Order_Book-2").unwrap(), "Order_Book-2");
+        assert_eq!(escape("state", "a:b").unwrap(), "a%3Ab");
+        assert_eq!(escape("state", "../x").unwrap(), "%2E%2E%2Fx");
+        assert_ne!(
+            escape("state", "a:b").unwrap(),
+            escape("state", "a_b").unwrap()
+        );
+    }
+
+    #[test]
+    fn refuses_unstorable_names() {
+        assert!(escape("state", "").is_err());
+        assert!(escape("state", "a\nb").is_err());
+        assert!(escape("state", &"x".repeat(201)).is_err());
+    }
+}

@@ -1,6 +1,8 @@
 //! Shared helpers of the PostgreSQL store tests.
 #![allow(dead_code)]
 
+pub mod bank;
+
 use std::sync::Arc;
 
 use foldkit::store::NewEvent;

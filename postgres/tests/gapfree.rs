@@ -112,7 +112,8 @@ fn sixteen_writers_in_two_processes_are_tailed_gap_free() {
             let mut c = Command::new(exe);
             c.args(["--exact", "gapfree_child_writers", "--test-threads=1", "--quiet"])
                 .env(CHILD_URL, &url)
-                .env(CHILD_ACKS, &acks_file);
+                .env(CHILD_ACKS, &acks_file)
+                .stdout(std::process::Stdio::null());
             c
         })
         .spawn()

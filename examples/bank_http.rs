@@ -2,11 +2,12 @@
 //! served by axum (see `foldkit_examples::bank_http` for the endpoints).
 //!
 //! `cargo run --release --example bank_http -- --data-dir ./bank-data --addr 127.0.0.1:3000`
-//! (or `FOLDKIT_DATA_DIR` / `FOLDKIT_ADDR`). Ctrl-C (or SIGTERM) stops it gracefully:
+//! (or `FOLDKIT_DATA_DIR` / `FOLDKIT_ADDR`); `--postgres URL` (`FOLDKIT_POSTGRES`) keeps
+//! the events in PostgreSQL, so several instances can serve one bank. Ctrl-C (or SIGTERM) stops it gracefully:
 //! open watch streams end, in-flight requests finish, then the Db closes (fsync and
 //! snapshot), so the next start resumes where this one stopped.
 
-use foldkit_examples::bank_http::{AppState, Config, USAGE, open_db};
+use foldkit_examples::bank_http::{AppState, Config, USAGE, open_configured};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -23,13 +24,13 @@ async fn main() -> Result<(), Error> {
             std::process::exit(2);
         }
     };
-    let db = open_db(&config.data_dir).await?;
+    let db = open_configured(&config).await?;
     let app = AppState::new(db.clone());
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     println!(
         "bank_http: listening on http://{} (data in {})",
         listener.local_addr()?,
-        config.data_dir.display()
+        db.store().describe()
     );
     let stop = app.clone();
     let served = axum::serve(listener, app.router())

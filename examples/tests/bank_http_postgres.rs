@@ -14,13 +14,12 @@ const STEP: Duration = Duration::from_secs(20);
 
 /// One instance: its base URL (the server task runs until the runtime ends).
 async fn instance(url: &str) -> (String, foldkit::Db) {
-    let config = Config::parse(
-        ["--postgres".into(), url.into()],
-        |_| None,
-    )
-    .expect("config")
-    .expect("not --help");
-    let db = open_configured(&config).await.expect("open over PostgreSQL");
+    let config = Config::parse(["--postgres".into(), url.into()], |_| None)
+        .expect("config")
+        .expect("not --help");
+    let db = open_configured(&config)
+        .await
+        .expect("open over PostgreSQL");
     let app = AppState::new(db.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -85,8 +84,18 @@ fn a_deposit_on_one_instance_is_seen_by_a_watch_on_the_other() {
         let mut buffer = String::new();
         assert_eq!(next_event(&mut watch, &mut buffer).await, json!([]));
 
-        post(&client, format!("{a}/accounts/alice"), json!({"type": "OpenAccount", "owner": "Alice", "initial_balance": 100})).await;
-        post(&client, format!("{a}/accounts/alice"), json!({"type": "Deposit", "amount": 50})).await;
+        post(
+            &client,
+            format!("{a}/accounts/alice"),
+            json!({"type": "OpenAccount", "owner": "Alice", "initial_balance": 100}),
+        )
+        .await;
+        post(
+            &client,
+            format!("{a}/accounts/alice"),
+            json!({"type": "Deposit", "amount": 50}),
+        )
+        .await;
         loop {
             let rows = next_event(&mut watch, &mut buffer).await;
             if rows == json!([{"id": "alice", "owner": "Alice", "balance": 150, "version": 2}]) {
@@ -94,7 +103,12 @@ fn a_deposit_on_one_instance_is_seen_by_a_watch_on_the_other() {
             }
         }
         // b's aggregate is not stale: it sees a's writes.
-        let done = post(&client, format!("{b}/accounts/alice"), json!({"type": "Withdraw", "amount": 150})).await;
+        let done = post(
+            &client,
+            format!("{b}/accounts/alice"),
+            json!({"type": "Withdraw", "amount": 150}),
+        )
+        .await;
         assert_eq!(done["balance"], json!(0), "{done}");
         drop(watch);
         db_a.close().await.expect("close a");

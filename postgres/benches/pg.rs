@@ -172,10 +172,15 @@ fn replay(c: &mut Criterion, server: &PgServer, rt: &Runtime) {
     let file = rt.block_on(async {
         let mut options = FileStoreOptions::default();
         options.fsync = Some(FsyncPolicy::Never);
-        let store = FileStore::open_async(dir.path(), options).await.expect("file store");
+        let store = FileStore::open_async(dir.path(), options)
+            .await
+            .expect("file store");
         for _ in 0..REPLAY / 1000 {
             let events = (0..1000).map(|_| event()).collect();
-            store.append(AppendBatch::new(events)).await.expect("append");
+            store
+                .append(AppendBatch::new(events))
+                .await
+                .expect("append");
         }
         store.sync().await.expect("sync");
         store
@@ -184,10 +189,12 @@ fn replay(c: &mut Criterion, server: &PgServer, rt: &Runtime) {
     group.throughput(Throughput::Elements(REPLAY));
     group.sample_size(10);
     group.bench_function("pg", |b| {
-        b.to_async(rt).iter(|| async { assert_eq!(read_all(&pg).await, REPLAY) });
+        b.to_async(rt)
+            .iter(|| async { assert_eq!(read_all(&pg).await, REPLAY) });
     });
     group.bench_function("file", |b| {
-        b.to_async(rt).iter(|| async { assert_eq!(read_all(&file).await, REPLAY) });
+        b.to_async(rt)
+            .iter(|| async { assert_eq!(read_all(&file).await, REPLAY) });
     });
     group.finish();
 }
@@ -216,7 +223,11 @@ fn wait_for_seq(c: &mut Criterion, server: &PgServer, rt: &Runtime) {
     let (a, b) = rt.block_on(async {
         let open = || async {
             let store = PgStore::connect(&url).await.expect("connect");
-            Db::builder_with(store).state::<Pings>().open().await.expect("open")
+            Db::builder_with(store)
+                .state::<Pings>()
+                .open()
+                .await
+                .expect("open")
         };
         (open().await, open().await)
     });
@@ -226,7 +237,11 @@ fn wait_for_seq(c: &mut Criterion, server: &PgServer, rt: &Runtime) {
         group.bench_function(name, |bench| {
             bench.to_async(rt).iter(|| async {
                 let seq = a.append(Ping::Ping(1)).await.expect("append");
-                reader.state::<Pings>().wait_for_seq(seq).await.expect("fold");
+                reader
+                    .state::<Pings>()
+                    .wait_for_seq(seq)
+                    .await
+                    .expect("fold");
             });
         });
     }

@@ -61,7 +61,9 @@ pub(crate) fn prepare(batch: &AppendBatch) -> Result<Prepared, StoreError> {
     };
     if let Some(key) = &batch.idempotency_key {
         if key.is_empty() {
-            return Err(StoreError::InvalidBatch("the idempotency key is empty".into()));
+            return Err(StoreError::InvalidBatch(
+                "the idempotency key is empty".into(),
+            ));
         }
         no_nul(key, "the idempotency key")?;
     }
@@ -271,7 +273,10 @@ pub(crate) async fn append_holding(
         let outcome = match call(&tx, p).await {
             Ok(outcome) => {
                 tokio::time::sleep(hold).await;
-                tx.commit().await.map(|()| outcome).map_err(|e| classify(e, p))
+                tx.commit()
+                    .await
+                    .map(|()| outcome)
+                    .map_err(|e| classify(e, p))
             }
             Err(e) => {
                 drop(tx);
@@ -286,7 +291,11 @@ pub(crate) async fn append_holding(
     .await
 }
 
-async fn run<'a, F, Fut>(inner: &'a Inner, p: &'a Prepared, mut attempt: F) -> Result<Appended, StoreError>
+async fn run<'a, F, Fut>(
+    inner: &'a Inner,
+    p: &'a Prepared,
+    mut attempt: F,
+) -> Result<Appended, StoreError>
 where
     F: FnMut(&'a Inner, &'a Prepared) -> Fut,
     Fut: std::future::Future<Output = Result<Outcome, CallError>>,

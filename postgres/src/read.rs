@@ -177,7 +177,9 @@ pub(crate) async fn last_position(inner: &Inner) -> Result<Option<Seq>, Failure>
         None => Ok(None),
         Some(row) => {
             let p: i64 = row.get(0);
-            Ok(Some(unsigned(p, || "foldkit_events, column position".into())?))
+            Ok(Some(unsigned(p, || {
+                "foldkit_events, column position".into()
+            })?))
         }
     }
 }
@@ -231,8 +233,10 @@ pub(crate) async fn list_snapshots(inner: &Inner, state: &str) -> Result<Vec<Seq
     rows.iter()
         .map(|row| {
             let p: i64 = row.get(0);
-            unsigned(p, || format!("foldkit_snapshots, state `{state}`, column position"))
-                .map_err(Failure::fatal)
+            unsigned(p, || {
+                format!("foldkit_snapshots, state `{state}`, column position")
+            })
+            .map_err(Failure::fatal)
         })
         .collect()
 }

@@ -252,7 +252,8 @@ mod tests {
     fn the_append_lock_is_released_on_the_one_path_that_takes_it() {
         assert_eq!(V1.matches("pg_advisory_lock(__APPEND_LOCK__)").count(), 1);
         assert_eq!(V1.matches("pg_advisory_unlock(__APPEND_LOCK__)").count(), 1);
-        let locked = &V1[V1.find("pg_advisory_lock(").unwrap()..V1.find("pg_advisory_unlock(").unwrap()];
+        let locked =
+            &V1[V1.find("pg_advisory_lock(").unwrap()..V1.find("pg_advisory_unlock(").unwrap()];
         assert!(
             !locked.contains("RAISE") && !locked.contains("RETURN;"),
             "no exit while locked"

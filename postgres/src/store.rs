@@ -349,11 +349,7 @@ impl EventStore for PgStore {
         })
     }
 
-    fn remove_snapshot(
-        &self,
-        state: &str,
-        position: Seq,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn remove_snapshot(&self, state: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>> {
         let state = state.to_owned();
         Box::pin(async move {
             self.inner.check_open()?;

@@ -69,7 +69,8 @@ impl StoreTail for PgTail {
                 // Mark the current signal seen before reading, so that anything
                 // after the read wakes the wait below.
                 let seen = *self.signal.borrow_and_update();
-                let closed = seen.closed || self.inner.closed.load(std::sync::atomic::Ordering::Acquire);
+                let closed =
+                    seen.closed || self.inner.closed.load(std::sync::atomic::Ordering::Acquire);
                 match read::events(&self.inner, self.position, max).await {
                     Ok(events) if !events.is_empty() => {
                         if let Some(last) = events.last() {
@@ -219,7 +220,10 @@ pub(crate) async fn announce(store: Weak<Inner>, wake: Arc<Notify>) {
         let sent = async {
             let client = inner.client().await.map_err(|f| f.error)?;
             client
-                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &position.to_string()])
+                .execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&CHANNEL, &position.to_string()],
+                )
                 .await
                 .map_err(|e| StoreError::backend("notify other instances", e))
         }

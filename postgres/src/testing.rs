@@ -177,10 +177,14 @@ impl PgServer {
     pub fn start_with(options: ServerOptions) -> Result<PgServer, HarnessError> {
         let mut server = Self::prepare()?;
         let mut initdb = server.command("initdb");
-        initdb
-            .arg("-D")
-            .arg(&server.data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
+        initdb.arg("-D").arg(&server.data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
         server.run(initdb, "initdb")?;
         server.configure(&options)?;
         server.launch()?;
@@ -214,8 +218,10 @@ impl PgServer {
         let as_postgres = rustix::process::geteuid().is_root();
         if as_postgres {
             let (uid, gid) = postgres_ids()?;
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
-                .map_err(io(format!("give {} to the postgres user", dir.path().display())))?;
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).map_err(io(format!(
+                "give {} to the postgres user",
+                dir.path().display()
+            )))?;
         }
         let data = dir.path().join("data");
         let server = PgServer {
@@ -308,11 +314,17 @@ impl PgServer {
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, HarnessError> {
         let mut psql = Command::new(self.bindir.join("psql"));
         psql.args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db, "-c", sql]);
-        let out = psql
-            .stdin(Stdio::null())
-            .output()
-            .map_err(io("run psql"))?;
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ]);
+        let out = psql.stdin(Stdio::null()).output().map_err(io("run psql"))?;
         if !out.status.success() {
             return Err(HarnessError::Command {
                 command: format!("psql -c {sql:?}"),
@@ -392,7 +404,10 @@ impl PgServer {
     /// Runs `cmd` with its output in a file (a server started by it must not
     /// hold a pipe of ours open).
     fn run(&self, mut cmd: Command, what: &str) -> Result<(), HarnessError> {
-        let out_path = self.dir.path().join(format!("{}.out", what.replace(' ', "_")));
+        let out_path = self
+            .dir
+            .path()
+            .join(format!("{}.out", what.replace(' ', "_")));
         let out = File::create(&out_path).map_err(io(format!("create {}", out_path.display())))?;
         let err = out.try_clone().map_err(io("clone a file handle"))?;
         let status = cmd
@@ -484,7 +499,9 @@ fn wait_gone(pid: i32) {
         match fs::read_to_string(format!("/proc/{pid}/stat")) {
             Err(_) => return,
             Ok(stat) => {
-                let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+                let state = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next());
                 if matches!(state, Some("Z" | "X")) {
                     return;
                 }
@@ -498,7 +515,11 @@ fn wait_gone(pid: i32) {
 fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {

@@ -66,7 +66,10 @@ fn no_acknowledged_append_is_lost_when_the_primary_dies() {
                     let batch = AppendBatch::new(vec![event("E", key.as_bytes())])
                         .to_stream(format!("writer/{w}"), ExpectedVersion::Exact(version))
                         .idempotency_key(key.clone());
-                    let appended = store.append(batch).await.expect("append (retried across the failover)");
+                    let appended = store
+                        .append(batch)
+                        .await
+                        .expect("append (retried across the failover)");
                     version = appended.stream_version;
                     acked.insert(key, *appended.positions.start());
                     acks.fetch_add(1, Ordering::Relaxed);
@@ -79,7 +82,9 @@ fn no_acknowledged_append_is_lost_when_the_primary_dies() {
         })
         .collect();
 
-    wait_until("appends before the crash", || acks.load(Ordering::Relaxed) >= 200);
+    wait_until("appends before the crash", || {
+        acks.load(Ordering::Relaxed) >= 200
+    });
     primary.kill9().expect("kill -9 the primary");
     let at_crash = acks.load(Ordering::Relaxed);
     standby.promote().expect("promote the standby");
@@ -125,7 +130,10 @@ fn no_acknowledged_append_is_lost_when_the_primary_dies() {
     }
     // Each writer's stream is dense: no version lost in the middle.
     for w in 0..WRITERS {
-        let n = acked.keys().filter(|k| k.starts_with(&format!("w{w}-"))).count() as u64;
+        let n = acked
+            .keys()
+            .filter(|k| k.starts_with(&format!("w{w}-")))
+            .count() as u64;
         let versions: Vec<u64> = stored
             .iter()
             .filter_map(|e| e.stream.as_ref())

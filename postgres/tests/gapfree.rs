@@ -47,7 +47,9 @@ async fn write(url: &str, first_writer: u64) -> Vec<u64> {
             let mut acked = Vec::new();
             for i in 0..APPENDS_PER_WRITER {
                 let n = rng.usize(1..=3);
-                let events = (0..n).map(|j| event("E", format!("{w}/{i}/{j}").as_bytes())).collect();
+                let events = (0..n)
+                    .map(|j| event("E", format!("{w}/{i}/{j}").as_bytes()))
+                    .collect();
                 let mut batch = AppendBatch::new(events);
                 if rng.bool() {
                     batch = batch.to_stream(format!("writer/{w}"), ExpectedVersion::Any);
@@ -73,7 +75,9 @@ async fn write(url: &str, first_writer: u64) -> Vec<u64> {
 
 #[test]
 fn sixteen_writers_in_two_processes_are_tailed_gap_free() {
-    let Some((_server, url)) = database(false) else { return };
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
     let acks_dir = tempfile::tempdir().expect("tempdir");
     let acks_file: PathBuf = acks_dir.path().join("acks");
     let rt = runtime();
@@ -110,10 +114,15 @@ fn sixteen_writers_in_two_processes_are_tailed_gap_free() {
         let exe = std::env::current_exe().expect("current exe");
         let mut child = tokio::process::Command::from({
             let mut c = Command::new(exe);
-            c.args(["--exact", "gapfree_child_writers", "--test-threads=1", "--quiet"])
-                .env(CHILD_URL, &url)
-                .env(CHILD_ACKS, &acks_file)
-                .stdout(std::process::Stdio::null());
+            c.args([
+                "--exact",
+                "gapfree_child_writers",
+                "--test-threads=1",
+                "--quiet",
+            ])
+            .env(CHILD_URL, &url)
+            .env(CHILD_ACKS, &acks_file)
+            .stdout(std::process::Stdio::null());
             c
         })
         .spawn()

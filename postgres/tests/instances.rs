@@ -75,7 +75,10 @@ fn app_instance_child() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let last = db.store().last_position().await.expect("last").unwrap_or(0);
-        db.state::<Balances>().wait_for_seq(last).await.expect("catch up");
+        db.state::<Balances>()
+            .wait_for_seq(last)
+            .await
+            .expect("catch up");
         let report = Report {
             balances: db.state::<Balances>().read().summary(),
             started_from_snapshot,
@@ -89,7 +92,12 @@ fn app_instance_child() {
 
 fn spawn(url: &str, dir: &Path, id: u32) -> Child {
     Command::new(std::env::current_exe().expect("exe"))
-        .args(["--exact", "app_instance_child", "--test-threads=1", "--quiet"])
+        .args([
+            "--exact",
+            "app_instance_child",
+            "--test-threads=1",
+            "--quiet",
+        ])
         .env(URL, url)
         .env(DIR, dir)
         .env(ID, id.to_string())
@@ -108,7 +116,9 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn an_instance_killed_under_load_is_replaced_and_all_agree() {
-    let Some((server, url)) = database(false) else { return };
+    let Some((server, url)) = database(false) else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
     let count = || -> u64 {
@@ -122,12 +132,16 @@ fn an_instance_killed_under_load_is_replaced_and_all_agree() {
     runtime().block_on(async {
         let db = open(&url).await;
         for w in 0..WALLETS {
-            execute(&db, &format!("w{w}"), WalletCommand::Open(100)).await.expect("open");
+            execute(&db, &format!("w{w}"), WalletCommand::Open(100))
+                .await
+                .expect("open");
         }
         db.close().await.expect("close");
     });
     let mut instances: BTreeMap<u32, Child> = (0..3).map(|id| (id, spawn(&url, dir, id))).collect();
-    wait_for("three instances ready", || (0..3).all(|id| dir.join(format!("ready-{id}")).exists()));
+    wait_for("three instances ready", || {
+        (0..3).all(|id| dir.join(format!("ready-{id}")).exists())
+    });
     wait_for("load", || count() >= 300);
 
     let mut victim = instances.remove(&1).expect("instance 1");
@@ -139,12 +153,15 @@ fn an_instance_killed_under_load_is_replaced_and_all_agree() {
     instances.insert(3, spawn(&url, dir, 3));
     wait_for("the replacement is ready", || dir.join("ready-3").exists());
     let at_replacement = count();
-    wait_for("load with the replacement", || count() >= at_replacement + 200);
+    wait_for("load with the replacement", || {
+        count() >= at_replacement + 200
+    });
 
     std::fs::write(dir.join("stop"), b"").expect("stop");
     let ids: Vec<u32> = instances.keys().copied().collect();
     wait_for("every instance stopped appending", || {
-        ids.iter().all(|id| dir.join(format!("stopped-{id}")).exists())
+        ids.iter()
+            .all(|id| dir.join(format!("stopped-{id}")).exists())
     });
     std::fs::write(dir.join("dump"), b"").expect("dump");
     for (id, mut child) in instances {
@@ -153,15 +170,22 @@ fn an_instance_killed_under_load_is_replaced_and_all_agree() {
     }
 
     // A full replay: no snapshot to start from.
-    server.psql(DB, "DELETE FROM foldkit_snapshots").expect("drop snapshots");
+    server
+        .psql(DB, "DELETE FROM foldkit_snapshots")
+        .expect("drop snapshots");
     let replayed = runtime().block_on(async {
         let db = open(&url).await;
         assert_eq!(
-            db.open_report().state("Balances").map(|s| s.snapshot.clone()),
+            db.open_report()
+                .state("Balances")
+                .map(|s| s.snapshot.clone()),
             Some(SnapshotUse::NoneStored)
         );
         let last = db.store().last_position().await.expect("last").unwrap_or(0);
-        db.state::<Balances>().wait_for_seq(last).await.expect("replay");
+        db.state::<Balances>()
+            .wait_for_seq(last)
+            .await
+            .expect("replay");
         let summary = db.state::<Balances>().read().summary();
         db.close().await.expect("close");
         summary
@@ -173,9 +197,15 @@ fn an_instance_killed_under_load_is_replaced_and_all_agree() {
         )
         .expect("json");
         assert!(report.commands > 0, "instance {id} ran commands");
-        assert_eq!(report.balances, replayed, "instance {id} equals a full replay");
+        assert_eq!(
+            report.balances, replayed,
+            "instance {id} equals a full replay"
+        );
         if id == 3 {
-            assert!(report.started_from_snapshot, "the replacement started from a snapshot");
+            assert!(
+                report.started_from_snapshot,
+                "the replacement started from a snapshot"
+            );
         }
     }
 }

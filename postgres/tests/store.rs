@@ -12,7 +12,9 @@ use support::{DB, database, event, runtime};
 
 #[test]
 fn eight_concurrent_connects_create_the_schema_once() {
-    let Some((server, url)) = database(false) else { return };
+    let Some((server, url)) = database(false) else {
+        return;
+    };
     runtime().block_on(async {
         let connects = (0..8).map(|_| {
             let url = url.clone();
@@ -23,7 +25,10 @@ fn eight_concurrent_connects_create_the_schema_once() {
         }
     });
     let versions = server
-        .psql(DB, "SELECT string_agg(version::text, ',' ORDER BY version) FROM foldkit_schema_migrations")
+        .psql(
+            DB,
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM foldkit_schema_migrations",
+        )
         .expect("psql");
     let expected: Vec<String> = (1..=SCHEMA_VERSION).map(|v| v.to_string()).collect();
     assert_eq!(versions, expected.join(","));
@@ -31,10 +36,15 @@ fn eight_concurrent_connects_create_the_schema_once() {
 
 #[test]
 fn a_newer_schema_is_refused() {
-    let Some((server, url)) = database(false) else { return };
+    let Some((server, url)) = database(false) else {
+        return;
+    };
     runtime().block_on(async { PgStore::connect(&url).await.expect("connect") });
     server
-        .psql(DB, "INSERT INTO foldkit_schema_migrations (version) VALUES (999)")
+        .psql(
+            DB,
+            "INSERT INTO foldkit_schema_migrations (version) VALUES (999)",
+        )
         .expect("psql");
     let err = runtime()
         .block_on(async { PgStore::connect(&url).await })
@@ -47,7 +57,9 @@ fn a_newer_schema_is_refused() {
 
 #[test]
 fn appended_events_read_back_with_their_envelope() {
-    let Some((server, url)) = database(false) else { return };
+    let Some((server, url)) = database(false) else {
+        return;
+    };
     runtime().block_on(async {
         let store = PgStore::connect(&url).await.expect("connect");
         let context = Arc::new(
@@ -110,21 +122,36 @@ fn appended_events_read_back_with_their_envelope() {
 
 #[test]
 fn a_stale_expected_version_conflicts_with_the_actual_one() {
-    let Some((_server, url)) = database(false) else { return };
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
     runtime().block_on(async {
         let store = PgStore::connect(&url).await.expect("connect");
         let to = |v| AppendBatch::new(vec![event("E", b"x")]).to_stream("s", v);
-        store.append(to(ExpectedVersion::NoStream)).await.expect("first");
+        store
+            .append(to(ExpectedVersion::NoStream))
+            .await
+            .expect("first");
         match store.append(to(ExpectedVersion::NoStream)).await {
-            Err(StoreError::Conflict { stream, expected, actual }) => {
-                assert_eq!((stream.as_str(), expected, actual), ("s", ExpectedVersion::NoStream, 1));
+            Err(StoreError::Conflict {
+                stream,
+                expected,
+                actual,
+            }) => {
+                assert_eq!(
+                    (stream.as_str(), expected, actual),
+                    ("s", ExpectedVersion::NoStream, 1)
+                );
             }
             other => panic!("expected a conflict, got {other:?}"),
         }
         // Behind and ahead of the stream: both conflict, nothing is written.
         for stale in [ExpectedVersion::Exact(0), ExpectedVersion::Exact(5)] {
             let err = store.append(to(stale)).await.expect_err("conflict");
-            assert!(matches!(err, StoreError::Conflict { actual: 1, .. }), "{err:?}");
+            assert!(
+                matches!(err, StoreError::Conflict { actual: 1, .. }),
+                "{err:?}"
+            );
         }
         assert_eq!(store.stream_version("s").await.expect("version"), 1);
         let any = store.append(to(ExpectedVersion::Any)).await.expect("any");
@@ -176,7 +203,9 @@ fn a_stale_expected_version_conflicts_with_the_actual_one() {
 
 #[test]
 fn a_retry_with_the_same_key_appends_nothing() {
-    let Some((_server, url)) = database(false) else { return };
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
     runtime().block_on(async {
         let store = Arc::new(PgStore::connect(&url).await.expect("connect"));
         let batch = || {
@@ -221,7 +250,9 @@ fn a_retry_with_the_same_key_appends_nothing() {
 
 #[test]
 fn malformed_batches_are_refused_by_name() {
-    let Some((_server, url)) = database(false) else { return };
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
     runtime().block_on(async {
         let store = PgStore::connect(&url).await.expect("connect");
         let cases = [
@@ -252,38 +283,70 @@ fn malformed_batches_are_refused_by_name() {
 
 #[test]
 fn snapshots_and_checkpoints_live_in_tables() {
-    let Some((_server, url)) = database(false) else { return };
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
     runtime().block_on(async {
         let store = PgStore::connect(&url).await.expect("connect");
-        store.write_snapshot("Bank", 10, b"ten".to_vec()).await.expect("write");
-        store.write_snapshot("Bank", 30, b"thirty".to_vec()).await.expect("write");
-        store.write_snapshot("Bank", 10, b"TEN".to_vec()).await.expect("replace");
-        store.write_snapshot("Other", 5, b"five".to_vec()).await.expect("write");
-        assert_eq!(store.list_snapshots("Bank").await.expect("list"), vec![30, 10]);
+        store
+            .write_snapshot("Bank", 10, b"ten".to_vec())
+            .await
+            .expect("write");
+        store
+            .write_snapshot("Bank", 30, b"thirty".to_vec())
+            .await
+            .expect("write");
+        store
+            .write_snapshot("Bank", 10, b"TEN".to_vec())
+            .await
+            .expect("replace");
+        store
+            .write_snapshot("Other", 5, b"five".to_vec())
+            .await
+            .expect("write");
         assert_eq!(
-            store.read_snapshot("Bank", 10).await.expect("read").as_deref(),
+            store.list_snapshots("Bank").await.expect("list"),
+            vec![30, 10]
+        );
+        assert_eq!(
+            store
+                .read_snapshot("Bank", 10)
+                .await
+                .expect("read")
+                .as_deref(),
             Some(&b"TEN"[..])
         );
         assert_eq!(store.read_snapshot("Bank", 11).await.expect("read"), None);
         store.remove_snapshot("Bank", 30).await.expect("remove");
-        store.remove_snapshot("Bank", 31).await.expect("remove absent");
+        store
+            .remove_snapshot("Bank", 31)
+            .await
+            .expect("remove absent");
         assert_eq!(store.list_snapshots("Bank").await.expect("list"), vec![10]);
 
         assert_eq!(store.read_checkpoint("mailer").await.expect("read"), None);
         store.write_checkpoint("mailer", 4).await.expect("write");
         store.write_checkpoint("mailer", 9).await.expect("write");
-        assert_eq!(store.read_checkpoint("mailer").await.expect("read"), Some(9));
+        assert_eq!(
+            store.read_checkpoint("mailer").await.expect("read"),
+            Some(9)
+        );
 
         // Another instance sees them.
         let other = PgStore::connect(&url).await.expect("connect");
         assert_eq!(other.list_snapshots("Bank").await.expect("list"), vec![10]);
-        assert_eq!(other.read_checkpoint("mailer").await.expect("read"), Some(9));
+        assert_eq!(
+            other.read_checkpoint("mailer").await.expect("read"),
+            Some(9)
+        );
     });
 }
 
 #[test]
 fn close_refuses_appends_and_ends_tails_after_the_last_event() {
-    let Some((_server, url)) = database(false) else { return };
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
     runtime().block_on(async {
         let store = PgStore::connect(&url).await.expect("connect");
         let mut tail = store.tail(1);
@@ -309,7 +372,9 @@ fn close_refuses_appends_and_ends_tails_after_the_last_event() {
 
 #[test]
 fn a_tail_survives_its_connections_being_terminated() {
-    let Some((server, url)) = database(false) else { return };
+    let Some((server, url)) = database(false) else {
+        return;
+    };
     let rt = runtime();
     let writer = rt.block_on(async { PgStore::connect(&url).await.expect("connect") });
     // A poll interval far beyond the test: only notifications wake the tail,
@@ -333,19 +398,35 @@ fn a_tail_survives_its_connections_being_terminated() {
             acked.push(*a.positions.start());
         }
         while got.len() < 10 {
-            got.extend(tail.next_batch(3).await.expect("tail").iter().map(|e| e.position));
+            got.extend(
+                tail.next_batch(3)
+                    .await
+                    .expect("tail")
+                    .iter()
+                    .map(|e| e.position),
+            );
         }
     });
     let terminate = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
                      WHERE application_name = 'reader'";
-    let terminated: u32 = server.psql(DB, terminate).expect("terminate").parse().expect("count");
-    assert!(terminated >= 2, "the listener and a pooled connection: {terminated}");
+    let terminated: u32 = server
+        .psql(DB, terminate)
+        .expect("terminate")
+        .parse()
+        .expect("count");
+    assert!(
+        terminated >= 2,
+        "the listener and a pooled connection: {terminated}"
+    );
     // Wait for the listener to be back.
     let listening = "SELECT count(*) FROM pg_stat_activity \
                      WHERE application_name = 'reader' AND query LIKE 'LISTEN%'";
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while server.psql(DB, listening).expect("psql") != "1" {
-        assert!(std::time::Instant::now() < deadline, "the listener reconnects");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listener reconnects"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     rt.block_on(async {
@@ -364,5 +445,8 @@ fn a_tail_survives_its_connections_being_terminated() {
             got.extend(batch.iter().map(|e| e.position));
         }
     });
-    assert_eq!(got, acked, "every event once, in order, across the reconnect");
+    assert_eq!(
+        got, acked,
+        "every event once, in order, across the reconnect"
+    );
 }

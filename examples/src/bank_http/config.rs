@@ -106,7 +106,9 @@ mod postgres_tests {
         let config = parse(&[], &[]).expect("parse").expect("config");
         assert_eq!(config.postgres, None);
         let url = "postgres://app@db1,db2/bank?target_session_attrs=read-write";
-        let config = parse(&["--postgres", url], &[]).expect("parse").expect("config");
+        let config = parse(&["--postgres", url], &[])
+            .expect("parse")
+            .expect("config");
         assert_eq!(config.postgres.as_deref(), Some(url));
         let config = parse(&[], &[("FOLDKIT_POSTGRES", "postgres://env/bank")])
             .expect("parse")
@@ -118,7 +120,11 @@ mod postgres_tests {
         )
         .expect("parse")
         .expect("config");
-        assert_eq!(config.postgres.as_deref(), Some("postgres://flag/bank"), "the flag wins");
+        assert_eq!(
+            config.postgres.as_deref(),
+            Some("postgres://flag/bank"),
+            "the flag wins"
+        );
         assert!(parse(&["--postgres"], &[]).is_err(), "a value is required");
     }
 }

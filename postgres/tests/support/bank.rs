@@ -53,7 +53,9 @@ impl Aggregate for Wallet {
             _ if !self.open => Err(WalletError::NotOpen),
             WalletCommand::Deposit(amount) => Ok(vec![WalletEvent::Deposited { amount }]),
             WalletCommand::Withdraw(amount) if amount > self.balance => {
-                Err(WalletError::Insufficient { balance: self.balance })
+                Err(WalletError::Insufficient {
+                    balance: self.balance,
+                })
             }
             WalletCommand::Withdraw(amount) => Ok(vec![WalletEvent::Withdrawn { amount }]),
         }
@@ -90,12 +92,19 @@ pub struct Balances {
 impl Apply<WalletEvent> for Balances {
     fn apply(&mut self, event: WalletEvent, meta: &Meta) -> Result<(), FoldError> {
         let Some(id) = meta.stream_id().and_then(|s| s.strip_prefix("wallet/")) else {
-            return Err(FoldError::new(format!("event {} has no wallet stream", meta.seq)));
+            return Err(FoldError::new(format!(
+                "event {} has no wallet stream",
+                meta.seq
+            )));
         };
         let id = id.to_owned();
         match event {
             WalletEvent::Opened { amount } => {
-                self.wallets.insert(WalletRow { id, balance: amount, version: 1 });
+                self.wallets.insert(WalletRow {
+                    id,
+                    balance: amount,
+                    version: 1,
+                });
             }
             WalletEvent::Deposited { amount } => {
                 self.wallets.update(&id, |w| {

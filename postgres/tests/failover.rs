@@ -137,7 +137,7 @@ fn no_acknowledged_append_is_lost_when_the_primary_dies() {
         let versions: Vec<u64> = stored
             .iter()
             .filter_map(|e| e.stream.as_ref())
-            .filter(|s| &*s.id == format!("writer/{w}"))
+            .filter(|s| *s.id == format!("writer/{w}"))
             .map(|s| s.version)
             .collect();
         assert_eq!(versions, (1..=n).collect::<Vec<_>>(), "writer/{w}");

@@ -39,6 +39,80 @@ pub(crate) struct Prepared {
     metadata: Option<String>,
 }
 
+/// A prepared batch's parameters, borrowed (for the group call).
+pub(crate) struct Parts<'a> {
+    pub(crate) stream: Option<&'a str>,
+    pub(crate) expected: i64,
+    pub(crate) key: Option<&'a str>,
+    pub(crate) names: &'a [Arc<str>],
+    pub(crate) schema_versions: &'a [i32],
+    pub(crate) payloads: &'a [Vec<u8>],
+    pub(crate) correlation_id: Option<&'a str>,
+    pub(crate) causation: Option<i64>,
+    pub(crate) actor: Option<&'a str>,
+    pub(crate) metadata: Option<&'a str>,
+}
+
+impl Prepared {
+    /// The stream the batch goes to, if any.
+    pub(crate) fn stream(&self) -> Option<&str> {
+        self.stream.as_deref()
+    }
+
+    /// The batch's idempotency key, if any.
+    pub(crate) fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// The parameters, borrowed.
+    pub(crate) fn parts(&self) -> Parts<'_> {
+        Parts {
+            stream: self.stream.as_deref(),
+            expected: self.expected_param,
+            key: self.key.as_deref(),
+            names: &self.names,
+            schema_versions: &self.schema_versions,
+            payloads: &self.payloads,
+            correlation_id: self.correlation_id.as_deref(),
+            causation: self.causation,
+            actor: self.actor.as_deref(),
+            metadata: self.metadata.as_deref(),
+        }
+    }
+}
+
+/// One batch's answer from the append functions' result columns
+/// (status, first position, last position, stream version).
+pub(crate) fn outcome(
+    p: &Prepared,
+    status: &str,
+    first: Option<i64>,
+    last: Option<i64>,
+    version: i64,
+) -> Result<Appended, StoreError> {
+    let bad = |reason: &str| {
+        crate::error::corrupt("the result of the append function", reason.to_owned())
+    };
+    let version = u64::try_from(version).map_err(|_| bad("negative stream version"))?;
+    match status {
+        "conflict" => Err(conflict(p, version)),
+        "appended" | "duplicate" => {
+            let (Some(first), Some(last)) = (first, last) else {
+                return Err(bad("no positions"));
+            };
+            let (Ok(first), Ok(last)) = (u64::try_from(first), u64::try_from(last)) else {
+                return Err(bad("negative positions"));
+            };
+            Ok(Appended {
+                positions: first..=last,
+                stream_version: version,
+                deduplicated: status == "duplicate",
+            })
+        }
+        other => Err(bad(&format!("unknown status `{other}`"))),
+    }
+}
+
 /// Checks `batch` and turns it into parameters.
 pub(crate) fn prepare(batch: &AppendBatch) -> Result<Prepared, StoreError> {
     if batch.events.is_empty() {
@@ -193,32 +267,10 @@ async fn call<C: deadpool_postgres::GenericClient>(
         ))
     })?;
     let status: &str = row.get(0);
-    let first: Option<i64> = row.get(1);
-    let last: Option<i64> = row.get(2);
-    let version: i64 = row.get(3);
-    let bad = |reason: &str| {
-        CallError::Fatal(crate::error::corrupt(
-            "the result of foldkit_append",
-            reason.to_owned(),
-        ))
-    };
-    let version = u64::try_from(version).map_err(|_| bad("negative stream version"))?;
-    match status {
-        "conflict" => Ok(Outcome::Conflict(version)),
-        "appended" | "duplicate" => {
-            let (Some(first), Some(last)) = (first, last) else {
-                return Err(bad("no positions"));
-            };
-            let (Ok(first), Ok(last)) = (u64::try_from(first), u64::try_from(last)) else {
-                return Err(bad("negative positions"));
-            };
-            Ok(Outcome::Appended(Appended {
-                positions: first..=last,
-                stream_version: version,
-                deduplicated: status == "duplicate",
-            }))
-        }
-        other => Err(bad(&format!("unknown status `{other}`"))),
+    match outcome(p, status, row.get(1), row.get(2), row.get(3)) {
+        Ok(appended) => Ok(Outcome::Appended(appended)),
+        Err(StoreError::Conflict { actual, .. }) => Ok(Outcome::Conflict(actual)),
+        Err(e) => Err(CallError::Fatal(e)),
     }
 }
 

@@ -121,6 +121,7 @@
 
 mod append;
 mod error;
+mod group;
 mod read;
 mod schema;
 mod store;

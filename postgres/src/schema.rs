@@ -27,6 +27,9 @@ pub(crate) const CHANNEL: &str = "foldkit_events";
 /// The name of the append function (one round trip per append).
 pub(crate) const APPEND_FN: &str = "foldkit_append";
 
+/// The function appending several batches in one transaction.
+pub(crate) const APPEND_GROUP_FN: &str = "foldkit_append_group";
+
 /// SQLSTATE raised by the append function when a concurrent writer of the
 /// same stream got there first (its commit was pending when we looked).
 pub(crate) const STATE_STREAM_MOVED: &str = "FK002";
@@ -187,6 +190,124 @@ BEGIN
     status := 'appended';
 END
 $fn$;
+
+-- Several batches in one transaction (the store groups concurrent appends):
+-- each batch is checked and answered on its own, as foldkit_append would;
+-- the positions of all of them are allocated under one hold of the lock.
+CREATE FUNCTION foldkit_append_group(
+    p_counts          integer[],  -- events per batch
+    p_streams         text[],
+    p_expected        bigint[],
+    p_keys            text[],
+    p_names           text[],     -- every batch's events, one after the other
+    p_schema_versions integer[],
+    p_payloads        bytea[],
+    p_correlation_ids text[],
+    p_causations      bigint[],
+    p_actors          text[],
+    p_metadata        text[]
+) RETURNS TABLE (status text, first_position bigint, last_position bigint, stream_version bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    nb     integer := cardinality(p_counts);
+    st     text[]   := array_fill('pending'::text, ARRAY[nb]);
+    fp     bigint[] := array_fill(NULL::bigint, ARRAY[nb]);
+    lp     bigint[] := array_fill(NULL::bigint, ARRAY[nb]);
+    sv     bigint[] := array_fill(0::bigint, ARRAY[nb]);
+    cur    bigint;
+    b      integer;
+    n      integer;
+    off    integer := 0;
+    ts     bigint;
+    cnt    bigint;
+    f      bigint;
+    l      bigint;
+    v      bigint;
+    moved  text := NULL;
+    pending integer := 0;
+BEGIN
+    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'foldkit_append_group must be the first write of its transaction'
+            USING ERRCODE = 'FK001';
+    END IF;
+    FOR b IN 1..nb LOOP
+        IF p_keys[b] IS NOT NULL THEN
+            SELECT i.first_position, i.last_position, i.stream_version INTO f, l, v
+              FROM foldkit_idempotency i WHERE i.key = p_keys[b];
+            IF FOUND THEN
+                st[b] := 'duplicate'; fp[b] := f; lp[b] := l; sv[b] := v;
+                CONTINUE;
+            END IF;
+        END IF;
+        IF p_streams[b] IS NOT NULL THEN
+            SELECT coalesce(max(e.stream_version), 0) INTO cur
+              FROM foldkit_events e WHERE e.stream_id = p_streams[b];
+            sv[b] := cur;
+            IF p_expected[b] >= 0 AND cur <> p_expected[b] THEN
+                st[b] := 'conflict';
+                CONTINUE;
+            END IF;
+        END IF;
+        pending := pending + 1;
+    END LOOP;
+
+    IF pending > 0 THEN
+        PERFORM pg_advisory_lock(__APPEND_LOCK__);
+        ts := greatest((extract(epoch FROM clock_timestamp()) * 1000)::bigint,
+                       (SELECT c.last_value FROM foldkit_clock c));
+        PERFORM setval('foldkit_clock', ts);
+        FOR b IN 1..nb LOOP
+            n := p_counts[b];
+            IF st[b] = 'pending' THEN
+                WITH ins AS (
+                    INSERT INTO foldkit_events (stream_id, stream_version, event_name, schema_version,
+                                                timestamp_ms, correlation_id, causation, actor, metadata, payload)
+                    SELECT p_streams[b],
+                           CASE WHEN p_streams[b] IS NULL THEN NULL ELSE sv[b] + u.ord END,
+                           u.name, u.sver, ts, p_correlation_ids[b], p_causations[b], p_actors[b],
+                           p_metadata[b]::jsonb, u.payload
+                      FROM unnest(p_names[off + 1 : off + n], p_schema_versions[off + 1 : off + n],
+                                  p_payloads[off + 1 : off + n]) WITH ORDINALITY AS u(name, sver, payload, ord)
+                     ORDER BY u.ord
+                    ON CONFLICT ON CONSTRAINT foldkit_events_stream_version DO NOTHING
+                    RETURNING foldkit_events.position
+                )
+                SELECT min(ins.position), max(ins.position), count(*) INTO f, l, cnt FROM ins;
+                IF cnt <> n OR l - f + 1 <> n THEN
+                    moved := coalesce(p_streams[b], '');
+                    EXIT;
+                END IF;
+                fp[b] := f; lp[b] := l;
+                IF p_streams[b] IS NOT NULL THEN
+                    sv[b] := sv[b] + n;
+                END IF;
+            END IF;
+            off := off + n;
+        END LOOP;
+        PERFORM pg_advisory_unlock(__APPEND_LOCK__);
+    END IF;
+
+    IF moved IS NOT NULL THEN
+        RAISE EXCEPTION 'stream % moved during the append', moved USING ERRCODE = 'FK002';
+    END IF;
+    FOR b IN 1..nb LOOP
+        IF st[b] = 'pending' THEN
+            IF p_keys[b] IS NOT NULL THEN
+                INSERT INTO foldkit_idempotency (key, first_position, last_position, stream_version)
+                VALUES (p_keys[b], fp[b], lp[b], sv[b])
+                ON CONFLICT (key) DO NOTHING;
+                GET DIAGNOSTICS cnt = ROW_COUNT;
+                IF cnt = 0 THEN
+                    RAISE EXCEPTION 'idempotency key % was appended concurrently', p_keys[b]
+                        USING ERRCODE = 'FK003';
+                END IF;
+            END IF;
+            st[b] := 'appended';
+        END IF;
+    END LOOP;
+    RETURN QUERY SELECT u.s, u.f, u.l, u.v FROM unnest(st, fp, lp, sv) AS u(s, f, l, v);
+END
+$fn$;
 "#;
 
 /// Creates or upgrades the schema; returns the version found before.
@@ -249,14 +370,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_append_lock_is_released_on_the_one_path_that_takes_it() {
-        assert_eq!(V1.matches("pg_advisory_lock(__APPEND_LOCK__)").count(), 1);
-        assert_eq!(V1.matches("pg_advisory_unlock(__APPEND_LOCK__)").count(), 1);
-        let locked =
-            &V1[V1.find("pg_advisory_lock(").unwrap()..V1.find("pg_advisory_unlock(").unwrap()];
-        assert!(
-            !locked.contains("RAISE") && !locked.contains("RETURN;"),
-            "no exit while locked"
+    fn no_exit_while_the_append_lock_is_held() {
+        let locks: Vec<_> = V1
+            .match_indices("pg_advisory_lock(__APPEND_LOCK__)")
+            .collect();
+        let unlocks: Vec<_> = V1
+            .match_indices("pg_advisory_unlock(__APPEND_LOCK__)")
+            .collect();
+        assert_eq!(
+            (locks.len(), unlocks.len()),
+            (2, 2),
+            "one hold per function"
         );
+        for ((lock, _), (unlock, _)) in locks.iter().zip(&unlocks) {
+            let held = &V1[*lock..*unlock];
+            assert!(
+                !held.contains("RAISE") && !held.contains("RETURN;"),
+                "no exit while locked: {held}"
+            );
+        }
     }
 }

@@ -16,12 +16,13 @@ use foldkit::Seq;
 use foldkit::store::{AppendBatch, Appended, EventStore, RecordedEvent, StoreError, StoreTail};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
-use crate::append::{self, Prepared};
+use crate::append;
 use crate::error::{backend, pool as pool_error};
+use crate::group::{self, Pending};
 use crate::read::{self, Failure};
 use crate::schema;
 use crate::tail::{self, PgTail, Signal};
@@ -81,7 +82,10 @@ pub(crate) struct Inner {
     pub(crate) announce: Arc<Notify>,
     pub(crate) poll_interval: Duration,
     pub(crate) retry_for: Duration,
+    /// The group-commit queue ([`crate::group`]).
+    queue: mpsc::UnboundedSender<Pending>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -156,6 +160,8 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::backend("build the connection pool", Box::new(e)))?;
         let (signal, _) = watch::channel(Signal::default());
+        let (queue, queued) = mpsc::unbounded_channel();
+        let queued: group::Queue = Arc::new(tokio::sync::Mutex::new(queued));
         let inner = Arc::new(Inner {
             pool,
             pg_config,
@@ -165,7 +171,9 @@ impl PgStore {
             announce: Arc::new(Notify::new()),
             poll_interval: options.poll_interval,
             retry_for: options.retry_for,
+            queue,
             tasks: Mutex::new(Vec::new()),
+            workers: Mutex::new(Vec::new()),
         });
         let listener = tokio::spawn(tail::listen(Arc::downgrade(&inner)));
         let announcer = tokio::spawn(tail::announce(
@@ -173,6 +181,12 @@ impl PgStore {
             inner.announce.clone(),
         ));
         inner.tasks.lock().extend([listener, announcer]);
+        // Workers are not stopped by `close` (a group in flight finishes and is
+        // answered); they end when the store is dropped.
+        for _ in 0..group::WORKERS {
+            let worker = tokio::spawn(group::worker(Arc::downgrade(&inner), queued.clone()));
+            inner.workers.lock().push(worker);
+        }
         Ok(PgStore { inner })
     }
 
@@ -234,10 +248,13 @@ impl EventStore for PgStore {
     fn append(&self, batch: AppendBatch) -> BoxFuture<'_, Result<Appended, StoreError>> {
         Box::pin(async move {
             self.inner.check_open()?;
-            let prepared: Prepared = append::prepare(&batch)?;
-            let appended = append::append(&self.inner, &prepared).await?;
-            self.inner.appended(&appended);
-            Ok(appended)
+            let prepared = append::prepare(&batch)?;
+            let (reply, answer) = oneshot::channel();
+            self.inner
+                .queue
+                .send(Pending { prepared, reply })
+                .map_err(|_| StoreError::Closed)?;
+            answer.await.map_err(|_| StoreError::Closed)?
         })
     }
 
@@ -386,7 +403,12 @@ impl EventStore for PgStore {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for task in self.tasks.get_mut().drain(..) {
+        for task in self
+            .tasks
+            .get_mut()
+            .drain(..)
+            .chain(self.workers.get_mut().drain(..))
+        {
             task.abort();
         }
     }

@@ -219,11 +219,13 @@ pub(crate) async fn announce(store: Weak<Inner>, wake: Arc<Notify>) {
         let position = inner.signal.borrow().max_committed;
         let sent = async {
             let client = inner.client().await.map_err(|f| f.error)?;
+            // A notification needs no durability: do not wait for a WAL flush.
+            // (The payload is a number, so inlining it is safe.)
             client
-                .execute(
-                    "SELECT pg_notify($1, $2)",
-                    &[&CHANNEL, &position.to_string()],
-                )
+                .batch_execute(&format!(
+                    "BEGIN; SET LOCAL synchronous_commit = off; \
+                     SELECT pg_notify('{CHANNEL}', '{position}'); COMMIT;"
+                ))
                 .await
                 .map_err(|e| StoreError::backend("notify other instances", e))
         }

@@ -450,3 +450,60 @@ fn a_tail_survives_its_connections_being_terminated() {
         "every event once, in order, across the reconnect"
     );
 }
+
+#[test]
+fn concurrent_appends_grouped_into_one_transaction_keep_their_own_answers() {
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = Arc::new(PgStore::connect(&url).await.expect("connect"));
+        store
+            .append(
+                AppendBatch::new(vec![event("E", b"first")])
+                    .to_stream("taken", ExpectedVersion::NoStream)
+                    .idempotency_key("known"),
+            )
+            .await
+            .expect("setup");
+        // 48 appends at once: new streams, conflicts and retries of a known key.
+        let appends = (0..48u32).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let batch = match i % 3 {
+                    0 => AppendBatch::new(vec![event("E", b"a"), event("E", b"b")])
+                        .to_stream(format!("s{i}"), ExpectedVersion::NoStream),
+                    1 => AppendBatch::new(vec![event("E", b"c")])
+                        .to_stream(format!("t{i}"), ExpectedVersion::Exact(3)),
+                    _ => AppendBatch::new(vec![event("E", b"first")])
+                        .to_stream("taken", ExpectedVersion::NoStream)
+                        .idempotency_key("known"),
+                };
+                (i, store.append(batch).await)
+            })
+        });
+        let mut positions = Vec::new();
+        for r in futures::future::join_all(appends).await {
+            let (i, result) = r.expect("join");
+            match (i % 3, result) {
+                (0, Ok(a)) => {
+                    assert_eq!((a.stream_version, a.deduplicated), (2, false));
+                    assert_eq!(*a.positions.end(), *a.positions.start() + 1);
+                    positions.extend(a.positions);
+                }
+                (1, Err(StoreError::Conflict { actual: 0, .. })) => {}
+                (2, Ok(a)) => assert!(a.deduplicated && a.positions == (1..=1), "{a:?}"),
+                (kind, other) => panic!("append {i} (kind {kind}): {other:?}"),
+            }
+        }
+        positions.sort_unstable();
+        positions.dedup();
+        assert_eq!(
+            positions.len(),
+            32,
+            "16 batches of 2, each at its own positions"
+        );
+        let stored = store.read(1, 1000).await.expect("read");
+        assert_eq!(stored.len(), 33, "nothing else was written");
+    });
+}

@@ -19,7 +19,11 @@ async fn open(dir: &std::path::Path) -> Result<Db, Error> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> std::process::ExitCode {
+    foldkit_examples::report(run().await)
+}
+
+async fn run() -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
     let db = open(dir.path()).await?;
     let accounts = db.aggregate::<Account>();

@@ -7,26 +7,39 @@
 //! open watch streams end, in-flight requests finish, then the Db closes (fsync and
 //! snapshot), so the next start resumes where this one stopped.
 
+use std::process::ExitCode;
+
 use foldkit_examples::bank_http::{AppState, Config, USAGE, open_configured};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
     let config = match Config::parse(std::env::args_os().skip(1), |key| std::env::var_os(key)) {
         Ok(Some(config)) => config,
         Ok(None) => {
             println!("{USAGE}");
-            return Ok(());
+            return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("bank_http: {e}\n\n{USAGE}");
-            std::process::exit(2);
+            eprintln!("error: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
         }
     };
+    foldkit_examples::report(serve(config).await)
+}
+
+async fn serve(config: Config) -> Result<(), Error> {
     let db = open_configured(&config).await?;
     let app = AppState::new(db.clone());
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let listener = match tokio::net::TcpListener::bind(config.addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            // Release the directory before reporting (`close` fsyncs what is there).
+            db.close().await?;
+            return Err(format!("cannot listen on {}: {e}", config.addr).into());
+        }
+    };
     println!(
         "bank_http: listening on http://{} (data in {})",
         listener.local_addr()?,

@@ -12,7 +12,11 @@ const WORKERS: u64 = 8;
 const STEPS: u64 = 250;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> std::process::ExitCode {
+    foldkit_examples::report(run().await)
+}
+
+async fn run() -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
     let db = Db::builder(dir.path())
         .aggregate::<Counter>()

@@ -182,7 +182,11 @@ impl From<OrderEventV1> for OrderEvent {
 // end
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    foldkit_examples::report(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let dir = dir.path();
     // tour: open
@@ -265,10 +269,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(&Refused::AlreadyShipped)
     );
     assert_eq!(orders.load(7).await?.version, 2);
-    // The read model folds the aggregate's events like any other.
-    if let Some(seqs) = shipped.seqs {
-        shop.wait_for_seq(*seqs.end()).await?;
-    }
+    // A client that decided on version 1 is too late: a conflict, nothing written.
+    let stale = orders
+        .execute_expecting(7, ExpectedVersion::Exact(1), Command::Ship { id: 7 })
+        .await;
+    assert!(stale.is_err_and(|e| e.is_conflict()));
+    // The read model folds the aggregate's events like any other: wait for them.
+    shop.wait_for(&shipped).await?; // read your writes after a command
     assert_eq!(
         shop.read().orders.get(&7).map(|o| o.status),
         Some(Status::Shipped)
@@ -276,6 +283,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // end
 
     db.close().await?;
+
+    // tour: testing an upcast
+    // Write version-1 events as an older release did; the Db reads them upcast.
+    let old = tempfile::tempdir()?;
+    let v1 = OrderEventV1::Placed {
+        id: 1,
+        customer: "ada".into(),
+        total_cents: 10,
+    };
+    let seqs = foldkit::testing::write_legacy(old.path(), [v1]).await?;
+    let db = Db::builder(old.path()).state::<Shop>().open().await?;
+    let shop = db.state::<Shop>();
+    shop.wait_for_seq(seqs[0]).await?;
+    let status = shop.read().orders.get(&1).map(|o| o.status);
+    assert_eq!(status, Some(Status::Open));
+    db.close().await?;
+    // end
     println!("tour done: every step checked");
     Ok(())
 }

@@ -273,3 +273,48 @@ fn large_tables_read_in_id_order_after_any_mutation() {
     }
     check(&t, &naive);
 }
+
+/// Issue 21: calls compile the way a Rust user writes them.
+#[test]
+fn literals_infer_to_the_field_type_and_ids_are_looked_up_by_borrow() {
+    #[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    struct Stock {
+        #[entity(id)]
+        sku: String,
+        qty: u32,
+        #[entity(index)]
+        bin: u16,
+        supplier: Option<u64>,
+    }
+
+    let mut stock = Table::<Stock>::new();
+    let new = |sku: &str| {
+        let sku = sku.to_owned();
+        move || Stock {
+            sku,
+            qty: 0,
+            bin: 1,
+            supplier: None,
+        }
+    };
+    // Insert or update in one step; `&str` looks up a `String` id.
+    assert!(stock.upsert("bolt", new("bolt"), |s| s.qty += 5));
+    assert!(!stock.upsert("bolt", new("bolt"), |s| s.qty += 2));
+    assert!(stock.upsert("nut", new("nut"), |s| s.supplier = Some(9)));
+    assert_eq!(stock.get("bolt").map(|s| s.qty), Some(7));
+    assert!(stock.contains("nut"));
+
+    // Untyped integer literals become `u32` / `u16` / `Option<u64>`.
+    assert_eq!(stock.query().where_qty_gt(5).ids(), ["bolt"]);
+    assert_eq!(stock.query().where_qty_between(0, 6).ids(), ["nut"]);
+    assert_eq!(stock.query().where_bin(1).count(), 2);
+    assert_eq!(stock.query().where_bin_in([1, 2]).count(), 2);
+    assert_eq!(stock.query().where_supplier(Some(9)).ids(), ["nut"]);
+    assert_eq!(stock.query().where_supplier(None).ids(), ["bolt"]);
+
+    // Updating through upsert re-indexes once, like `update`.
+    stock.upsert("nut", new("nut"), |s| s.bin = 2);
+    assert_eq!(stock.query().where_bin(2).ids(), ["nut"]);
+    assert_eq!(stock.remove("nut").map(|s| s.bin), Some(2));
+    assert_eq!(stock.query().where_bin(2).count(), 0);
+}

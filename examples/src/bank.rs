@@ -27,7 +27,8 @@ pub enum AccountEvent {
     },
 }
 
-/// What a client may ask of an account (JSON: `{"type": "Deposit", "amount": 5}`).
+/// What a client may ask of an account, in cents (`{"type": "Deposit", "amount": 5}`).
+/// The HTTP service reads decimal amounts instead (`crate::bank_http::wire`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "type")]
 pub enum AccountCommand {
@@ -50,6 +51,10 @@ pub enum AccountCommand {
     },
 }
 
+/// The largest balance (and amount) an account holds, in cents: 9,999,999,999,999.99,
+/// 15 digits, so a balance written as a decimal double is exact.
+pub const MAX_BALANCE: u64 = 999_999_999_999_999;
+
 /// Why the bank refused a command.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum AccountError {
@@ -66,7 +71,7 @@ pub enum AccountError {
         /// The amount asked for, in cents.
         requested: u64,
     },
-    /// The balance would overflow.
+    /// The balance would exceed [`MAX_BALANCE`].
     Overflow,
 }
 
@@ -82,7 +87,7 @@ impl fmt::Display for AccountError {
                     "insufficient funds: balance {balance}, requested {requested}"
                 )
             }
-            AccountError::Overflow => f.write_str("the balance would overflow"),
+            AccountError::Overflow => f.write_str("the balance would exceed the maximum"),
         }
     }
 }
@@ -109,6 +114,9 @@ impl Aggregate for Account {
         match command {
             AccountCommand::OpenAccount { .. } if open => Err(AccountError::AlreadyOpen),
             AccountCommand::OpenAccount {
+                initial_balance, ..
+            } if initial_balance > MAX_BALANCE => Err(AccountError::Overflow),
+            AccountCommand::OpenAccount {
                 owner,
                 initial_balance,
             } => Ok(vec![AccountEvent::Opened {
@@ -122,6 +130,7 @@ impl Aggregate for Account {
             AccountCommand::Deposit { amount } => {
                 self.balance
                     .checked_add(amount)
+                    .filter(|&balance| balance <= MAX_BALANCE)
                     .ok_or(AccountError::Overflow)?;
                 Ok(vec![AccountEvent::Deposited { amount }])
             }
@@ -261,8 +270,14 @@ mod tests {
                 balance: 10,
                 requested: 11,
             });
-        AggregateTest::<Account>::given([opened(u64::MAX)])
+        AggregateTest::<Account>::given([opened(MAX_BALANCE)])
             .when(AccountCommand::Deposit { amount: 1 })
+            .then_expect_error(AccountError::Overflow);
+        AggregateTest::<Account>::given([])
+            .when(AccountCommand::OpenAccount {
+                owner: "Midas".into(),
+                initial_balance: MAX_BALANCE + 1,
+            })
             .then_expect_error(AccountError::Overflow);
     }
 }

@@ -1,6 +1,7 @@
 //! Domains shared by the runnable foldkit examples (see the `[[example]]` targets):
 //! a bank (accounts as aggregates, with a read model), the same bank served over
-//! HTTP ([`bank_http`]), and counters (many instances, one read model). Their
+//! HTTP ([`bank_http`]), counters (many instances, one read model), and a shop's
+//! orders ([`orders`]). Their
 //! given/when/then tests use `foldkit::testing`.
 //!
 //! ```
@@ -16,3 +17,19 @@
 pub mod bank;
 pub mod bank_http;
 pub mod counter;
+pub mod orders;
+
+use std::process::ExitCode;
+
+/// How an example ends: its error printed with `Display` on stderr
+/// (`error: database directory ./data is already open by another Db`), and exit
+/// code 1; or exit code 0. Examples use it as `fn main() -> ExitCode`.
+pub fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

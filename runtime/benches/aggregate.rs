@@ -3,6 +3,10 @@
 //! over 10,000 instances, beside a hand-written baseline that runs the same
 //! handle + apply on an in-memory struct with no log.
 //!
+//! Also: the first command after reopening a Db of 1M events in 100K streams
+//! (the stream index is loaded from `streams.idx`, not rebuilt by a scan),
+//! beside a warm command on the same Db.
+//!
 //! `cargo bench -p foldkit --bench aggregate`
 
 use std::hint::black_box;
@@ -33,13 +37,17 @@ struct Counter {
     value: u64,
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("the counter would overflow")]
+struct Overflow;
+
 impl Aggregate for Counter {
     const NAME: &'static str = "counter";
     type Event = CounterEvent;
     type Command = u64;
-    type Error = &'static str;
-    fn handle(&self, by: u64) -> Result<Vec<CounterEvent>, &'static str> {
-        self.value.checked_add(by).ok_or("overflow")?;
+    type Error = Overflow;
+    fn handle(&self, by: u64) -> Result<Vec<CounterEvent>, Overflow> {
+        self.value.checked_add(by).ok_or(Overflow)?;
         Ok(vec![CounterEvent::Added(by)])
     }
     fn apply(&mut self, CounterEvent::Added(by): &CounterEvent) {
@@ -124,9 +132,73 @@ fn commands(c: &mut Criterion) {
     rt.block_on(db.close()).expect("close");
 }
 
+/// The first `execute` after a reopen, beside a warm one.
+fn first_command_after_reopen(c: &mut Criterion) {
+    const EVENTS: u64 = 1_000_000;
+    const STREAMS: u64 = 100_000;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |dir: std::path::PathBuf| async move {
+        Db::builder(dir)
+            .fsync(FsyncPolicy::Never)
+            .aggregate::<Counter>()
+            .open()
+            .await
+            .expect("open")
+    };
+    rt.block_on(async {
+        let db = open(dir.path().to_path_buf()).await;
+        // Events go straight to their streams in batches: the log holds 1M
+        // stream events, 10 per instance.
+        for round in 0..EVENTS / STREAMS {
+            for id in 0..STREAMS {
+                let stream = format!("counter/{id}");
+                db.append_to(
+                    &stream,
+                    foldkit::ExpectedVersion::Exact(round),
+                    [CounterEvent::Added(1)],
+                )
+                .await
+                .expect("append");
+            }
+        }
+        db.close().await.expect("close");
+    });
+    let mut group = c.benchmark_group("aggregate_after_reopen");
+    group.sample_size(10);
+    group.bench_function("open_then_first_execute_1m_events", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut spent = Duration::ZERO;
+                for i in 0..iters {
+                    let db = open(dir.path().to_path_buf()).await;
+                    let counters = db.aggregate::<Counter>();
+                    let start = Instant::now();
+                    black_box(counters.execute(i % STREAMS, 1).await.expect("execute"));
+                    spent += start.elapsed();
+                    db.close().await.expect("close");
+                }
+                spent
+            })
+        });
+    });
+    let db = rt.block_on(open(dir.path().to_path_buf()));
+    let counters = db.aggregate::<Counter>();
+    rt.block_on(counters.execute(7, 1)).expect("warm up");
+    group.bench_function("warm_execute_1m_events", |b| {
+        b.iter(|| rt.block_on(counters.execute(7, 1)).expect("execute"));
+    });
+    group.finish();
+    rt.block_on(db.close()).expect("close");
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = commands
+    targets = commands, first_command_after_reopen
 }
 criterion_main!(benches);

@@ -83,11 +83,11 @@ fn bench(c: &mut Criterion) {
     let map: HashMap<u64, Order> = rows10k.iter().map(|o| (o.order_id, o.clone())).collect();
     let t10k = table(&rows10k);
 
-    // One row by id out of 10K, read in place (no clone): `Table::find_unique` against a
+    // One row by id out of 10K, read in place (no clone): `Table::get` against a
     // `HashMap` lookup.
     let mut g = c.benchmark_group("find_unique");
     g.bench_function("foldkit", |b| {
-        b.iter(|| t10k.find_unique(black_box(&4_242)).map(|o| o.total_cents))
+        b.iter(|| t10k.get(black_box(&4_242)).map(|o| o.total_cents))
     });
     g.bench_function("hand_written", |b| {
         b.iter(|| map.get(black_box(&4_242)).map(|o| o.total_cents))

@@ -49,20 +49,27 @@ fn row(i: u64) -> Row {
     }
 }
 
+/// The identity of a (made-up) record at seq 1000.
+const LAST: foldkit::snapshot::RecordIdentity = foldkit::snapshot::RecordIdentity {
+    seq: 1000,
+    timestamp: 1_700_000_000_000,
+    payload_crc: 0x1234_5678,
+};
+
 fn encode_decode(c: &mut Criterion) {
     let rows: Vec<Row> = (0..1000).map(row).collect();
     let mut book = Book::default();
     for r in &rows {
         book.rows.insert(r.clone());
     }
-    let blob = codec::encode(&book, Some(1000)).expect("encode");
+    let blob = codec::encode(&book, Some(LAST)).expect("encode");
     let plain = postcard::to_allocvec(&rows).expect("encode");
     let mut group = c.benchmark_group("snapshot_1k_rows");
     group.bench_function("baseline_postcard_vec_encode", |b| {
         b.iter(|| postcard::to_allocvec(black_box(&rows)))
     });
     group.bench_function("encode", |b| {
-        b.iter(|| codec::encode(black_box(&book), Some(1000)))
+        b.iter(|| codec::encode(black_box(&book), Some(LAST)))
     });
     group.bench_function("baseline_postcard_vec_decode", |b| {
         b.iter(|| postcard::from_bytes::<Vec<Row>>(black_box(&plain)).expect("decode"))
@@ -93,7 +100,7 @@ async fn build(dir: &std::path::Path, snapshot_at: Option<u64>) {
                 .wait_for_seq(appended)
                 .await
                 .expect("fold");
-            db.snapshot_to_disk().expect("snapshot");
+            db.snapshot_to_disk().await.expect("snapshot");
         }
     }
     db.close().await.expect("close");

@@ -36,7 +36,9 @@ pub trait Entity: Sized + 'static {
     const NAME: &'static str;
     /// The row's id (the `#[entity(id)]` field).
     fn id(&self) -> &Self::Id;
-    /// Fresh, empty secondary indexes, one per `#[entity(index)]` field, in declaration order.
+    /// Fresh, empty secondary indexes, one per `#[entity(index)]` field, in declaration
+    /// order. Emitted by the derive; not meant to be called.
+    #[doc(hidden)]
     fn indexes() -> Vec<Box<dyn AnyIndex<Self>>>;
 }
 
@@ -44,8 +46,14 @@ pub trait Entity: Sized + 'static {
 #[diagnostic::on_unimplemented(
     message = "the `#[entity(id)]` field's type `{Self}` cannot be an entity id",
     label = "an id must implement `Hash + Eq + Ord + Clone + Debug + Send + Sync + 'static`",
-    note = "derive `Hash, PartialEq, Eq, PartialOrd, Ord, Clone, Debug` for `{Self}`, or use an integer or `String` id"
+    note = "if `{Self}` is your type, derive `Hash, PartialEq, Eq, PartialOrd, Ord, Clone, Debug` for it; otherwise use an integer, a `String` or a newtype of them as the id"
 )]
 pub trait EntityId: Hash + Eq + Ord + Clone + Debug + Send + Sync + 'static {}
 
+#[diagnostic::do_not_recommend]
 impl<T: Hash + Eq + Ord + Clone + Debug + Send + Sync + 'static> EntityId for T {}
+
+/// Compile-time check, emitted by `#[derive(Entity)]` at the id field's type so a type that
+/// cannot be an id is reported once, there, with the message of [`EntityId`].
+#[doc(hidden)]
+pub const fn assert_entity_id<T: EntityId>() {}

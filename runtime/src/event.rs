@@ -100,7 +100,7 @@ pub enum CodecError {
         next: u32,
     },
     /// The bytes do not decode as the schema they claim to be.
-    #[error("cannot decode event `{event}` (schema version {version}): {source}")]
+    #[error("cannot decode event `{event}` (schema version {version})")]
     Decode {
         /// The event type's stable name.
         event: &'static str,
@@ -110,7 +110,7 @@ pub enum CodecError {
         source: postcard::Error,
     },
     /// The event could not be serialized.
-    #[error("cannot encode event `{event}` (schema version {version}): {source}")]
+    #[error("cannot encode event `{event}` (schema version {version})")]
     Encode {
         /// The event type's stable name.
         event: &'static str,
@@ -207,15 +207,43 @@ impl<P, E: From<P>> UpcastFrom<P> for E {
     }
 }
 
-/// Compile-time check of one link of a version chain: `P` must be an older version of `E`.
+/// The event type of a state whose `#[derive(State)]` failed before naming one (see the
+/// derive's fallback expansion): no value of it exists.
 #[doc(hidden)]
-pub const fn check_previous<E: Event, P: Event>() {
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+pub enum NoEvent {}
+
+impl Event for NoEvent {
+    const NAME: &'static str = "foldkit::NoEvent";
+    const VERSION: u32 = 1;
+
+    fn variant_name(&self) -> &'static str {
+        match *self {}
+    }
+
+    fn decode(_: u32, _: &[u8]) -> Result<Self, CodecError> {
+        Err(CodecError::UnknownOldVersion {
+            event: Self::NAME,
+            found: 0,
+            oldest: 1,
+        })
+    }
+}
+
+/// Compile-time check of one link of a version chain: `P` must be the version just before
+/// `E`, with the same stable name.
+#[doc(hidden)]
+pub const fn check_previous<P: Event>(version: u32, name: &str) {
     assert!(
-        P::VERSION < E::VERSION,
+        P::VERSION < version,
         "foldkit: the `previous` event type must have a lower `#[event(version = ..)]` than the type naming it"
     );
     assert!(
-        str_eq(P::NAME, E::NAME),
+        P::VERSION + 1 == version,
+        "foldkit: a gap in the version chain: the `previous` event type must be exactly one version older; declare the enum of each version in between and chain them with `previous = ..`"
+    );
+    assert!(
+        str_eq(P::NAME, name),
         "foldkit: the `previous` event type must have the same stable name: add `#[event(name = \"..\")]` to the older enum"
     );
 }

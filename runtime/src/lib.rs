@@ -70,17 +70,15 @@ pub mod table;
 pub mod testing;
 pub mod watch;
 
-/// Derives [`Entity`] for a struct with named fields: see the [`entity`] module.
-pub use foldkit_macros::Entity;
-pub use foldkit_macros::{Event, State};
+pub use foldkit_macros::{Entity, Event, State};
 pub use foldkit_storage as storage;
 pub use foldkit_storage::{FsyncPolicy, Seq};
 
-pub use aggregate::Aggregate;
+pub use aggregate::{Aggregate, AggregateError};
 pub use db::{
     Aggregates, Db, DbBuilder, DbError, ExecuteError, Executed, ExpectedVersion, FoldCause,
-    FoldErrorPolicy, FoldFailure, Handle, Loaded, OpenReport, ReadGuard, SnapshotUse, StateOpened,
-    StoredEvent, StreamAppend,
+    FoldErrorPolicy, FoldFailure, Handle, Loaded, OpenReport, ReadGuard, RejectedSnapshot,
+    SnapshotUse, StateOpened, StoredEvent, StreamAppend,
 };
 pub use entity::{Entity, EntityId};
 pub use event::{CodecError, Event};
@@ -89,7 +87,27 @@ pub use state::{Apply, EventType, FoldError, Meta, State};
 pub use store::{EventContext, EventStore, FileStore};
 pub use table::Table;
 
-/// serde, re-exported so derived code and users need no direct dependency.
+/// The errors foldkit returns, in one place to match on.
+///
+/// Most callers need only the checks: [`DbError::is_conflict`],
+/// [`DbError::is_closed`], [`ExecuteError::rejected`], [`ExecuteError::is_conflict`].
+/// Every type here is also at the crate root; [`DbError`] and [`ExecuteError`] are
+/// in the [`prelude`].
+pub mod error {
+    pub use crate::db::{DbError, ExecuteError, FoldCause, FoldFailure};
+    pub use crate::event::CodecError;
+    pub use crate::snapshot::{IdentityMismatch, SnapshotError};
+    pub use crate::state::FoldError;
+    pub use crate::store::StoreError;
+    pub use crate::store::file::EnvelopeError;
+    pub use foldkit_storage::StorageError;
+}
+
+/// serde, re-exported: the foldkit derives expand to paths through it.
+///
+/// The `Serialize`/`Deserialize` derives in the prelude are serde's own, and their
+/// expansion names the `serde` crate: a crate that uses them depends on `serde` (with the
+/// `derive` feature) itself, or adds `#[serde(crate = "foldkit::serde")]` to each type.
 pub use serde;
 
 /// Everything a user needs to model a domain: `use foldkit::prelude::*;`.
@@ -97,7 +115,9 @@ pub mod prelude {
     pub use crate::query::{Asc, Desc, Fetch, QueryBuilder};
     pub use crate::watch::WatchQuery;
     pub use crate::{Aggregate, Apply, Entity, Event, FoldError, Meta, State, Table};
-    pub use crate::{Db, ExpectedVersion, FoldErrorPolicy, FsyncPolicy, Handle};
+    pub use crate::{
+        Db, DbError, ExecuteError, ExpectedVersion, FoldErrorPolicy, FsyncPolicy, Handle,
+    };
     pub use serde::{Deserialize, Serialize};
 }
 
@@ -105,13 +125,28 @@ pub mod prelude {
 pub mod __private {
     //! Items the derives expand to. Not public API: no stability promise.
     pub use crate::db::FoldCause;
-    pub use crate::event::{UpcastFrom, check_previous, decode_oldest, decode_with_previous};
-    pub use crate::query::fields::{
-        ContainsField, EqField, IndexKey, OptionField, OrdField, SortField,
+    pub use crate::entity::assert_entity_id;
+    pub use crate::event::{
+        NoEvent, UpcastFrom, check_previous, decode_oldest, decode_with_previous,
     };
-    pub use crate::state::{EventType, SnapshotField, assert_snapshot_field, decode_if};
+    pub use crate::query::clauses::{Clauses, FieldOf, IntoValue, Values};
+    pub use crate::query::fields::{
+        ContainsField, EqField, IndexKey, OptionField, OrdField, OrderedKey, SortField,
+    };
+    pub use crate::query::probe::IndexProbe;
+    pub use crate::state::{
+        EventType, SnapshotField, StateBounds, assert_snapshot_field, assert_state, decode_if,
+    };
     pub use crate::store::RecordedEvent;
-    pub use crate::table::{AnyIndex, HashIndex, Keys, index_each, index_one};
+    pub use crate::table::index::{
+        AnyIndex, HashIndex, Keys, index_each, index_one, index_ordered,
+    };
+    pub use std::ops::Bound::{Excluded, Included, Unbounded};
+
+    /// How many live watch streams follow `table` (for tests of the watch registry).
+    pub fn watchers<T: crate::Entity>(table: &crate::Table<T>) -> usize {
+        table.watchers()
+    }
     pub use std::boxed::Box;
     pub use std::ops::Bound;
     pub use std::vec::Vec;

@@ -117,16 +117,15 @@ pub struct Meta {
     pub timestamp: u64,
     /// The schema version the event was stored with (before upcasting).
     pub version: u32,
-    /// The event type's stable name.
-    pub event_name: Arc<str>,
-    /// The stream (aggregate instance) the event was appended to, if any:
-    /// `"<aggregate name>/<id>"` for events written by `execute`, or the id given
-    /// to `Db::append_to`.
-    pub stream_id: Option<Arc<str>>,
-    /// The event's version in its stream (the first event is 1), if in a stream.
-    pub stream_version: Option<u64>,
-    /// Who and what caused the append (correlation, causation, actor, metadata).
-    pub context: Option<Arc<EventContext>>,
+    /// The event type's stable name: read it with [`event_name`](Self::event_name).
+    event_name: Arc<str>,
+    /// The stream (aggregate instance) the event was appended to: read it with
+    /// [`stream_id`](Self::stream_id).
+    stream_id: Option<Arc<str>>,
+    /// The event's version in its stream: [`stream_version`](Self::stream_version).
+    stream_version: Option<u64>,
+    /// Who and what caused the append: [`context`](Self::context).
+    context: Option<Arc<EventContext>>,
 }
 
 impl Meta {
@@ -163,9 +162,26 @@ impl Meta {
         self
     }
 
-    /// The stream (aggregate instance) the event belongs to, if any.
+    /// The stream (aggregate instance) the event was appended to, if any:
+    /// `"<aggregate name>/<id>"` for events written by `execute`, or the id given
+    /// to `Db::append_to`.
     pub fn stream_id(&self) -> Option<&str> {
         self.stream_id.as_deref()
+    }
+
+    /// The event type's stable name (`Event::NAME`).
+    pub fn event_name(&self) -> &str {
+        &self.event_name
+    }
+
+    /// The event's version in its stream (the first event is 1), if in a stream.
+    pub fn stream_version(&self) -> Option<u64> {
+        self.stream_version
+    }
+
+    /// Who and what caused the append (correlation, causation, actor, metadata).
+    pub fn context(&self) -> Option<&EventContext> {
+        self.context.as_deref()
     }
 
     /// The correlation id of the append, if one was given.
@@ -230,8 +246,26 @@ impl FoldError {
 )]
 pub trait SnapshotField {}
 
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned> SnapshotField for T {}
 
 /// Compile-time check, emitted by `#[derive(State)]` for every field.
 #[doc(hidden)]
 pub const fn assert_snapshot_field<T: SnapshotField>() {}
+
+/// What a state type itself must implement, checked once by `#[derive(State)]` so a
+/// missing derive is one error that lists them all.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a foldkit state: it must implement `Default`, `Serialize`, `Deserialize`, `Send` and `Sync`",
+    label = "a state is snapshotted and shared between threads",
+    note = "add `#[derive(Default, Serialize, Deserialize)]` to `{Self}` (use `foldkit::prelude::*` for the serde derives), and keep its fields `Send + Sync`"
+)]
+pub trait StateBounds: Default + Serialize + DeserializeOwned + Send + Sync + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Default + Serialize + DeserializeOwned + Send + Sync + 'static> StateBounds for T {}
+
+/// Compile-time check, emitted by `#[derive(State)]` at the state's name.
+#[doc(hidden)]
+pub const fn assert_state<T: StateBounds>() {}

@@ -123,8 +123,7 @@ impl State for Balances {
         let Some(event) = foldkit::__private::decode_if::<AccountEvent>(recorded)? else {
             return Ok(false);
         };
-        let applied: Result<(), FoldError> = (|| self.apply(event, meta))();
-        applied.map_err(FoldCause::Apply)?;
+        self.apply(event, meta).map_err(FoldCause::Apply)?;
         Ok(true)
     }
 }

@@ -72,8 +72,7 @@ impl State for Total {
         let Some(event) = foldkit::__private::decode_if::<Counter>(recorded)? else {
             return Ok(false);
         };
-        let applied: Result<(), FoldError> = (|| self.apply(event, meta))();
-        applied.map_err(FoldCause::Apply)?;
+        self.apply(event, meta).map_err(FoldCause::Apply)?;
         Ok(true)
     }
 }
@@ -99,11 +98,7 @@ impl State for Tally {
         let Some(_event) = foldkit::__private::decode_if::<Counter>(recorded)? else {
             return Ok(false);
         };
-        let applied: Result<(), FoldError> = (|| {
-            self.events += 1;
-            Ok(())
-        })();
-        applied.map_err(FoldCause::Apply)?;
+        self.events += 1;
         Ok(true)
     }
 }
@@ -465,7 +460,14 @@ async fn unregistered_states_and_events_are_errors() {
     let db = open(dir.path()).await;
     let unknown = db.append(Other).await;
     assert!(
-        matches!(unknown, Err(DbError::UnknownEvent { event: "other", .. })),
+        matches!(
+            unknown,
+            Err(DbError::UnknownEvent {
+                event: "other",
+                registered: None,
+                ..
+            })
+        ),
         "{unknown:?}"
     );
     db.close().await.expect("close");
@@ -573,14 +575,10 @@ impl State for Panicky {
         let Some(event) = foldkit::__private::decode_if::<Counter>(recorded)? else {
             return Ok(false);
         };
-        let applied: Result<(), FoldError> = (|| {
-            match event {
-                Counter::Add(n) => self.sum += n,
-                Counter::Reject => panic!("a bug in apply"),
-            }
-            Ok(())
-        })();
-        applied.map_err(FoldCause::Apply)?;
+        match event {
+            Counter::Add(n) => self.sum += n,
+            Counter::Reject => panic!("a bug in apply"),
+        }
         Ok(true)
     }
 }

@@ -248,7 +248,7 @@ async fn a_slow_consumer_sees_the_final_state_and_dropping_unregisters() {
     let shop = db.state::<Shop>();
     let mut all = shop.watch(|s| &s.orders).stream();
     assert!(next(&mut all).await.is_empty());
-    assert_eq!(shop.read().orders.watchers(), 1);
+    assert_eq!(foldkit::__private::watchers(&shop.read().orders), 1);
     for id in 0..500 {
         db.append(place(id, Status::Pending, id))
             .await
@@ -261,7 +261,7 @@ async fn a_slow_consumer_sees_the_final_state_and_dropping_unregisters() {
     assert!(silent(&mut all).await, "no queued intermediate results");
     drop(all);
     assert_eq!(
-        shop.read().orders.watchers(),
+        foldkit::__private::watchers(&shop.read().orders),
         0,
         "dropping the stream unregisters it"
     );
@@ -305,9 +305,9 @@ async fn many_watchers_each_see_their_own_rows() {
     for (i, stream) in streams.iter_mut().enumerate() {
         assert_eq!(ids(&next(stream).await), vec![i as u64]);
     }
-    assert_eq!(shop.read().orders.watchers(), 50);
+    assert_eq!(foldkit::__private::watchers(&shop.read().orders), 50);
     drop(streams);
-    assert_eq!(shop.read().orders.watchers(), 0);
+    assert_eq!(foldkit::__private::watchers(&shop.read().orders), 0);
     db.close().await.expect("close");
 }
 
@@ -587,7 +587,7 @@ async fn a_replaced_table_is_followed() {
     assert_eq!(ids(&next(&mut pending).await), vec![9]);
     assert_eq!(ids(&next(&mut all).await), vec![9]);
     assert_eq!(
-        shop.read().orders.watchers(),
+        foldkit::__private::watchers(&shop.read().orders),
         2,
         "re-registered on the new table"
     );
@@ -597,6 +597,6 @@ async fn a_replaced_table_is_followed() {
     assert_eq!(ids(&next(&mut all).await), vec![9, 10]);
     drop(pending);
     drop(all);
-    assert_eq!(shop.read().orders.watchers(), 0);
+    assert_eq!(foldkit::__private::watchers(&shop.read().orders), 0);
     db.close().await.expect("close");
 }

@@ -1,4 +1,9 @@
 //! Storage errors: every failure names what was wrong and where.
+//!
+//! Each cause is shown once: a variant that wraps a cause (an OS error, the
+//! failure that poisoned the log) returns it from `source()` and does not print
+//! it in its `Display`, so a printed chain (`anyhow`'s `{:#}`, a report walking
+//! `source()`) names every cause exactly once.
 
 use std::io;
 use std::path::PathBuf;
@@ -10,8 +15,8 @@ use crate::Seq;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
-    /// An I/O operation failed.
-    #[error("{op} `{}`: {source}", path.display())]
+    /// An I/O operation failed. The OS error is the [`source`](std::error::Error::source).
+    #[error("{op} `{}` failed", path.display())]
     Io {
         /// What was being done.
         op: &'static str,
@@ -51,9 +56,10 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
-    /// An earlier write or fsync failed: the log refuses further writes until reopened.
-    #[error("log is poisoned by an earlier failure: {0}")]
-    Poisoned(Box<StorageError>),
+    /// An earlier write or fsync failed: the log refuses further writes until
+    /// reopened. That failure is the [`source`](std::error::Error::source).
+    #[error("the log is poisoned by an earlier failure")]
+    Poisoned(#[source] Box<StorageError>),
     /// A payload of zero bytes.
     #[error("empty payload: a record needs at least one byte")]
     EmptyPayload,

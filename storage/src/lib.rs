@@ -15,6 +15,15 @@
 //!   records is returned). A batch is recovered whole or not at all.
 //! - One writer per directory (an OS file lock); a second open fails at once.
 //! - A failed write or fsync poisons the log: later appends return the error.
+//! - No fsync runs on the caller's thread: each log has a sync thread that does
+//!   every fsync (group commit) and segment roll; the async methods await it.
+//!   The sync methods [`Log::open`], [`Log::read`], [`Log::range`] and
+//!   [`Log::truncate_before`] do file I/O: call them from a blocking context.
+//! - Every async method of [`Log`] and [`Tail`] is cancel safe or says in its
+//!   `# Cancel safety` section exactly what a drop leaves behind.
+//! - A directory that was not written by this crate (names, headers, lengths)
+//!   is an error naming the segment, never a panic or an allocation sized by
+//!   what the disk claims.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -47,7 +56,7 @@ mod sync;
 mod tail;
 
 pub use error::StorageError;
-pub use log::{Enqueued, Log, Record};
+pub use log::{Enqueue, Enqueued, Log, Record, RollWait};
 pub use options::{FsyncHook, FsyncPolicy, LogOptions};
 pub use recovery::RecoveryReport;
 pub use tail::Tail;

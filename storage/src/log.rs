@@ -21,6 +21,8 @@
 //!   across segments (a roll flushes `buf` first).
 //! - Timestamps never decrease along seqs (`last_timestamp`).
 //! - Once `poison` is set, no write is attempted and every append fails with it.
+//! - While `rolling`, no record is pushed: the sync thread is sealing the
+//!   active segment and creating the next (see `sync`); appenders wait for it.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -31,17 +33,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::Seq;
 use crate::clock;
 use crate::error::StorageError;
 use crate::frame::{self, BATCH_CONTINUES, HEADER_LEN};
 use crate::lock::DirLock;
-use crate::options::{FsyncPolicy, LogOptions};
+use crate::options::LogOptions;
 use crate::recovery::{self, RecoveryReport, SegmentIndex};
 use crate::segment::{self, SEGMENT_HEADER_LEN};
-use crate::sync::{Flusher, SyncState};
+use crate::sync::{SyncState, Syncer};
 use crate::tail::Tail;
 
 /// Bytes buffered before they are written to the OS.
@@ -70,6 +72,13 @@ fn reserve_index(active: &mut SegmentIndex, segment_size: u64) {
     active.offsets.reserve(room.min(MAX_INDEX_RESERVE) as usize);
 }
 
+/// What [`Inner::look`] found.
+pub(crate) enum Look {
+    Records(Vec<Record>),
+    File,
+    Nothing,
+}
+
 /// One record: its seq, when it was appended, and its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -85,7 +94,10 @@ pub struct Record {
     pub payload: Arc<[u8]>,
 }
 
-/// A batch put in the log by [`Log::enqueue_batch_with`], not yet known durable.
+/// Rewrites one payload in place once its seq and timestamp are known.
+type Fill<'a> = dyn FnMut(Seq, u64, &mut [u8]) + 'a;
+
+/// A batch put in the log by [`Log::try_enqueue_batch_with`], not yet known durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "wait_durable tells when the batch is durable"]
 pub struct Enqueued {
@@ -95,6 +107,31 @@ pub struct Enqueued {
     pub timestamp: u64,
     /// Whether the policy wants an fsync before acknowledging.
     sync: bool,
+}
+
+/// What [`Log::try_enqueue_batch_with`] did.
+#[derive(Debug)]
+#[must_use]
+pub enum Enqueue {
+    /// The batch is in the log.
+    Done(Enqueued),
+    /// The active segment is full and being rolled: wait, then try again.
+    Rolling(RollWait),
+}
+
+/// The end of a segment roll, to wait for before enqueueing again.
+#[derive(Debug)]
+pub struct RollWait(watch::Receiver<crate::sync::Status>);
+
+impl RollWait {
+    /// Waits until the roll is done (or the log is closed).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only waits.
+    pub async fn wait(mut self) {
+        let _ = self.0.changed().await;
+    }
 }
 
 /// A segmented, append-only log in a directory. Cheap to clone: clones share it.
@@ -109,7 +146,7 @@ pub(crate) struct Inner {
     report: RecoveryReport,
     pub(crate) state: Mutex<State>,
     /// Woken after an append (when a tail waits) and on close: tails wait on it.
-    pub(crate) appended: Notify,
+    pub(crate) appended: Arc<Notify>,
     /// Tails waiting on `appended`. Appends skip the wake-up when it is 0. A tail
     /// counts itself in *before* it takes the state lock to look for records, and
     /// an append reads the count *under* the lock, after its record is in: the
@@ -119,7 +156,7 @@ pub(crate) struct Inner {
     pub(crate) sync: SyncState,
     pub(crate) closed: AtomicBool,
     lock: Mutex<Option<DirLock>>,
-    flusher: Mutex<Option<Flusher>>,
+    syncer: Mutex<Option<Syncer>>,
 }
 
 /// Frames already written to the OS, kept in memory (see the module invariants).
@@ -203,7 +240,9 @@ pub(crate) struct State {
     /// Records appended since the last fsync.
     pub(crate) unsynced: u64,
     pub(crate) poison: Option<StorageError>,
-    closed: bool,
+    pub(crate) closed: bool,
+    /// The active segment is full: the sync thread is rolling it, appends wait.
+    pub(crate) rolling: bool,
 }
 
 impl State {
@@ -383,7 +422,12 @@ impl Log {
     /// Opens (creating if needed) the log in `dir`, recovering it: a torn tail is
     /// cut and reported in [`Log::recovery_report`]; corruption is an error.
     ///
-    /// Fails at once if another `Log` has the directory open.
+    /// Fails at once if another `Log` has the directory open. Starts the log's
+    /// sync thread.
+    ///
+    /// Does file I/O (it reads and validates the last segment, may cut a torn
+    /// tail, and fsyncs): call it from a blocking context
+    /// (`tokio::task::spawn_blocking`), not from an async task.
     pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<Log, StorageError> {
         let dir = dir.as_ref().to_path_buf();
         if dir.exists() && !dir.is_dir() {
@@ -429,22 +473,21 @@ impl Log {
             unsynced: 0,
             poison: None,
             closed: false,
+            rolling: false,
         };
         let inner = Arc::new(Inner {
             dir,
             report: recovered.report,
             state: Mutex::new(state),
-            appended: Notify::new(),
+            appended: Arc::new(Notify::new()),
             waiting: std::sync::atomic::AtomicUsize::new(0),
             sync: SyncState::new(next_seq - 1),
             closed: AtomicBool::new(false),
             lock: Mutex::new(Some(lock)),
-            flusher: Mutex::new(None),
+            syncer: Mutex::new(None),
             options,
         });
-        if inner.options.fsync != FsyncPolicy::Always {
-            *inner.flusher.lock() = Some(Flusher::start(&inner)?);
-        }
+        *inner.syncer.lock() = Some(Syncer::start(&inner)?);
         Ok(Log { inner })
     }
 
@@ -458,20 +501,41 @@ impl Log {
         &self.inner.dir
     }
 
-    /// Appends one record and returns its seq. Under [`FsyncPolicy::Always`] it
-    /// returns once the record is durable. Must be called within a tokio runtime.
+    /// Appends one record and returns its seq. Under [`FsyncPolicy::Always`](crate::FsyncPolicy::Always) it
+    /// returns once the record is durable (under `EveryN(n)`, the append that
+    /// completes the n-th unsynced record does). Must be called within a tokio
+    /// runtime. It never blocks on an fsync: fsyncs and segment rolls run on
+    /// the log's sync thread, which the append awaits (it may write a full
+    /// 64 KiB buffer to the OS, a `write` to the page cache).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes leaves the log working and
+    /// consistent; the record is then either wholly in the log (appended, and
+    /// made durable like any other record, but its seq is not returned) or not
+    /// in it at all (the drop came while the append waited for a segment roll).
+    /// A caller that must know which reads [`Log::last_seq`] or the records.
     pub async fn append(&self, payload: &[u8]) -> Result<Seq, StorageError> {
         self.check_payload(payload)?;
-        let (seq, sync, wake) = {
-            let now = clock::now_ms();
-            let mut st = self.inner.state.lock();
-            st.writable()?;
-            self.roll_if_full(&mut st, (HEADER_LEN + payload.len()) as u64)?;
-            let seq = st.next_seq;
-            let timestamp = st.timestamp(now);
-            st.push(seq, timestamp, 0, payload);
-            let sync = self.after_append(&mut st)?;
-            (seq, sync, self.inner.tails_waiting())
+        let incoming = (HEADER_LEN + payload.len()) as u64;
+        let (seq, sync, wake) = loop {
+            let mut roll = {
+                let now = clock::now_ms();
+                let mut st = self.inner.state.lock();
+                st.writable()?;
+                match self.room(&mut st, incoming) {
+                    None => {
+                        let seq = st.next_seq;
+                        let timestamp = st.timestamp(now);
+                        st.push(seq, timestamp, 0, payload);
+                        let sync = self.after_append(&mut st)?;
+                        break (seq, sync, self.inner.tails_waiting());
+                    }
+                    Some(roll) => roll,
+                }
+            };
+            // The sync thread is rolling the segment: wait, then try again.
+            let _ = roll.changed().await;
         };
         if wake {
             self.inner.appended.notify_waiters();
@@ -483,42 +547,60 @@ impl Log {
     }
 
     /// Appends several records as one batch: after a crash, all of them are in
-    /// the log or none is. Returns their seqs.
+    /// the log or none is. Returns their seqs. Waits for durability like
+    /// [`Log::append`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Log::append`]: after a drop the whole batch is in the log or
+    /// none of it is.
     pub async fn append_batch<P: AsRef<[u8]>>(
         &self,
         payloads: &[P],
     ) -> Result<RangeInclusive<Seq>, StorageError> {
-        let enqueued = self.enqueue(payloads, None)?;
+        let enqueued = loop {
+            match self.enqueue(payloads, None)? {
+                Enqueue::Done(enqueued) => break enqueued,
+                Enqueue::Rolling(roll) => roll.wait().await,
+            }
+        };
         self.wait_durable(&enqueued).await?;
         Ok(enqueued.seqs)
     }
 
     /// The first, synchronous half of [`append_batch`](Self::append_batch): puts
     /// the batch in the log (readable and tailed at once) without waiting for
-    /// durability. `fill(seq, timestamp, payload)` is called for each payload under
-    /// the log's lock, once its seq and timestamp are known, and may rewrite the
-    /// payload's bytes in place (a hash chain over seqs and timestamps); it must
-    /// not change their length. Then [`wait_durable`](Self::wait_durable) waits
-    /// for what the fsync policy promises. A caller that never waits still has
-    /// its batch appended (durable at the next sync).
-    pub fn enqueue_batch_with<P: AsRef<[u8]>>(
+    /// durability, or says that the active segment is full and being rolled
+    /// ([`Enqueue::Rolling`]: wait for it, then call again).
+    ///
+    /// `fill(seq, timestamp, payload)` is called for each payload under the
+    /// log's lock, once its seq and timestamp are known, and may rewrite the
+    /// payload's bytes in place (a hash chain over seqs and timestamps); it
+    /// must not change their length. Then [`wait_durable`](Self::wait_durable)
+    /// waits for what the fsync policy promises. A caller that never waits
+    /// still has its batch appended (durable at the next sync).
+    pub fn try_enqueue_batch_with<P: AsRef<[u8]>>(
         &self,
         payloads: &[P],
         mut fill: impl FnMut(Seq, u64, &mut [u8]),
-    ) -> Result<Enqueued, StorageError> {
+    ) -> Result<Enqueue, StorageError> {
         self.enqueue(payloads, Some(&mut fill))
     }
 
-    /// [`enqueue_batch_with`](Self::enqueue_batch_with) without rewriting the payloads.
-    pub fn enqueue_batch<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Enqueued, StorageError> {
+    /// [`try_enqueue_batch_with`](Self::try_enqueue_batch_with) without
+    /// rewriting the payloads.
+    pub fn try_enqueue_batch<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+    ) -> Result<Enqueue, StorageError> {
         self.enqueue(payloads, None)
     }
 
     fn enqueue<P: AsRef<[u8]>>(
         &self,
         payloads: &[P],
-        mut fill: Option<&mut dyn FnMut(Seq, u64, &mut [u8])>,
-    ) -> Result<Enqueued, StorageError> {
+        mut fill: Option<&mut Fill<'_>>,
+    ) -> Result<Enqueue, StorageError> {
         if payloads.is_empty() {
             return Err(StorageError::EmptyBatch);
         }
@@ -532,7 +614,9 @@ impl Log {
             let now = clock::now_ms();
             let mut st = self.inner.state.lock();
             st.writable()?;
-            self.roll_if_full(&mut st, bytes)?;
+            if let Some(roll) = self.room(&mut st, bytes) {
+                return Ok(Enqueue::Rolling(RollWait(roll)));
+            }
             let (first, timestamp) = (st.next_seq, st.timestamp(now));
             let last_index = payloads.len() - 1;
             for (i, payload) in payloads.iter().enumerate() {
@@ -559,7 +643,7 @@ impl Log {
         if wake {
             self.inner.appended.notify_waiters();
         }
-        Ok(enqueued)
+        Ok(Enqueue::Done(enqueued))
     }
 
     /// Waits until `enqueued` is as durable as the fsync policy promises an
@@ -567,8 +651,8 @@ impl Log {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future leaves the batch appended; it becomes durable with a
-    /// later sync.
+    /// Cancel-safe: dropping the future leaves the batch appended; it becomes
+    /// durable with a later sync.
     pub async fn wait_durable(&self, enqueued: &Enqueued) -> Result<(), StorageError> {
         if enqueued.sync {
             self.inner.sync_to(*enqueued.seqs.end()).await?;
@@ -609,68 +693,48 @@ impl Log {
         if st.buf.len() >= FLUSH_AT {
             st.flush()?;
         }
-        Ok(st.unsynced >= self.inner.options.fsync.sync_after())
+        let sync = st.unsynced >= self.inner.options.fsync.sync_after();
+        if sync {
+            self.inner.sync.arrive();
+        }
+        Ok(sync)
     }
 
-    /// Starts a new segment when `incoming` bytes would overfill the active one.
-    /// The old segment is flushed and fsynced first, so only the active segment
-    /// ever has a torn tail.
+    /// `None` when `incoming` bytes fit in the active segment; else a receiver
+    /// that sees the end of the roll that makes room (started here when the
+    /// segment is full and no roll runs yet). A full segment is rolled by the
+    /// sync thread (see `sync`): no fsync runs on the append path.
     #[inline]
-    fn roll_if_full(&self, st: &mut State, incoming: u64) -> Result<(), StorageError> {
+    fn room(&self, st: &mut State, incoming: u64) -> Option<watch::Receiver<crate::sync::Status>> {
+        if st.rolling {
+            return Some(self.inner.sync.roll_watch());
+        }
         match st.segments.last() {
             Some(active)
                 if !active.offsets.is_empty()
                     && active.len + incoming > self.inner.options.segment_size =>
             {
-                self.roll(st)
+                st.rolling = true;
+                Some(self.inner.sync.request_roll())
             }
-            _ => Ok(()),
+            _ => None,
         }
-    }
-
-    #[cold]
-    fn roll(&self, st: &mut State) -> Result<(), StorageError> {
-        let path = st.active_path().to_path_buf();
-        st.flush()?;
-        if let Err(error) =
-            crate::sync::fsync(&st.active, &path, self.inner.options.fsync_hook.as_ref())
-        {
-            st.poison = Some(error.clone());
-            return Err(error);
-        }
-        self.inner.sync.mark_synced(st.next_seq - 1);
-        st.unsynced = 0;
-        let file = match segment::create(&self.inner.dir, st.next_seq) {
-            Ok(file) => file,
-            Err(error) => {
-                st.poison = Some(error.clone());
-                return Err(error);
-            }
-        };
-        if let Some(sealed) = st.segments.last_mut() {
-            sealed.offsets.shrink_to_fit();
-        }
-        let mut active = SegmentIndex {
-            first_seq: st.next_seq,
-            path: segment::path(&self.inner.dir, st.next_seq),
-            offsets: Vec::new(),
-            len: SEGMENT_HEADER_LEN,
-            loaded: true,
-            end: st.next_seq,
-        };
-        reserve_index(&mut active, self.inner.options.segment_size);
-        st.segments.push(active);
-        st.active = Arc::new(file);
-        Ok(())
     }
 
     /// Reads the record at `seq`.
+    ///
+    /// May read a segment file (for records not among the newest in memory):
+    /// call it from a blocking context (`tokio::task::spawn_blocking`), not from
+    /// an async task.
     pub fn read(&self, seq: Seq) -> Result<Record, StorageError> {
         let mut records = self.inner.read_batch(seq, 1)?;
         records.pop().ok_or_else(|| self.not_found(seq))
     }
 
     /// The records in `range` (clamped to what is appended now), read in order.
+    ///
+    /// The iterator reads segment files as it goes: drive it from a blocking
+    /// context (`tokio::task::spawn_blocking`), not from an async task.
     pub fn range(
         &self,
         range: impl RangeBounds<Seq>,
@@ -736,7 +800,13 @@ impl Log {
         self.inner.state.lock().last_seq()
     }
 
-    /// Makes every record appended so far durable.
+    /// Makes every record appended so far durable (the fsync runs on the log's
+    /// sync thread).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a drop leaves nothing behind (the sync thread still makes the
+    /// records durable; a later `sync` waits for that same fsync).
     pub async fn sync(&self) -> Result<(), StorageError> {
         let last = self.inner.state.lock().last_seq();
         match last {
@@ -746,48 +816,67 @@ impl Log {
     }
 
     /// Refuses further appends, makes everything appended durable, ends tails
-    /// once they have read everything, and releases the directory. Closing twice
-    /// is a no-op.
+    /// once they have read everything, stops the sync thread and releases the
+    /// directory. Closing a closed log returns at once (`Ok`, or the error that
+    /// poisoned it).
+    ///
+    /// # Cancel safety
+    ///
+    /// A drop leaves the log closed to appends (tails end once drained, reads
+    /// still work) with its final fsync requested (the sync thread still runs
+    /// it), but the directory lock still held. Call `close` again to finish:
+    /// it waits for that fsync, stops the sync thread and releases the lock.
     pub async fn close(&self) -> Result<(), StorageError> {
         let last = {
             let mut st = self.inner.state.lock();
-            if st.closed {
-                return Ok(());
-            }
             st.closed = true;
             st.last_seq()
         };
         // After `st.closed`: a tail that sees `closed` has every record appended.
         self.inner.closed.store(true, Ordering::Release);
+        self.inner.appended.notify_waiters();
         let result = match last {
             Some(seq) => self.inner.sync_to(seq).await,
             None => Ok(()),
         };
-        if let Some(flusher) = self.inner.flusher.lock().take() {
-            flusher.stop();
+        // Only once the records are durable (or the log is poisoned): a close
+        // dropped before this point leaves these steps to the next `close`.
+        if let Some(syncer) = self.inner.syncer.lock().take() {
+            syncer.stop();
         }
-        self.inner.appended.notify_waiters();
         drop(self.inner.lock.lock().take());
         result
     }
 
     /// Removes the segments whose records all come before `seq` (never the active
     /// one). Returns how many segments were removed.
+    ///
+    /// Does file I/O (removals, a directory fsync): call it from a blocking
+    /// context (`tokio::task::spawn_blocking`), not from an async task.
+    ///
+    /// A segment whose removal fails stays in the log (its records still read)
+    /// and the error names it; the segments removed before it stay removed.
     pub fn truncate_before(&self, seq: Seq) -> Result<usize, StorageError> {
-        let mut st = self.inner.state.lock();
-        let removable = st.segments.len().saturating_sub(1);
-        let count = st.segments[..removable]
-            .iter()
-            .take_while(|s| s.end_seq() <= seq)
-            .count();
-        for segment in st.segments.drain(..count) {
-            std::fs::remove_file(&segment.path)
-                .map_err(|e| StorageError::io("remove segment", &segment.path, e))?;
-        }
-        if count > 0 {
+        let mut removed = 0;
+        let result = loop {
+            let mut st = self.inner.state.lock();
+            let Some(first) = st.segments.first() else {
+                break Ok(());
+            };
+            if st.segments.len() < 2 || first.end_seq() > seq {
+                break Ok(());
+            }
+            // Under the lock, so that no reader indexes a segment being removed.
+            if let Err(e) = std::fs::remove_file(&first.path) {
+                break Err(StorageError::io("remove segment", &first.path, e));
+            }
+            st.segments.remove(0);
+            removed += 1;
+        };
+        if removed > 0 {
             segment::sync_dir(&self.inner.dir)?;
         }
-        Ok(count)
+        result.map(|()| removed)
     }
 
     fn not_found(&self, seq: Seq) -> StorageError {
@@ -810,6 +899,30 @@ impl std::fmt::Debug for Log {
 }
 
 impl Inner {
+    /// Installs the segment the sync thread created for a roll (its header and
+    /// the directory entry are durable): it becomes the active one and appends
+    /// resume. Every earlier record is durable.
+    pub(crate) fn install_segment(&self, file: File) {
+        let mut st = self.state.lock();
+        let first_seq = st.next_seq;
+        if let Some(sealed) = st.segments.last_mut() {
+            sealed.offsets.shrink_to_fit();
+        }
+        let mut active = SegmentIndex {
+            first_seq,
+            path: segment::path(&self.dir, first_seq),
+            offsets: Vec::new(),
+            len: SEGMENT_HEADER_LEN,
+            loaded: true,
+            end: first_seq,
+        };
+        reserve_index(&mut active, self.options.segment_size);
+        st.segments.push(active);
+        st.active = Arc::new(file);
+        st.unsynced = 0;
+        st.rolling = false;
+    }
+
     /// Whether a tail waits for records. Called under the state lock, after the
     /// record is in: see `waiting` for why that loses no wake-up.
     #[inline]
@@ -831,6 +944,30 @@ impl Inner {
             seg.loaded = true;
         }
         Ok(())
+    }
+
+    /// What a tail finds at `from` without touching a file: the records, when
+    /// they are in memory; `File` when they must be read from a segment file
+    /// ([`Inner::read_batch`], on the blocking pool); `Nothing` past the end.
+    pub(crate) fn look(&self, from: Seq, max: usize) -> Result<Look, StorageError> {
+        let st = self.state.lock();
+        if from >= st.next_seq || max == 0 {
+            return Ok(Look::Nothing);
+        }
+        if from < st.first_seq() {
+            return Err(StorageError::NotFound {
+                seq: from,
+                first: st.last_seq().map(|_| st.first_seq()),
+                last: st.last_seq(),
+            });
+        }
+        match st.memory_span(from, max) {
+            Some(span) => {
+                drop(st);
+                Ok(Look::Records(span.records(self.options.max_record_size)?))
+            }
+            None => Ok(Look::File),
+        }
     }
 
     /// Up to `max` records from `from` on: from memory when recent, else from the
@@ -894,6 +1031,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.sync.stop();
         // Best effort: hand buffered records to the OS (no fsync) on drop.
         let _ = self.state.get_mut().flush();
     }

@@ -9,18 +9,42 @@ use std::time::Duration;
 ///
 /// Whatever the policy, [`Log::sync`](crate::Log::sync) and
 /// [`Log::close`](crate::Log::close) make everything appended so far durable.
+///
+/// Two failures differ in what they lose. A **process kill** (`kill -9`, a
+/// panic that aborts, an OOM kill) loses only what is still in the log's
+/// user-space write buffer: the OS keeps what it was handed. A **power loss or
+/// OS crash** also loses what the OS held but had not written to the disk:
+/// everything since the last fsync.
+///
+/// | policy        | after a process kill                       | after a power loss                              |
+/// |---------------|--------------------------------------------|-------------------------------------------------|
+/// | `Always`      | nothing acknowledged                       | nothing acknowledged                            |
+/// | `EveryN(n)`   | the records appended in the last ~50 ms¹   | up to the last `n - 1` acknowledged records      |
+/// | `Interval(d)` | the records appended in the last ~50 ms¹   | the records of the last interval `d` (and ~50 ms)|
+/// | `Never`       | the records appended in the last ~50 ms¹   | everything since the last `sync`/`close`/roll²   |
+///
+/// ¹ The *buffer window*: appends under every policy but `Always` acknowledge
+/// records while they are still in the log's 64 KiB write buffer; the sync
+/// thread hands the buffer to the OS every 50 ms (also when it fills, and at
+/// every fsync). Up to 50 ms of acknowledged records (at most one buffer's
+/// worth, 64 KiB) are therefore lost if the process dies. Handing each record to
+/// the OS before acknowledging it would cost a `write` system call per append
+/// instead of one per 64 KiB; call [`Log::sync`](crate::Log::sync) (or use
+/// `Always`) where a record must survive.
+///
+/// ² A segment roll fsyncs the full segment, so sealed segments are durable.
+///
+/// What survives is always a prefix of the log (seqs `1..=k`), each record
+/// whole and unaltered, and a batch whole or not at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FsyncPolicy {
-    /// Never fsync on append. Records reach the OS when the write buffer fills
-    /// (64 KiB), at most ~50 ms after they are appended (a background flusher), and
-    /// on `sync`/`close`. A process crash loses at most the unflushed buffer; an OS
-    /// crash or power loss may lose everything since the last `sync`.
+    /// Never fsync on append (only on `sync`, `close` and segment rolls).
+    /// Records reach the OS within the buffer window (above).
     Never,
-    /// fsync after every `n` records: the append that completes the n-th record
-    /// waits for the fsync. At most `n - 1` acknowledged records may be lost.
+    /// fsync after every `n` records: the append that completes the n-th
+    /// unsynced record waits for the fsync (and the others share it).
     EveryN(u64),
-    /// fsync every interval, in the background: records appended within the last
-    /// interval may be lost.
+    /// fsync every interval, on the log's sync thread.
     Interval(Duration),
     /// Every append returns only once its record is durable. Concurrent appenders
     /// share one fsync (group commit). Nothing acknowledged is ever lost.

@@ -13,7 +13,12 @@
 //! - A batch whose last record is missing is dropped whole (cut back to its first
 //!   record), so a batch is recovered completely or not at all.
 //! - A last segment whose header was never completely written (a crash while it
-//!   was created) is removed.
+//!   was created) is removed; the one before it is then recovered as the last.
+//! - Nothing read from the directory sizes an allocation or indexes a slice
+//!   unchecked: a segment name that is not 20 digits of a seq in
+//!   `1..=i64::MAX`, an entry that is not a regular file, or a sealed segment
+//!   too short for the seqs its name and the next one's claim is
+//!   [`StorageError::Corrupt`] naming the segment, at open.
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -88,7 +93,11 @@ pub(crate) fn index_sealed(
 ) -> Result<(Vec<u64>, u64), StorageError> {
     let bytes = fs::read(path).map_err(|e| StorageError::io("read segment", path, e))?;
     segment::check_header(&bytes, first_seq).map_err(|reason| corrupt(path, 0, reason.into()))?;
-    let mut offsets = Vec::with_capacity((end_seq - first_seq) as usize);
+    // Sized by the bytes read, never by the seqs the file names claim: every
+    // frame takes at least `HEADER_LEN + 1` bytes.
+    let most = bytes.len().saturating_sub(SEGMENT_HEADER_LEN as usize) / (HEADER_LEN + 1);
+    let claimed = usize::try_from(end_seq.saturating_sub(first_seq)).unwrap_or(usize::MAX);
+    let mut offsets = Vec::with_capacity(claimed.min(most));
     let mut pos = SEGMENT_HEADER_LEN as usize;
     let mut next = first_seq;
     while pos < bytes.len() {
@@ -133,33 +142,42 @@ pub(crate) struct Recovered {
 
 /// Validates and repairs the segments in `dir`.
 pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageError> {
-    let found = segment::list(dir)?;
+    let mut found = segment::list(dir)?;
     let mut report = RecoveryReport::default();
+    // The last segment, read whole; removed first if its header was never
+    // written (a crash while it was created), so that the one before it is then
+    // recovered as the last (scanned whole, its torn tail cut).
+    let mut last_bytes = None;
+    if let Some((first_seq, path)) = found.last() {
+        let bytes = fs::read(path).map_err(|e| StorageError::io("read segment", path, e))?;
+        let never_written =
+            bytes.len() < SEGMENT_HEADER_LEN as usize || bytes.iter().all(|&b| b == 0);
+        if segment::check_header(&bytes, *first_seq).is_err() && never_written {
+            fs::remove_file(path).map_err(|e| StorageError::io("remove torn segment", path, e))?;
+            segment::sync_dir(dir)?;
+            report.removed_segments += 1;
+            report.truncated_bytes += bytes.len() as u64;
+            found.pop();
+        } else {
+            last_bytes = Some(bytes);
+        }
+    }
     let mut segments: Vec<SegmentIndex> = Vec::with_capacity(found.len());
     let count = found.len();
     let next_firsts: Vec<Seq> = found.iter().skip(1).map(|(seq, _)| *seq).collect();
     let mut last_timestamp = 0;
     for (i, (first_seq, path)) in found.into_iter().enumerate() {
-        let is_last = i + 1 == count;
-        if !is_last {
+        if i + 1 < count {
             segments.push(sealed(&path, first_seq, next_firsts[i])?);
             continue;
         }
-        let bytes = fs::read(&path).map_err(|e| StorageError::io("read segment", &path, e))?;
-        if let Err(reason) = segment::check_header(&bytes, first_seq) {
-            let never_written =
-                bytes.len() < SEGMENT_HEADER_LEN as usize || bytes.iter().all(|&b| b == 0);
-            if is_last && never_written {
-                fs::remove_file(&path)
-                    .map_err(|e| StorageError::io("remove torn segment", &path, e))?;
-                segment::sync_dir(dir)?;
-                report.removed_segments += 1;
-                report.truncated_bytes += bytes.len() as u64;
-                continue;
-            }
-            return Err(corrupt(&path, 0, reason.into()));
-        }
-        let index = scan(&path, first_seq, &bytes, is_last, max_len, &mut report)?;
+        let bytes = match last_bytes.take() {
+            Some(bytes) => bytes,
+            None => fs::read(&path).map_err(|e| StorageError::io("read segment", &path, e))?,
+        };
+        segment::check_header(&bytes, first_seq)
+            .map_err(|reason| corrupt(&path, 0, reason.into()))?;
+        let index = scan(&path, first_seq, &bytes, true, max_len, &mut report)?;
         last_timestamp = index
             .offsets
             .last()
@@ -193,6 +211,22 @@ fn sealed(path: &Path, first_seq: Seq, end: Seq) -> Result<SegmentIndex, Storage
             path,
             0,
             format!("segment starts at seq {first_seq}, but the next one starts at seq {end}"),
+        ));
+    }
+    // Each record takes at least `HEADER_LEN + 1` bytes: a file too short for
+    // the seqs up to the next segment's is missing records (checked here, at
+    // open, from the names and the file's length, without reading it).
+    let records = end - first_seq;
+    let needed = records
+        .saturating_mul(HEADER_LEN as u64 + 1)
+        .saturating_add(SEGMENT_HEADER_LEN);
+    if len < needed {
+        return Err(corrupt(
+            path,
+            0,
+            format!(
+                "segment of {len} bytes cannot hold the {records} records from seq {first_seq} to seq {end} (where the next segment starts): records are missing"
+            ),
         ));
     }
     Ok(SegmentIndex {

@@ -76,29 +76,48 @@ pub(crate) fn open_append(path: &Path) -> Result<File, StorageError> {
         .map_err(|e| StorageError::io("open segment", path, e))
 }
 
-/// The segments in `dir`, sorted by first seq.
+/// The largest first seq a segment file may name: seqs then stay far from
+/// `u64::MAX` (no arithmetic on them can overflow) and fit an `i64`.
+pub(crate) const MAX_FIRST_SEQ: Seq = i64::MAX as u64;
+
+/// The digits of a segment file name.
+const NAME_DIGITS: usize = 20;
+
+/// The segments in `dir`, sorted by first seq. A `.seg` entry that is not a
+/// regular file named by 20 digits with a seq from 1 to [`MAX_FIRST_SEQ`] is
+/// [`StorageError::Corrupt`], naming it.
 pub(crate) fn list(dir: &Path) -> Result<Vec<(Seq, PathBuf)>, StorageError> {
     let mut found = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| StorageError::io("list log directory", dir, e))? {
         let path = entry
             .map_err(|e| StorageError::io("list log directory", dir, e))?
             .path();
-        if path.extension().is_some_and(|e| e == EXTENSION) {
-            let seq = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse::<Seq>().ok());
-            match seq {
-                Some(seq) if seq >= 1 => found.push((seq, path)),
-                _ => {
-                    return Err(StorageError::Corrupt {
-                        segment: path,
-                        offset: 0,
-                        reason: "segment file name is not a seq".into(),
-                    });
-                }
-            }
+        if path.extension().is_none_or(|e| e != EXTENSION) {
+            continue;
         }
+        let bad = |reason: &str| StorageError::Corrupt {
+            segment: path.clone(),
+            offset: 0,
+            reason: reason.into(),
+        };
+        let seq = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| s.len() == NAME_DIGITS && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<Seq>().ok())
+            .ok_or_else(|| bad("segment file name is not a seq of 20 digits"))?;
+        if !(1..=MAX_FIRST_SEQ).contains(&seq) {
+            return Err(bad(&format!(
+                "segment file name gives first seq {seq}, outside 1..={MAX_FIRST_SEQ}"
+            )));
+        }
+        let is_file = fs::metadata(&path)
+            .map_err(|e| StorageError::io("stat segment", &path, e))?
+            .is_file();
+        if !is_file {
+            return Err(bad("a segment is not a regular file"));
+        }
+        found.push((seq, path));
     }
     found.sort_by_key(|(seq, _)| *seq);
     Ok(found)

@@ -1,25 +1,39 @@
-//! Durability: group commit for fsyncs, and the background flusher.
+//! Durability: the log's sync thread (group commit, segment rolls, the
+//! background flush and the `Interval` fsync).
 //!
-//! Group commit: an appender that needs its record durable calls `sync_to(seq)`.
-//! If no fsync is running it becomes the leader: it flushes the buffer, notes the
-//! last seq written, fsyncs (on the blocking pool), and publishes the synced seq.
-//! Appenders arriving meanwhile wait for that publication; those whose record was
-//! not covered lead the next round. So N concurrent appenders share ~2 fsyncs.
+//! Every fsync of a log runs on one dedicated thread, never on a tokio worker.
+//! An appender that needs its record durable publishes "I need seq N durable"
+//! (`SyncState::request`) and awaits the `status` watch; the thread wakes,
+//! flushes the write buffer, fsyncs the active segment and publishes the synced
+//! seq (or the error that poisons the log). Appenders arriving during an fsync
+//! raise the requested seq; the next round covers all of them, so N concurrent
+//! appenders share ~2 fsyncs.
 //!
-//! Ordering that prevents a lost wake-up: the leader clears its flag *before* it
-//! publishes, so a follower that failed to become leader always sees a later
-//! publication.
+//! Why a thread and not a leader elected among the appenders: an appender's
+//! future may be dropped at any await point (a client disconnects). Here an
+//! appender owns nothing but its watch receiver: dropping it leaves at most a
+//! request the thread serves anyway. Nothing has to be cleaned up.
+//!
+//! Segment rolls run here too: the appender that finds the active segment full
+//! marks the log `rolling` and waits (asynchronously) like any appender arriving
+//! meanwhile; the thread writes the buffer to the full segment, fsyncs it,
+//! creates the next segment (its header and the directory fsynced), installs it
+//! and publishes the roll. So a record is reported synced only once its own
+//! segment file is fsynced, and a new segment's directory entry is durable
+//! before any record is written to it: only the last segment can have a torn
+//! tail.
 //!
 //! A failed write or fsync poisons the log: the error is published, every waiter
 //! wakes with it, and later appends return it.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 use crate::Seq;
@@ -27,16 +41,45 @@ use crate::error::StorageError;
 use crate::log::Inner;
 use crate::options::{FsyncHook, FsyncPolicy};
 
+/// What the sync thread has published.
 #[derive(Debug, Clone, Default)]
-struct Status {
+pub(crate) struct Status {
+    /// Every record up to this seq is durable.
     synced: Seq,
+    /// The failure that poisoned the log, if any.
     failed: Option<StorageError>,
+    /// Segment rolls finished: appenders waiting for a roll wait for a change.
+    rolls: u64,
 }
 
-/// The shared state of group commit.
+/// Work asked of the sync thread.
+#[derive(Debug, Default)]
+struct Requests {
+    /// The highest seq some caller needs durable.
+    sync_to: Seq,
+    /// An appender found the active segment full.
+    roll: bool,
+    /// The log is closed or dropped: the thread ends.
+    stop: bool,
+}
+
+#[derive(Default)]
+struct Wake {
+    requests: Mutex<Requests>,
+    signal: Condvar,
+    /// Appends that wait for an fsync, counted under the state lock when the
+    /// record goes in (see `gather`).
+    arrived: AtomicU64,
+}
+
+/// The longest a round waits for the callers the previous round served to
+/// come back with their next record (see `gather`).
+const GATHER: Duration = Duration::from_micros(100);
+
+/// The shared state between the log, its callers and its sync thread.
 pub(crate) struct SyncState {
     status: watch::Sender<Status>,
-    leader: AtomicBool,
+    wake: Arc<Wake>,
 }
 
 impl SyncState {
@@ -44,21 +87,68 @@ impl SyncState {
         Self {
             status: watch::Sender::new(Status {
                 synced,
-                failed: None,
+                ..Status::default()
             }),
-            leader: AtomicBool::new(false),
+            wake: Arc::default(),
         }
     }
 
     /// Records that everything up to `seq` is durable.
-    pub(crate) fn mark_synced(&self, seq: Seq) {
-        self.status.send_modify(|s| s.synced = s.synced.max(seq));
+    fn mark_synced(&self, seq: Seq) {
+        self.status.send_if_modified(|s| {
+            let changed = seq > s.synced;
+            s.synced = s.synced.max(seq);
+            changed
+        });
     }
 
     fn fail(&self, error: StorageError) {
         self.status.send_modify(|s| {
             s.failed.get_or_insert(error);
         });
+    }
+
+    fn rolled(&self) {
+        self.status.send_modify(|s| s.rolls += 1);
+    }
+
+    /// Counts an append that will wait for an fsync. Called under the state
+    /// lock, with its record in.
+    #[inline]
+    pub(crate) fn arrive(&self) {
+        self.wake.arrived.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Asks the thread to make everything up to `seq` durable.
+    fn request(&self, seq: Seq) {
+        let mut requests = self.wake.requests.lock();
+        if seq > requests.sync_to {
+            requests.sync_to = seq;
+            drop(requests);
+            self.wake.signal.notify_one();
+        }
+    }
+
+    /// Asks the thread to roll the active segment; returns a receiver that sees
+    /// the roll's end (subscribed before the request, so it cannot miss it).
+    /// Called under the state lock, with `State::rolling` set.
+    pub(crate) fn request_roll(&self) -> watch::Receiver<Status> {
+        let receiver = self.status.subscribe();
+        self.wake.requests.lock().roll = true;
+        self.wake.signal.notify_one();
+        receiver
+    }
+
+    /// A receiver that sees the end of the roll under way (called under the
+    /// state lock, which the thread takes to end the roll before publishing it).
+    pub(crate) fn roll_watch(&self) -> watch::Receiver<Status> {
+        self.status.subscribe()
+    }
+
+    /// Tells the thread to end (the log is closed or dropped); does not wait.
+    pub(crate) fn stop(&self) {
+        self.wake.requests.lock().stop = true;
+        self.wake.signal.notify_one();
     }
 }
 
@@ -77,8 +167,12 @@ pub(crate) fn fsync(
 
 impl Inner {
     /// Returns once every record up to `seq` is durable, or the log is poisoned.
+    ///
+    /// Cancel safe: the request stays with the sync thread, which serves it
+    /// whether or not anyone still waits.
     pub(crate) async fn sync_to(&self, seq: Seq) -> Result<(), StorageError> {
         let mut status = self.sync.status.subscribe();
+        let mut requested = false;
         loop {
             {
                 let now = status.borrow_and_update();
@@ -89,143 +183,238 @@ impl Inner {
                     return Ok(());
                 }
             }
-            if self
-                .sync
-                .leader
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                // Let appenders woken by the previous round add their records first,
-                // so this fsync covers as many of them as possible.
-                tokio::task::yield_now().await;
-                let result = self.lead_sync().await;
-                self.sync.leader.store(false, Ordering::Release);
-                match result {
-                    Ok(synced) => self.sync.mark_synced(synced),
-                    Err(error) => self.sync.fail(error),
-                }
-            } else if status.changed().await.is_err() {
+            if !requested {
+                self.sync.request(seq);
+                requested = true;
+            }
+            if status.changed().await.is_err() {
                 return Err(StorageError::Closed);
             }
         }
     }
 
-    /// One round of group commit: flush, fsync, and say up to which seq.
-    async fn lead_sync(&self) -> Result<Seq, StorageError> {
-        let (file, path, target) = self.prepare_sync()?;
-        let hook = self.options.fsync_hook.clone();
-        let fsync_path = path.clone();
-        let result = tokio::task::spawn_blocking(move || fsync(&file, &fsync_path, hook.as_ref()))
-            .await
-            .unwrap_or_else(|e| {
-                Err(StorageError::io(
-                    "fsync segment",
-                    &path,
-                    std::io::Error::other(e),
-                ))
-            });
-        self.finish_sync(result, target)
-    }
-
-    /// Under the lock: flush the buffer; hand out the active file and the last seq.
-    fn prepare_sync(&self) -> Result<(Arc<File>, PathBuf, Seq), StorageError> {
-        let mut st = self.state.lock();
-        st.flush()?;
-        st.unsynced = 0;
-        let path = st.active_segment_path().unwrap_or_default();
-        Ok((Arc::clone(&st.active), path, st.next_seq - 1))
-    }
-
-    fn finish_sync(
-        &self,
-        result: Result<(), StorageError>,
-        target: Seq,
-    ) -> Result<Seq, StorageError> {
-        match result {
-            Ok(()) => Ok(target),
-            Err(error) => {
-                self.state
-                    .lock()
-                    .poison
-                    .get_or_insert_with(|| error.clone());
-                Err(error)
-            }
-        }
-    }
-
-    /// The flusher's work: buffered bytes to the OS, and an fsync when `fsync` is set.
-    fn background_flush(&self, fsync_now: bool) {
-        if !fsync_now {
+    /// One round of group commit (on the sync thread): flush, fsync the active
+    /// segment, publish up to which seq.
+    /// Also returns how many waiting appends had arrived when the buffer was
+    /// flushed (all of them are served by this round).
+    fn sync_round(&self) -> (Seq, u64) {
+        let (prepared, arrived) = {
             let mut st = self.state.lock();
-            if st.poison.is_none() {
-                // A failure poisons the log; appenders will report it.
-                let _ = st.flush();
-            }
-            return;
-        }
-        let prepared = {
-            let st = self.state.lock();
-            st.unsynced > 0 && st.poison.is_none()
+            let arrived = self.sync.wake.arrived.load(Ordering::Relaxed);
+            let prepared = st.flush().map(|()| {
+                st.unsynced = 0;
+                let path = st.active_segment_path().unwrap_or_default();
+                (Arc::clone(&st.active), path, st.next_seq - 1)
+            });
+            (prepared, arrived)
         };
-        if !prepared {
-            return;
-        }
-        let result = self.prepare_sync().and_then(|(file, path, target)| {
-            let synced = fsync(&file, &path, self.options.fsync_hook.as_ref());
-            self.finish_sync(synced, target)
+        let result = prepared.and_then(|(file, path, target)| {
+            fsync(&file, &path, self.options.fsync_hook.as_ref()).map(|()| target)
         });
+        (self.publish(result), arrived)
+    }
+
+    /// Publishes a round's outcome; a failure poisons the log. Returns the seq
+    /// now known durable (0 after a failure: nothing more will be).
+    fn publish(&self, result: Result<Seq, StorageError>) -> Seq {
         match result {
-            Ok(target) => self.sync.mark_synced(target),
-            Err(error) => self.sync.fail(error),
+            Ok(target) => {
+                self.sync.mark_synced(target);
+                target
+            }
+            Err(error) => {
+                self.poison(error);
+                0
+            }
+        }
+    }
+
+    fn poison(&self, error: StorageError) {
+        self.state
+            .lock()
+            .poison
+            .get_or_insert_with(|| error.clone());
+        self.sync.fail(error);
+    }
+
+    /// Rolls the full active segment (on the sync thread): see the module docs.
+    fn roll_now(&self) {
+        let prepared = {
+            let mut st = self.state.lock();
+            if !st.rolling {
+                return;
+            }
+            if st.poison.is_some() || st.closed {
+                st.rolling = false;
+                None
+            } else {
+                Some(st.flush().map(|()| {
+                    let path = st.active_segment_path().unwrap_or_default();
+                    (Arc::clone(&st.active), path, st.next_seq - 1)
+                }))
+            }
+        };
+        if let Some(prepared) = prepared {
+            let result = prepared.and_then(|(file, path, last)| {
+                fsync(&file, &path, self.options.fsync_hook.as_ref())?;
+                let next = crate::segment::create(&self.dir, last + 1)?;
+                Ok((last, next))
+            });
+            match result {
+                Ok((last, file)) => {
+                    self.install_segment(file);
+                    self.sync.mark_synced(last);
+                }
+                Err(error) => {
+                    let mut st = self.state.lock();
+                    st.rolling = false;
+                    st.poison.get_or_insert_with(|| error.clone());
+                    drop(st);
+                    self.sync.fail(error);
+                }
+            }
+        }
+        self.sync.rolled();
+    }
+
+    /// The background work when no caller waits: buffered records to the OS,
+    /// and an fsync when `fsync_now` (the `Interval` policy) and any is unsynced.
+    fn background_flush(&self, fsync_now: bool) {
+        let unsynced = {
+            let mut st = self.state.lock();
+            if st.poison.is_some() {
+                return;
+            }
+            // A failure poisons the log; appenders will report it.
+            let _ = st.flush();
+            st.unsynced > 0
+        };
+        if fsync_now && unsynced {
+            let _ = self.sync_round();
         }
     }
 }
 
-/// A background thread that flushes the buffer (every policy but `Always`) and
-/// fsyncs on a timer (`Interval`). It holds the log weakly and ends when the log is
+/// The log's sync thread. It holds the log weakly and ends when the log is
 /// closed or dropped.
-pub(crate) struct Flusher {
-    stop: Arc<AtomicBool>,
+pub(crate) struct Syncer {
+    wake: Arc<Wake>,
     thread: JoinHandle<()>,
 }
 
-/// How often buffered records are handed to the OS.
-const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// How often buffered records are handed to the OS (every policy but `Always`,
+/// whose appenders hand them over themselves).
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
-impl Flusher {
-    pub(crate) fn start(inner: &Arc<Inner>) -> Result<Flusher, StorageError> {
+impl Syncer {
+    pub(crate) fn start(inner: &Arc<Inner>) -> Result<Syncer, StorageError> {
         let weak: Weak<Inner> = Arc::downgrade(inner);
-        let interval = match inner.options.fsync {
+        let wake = Arc::clone(&inner.sync.wake);
+        let policy = inner.options.fsync;
+        let interval = match policy {
             FsyncPolicy::Interval(d) => Some(d.max(Duration::from_millis(1))),
             _ => None,
         };
-        let tick = interval.map_or(FLUSH_EVERY, |d| d.min(FLUSH_EVERY));
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
+        let tick = match policy {
+            FsyncPolicy::Always => None,
+            _ => Some(interval.map_or(FLUSH_EVERY, |d| d.min(FLUSH_EVERY))),
+        };
+        let synced = inner.sync.status.borrow().synced;
+        let thread_wake = Arc::clone(&wake);
         let thread = std::thread::Builder::new()
-            .name("foldkit-log-flusher".into())
-            .spawn(move || {
-                let mut last_fsync = Instant::now();
-                loop {
-                    std::thread::park_timeout(tick);
-                    if stopped.load(Ordering::Acquire) {
-                        return;
-                    }
-                    let Some(inner) = weak.upgrade() else { return };
-                    let fsync_now = interval.is_some_and(|d| last_fsync.elapsed() >= d);
-                    inner.background_flush(fsync_now);
-                    if fsync_now {
-                        last_fsync = Instant::now();
-                    }
-                }
-            })
-            .map_err(|e| StorageError::io("start the flusher thread for", &inner.dir, e))?;
-        Ok(Flusher { stop, thread })
+            .name("foldkit-log-sync".into())
+            .spawn(move || run(&weak, &thread_wake, tick, interval, synced))
+            .map_err(|e| StorageError::io("start the sync thread for", &inner.dir, e))?;
+        Ok(Syncer { wake, thread })
     }
 
-    /// Asks the thread to end (it does within one tick); does not wait for it.
+    /// Asks the thread to end; does not wait for it.
     pub(crate) fn stop(self) {
-        self.stop.store(true, Ordering::Release);
-        self.thread.thread().unpark();
+        self.wake.requests.lock().stop = true;
+        self.wake.signal.notify_one();
+        drop(self.thread);
+    }
+}
+
+/// Before a round: waits (at most [`GATHER`]) until the waiting appends
+/// counted reach `until` (the last round's mark plus as many as it served), so
+/// that the appenders the last round woke, which append their next record
+/// right away, share this round's fsync instead of each waiting one round more
+/// (the leader of the old group commit yielded once for the same reason). A
+/// lone appender never waits (it is the one expected); when fewer come back,
+/// the next round expects only those.
+fn gather(wake: &Wake, requests: &mut parking_lot::MutexGuard<'_, Requests>, until: u64) {
+    let deadline = Instant::now() + GATHER;
+    while wake.arrived.load(Ordering::Relaxed) < until && !requests.stop {
+        if wake.signal.wait_until(requests, deadline).timed_out() {
+            return;
+        }
+    }
+}
+
+/// The sync thread's loop: serve rolls and sync requests as they come, flush
+/// (and fsync under `Interval`) on the tick.
+fn run(
+    weak: &Weak<Inner>,
+    wake: &Wake,
+    tick: Option<Duration>,
+    interval: Option<Duration>,
+    mut synced: Seq,
+) {
+    let mut last_fsync = Instant::now();
+    let mut next_tick = tick.map(|t| Instant::now() + t);
+    let mut failed = false;
+    // Waiting appends arrived by the last round's flush, and how many that
+    // round served: as many are expected back for the next one.
+    let (mut mark, mut expected) = (0u64, 0u64);
+    loop {
+        let (sync_to, roll) = {
+            let mut requests = wake.requests.lock();
+            loop {
+                if requests.stop {
+                    return;
+                }
+                if requests.roll || (!failed && requests.sync_to > synced) {
+                    break;
+                }
+                match next_tick {
+                    Some(at) => {
+                        if Instant::now() >= at
+                            || wake.signal.wait_until(&mut requests, at).timed_out()
+                        {
+                            break;
+                        }
+                    }
+                    None => wake.signal.wait(&mut requests),
+                }
+            }
+            if !failed && requests.sync_to > synced {
+                gather(wake, &mut requests, mark.saturating_add(expected));
+            }
+            (requests.sync_to, std::mem::take(&mut requests.roll))
+        };
+        let Some(inner) = weak.upgrade() else { return };
+        if roll {
+            inner.roll_now();
+        }
+        if !failed && sync_to > synced {
+            let (now_synced, arrived) = inner.sync_round();
+            synced = synced.max(now_synced);
+            expected = arrived.saturating_sub(mark);
+            mark = arrived;
+        }
+        if let (Some(t), Some(at)) = (tick, next_tick)
+            && Instant::now() >= at
+        {
+            let fsync_now = interval.is_some_and(|d| last_fsync.elapsed() >= d);
+            inner.background_flush(fsync_now);
+            if fsync_now {
+                last_fsync = Instant::now();
+            }
+            next_tick = Some(Instant::now() + t);
+        }
+        let status = inner.sync.status.borrow();
+        failed = status.failed.is_some();
+        synced = synced.max(status.synced);
     }
 }

@@ -1,75 +1,64 @@
 //! Tails: read a log from a seq on, then follow it as records are appended.
 //!
-//! A tail reads in batches (from memory for recent records, from the segment
-//! files when it is behind) and sleeps on the log's append notification when it
-//! has caught up. Registering for the notification *before* looking for records
-//! means an append between the look and the sleep is never missed. Checking
-//! `closed` before looking means a tail ends only after every record appended
-//! before the close was handed out.
+//! A tail reads in batches: inline from memory for recent records (the hot
+//! path), on tokio's blocking pool from the segment files when it is behind, and
+//! sleeps on the log's append notification when it has caught up. Registering
+//! for the notification *before* looking for records means an append between the
+//! look and the sleep is never missed. Checking `closed` before looking means a
+//! tail ends only after every record appended before the close was handed out.
+//!
+//! Cancel safety: every piece of state lives in the `Tail`, never in the future
+//! of a call: the cursor, the records fetched but not yet returned, the file
+//! read in flight (its `JoinHandle`, which owns a copy of the position) and the
+//! registered notification. A dropped `next_batch` (or `next`) therefore loses
+//! nothing; the next call picks up where it stopped.
+//! (A tail left registered keeps counting as waiting: appends then wake it,
+//! which costs them a notification each until the tail is polled or dropped.)
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use futures::Stream;
+use tokio::sync::futures::OwnedNotified;
+use tokio::task::JoinHandle;
 
 use crate::Seq;
 use crate::error::StorageError;
-use crate::log::{Inner, Record};
+use crate::log::{Inner, Look, Record};
 
 /// How many records the `Stream` impl fetches at a time.
 const STREAM_BATCH: usize = 256;
 
-/// A batch being fetched for the `Stream` impl; it owns the cursor meanwhile.
-type PendingBatch =
-    Pin<Box<dyn Future<Output = (Cursor, Result<Vec<Record>, StorageError>)> + Send>>;
-
 /// Follows a log: the records from a seq on, then live ones. Also a
 /// [`Stream`] of records, which ends when the log is closed and drained.
 pub struct Tail {
-    core: Option<Cursor>,
-    buffered: VecDeque<Record>,
-    pending: Option<PendingBatch>,
-    position: Seq,
-    ended: bool,
-}
-
-struct Cursor {
     inner: Arc<Inner>,
+    /// The next seq to fetch from the log (past `buffered`).
     next: Seq,
-}
-
-impl Cursor {
-    async fn next_batch(&mut self, max: usize) -> Result<Vec<Record>, StorageError> {
-        loop {
-            let notified = self.inner.appended.notified();
-            let mut notified = std::pin::pin!(notified);
-            notified.as_mut().enable();
-            let waiting = Waiting::enter(&self.inner);
-            let closed = self.inner.closed.load(Ordering::Acquire);
-            let batch = self.inner.read_batch(self.next, max.max(1))?;
-            if let Some(last) = batch.last() {
-                self.next = last.seq + 1;
-                return Ok(batch);
-            }
-            if closed {
-                return Err(StorageError::Closed);
-            }
-            notified.await;
-            drop(waiting);
-        }
-    }
+    /// Fetched, not yet returned.
+    buffered: VecDeque<Record>,
+    /// A read of the segment files from `next` on, on the blocking pool.
+    reading: Option<JoinHandle<Result<Vec<Record>, StorageError>>>,
+    /// Registered for the next append while caught up.
+    sleeping: Option<(Pin<Box<OwnedNotified>>, Waiting)>,
+    /// The next seq this tail returns.
+    position: Seq,
+    /// The `Stream` has ended (the log is closed and drained).
+    ended: bool,
 }
 
 impl Tail {
     pub(crate) fn new(inner: Arc<Inner>, from: Seq) -> Tail {
         Tail {
-            core: Some(Cursor { inner, next: from }),
+            inner,
+            next: from,
             buffered: VecDeque::new(),
-            pending: None,
+            reading: None,
+            sleeping: None,
             position: from,
             ended: false,
         }
@@ -82,65 +71,146 @@ impl Tail {
 
     /// Waits until at least one record is available and returns up to `max` of
     /// them, in order. After the log is closed and every record was returned:
-    /// [`StorageError::Closed`].
+    /// [`StorageError::Closed`]. Records behind the in-memory window are read
+    /// from the segment files on tokio's blocking pool (so it must be called
+    /// within a tokio runtime to keep file reads off the async threads; outside
+    /// one it reads inline).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future loses no record and keeps the position.
+    /// Records already fetched, and a file read in flight, are kept in the
+    /// `Tail` and returned by the next call.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Record>, StorageError> {
+        let max = max.max(1);
         if self.buffered.is_empty() {
-            if let Some(pending) = self.pending.take() {
-                let (core, result) = pending.await;
-                self.core = Some(core);
-                self.buffered.extend(result?);
-            } else {
-                let Some(core) = self.core.as_mut() else {
-                    return Err(StorageError::Closed);
-                };
-                self.buffered.extend(core.next_batch(max).await?);
-            }
+            std::future::poll_fn(|cx| self.poll_fill(cx, max)).await?;
         }
-        let take = max.max(1).min(self.buffered.len());
+        let take = max.min(self.buffered.len());
         let batch: Vec<Record> = self.buffered.drain(..take).collect();
         if let Some(last) = batch.last() {
             self.position = last.seq + 1;
         }
         Ok(batch)
     }
+
+    /// Fetches at least one record into `buffered` (up to `max`), or fails.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<Result<(), StorageError>> {
+        loop {
+            if let Some(reading) = self.reading.as_mut() {
+                let result = ready!(Pin::new(reading).poll(cx));
+                self.reading = None;
+                let batch = result.unwrap_or_else(|e| {
+                    Err(StorageError::io(
+                        "read segments of",
+                        &self.inner.dir,
+                        std::io::Error::other(e.to_string()),
+                    ))
+                })?;
+                if self.keep(batch) {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            if let Some((notified, _)) = self.sleeping.as_mut() {
+                ready!(notified.as_mut().poll(cx));
+                self.sleeping = None;
+            }
+            // Look without registering first: records are usually there.
+            match self.inner.look(self.next, max)? {
+                Look::Records(batch) => {
+                    if self.keep(batch) {
+                        return Poll::Ready(Ok(()));
+                    }
+                    continue;
+                }
+                Look::File => {
+                    if self.start_read(max)? {
+                        return Poll::Ready(Ok(()));
+                    }
+                    continue;
+                }
+                Look::Nothing => {}
+            }
+            let mut notified = Box::pin(Arc::clone(&self.inner.appended).notified_owned());
+            notified.as_mut().enable();
+            let waiting = Waiting::enter(&self.inner);
+            let closed = self.inner.closed.load(Ordering::Acquire);
+            match self.inner.look(self.next, max)? {
+                Look::Records(batch) => {
+                    if self.keep(batch) {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Look::File => {
+                    if self.start_read(max)? {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Look::Nothing if closed => return Poll::Ready(Err(StorageError::Closed)),
+                Look::Nothing => self.sleeping = Some((notified, waiting)),
+            }
+        }
+    }
+
+    /// Keeps a fetched batch (which starts at `next`); says whether it held any.
+    fn keep(&mut self, batch: Vec<Record>) -> bool {
+        let Some(last) = batch.last() else {
+            return false;
+        };
+        debug_assert_eq!(batch.first().map(|r| r.seq), Some(self.next));
+        self.next = last.seq + 1;
+        self.buffered.extend(batch);
+        true
+    }
+
+    /// Starts reading from `next` on from the segment files on the blocking
+    /// pool; outside a tokio runtime it reads inline. Says whether it kept
+    /// records (inline) already.
+    fn start_read(&mut self, max: usize) -> Result<bool, StorageError> {
+        let (inner, from) = (Arc::clone(&self.inner), self.next);
+        let read = move || inner.read_batch(from, max);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                self.reading = Some(handle.spawn_blocking(read));
+                Ok(false)
+            }
+            Err(_) => {
+                let batch = read()?;
+                Ok(self.keep(batch))
+            }
+        }
+    }
 }
 
 impl Stream for Tail {
     type Item = Result<Record, StorageError>;
 
+    /// # Cancel safety
+    ///
+    /// Cancel safe, like [`Tail::next_batch`]: a dropped `next()` loses no record.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        loop {
-            if let Some(record) = this.buffered.pop_front() {
-                this.position = record.seq + 1;
-                return Poll::Ready(Some(Ok(record)));
+        if let Some(record) = this.buffered.pop_front() {
+            this.position = record.seq + 1;
+            return Poll::Ready(Some(Ok(record)));
+        }
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        match ready!(this.poll_fill(cx, STREAM_BATCH)) {
+            Ok(()) => {
+                let record = this.buffered.pop_front();
+                if let Some(record) = &record {
+                    this.position = record.seq + 1;
+                }
+                Poll::Ready(record.map(Ok))
             }
-            if this.ended {
-                return Poll::Ready(None);
+            Err(StorageError::Closed) => {
+                this.ended = true;
+                Poll::Ready(None)
             }
-            if this.pending.is_none() {
-                let Some(mut core) = this.core.take() else {
-                    return Poll::Ready(None);
-                };
-                this.pending = Some(Box::pin(async move {
-                    let result = core.next_batch(STREAM_BATCH).await;
-                    (core, result)
-                }));
-            }
-            let Some(pending) = this.pending.as_mut() else {
-                return Poll::Ready(None);
-            };
-            let (core, result) = match pending.as_mut().poll(cx) {
-                Poll::Ready(done) => done,
-                Poll::Pending => return Poll::Pending,
-            };
-            this.pending = None;
-            this.core = Some(core);
-            match result {
-                Ok(batch) => this.buffered.extend(batch),
-                Err(StorageError::Closed) => this.ended = true,
-                Err(error) => return Poll::Ready(Some(Err(error))),
-            }
+            Err(error) => Poll::Ready(Some(Err(error))),
         }
     }
 }
@@ -154,16 +224,16 @@ impl std::fmt::Debug for Tail {
 }
 
 /// Counts a tail among the waiters while it looks for records and sleeps.
-struct Waiting<'a>(&'a Inner);
+struct Waiting(Arc<Inner>);
 
-impl<'a> Waiting<'a> {
-    fn enter(inner: &'a Inner) -> Self {
+impl Waiting {
+    fn enter(inner: &Arc<Inner>) -> Self {
         inner.waiting.fetch_add(1, Ordering::SeqCst);
-        Waiting(inner)
+        Waiting(Arc::clone(inner))
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Waiting {
     fn drop(&mut self) {
         self.0.waiting.fetch_sub(1, Ordering::SeqCst);
     }

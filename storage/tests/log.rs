@@ -262,8 +262,9 @@ async fn always_durable_appends_share_fsyncs() {
     assert_eq!(log.last_seq(), Some(400));
     let n = fsyncs.load(Ordering::Relaxed);
     assert!(
-        n < 400,
-        "400 concurrent Always appends took {n} fsyncs: group commit must share them"
+        n <= 100,
+        "400 Always appends by 8 concurrent appenders took {n} fsyncs: group commit \
+         must share each among ~8 (at least 4)"
     );
 }
 
@@ -281,6 +282,18 @@ async fn every_n_fsyncs_every_n_records() {
         log.append(&payload(i)).await.expect("append");
     }
     assert_eq!(fsyncs.load(Ordering::Relaxed), 10);
+}
+
+/// The error and its sources, as a report printing the whole chain shows them.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        out.push_str(": ");
+        out.push_str(&next.to_string());
+        cause = next.source();
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,10 +327,13 @@ async fn a_failed_fsync_poisons_the_log_and_wakes_every_waiter() {
         let error = result
             .expect("task")
             .expect_err("no append is acknowledged after the fsync failed");
-        assert!(
-            error.to_string().contains("injected fsync failure"),
-            "{error}"
+        let chain = error_chain(&error);
+        assert_eq!(
+            chain.matches("injected fsync failure").count(),
+            1,
+            "each cause is shown once in the chain: {chain}"
         );
+        assert!(chain.contains("fsync segment"), "{chain}");
     }
     fail.store(false, Ordering::Relaxed);
     assert!(

@@ -6,7 +6,7 @@ enum Tick {
 }
 
 #[derive(State, Default, Serialize, Deserialize)]
-#[state(event = Tick, events = Tick)]
+#[state(event = Tick, kind = Tick)]
 struct Totals {
     count: u64,
 }

@@ -36,4 +36,23 @@ fn main() {
     let mut notes = Table::<nested::Note>::default();
     notes.insert(nested::Note { r#type: "a".into(), body: "hello".into() });
     assert!(notes.query().where_type("a").where_body_contains("ell").exists());
+    tagged();
+}
+
+/// A generic entity whose bounds are in a where clause.
+#[derive(Entity, Clone, Debug)]
+pub struct Tagged<K>
+where
+    K: Clone + Debug + PartialOrd + Send + Sync + 'static,
+{
+    #[entity(id)]
+    pub id: u64,
+    pub key: K,
+    pub label: Option<String>,
+}
+
+fn tagged() {
+    let mut rows = Table::<Tagged<u8>>::new();
+    rows.insert(Tagged { id: 1, key: 3, label: None });
+    assert_eq!(rows.query().where_key_gt(2).where_label_is_none().count(), 1);
 }

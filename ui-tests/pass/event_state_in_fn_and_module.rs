@@ -76,6 +76,7 @@ fn main() {
     let old = domain::legacy::CounterV1::Added(3).encode().unwrap();
     assert!(matches!(domain::Counter::decode(1, &old).unwrap(), domain::Counter::Added { by: 3 }));
     let mut latest = Latest::<u64>::default();
-    latest.apply_event(domain::Counter::Added { by: 5 }, &foldkit::Meta::new(1, 0, 2)).unwrap();
+    let recorded = foldkit::store::RecordedEvent::encode(1, 0, &domain::Counter::Added { by: 5 }).unwrap();
+    assert!(latest.apply_recorded(&recorded, &foldkit::Meta::of(&recorded)).unwrap());
     assert_eq!(latest.values, vec![5]);
 }

@@ -1,12 +1,13 @@
 //! Error answers: a status and a JSON body, and how each foldkit error maps to one.
 
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use foldkit::DbError;
 use foldkit::prelude::*;
 use serde_json::{Value, json};
 
+use super::money::Decimal;
 use crate::bank::AccountError;
 
 /// An error answer: a status and a JSON body `{"error": .., "kind": .., ..}`.
@@ -39,6 +40,25 @@ impl ApiError {
         .with("id", id)
     }
 
+    /// `If-Match` does not hold: the account is at `actual` (0: it does not exist).
+    pub(super) fn precondition_failed(id: &str, actual: u64) -> Self {
+        let message = if actual == 0 {
+            format!("If-Match does not hold: account `{id}` does not exist")
+        } else {
+            format!(
+                "If-Match does not hold: account `{id}` is at version {actual} (its ETag), \
+                 which no strong entity tag of the header names"
+            )
+        };
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            message,
+        )
+        .with("id", id)
+        .with("actual", actual)
+    }
+
     fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
@@ -67,8 +87,8 @@ impl ApiError {
             AccountError::AlreadyOpen => refused("AlreadyOpen"),
             AccountError::ZeroAmount => refused("ZeroAmount"),
             AccountError::InsufficientFunds { balance, requested } => refused("InsufficientFunds")
-                .with("balance", *balance)
-                .with("requested", *requested),
+                .with("balance", decimal(*balance))
+                .with("requested", decimal(*requested)),
             AccountError::Overflow => refused("Overflow"),
         }
     }
@@ -133,8 +153,42 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             eprintln!("bank_http: {} {}", self.status, self.body);
         }
-        (self.status, axum::Json(self.body)).into_response()
+        let actual = (self.status == StatusCode::PRECONDITION_FAILED)
+            .then(|| self.body["actual"].as_u64())
+            .flatten()
+            .filter(|&version| version > 0);
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if let Some(version) = actual {
+            // The current ETag, so the client can retry from it.
+            response
+                .headers_mut()
+                .insert(header::ETAG, super::routes::etag(version));
+        }
+        response
     }
+}
+
+/// Cents as the decimal JSON number the API writes.
+fn decimal(cents: u64) -> Value {
+    json!(Decimal(cents))
+}
+
+/// The answer for a path no route serves: JSON, like every other error.
+pub(super) async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+/// The answer for a known path with a method it does not serve.
+pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not answer {method}", uri.path()),
+    )
 }
 
 impl From<PathRejection> for ApiError {

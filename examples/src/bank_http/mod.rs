@@ -1,13 +1,20 @@
 //! The bank over HTTP: an [axum] service that runs [`AccountCommand`](crate::bank::AccountCommand)s on the
-//! [`Account`] aggregate and serves the [`Bank`] read model (issue #8).
+//! [`Account`] aggregate and serves the [`Bank`] read model.
+//!
+//! It speaks the API of the RustAPI event-sourcing bank example, so a client written
+//! for that bank works unchanged; foldkit's extras are extra fields and headers.
 //!
 //! | method and path | what it does |
 //! |---|---|
-//! | `POST /accounts/{id}` | runs the JSON command in the body (`{"type":"Deposit","amount":5}`) on the account; answers its new version, the seqs of the events written, and its balance |
-//! | `GET /accounts/{id}` | the account (owner, balance) with its version (also as the `ETag`) |
-//! | `GET /accounts/{id}/events` | the account's history, with each event's version, seq and timestamp |
-//! | `GET /accounts?owner=..&min_balance=..&max_balance=..&limit=..` | a typed query on the read model |
+//! | `POST /accounts/{id}` | runs the command in the body: `{"type":"OpenAccount","owner":"Alice","initial_balance":1000.0}`, `{"type":"Deposit","amount":500.0}`, `{"type":"Withdraw","amount":200.0}`; answers the account as `GET` does, plus `seqs` (what it wrote) and `events` |
+//! | `GET /accounts/{id}` | `{"id":"acc-001","owner":"Alice","balance":1300.0,"version":3}`, with the version as the `ETag` |
+//! | `GET /accounts/{id}/events` | the history, a JSON array tagged by `"type"`: `[{"type":"AccountOpened","owner":"Alice","initial_balance":1000.0},{"type":"MoneyDeposited","amount":500.0},...]`, each event with an extra `meta` (`version`, `seq`, `timestamp`) |
+//! | `GET /accounts?owner=..&min_balance=..&max_balance=..&limit=..&min_seq=..` | a typed query on the read model: `{"accounts":[..],"applied_seq":N}` |
 //! | `GET /accounts/watch?owner=..&min_balance=..&max_balance=..` | a server-sent-events stream of that query: the current result at once, then each change |
+//!
+//! Money is exact: an amount is a decimal with at most two places, kept as integer
+//! cents (see [`money`]); a negative amount, more places, NaN or more than
+//! 9999999999999.99 is a 400 naming what is wrong. Balances are written as decimals.
 //!
 //! A command's body is read as JSON whatever its `Content-Type` (so a bare
 //! `curl -d '{..}'` works); axum's default limit of 2 MB applies.
@@ -16,18 +23,25 @@
 //! watch) take `min_seq=N` and wait until the read model has folded seq `N` before
 //! they query it ([`Handle::wait_for_seq`]).
 //!
-//! Optimistic concurrency: a `POST` with `If-Match: "N"` (or `?expected_version=N`)
-//! runs only if the account is at version `N`, and answers 409 otherwise (version 0:
-//! the account must not exist yet). Without it, commands on one account simply run
-//! one after the other.
+//! Optimistic concurrency, two ways:
+//! - `If-Match` as RFC 9110 defines it (see [`if_match`]): `*` (the account must
+//!   exist) or a list of entity tags, compared strongly with the account's ETag (a weak
+//!   `W/` tag never matches); when it does not hold: 412 and nothing is written;
+//! - `?expected_version=N`: runs only if the account is at version `N` (0: it must
+//!   not exist yet), 409 otherwise.
 //!
-//! Errors are JSON, `{"error": "<message>", "kind": "<kind>", ...details}`:
+//! Without either, commands on one account simply run one after the other.
+//!
+//! Errors are JSON, `{"error": "<message>", "kind": "<kind>", ...details}`, on every
+//! route, unknown ones included:
 //!
 //! | status | kind | when |
 //! |---|---|---|
-//! | 400 | `bad_request` | malformed JSON, an unknown command type, a missing field, bad query parameters or headers, an invalid account id |
-//! | 404 | `not_found` | the account does not exist (reading it, or a command other than `OpenAccount`) |
-//! | 409 | `conflict` | the account is not at the expected version (`expected`, `actual`) |
+//! | 400 | `bad_request` | malformed JSON, an unknown command type, a missing field, a bad amount, bad query parameters or headers, an invalid account id |
+//! | 404 | `not_found` | the account does not exist (reading it, or a command other than `OpenAccount`), or no such route |
+//! | 405 | `method_not_allowed` | a known path with another method |
+//! | 409 | `conflict` | `expected_version` is not the account's version (`expected`, `actual`) |
+//! | 412 | `precondition_failed` | `If-Match` does not hold (`actual`: the account's version, also in the `ETag`) |
 //! | 422 | `rejected` | the domain refused the command (`reason`: `AlreadyOpen`, `ZeroAmount`, `InsufficientFunds` with `balance` and `requested`, `Overflow`) |
 //! | 503 | `unavailable` | the Db is closed |
 //! | 500 | `internal` | storage, codec, fold or configuration errors |
@@ -53,14 +67,18 @@
 
 mod config;
 mod error;
+pub mod if_match;
+pub mod money;
 mod routes;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
 pub use config::{Config, USAGE};
 pub use error::ApiError;
 pub use routes::MAX_ID_LEN;
 
+use error::{method_not_allowed, no_route};
 use routes::{account_events, execute, get_account, query_accounts, watch_accounts};
 use std::path::Path;
 use std::sync::Arc;
@@ -143,6 +161,8 @@ impl AppState {
             .route("/accounts/watch", get(watch_accounts))
             .route("/accounts/{id}", get(get_account).post(execute))
             .route("/accounts/{id}/events", get(account_events))
+            .fallback(no_route)
+            .method_not_allowed_fallback(method_not_allowed)
             .with_state(self.clone())
     }
 
@@ -168,6 +188,12 @@ impl AppState {
     /// The read model, or a 500 if the Db was opened without it.
     fn bank(&self) -> Result<Handle<Bank>, ApiError> {
         self.db.try_state::<Bank>().map_err(ApiError::from)
+    }
+
+    /// The account's version (0: it does not exist).
+    async fn version_of(&self, id: &str) -> Result<u64, ApiError> {
+        let stream = Aggregates::<Account>::stream_id(id);
+        Ok(self.db.stream_version(&stream).await?)
     }
 
     /// Waits until the read model has folded `min_seq`, if one was given.

@@ -13,8 +13,13 @@ use foldkit::{ExecuteError, Seq};
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 
+use super::if_match::IfMatch;
+use super::money::{Amount, Decimal};
+use super::wire::{
+    AccountJson, CommandJson, EventJson, EventMeta, ExecutedJson, HistoryItem, Seqs,
+};
 use super::{ApiError, AppState};
-use crate::bank::{AccountCommand, AccountEvent, AccountRow, AccountRowQuery};
+use crate::bank::{AccountCommand, AccountRow, AccountRowQuery};
 /// The longest account id the service accepts.
 pub const MAX_ID_LEN: usize = 64;
 
@@ -44,41 +49,28 @@ pub(super) struct ExecuteParams {
     expected_version: Option<u64>,
 }
 
-/// The version an `If-Match` header asks for: `"3"` (an ETag as `GET` answers it)
-/// or `3`.
-pub(super) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let bad = || {
-        ApiError::bad_request(
-            "If-Match must be an account version, as the ETag of GET /accounts/{id}: \"3\"",
-        )
-    };
-    let text = value.to_str().map_err(|_| bad())?.trim();
-    let text = text
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(text);
-    text.parse().map(Some).map_err(|_| bad())
+/// Reads a command body, with a message that says what is wrong with it.
+pub(super) fn parse_command(body: &[u8]) -> Result<AccountCommand, ApiError> {
+    match serde_json::from_slice::<CommandJson>(body) {
+        Ok(command) => Ok(command.into()),
+        Err(e) if e.is_syntax() && contains_non_finite(body) => {
+            Err(ApiError::bad_request(format!(
+                "invalid command: NaN and Infinity are not JSON numbers; an amount is a decimal \
+                 number with at most two places, such as 1000.0 ({e})"
+            )))
+        }
+        Err(e) => Err(ApiError::bad_request(format!("invalid command: {e}"))),
+    }
 }
 
-/// The seqs a command wrote.
-#[derive(Debug, Serialize)]
-struct Seqs {
-    first: Seq,
-    last: Seq,
+fn contains_non_finite(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    text.contains("NaN") || text.contains("Infinity")
 }
 
-/// What `POST /accounts/{id}` answers.
-#[derive(Debug, Serialize)]
-struct ExecuteResponse {
-    id: String,
-    version: u64,
-    seqs: Option<Seqs>,
-    balance: u64,
-    events: Vec<AccountEvent>,
-}
+/// How many times a list `If-Match` is re-checked when the account moves between
+/// reading its version and running the command under its lock.
+const IF_MATCH_ATTEMPTS: usize = 8;
 
 /// `POST /accounts/{id}`: runs the command in the body.
 pub(super) async fn execute(
@@ -90,52 +82,75 @@ pub(super) async fn execute(
 ) -> Result<Response, ApiError> {
     let id = account_id(path)?;
     let Query(params) = params?;
-    let expected = match (if_match(&headers)?, params.expected_version) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(ApiError::bad_request(format!(
-                "If-Match asks for version {a} but expected_version for {b}"
-            )));
+    let if_match = IfMatch::from_headers(&headers).map_err(ApiError::bad_request)?;
+    if if_match.is_some() && params.expected_version.is_some() {
+        return Err(ApiError::bad_request(
+            "give either If-Match or expected_version, not both",
+        ));
+    }
+    let command = parse_command(&body?)?;
+    let done = match if_match {
+        None => {
+            let expected = params
+                .expected_version
+                .map_or(ExpectedVersion::Any, ExpectedVersion::Exact);
+            app.accounts.execute_expecting(&id, expected, command).await
         }
-        (header, param) => header.or(param),
+        Some(condition) => {
+            // Strong comparison against the version, checked again under the
+            // account's lock (`execute_expecting`): a write in between is a conflict.
+            let mut attempts = 0;
+            loop {
+                let version = app.version_of(&id).await?;
+                if !condition.matches(version) {
+                    return Err(ApiError::precondition_failed(&id, version));
+                }
+                let expected = ExpectedVersion::Exact(version);
+                match app
+                    .accounts
+                    .execute_expecting(&id, expected, command.clone())
+                    .await
+                {
+                    Err(e) if e.is_conflict() && attempts + 1 < IF_MATCH_ATTEMPTS => attempts += 1,
+                    Err(e) if e.is_conflict() => {
+                        return Err(ApiError::precondition_failed(
+                            &id,
+                            app.version_of(&id).await?,
+                        ));
+                    }
+                    other => break other,
+                }
+            }
+        }
     };
-    let body = body?;
-    let command: AccountCommand = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid command: {e}")))?;
-
-    let expected = expected.map_or(ExpectedVersion::Any, ExpectedVersion::Exact);
-    let done = match app.accounts.execute_expecting(&id, expected, command).await {
+    let done = match done {
         Ok(done) => done,
         Err(ExecuteError::Rejected(refusal)) => return Err(ApiError::rejected(&id, &refusal)),
         Err(ExecuteError::Db(e)) => return Err(e.into()),
+        Err(other) => return Err(ApiError::bad_request(other.to_string())),
     };
-    let response = ExecuteResponse {
-        id,
-        version: done.version,
+    let response = ExecutedJson {
+        account: AccountJson {
+            id,
+            owner: done.state.owner.unwrap_or_default(),
+            balance: Decimal(done.state.balance),
+            version: done.version,
+        },
         seqs: done.seqs.map(|seqs| Seqs {
             first: *seqs.start(),
             last: *seqs.end(),
         }),
-        balance: done.state.balance,
-        events: done.events,
+        events: done.events.into_iter().map(EventJson::from).collect(),
     };
     Ok(([(header::ETAG, etag(done.version))], axum::Json(response)).into_response())
 }
 
-/// A version as an ETag: `"3"`.
-fn etag(version: u64) -> HeaderValue {
+/// A version as a strong ETag: the version in quotes.
+pub(super) fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-/// What `GET /accounts/{id}` answers.
-#[derive(Debug, Serialize)]
-struct AccountResponse {
-    id: String,
-    owner: Option<String>,
-    balance: u64,
-    version: u64,
-}
-
-/// `GET /accounts/{id}`: the account at its current version.
+/// `GET /accounts/{id}`: the account at its current version (also its `ETag`).
 pub(super) async fn get_account(
     State(app): State<AppState>,
     path: Result<UrlPath<String>, PathRejection>,
@@ -145,47 +160,39 @@ pub(super) async fn get_account(
     if loaded.version == 0 {
         return Err(ApiError::not_found(&id));
     }
-    let account = AccountResponse {
+    let account = AccountJson {
         id,
-        owner: loaded.state.owner,
-        balance: loaded.state.balance,
+        owner: loaded.state.owner.unwrap_or_default(),
+        balance: Decimal(loaded.state.balance),
         version: loaded.version,
     };
     Ok(([(header::ETAG, etag(loaded.version))], axum::Json(account)).into_response())
 }
 
-/// One event of `GET /accounts/{id}/events`.
-#[derive(Debug, Serialize)]
-struct EventResponse {
-    version: u64,
-    seq: Seq,
-    timestamp: u64,
-    event: AccountEvent,
-}
-
-/// `GET /accounts/{id}/events`: the account's history.
+/// `GET /accounts/{id}/events`: the account's history, a JSON array of events
+/// tagged by `"type"`, each with foldkit's `meta` (version, seq, timestamp).
 pub(super) async fn account_events(
     State(app): State<AppState>,
     path: Result<UrlPath<String>, PathRejection>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = account_id(path)?;
     let history = app.accounts.events(&id).await?;
-    if history.is_empty() {
+    let Some(last) = history.last() else {
         return Err(ApiError::not_found(&id));
-    }
-    let events: Vec<EventResponse> = history
+    };
+    let version = last.stream_version;
+    let events: Vec<HistoryItem> = history
         .into_iter()
-        .map(|stored| EventResponse {
-            version: stored.stream_version,
-            seq: stored.meta.seq,
-            timestamp: stored.meta.timestamp,
-            event: stored.event,
+        .map(|stored| HistoryItem {
+            meta: EventMeta {
+                version: stored.stream_version,
+                seq: stored.meta.seq,
+                timestamp: stored.meta.timestamp,
+            },
+            event: stored.event.into(),
         })
         .collect();
-    let version = events.last().map_or(0, |e| e.version);
-    Ok(axum::Json(
-        json!({ "id": id, "version": version, "events": events }),
-    ))
+    Ok(([(header::ETAG, etag(version))], axum::Json(events)).into_response())
 }
 
 /// The filter of `GET /accounts` and `GET /accounts/watch`.
@@ -194,10 +201,10 @@ pub(super) async fn account_events(
 pub(super) struct AccountFilter {
     /// Accounts of this owner (an indexed equality).
     owner: Option<String>,
-    /// Accounts with at least this balance.
-    min_balance: Option<u64>,
+    /// Accounts with at least this balance (a decimal, like amounts).
+    min_balance: Option<Amount>,
     /// Accounts with at most this balance.
-    max_balance: Option<u64>,
+    max_balance: Option<Amount>,
     /// At most this many accounts (ordered by id).
     limit: Option<usize>,
     /// Wait until the read model has folded this seq first.
@@ -211,10 +218,10 @@ impl AccountFilter {
         if let Some(owner) = &self.owner {
             rows = rows.where_owner(owner.clone());
         }
-        if let Some(min) = self.min_balance {
+        if let Some(Amount(min)) = self.min_balance {
             rows = rows.where_balance_gte(min);
         }
-        if let Some(max) = self.max_balance {
+        if let Some(Amount(max)) = self.max_balance {
             rows = rows.where_balance_lte(max);
         }
         if let Some(limit) = self.limit {
@@ -233,7 +240,12 @@ pub(super) async fn query_accounts(
     let bank = app.bank()?;
     app.catch_up(&bank, filter.min_seq).await?;
     let state = bank.read();
-    let accounts: Vec<AccountRow> = filter.narrow(state.accounts.query()).collect();
+    let accounts: Vec<AccountJson> = filter
+        .narrow(state.accounts.query())
+        .collect()
+        .into_iter()
+        .map(AccountJson::from)
+        .collect();
     let applied_seq = bank.applied_seq().unwrap_or(0);
     Ok(axum::Json(
         json!({ "accounts": accounts, "applied_seq": applied_seq }),
@@ -254,6 +266,7 @@ pub(super) async fn watch_accounts(
         .stream()
         .take_until(app.stopping())
         .map(|rows: Vec<AccountRow>| {
+            let rows: Vec<AccountJson> = rows.into_iter().map(AccountJson::from).collect();
             let event = SseEvent::default().event("accounts");
             Ok(match event.json_data(&rows) {
                 Ok(event) => event,

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use super::routes::{check_id, if_match};
+use super::routes::{check_id, parse_command};
 use super::*;
 use crate::bank::AccountError;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 
 fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Option<Config>, String> {
     let env: HashMap<String, OsString> = env
@@ -45,7 +45,7 @@ fn bad_flags_are_errors() {
 }
 
 #[test]
-fn ids_and_if_match() {
+fn ids() {
     assert!(check_id("alice-1_b.c").is_ok());
     for bad in ["", "watch", "a/b", "ä", "x".repeat(MAX_ID_LEN + 1).as_str()] {
         assert_eq!(
@@ -53,14 +53,37 @@ fn ids_and_if_match() {
             Err(StatusCode::BAD_REQUEST)
         );
     }
-    let mut headers = HeaderMap::new();
-    assert_eq!(if_match(&headers), Ok(None));
-    headers.insert(header::IF_MATCH, HeaderValue::from_static("\"3\""));
-    assert_eq!(if_match(&headers), Ok(Some(3)));
-    headers.insert(header::IF_MATCH, HeaderValue::from_static("7"));
-    assert_eq!(if_match(&headers), Ok(Some(7)));
-    headers.insert(header::IF_MATCH, HeaderValue::from_static("*"));
-    assert!(if_match(&headers).is_err());
+}
+
+#[test]
+fn commands_read_decimal_amounts_as_exact_cents() {
+    use crate::bank::AccountCommand;
+    let parse = |body: &str| parse_command(body.as_bytes());
+    assert_eq!(
+        parse(r#"{"type":"OpenAccount","owner":"Alice","initial_balance":1000.0}"#),
+        Ok(AccountCommand::OpenAccount {
+            owner: "Alice".into(),
+            initial_balance: 100_000
+        })
+    );
+    assert_eq!(
+        parse(r#"{"type":"Deposit","amount":0.29}"#),
+        Ok(AccountCommand::Deposit { amount: 29 })
+    );
+    let message = |body: &str| {
+        parse(body).unwrap_err().body["error"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(message(r#"{"type":"Deposit","amount":1.005}"#).contains("at most two decimal places"));
+    assert!(message(r#"{"type":"Deposit","amount":-5}"#).contains("must not be negative"));
+    assert!(
+        message(r#"{"type":"Deposit","amount":NaN}"#)
+            .contains("NaN and Infinity are not JSON numbers")
+    );
+    assert!(message(r#"{"type":"Deposit","amount":1e20}"#).contains("at most 9999999999999.99"));
+    assert!(message(r#"{"type":"Steal","amount":5}"#).contains("unknown variant `Steal`"));
 }
 
 #[test]
@@ -87,8 +110,8 @@ fn every_refusal_has_its_status() {
         },
     );
     assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(e.body["balance"], 1);
-    assert_eq!(e.body["requested"], 2);
+    assert_eq!(e.body["balance"], 0.01);
+    assert_eq!(e.body["requested"], 0.02);
     assert_eq!(
         ApiError::from(DbError::Closed).status,
         StatusCode::SERVICE_UNAVAILABLE

@@ -11,7 +11,18 @@ pub fn expand(def: &EventDef<'_>) -> TokenStream {
     let ident = &def.input.ident;
     let (impl_generics, ty_generics, where_clause) = def.input.generics.split_for_impl();
     let where_clause = if def.input.generics.params.is_empty() {
-        quote!(#where_clause)
+        match &def.previous {
+            // `for<'__fk>` keeps `previous: Event` from being checked at the definition:
+            // the chain check reports it, once.
+            Some(previous) => {
+                let existing = where_clause.map(|w| {
+                    let predicates = w.predicates.iter();
+                    quote!(#(#predicates,)*)
+                });
+                quote!(where #existing for<'__fk> #previous: ::foldkit::Event,)
+            }
+            None => quote!(#where_clause),
+        }
     } else {
         // A generic event's impl holds only when it has what `Event` needs.
         let existing = where_clause.map(|w| {
@@ -48,7 +59,7 @@ pub fn expand(def: &EventDef<'_>) -> TokenStream {
     // The chain check needs concrete types: generic events skip it.
     let chain_check = match &def.previous {
         Some(previous) if def.input.generics.params.is_empty() => quote_spanned! {previous.span()=>
-            const _: () = ::foldkit::__private::check_previous::<#ident, #previous>();
+            const _: () = ::foldkit::__private::check_previous::<#previous>(#version, #name);
         },
         _ => TokenStream::new(),
     };

@@ -2,9 +2,12 @@
 //!
 //! [`model`] reads `#[event(..)]` and checks the enum; [`expand`] emits the
 //! `foldkit::Event` impl, whose codec and upcasting live in generic runtime code
-//! (`foldkit::__private::decode_*`), plus a compile-time check of the version chain.
+//! (`foldkit::__private::decode_*`), plus a compile-time check of the version chain;
+//! [`fallback`] stands beside the errors of an input that failed, so each mistake is
+//! reported once.
 
 mod expand;
+mod fallback;
 mod model;
 
 use proc_macro2::TokenStream;
@@ -14,6 +17,6 @@ use syn::DeriveInput;
 pub fn derive(input: &DeriveInput) -> TokenStream {
     match model::EventDef::from_input(input) {
         Ok(def) => expand::expand(&def),
-        Err(error) => error.to_compile_error(),
+        Err(error) => fallback::expand(input, error),
     }
 }

@@ -20,7 +20,9 @@ pub fn expand(def: &StateDef<'_>) -> TokenStream {
             let ty = &field.ty;
             quote_spanned!(ty.span()=> ::foldkit::__private::assert_snapshot_field::<#ty>();)
         });
-        quote!(const _: () = { #(#checks)* };)
+        let ident = &def.input.ident;
+        let state = quote_spanned!(ident.span()=> ::foldkit::__private::assert_state::<#ident>(););
+        quote!(const _: () = { #state #(#checks)* };)
     } else {
         TokenStream::new()
     };
@@ -69,11 +71,12 @@ fn bounded_where_clause(def: &StateDef<'_>) -> TokenStream {
         quote!(#(#predicates,)*)
     });
     if generics.params.is_empty() {
-        return generics
-            .where_clause
-            .as_ref()
-            .map(|w| quote!(#w))
-            .unwrap_or_default();
+        // `for<'__fk>` keeps the bound from being checked at the definition: a missing
+        // derive is reported once, by the `assert_state` check.
+        let ident = &def.input.ident;
+        return quote! {
+            where #existing for<'__fk> #ident: ::foldkit::__private::StateBounds,
+        };
     }
     let events = &def.events;
     quote! {

@@ -3,9 +3,12 @@
 //! [`model`] reads `#[state(..)]` and checks the struct; [`fingerprint`] hashes
 //! its definition; [`expand`] emits the `foldkit::State` impl (the fold forwards
 //! to the user's `Apply<E>`; snapshots are generic runtime code keyed by the
-//! version and fingerprint emitted here) and a per-field serializability check.
+//! version and fingerprint emitted here) and a per-field serializability check;
+//! [`fallback`] stands beside the errors of an input that failed, so each mistake is
+//! reported once.
 
 mod expand;
+mod fallback;
 mod fingerprint;
 mod model;
 
@@ -16,6 +19,6 @@ use syn::DeriveInput;
 pub fn derive(input: &DeriveInput) -> TokenStream {
     match model::StateDef::from_input(input) {
         Ok(def) => expand::expand(&def),
-        Err(error) => error.to_compile_error(),
+        Err((error, events)) => fallback::expand(input, &events, error),
     }
 }

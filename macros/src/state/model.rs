@@ -1,6 +1,6 @@
 //! Validation of a state struct and its `#[state(..)]` attribute.
 
-use syn::{Data, DeriveInput, Error, Field, Fields, Path, Result};
+use syn::{Data, DeriveInput, Error, Field, Fields, Path};
 
 use crate::attr::{self, Errors};
 
@@ -17,7 +17,8 @@ pub struct StateDef<'a> {
 }
 
 impl<'a> StateDef<'a> {
-    pub fn from_input(input: &'a DeriveInput) -> Result<Self> {
+    /// The state, or every error and the event types that were named.
+    pub fn from_input(input: &'a DeriveInput) -> std::result::Result<Self, (Error, Vec<Path>)> {
         let mut errors = Errors::default();
         let fields = match &input.data {
             Data::Struct(data) => match &data.fields {
@@ -59,7 +60,7 @@ impl<'a> StateDef<'a> {
                     attr::set_once(&mut event, &meta, path)
                 } else if meta.path.is_ident("events") {
                     let mut listed: Vec<Path> = Vec::new();
-                    meta.parse_nested_meta(|inner| {
+                    let parsed = meta.parse_nested_meta(|inner| {
                         let path = inner.path.clone();
                         let key = quote::ToTokens::to_token_stream(&path).to_string();
                         if listed
@@ -74,15 +75,15 @@ impl<'a> StateDef<'a> {
                             listed.push(path);
                         }
                         Ok(())
-                    })
-                    .map_err(|e| {
-                        Error::new(
+                    });
+                    // Reported here, and `events` is still set: one mistake, one error.
+                    if let Err(e) = parsed {
+                        errors.push(Error::new(
                             e.span(),
                             "expected the event types this state folds, e.g. `events(OrderEvent, CustomerEvent)`",
-                        )
-                    })?;
-                    if listed.is_empty() {
-                        return Err(meta.error(
+                        ));
+                    } else if listed.is_empty() {
+                        errors.push(meta.error(
                             "`events(..)` lists no event type: name at least one, e.g. `events(OrderEvent)`",
                         ));
                     }
@@ -104,17 +105,19 @@ impl<'a> StateDef<'a> {
         let events = match (event, events) {
             (Some(event), None) => vec![event],
             (None, Some(events)) => events,
-            (Some(event), Some(_)) => {
-                return Err(errors.fail(Error::new_spanned(
+            (Some(event), Some(events)) => {
+                let error = Error::new_spanned(
                     &event,
                     "use either `event = E` or `events(E1, E2, ..)`, not both: list every type in `events(..)`",
-                )));
+                );
+                return Err((errors.fail(error), events));
             }
             (None, None) => {
-                return Err(errors.fail(Error::new_spanned(
+                let error = Error::new_spanned(
                     &input.ident,
                     "a state must say which events it folds: add `#[state(event = YourEvent)]` (or `#[state(events(E1, E2))]`) to the struct",
-                )));
+                );
+                return Err((errors.fail(error), Vec::new()));
             }
         };
         let def = StateDef {
@@ -124,6 +127,7 @@ impl<'a> StateDef<'a> {
             version: version.unwrap_or(1),
             fields,
         };
-        errors.finish(def)
+        let events = def.events.clone();
+        errors.finish(def).map_err(|error| (error, events))
     }
 }

@@ -33,6 +33,8 @@ use crate::store::EventContext;
 
 /// The default cap of cached instances per aggregate type.
 pub(crate) const DEFAULT_CACHE: usize = 10_000;
+use crate::db::handle::Handle;
+use crate::state::State;
 
 impl DbBuilder {
     /// Registers `A::Event` so `db.aggregate::<A>()` can run commands.
@@ -115,15 +117,19 @@ impl<A> Cache<A> {
 /// #[derive(Default, Clone, Debug, PartialEq)]
 /// struct Counter { total: u32 }
 ///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("{total} + {add} overflows")]
+/// struct Overflow { total: u32, add: u32 }
+///
 /// impl Aggregate for Counter {
 ///     const NAME: &'static str = "counter";
 ///     type Event = CounterEvent;
 ///     type Command = u32;
-///     type Error = String;
-///     fn handle(&self, add: u32) -> Result<Vec<CounterEvent>, String> {
+///     type Error = Overflow;
+///     fn handle(&self, add: u32) -> Result<Vec<CounterEvent>, Overflow> {
 ///         match self.total.checked_add(add) {
 ///             Some(_) => Ok(vec![CounterEvent::Added(add)]),
-///             None => Err(format!("{} + {add} overflows", self.total)),
+///             None => Err(Overflow { total: self.total, add }),
 ///         }
 ///     }
 ///     fn apply(&mut self, CounterEvent::Added(n): &CounterEvent) {
@@ -179,7 +185,8 @@ pub struct Loaded<A> {
     pub version: u64,
 }
 
-/// What a successful command did.
+/// What a successful command did. `handle.wait_for(&executed)` waits until a read
+/// model folded from the same events shows it ([`Handle::wait_for`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Executed<A: Aggregate> {
     /// The events it appended (none when `handle` decided nothing changes).
@@ -194,6 +201,7 @@ pub struct Executed<A: Aggregate> {
 
 /// Why a command did not run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExecuteError<E> {
     /// The domain refused the command (`handle` returned this error); nothing was written.
     #[error("command rejected: {0}")]
@@ -209,6 +217,95 @@ impl<E> ExecuteError<E> {
         match self {
             ExecuteError::Rejected(e) => Some(e),
             ExecuteError::Db(_) => None,
+        }
+    }
+
+    /// The domain error by value, if the command was rejected (else the error back).
+    pub fn into_rejected(self) -> Result<E, Self> {
+        match self {
+            ExecuteError::Rejected(e) => Ok(e),
+            other => Err(other),
+        }
+    }
+
+    /// The runtime error, if the command failed in the Db (not in the domain).
+    pub fn db_error(&self) -> Option<&DbError> {
+        match self {
+            ExecuteError::Rejected(_) => None,
+            ExecuteError::Db(e) => Some(e),
+        }
+    }
+
+    /// The domain refused the command ([`ExecuteError::Rejected`]): nothing was written.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, ExecuteError::Rejected(_))
+    }
+
+    /// The instance was not at the expected version ([`DbError::is_conflict`]).
+    pub fn is_conflict(&self) -> bool {
+        self.db_error().is_some_and(DbError::is_conflict)
+    }
+
+    /// The Db was closed before the command completed ([`DbError::is_closed`]).
+    pub fn is_closed(&self) -> bool {
+        self.db_error().is_some_and(DbError::is_closed)
+    }
+}
+
+impl<S: State> Handle<S> {
+    /// Waits until this state reflects a command's events (read-your-writes): the
+    /// one-call form of waiting for the last seq in [`Executed::seqs`]. Returns at
+    /// once when the command appended nothing. The aggregate's events must be the
+    /// events this state folds (checked at compile time).
+    ///
+    /// ```
+    /// # use foldkit::prelude::*;
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    /// # enum Ev { Add(u64) }
+    /// # #[derive(State, Default, Serialize, Deserialize)]
+    /// # #[state(event = Ev)]
+    /// # struct Sum { total: u64 }
+    /// # impl Apply<Ev> for Sum {
+    /// #     fn apply(&mut self, Ev::Add(n): Ev, _: &Meta) -> Result<(), FoldError> {
+    /// #         self.total += n;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # #[derive(Default, Clone)]
+    /// # struct Adder;
+    /// # #[derive(Debug, thiserror::Error)]
+    /// # #[error("never")]
+    /// # struct Never;
+    /// # impl Aggregate for Adder {
+    /// #     const NAME: &'static str = "adder";
+    /// #     type Event = Ev;
+    /// #     type Command = u64;
+    /// #     type Error = Never;
+    /// #     fn handle(&self, n: u64) -> Result<Vec<Ev>, Never> { Ok(vec![Ev::Add(n)]) }
+    /// #     fn apply(&mut self, _: &Ev) {}
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = Db::builder(dir.path()).state::<Sum>().open().await?;
+    /// let sum = db.state::<Sum>();
+    /// let added = db.aggregate::<Adder>().execute("a", 5).await?;
+    /// sum.wait_for(&added).await?; // the read model shows the command's events
+    /// assert_eq!(sum.read().total, 5);
+    /// # db.close().await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`wait_for_seq`](Handle::wait_for_seq): [`DbError::Fold`] when the fold
+    /// stopped before the command's events, [`DbError::Closed`] when the Db closed.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it only waits (as `wait_for_seq` does); dropping it leaves nothing behind.
+    pub async fn wait_for<A: Aggregate>(&self, executed: &Executed<A>) -> Result<(), DbError> {
+        match &executed.seqs {
+            Some(seqs) => self.wait_for_seq(*seqs.end()).await,
+            None => Ok(()),
         }
     }
 }

@@ -47,6 +47,7 @@ pub struct DbBuilder {
     pub(crate) fsync: Option<FsyncPolicy>,
     pub(crate) segment_size: Option<u64>,
     pub(crate) chain_hashes: bool,
+    pub(crate) fsync_hook: Option<foldkit_storage::FsyncHook>,
     pub(crate) policy: FoldErrorPolicy,
     pub(crate) state_policies: HashMap<&'static str, FoldErrorPolicy>,
     pub(crate) events: Vec<EventType>,
@@ -62,6 +63,7 @@ impl DbBuilder {
             fsync: None,
             segment_size: None,
             chain_hashes: false,
+            fsync_hook: None,
             policy: FoldErrorPolicy::default(),
             state_policies: HashMap::new(),
             events: Vec::new(),
@@ -91,6 +93,13 @@ impl DbBuilder {
     /// and by [`Db::verify_chain`]; [`Db::head_hash`] is the head to publish.
     pub fn chain_hashes(mut self, enabled: bool) -> Self {
         self.chain_hashes = enabled;
+        self
+    }
+
+    /// Calls `hook` before every fsync of the file store (tests inject failures).
+    #[doc(hidden)]
+    pub fn fsync_hook(mut self, hook: foldkit_storage::FsyncHook) -> Self {
+        self.fsync_hook = Some(hook);
         self
     }
 

@@ -68,7 +68,8 @@ pub(crate) fn start_state<S: State>(
     context: &StartContext,
 ) -> BoxFuture<'_, Result<Started, DbError>> {
     Box::pin(async move {
-        let (value, applied, last, snapshot) = snapshots::initial_state::<S>(context).await?;
+        let start = snapshots::initial_state::<S>(context).await?;
+        let applied = start.applied;
         let policy = context
             .state_policies
             .get(S::NAME)
@@ -81,11 +82,17 @@ pub(crate) fn start_state<S: State>(
             Arc::clone(&context.snapshots),
             applied,
         );
-        let cell = Arc::new(StateCell::<S>::new(folder, value, applied, last));
+        let cell = Arc::new(StateCell::<S>::new(
+            folder,
+            start.value,
+            applied,
+            start.last,
+        ));
         let (stop, task) = fold::spawn(Arc::clone(&cell));
         let opened = StateOpened {
             state: S::NAME,
-            snapshot,
+            snapshot: start.snapshot,
+            rejected: start.rejected,
             resumed_at: applied,
             replay_to: context.last,
         };
@@ -204,10 +211,12 @@ impl Db {
         let (store, dir, recovery): (Arc<dyn EventStore>, Option<PathBuf>, _) = match builder.store
         {
             StoreChoice::Dir(dir) => {
-                let mut options = FileStoreOptions::default();
-                options.fsync = builder.fsync;
-                options.segment_size = builder.segment_size;
-                options.chain_hashes = builder.chain_hashes;
+                let options = FileStoreOptions {
+                    fsync: builder.fsync,
+                    segment_size: builder.segment_size,
+                    chain_hashes: builder.chain_hashes,
+                    fsync_hook: builder.fsync_hook,
+                };
                 let store = FileStore::open_async(&dir, options)
                     .await
                     .map_err(|e| store_error_at_open(Some(&dir), e))?;

@@ -50,17 +50,17 @@ pub enum DbError {
         /// The Rust type registered second.
         second: &'static str,
     },
-    /// The event type was not registered when the Db was opened.
-    #[error(
-        "event type `{rust_name}` (stable name {event:?}) is not registered with this Db: register a \
-         state that folds it with `.state::<S>()`, an aggregate with `.aggregate::<A>()`, or the \
-         event itself with `.event::<{rust_name}>()` on the builder"
-    )]
+    /// The event type was not registered when the Db was opened (or an older
+    /// schema version of a registered one was appended).
+    #[error("{}", unknown_event(event, rust_type, *registered))]
     UnknownEvent {
         /// The event type's stable name.
         event: &'static str,
-        /// The Rust type the caller used.
-        rust_name: &'static str,
+        /// The Rust type that was passed (`std::any::type_name`).
+        rust_type: &'static str,
+        /// The Rust type this Db registered under the same stable name, if any
+        /// (then `rust_type` is another schema version of it).
+        registered: Option<&'static str>,
     },
     /// The state type was not registered when the Db was opened.
     #[error("state `{state}` is not registered: add `.state::<{state}>()` to the Db builder")]
@@ -123,6 +123,51 @@ pub enum DbError {
         #[source]
         cause: FoldCause,
     },
+}
+
+/// The common checks, so callers need not match on variants (`DbError` is
+/// `#[non_exhaustive]`).
+impl DbError {
+    /// A stream was not at the expected version ([`DbError::Conflict`]): nothing was
+    /// written; reload and retry, or report a stale write to the client.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, DbError::Conflict { .. })
+    }
+
+    /// The Db was closed or dropped before the operation completed ([`DbError::Closed`]).
+    pub fn is_closed(&self) -> bool {
+        matches!(self, DbError::Closed)
+    }
+
+    /// Another `Db` holds the directory ([`DbError::AlreadyOpen`]).
+    pub fn is_already_open(&self) -> bool {
+        matches!(self, DbError::AlreadyOpen { .. })
+    }
+
+    /// A type (event or state) was used without being registered on the builder
+    /// ([`DbError::UnknownEvent`], [`DbError::UnknownState`]): a programming error.
+    pub fn is_not_registered(&self) -> bool {
+        matches!(
+            self,
+            DbError::UnknownEvent { .. } | DbError::UnknownState { .. }
+        )
+    }
+
+    /// The stream's version when a [`DbError::Conflict`] was detected.
+    pub fn conflict_version(&self) -> Option<u64> {
+        match self {
+            DbError::Conflict { actual, .. } => Some(*actual),
+            _ => None,
+        }
+    }
+
+    /// The failed event, when a state stopped folding ([`DbError::Fold`]).
+    pub fn fold_failure(&self) -> Option<&FoldFailure> {
+        match self {
+            DbError::Fold(failure) => Some(failure),
+            _ => None,
+        }
+    }
 }
 
 /// Why a state stopped folding, or skipped an event: which state, which event, what.
@@ -197,14 +242,19 @@ impl From<StoreError> for DbError {
     }
 }
 
-impl DbError {
-    /// Whether this is an optimistic-concurrency conflict (a stream moved).
-    pub fn is_conflict(&self) -> bool {
-        matches!(self, DbError::Conflict { .. })
-    }
-
-    /// Whether the Db was closed.
-    pub fn is_closed(&self) -> bool {
-        matches!(self, DbError::Closed)
+/// The text of [`DbError::UnknownEvent`]: it names the type the caller passed.
+fn unknown_event(event: &str, rust_type: &str, registered: Option<&str>) -> String {
+    match registered {
+        Some(registered) => format!(
+            "event type `{rust_type}` is not the one this Db registered the name {event:?} for: \
+             it holds `{registered}`, the current schema version (older versions are \
+             only read and upcast); append `{registered}` events, or write older \
+             versions in a test with `foldkit::testing::write_legacy`"
+        ),
+        None => format!(
+            "event type `{rust_type}` (stable name {event:?}) is not registered with this Db: \
+             register a state that folds it with `.state::<S>()`, an aggregate with \
+             `.aggregate::<A>()`, or the event itself with `.event::<{rust_type}>()` on the builder"
+        ),
     }
 }

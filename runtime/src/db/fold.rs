@@ -98,10 +98,7 @@ impl Folder {
 /// Starts the fold task of `cell`, from the position after the cell's applied one.
 pub(crate) fn spawn<S: State>(cell: Arc<StateCell<S>>) -> (StopAt, tokio::task::JoinHandle<()>) {
     let from = cell.applied.load(Ordering::Acquire) + 1;
-    let tail = match cell.folder.store() {
-        Some(store) => Some(store.tail(from)),
-        None => None,
-    };
+    let tail = cell.folder.store().map(|store| store.tail(from));
     let (stop, stop_rx) = watch::channel(None);
     let task = tokio::spawn(run(cell, tail, stop_rx));
     (stop, task)

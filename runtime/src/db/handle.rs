@@ -263,7 +263,7 @@ impl<S: State> Handle<S> {
         }
     }
 
-    /// Waits until the state has folded every event up to `seq` of its log: after
+    /// Waits until the state has folded every event up to position `seq`: after
     /// `let seq = db.append(e).await?`, `wait_for_seq(seq)` makes the state reflect `e`
     /// (read-your-writes).
     ///

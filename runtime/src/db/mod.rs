@@ -29,6 +29,6 @@ pub use db::Db;
 pub use error::{DbError, FoldCause, FoldFailure};
 pub(crate) use handle::{FoldStatus, StateCell};
 pub use handle::{Handle, ReadGuard};
-pub use open_report::{OpenReport, SnapshotUse, StateOpened};
+pub use open_report::{OpenReport, RejectedSnapshot, SnapshotUse, StateOpened};
 pub use policy::FoldErrorPolicy;
 pub use streams::{ExpectedVersion, StoredEvent, StreamAppend};

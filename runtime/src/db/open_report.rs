@@ -5,18 +5,28 @@ use std::time::{Duration, Instant};
 
 use crate::Seq;
 
-/// How one state started.
+/// Where one state started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SnapshotUse {
-    /// From the snapshot at this position.
+    /// From the stored snapshot at this position.
     Used(Seq),
     /// From a restored bundle's snapshot at this position.
     Restored(Seq),
-    /// From the start: no snapshot was stored.
-    NoneStored,
-    /// From the start or an older snapshot: these were refused, with why.
-    Skipped(Vec<(Seq, String)>),
+    /// From the start (a full replay).
+    Replay,
+}
+
+/// A snapshot that was not used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RejectedSnapshot {
+    /// The position it claims to cover.
+    pub seq: Seq,
+    /// Whether it came from a restored bundle (else: the store).
+    pub from_bundle: bool,
+    /// Why it was refused (it does not decode, is stale, or is not of this log).
+    pub reason: String,
 }
 
 /// How one state started at open.
@@ -25,8 +35,10 @@ pub enum SnapshotUse {
 pub struct StateOpened {
     /// The state's stable name.
     pub state: &'static str,
-    /// The snapshot it started from, or why none.
+    /// The snapshot it started from, if any.
     pub snapshot: SnapshotUse,
+    /// The snapshots refused on the way, newest first.
+    pub rejected: Vec<RejectedSnapshot>,
     /// The position it resumed after (0: the start).
     pub resumed_at: Seq,
     /// The store's last position at open: the state replays up to it.

@@ -19,6 +19,8 @@ use crate::state::EventType;
 pub(crate) struct Registered {
     /// The stable name, shared by every event appended of this type.
     pub(crate) name: Arc<str>,
+    /// The Rust type's name.
+    pub(crate) rust_name: &'static str,
 }
 
 /// The event types of one Db.
@@ -50,20 +52,28 @@ impl Registry {
             by_name.insert(event.name, *event);
             let name: Arc<str> = Arc::from(event.name);
             registry.names.push(Arc::clone(&name));
-            registry
-                .by_type
-                .insert(event.type_id(), Registered { name });
+            let registered = Registered {
+                name,
+                rust_name: event.rust_name(),
+            };
+            registry.by_type.insert(event.type_id(), registered);
         }
         Ok(registry)
     }
 
-    /// The registration of `E`, or [`DbError::UnknownEvent`] naming the type used.
+    /// The registration of `E`, or [`DbError::UnknownEvent`] naming the type used
+    /// (and the registered type of the same name, when `E` is an older version of it).
     pub(crate) fn get<E: Event>(&self) -> Result<&Registered, DbError> {
         self.by_type
             .get(&TypeId::of::<E>())
-            .ok_or(DbError::UnknownEvent {
+            .ok_or_else(|| DbError::UnknownEvent {
                 event: E::NAME,
-                rust_name: std::any::type_name::<E>(),
+                rust_type: std::any::type_name::<E>(),
+                registered: self
+                    .by_type
+                    .values()
+                    .find(|r| &*r.name == E::NAME)
+                    .map(|r| r.rust_name),
             })
     }
 

@@ -22,7 +22,7 @@ use crate::db::builder::DbBuilder;
 use crate::db::db::{Db, StartContext};
 use crate::db::error::{DbError, FoldCause};
 use crate::db::handle::{Handle, NO_HOLD, StateCell, StateSlot};
-use crate::db::open_report::SnapshotUse;
+use crate::db::open_report::{RejectedSnapshot, SnapshotUse};
 use crate::snapshot::{Bundle, RecordIdentity, SnapshotError, codec};
 use crate::state::{Meta, State};
 use crate::store::EventStore;
@@ -103,11 +103,30 @@ impl DbBuilder {
 
 /// Where state `S` starts: its value, the position it reflects, the identity of
 /// the record there, and how it was chosen.
-pub(crate) async fn initial_state<S: State>(
-    context: &StartContext,
-) -> Result<(S, Seq, Option<RecordIdentity>, SnapshotUse), DbError> {
+pub(crate) struct Start<S> {
+    pub(crate) value: S,
+    pub(crate) applied: Seq,
+    pub(crate) last: Option<RecordIdentity>,
+    pub(crate) snapshot: SnapshotUse,
+    pub(crate) rejected: Vec<RejectedSnapshot>,
+}
+
+impl<S: State> Start<S> {
+    fn replay(rejected: Vec<RejectedSnapshot>) -> Self {
+        Start {
+            value: S::default(),
+            applied: 0,
+            last: None,
+            snapshot: SnapshotUse::Replay,
+            rejected,
+        }
+    }
+}
+
+pub(crate) async fn initial_state<S: State>(context: &StartContext) -> Result<Start<S>, DbError> {
     let store = context.store.as_ref();
     let last = context.last;
+    let mut rejected = Vec::new();
     if let Some(blob) = context.restore.as_ref().and_then(|b| b.get(S::NAME)) {
         let decoded = {
             let blob = blob.to_vec();
@@ -115,16 +134,29 @@ pub(crate) async fn initial_state<S: State>(
                 .await
                 .map_err(|_| DbError::Closed)?
         };
-        return match decoded {
-            Ok((_, Some(identity))) if identity.seq > last => Err(DbError::RestoreBeyondLog {
-                state: S::NAME,
-                seq: identity.seq,
-                last,
-            }),
-            Ok((state, identity)) => match check(store, identity).await {
+        let refuse = |seq, reason: String| RejectedSnapshot {
+            seq,
+            from_bundle: true,
+            reason,
+        };
+        match decoded {
+            Ok((_, Some(identity))) if identity.seq > last => {
+                return Err(DbError::RestoreBeyondLog {
+                    state: S::NAME,
+                    seq: identity.seq,
+                    last,
+                });
+            }
+            Ok((value, identity)) => match check(store, identity).await {
                 Ok(()) => {
-                    let at = identity.map_or(0, |i| i.seq);
-                    Ok((state, at, identity, SnapshotUse::Restored(at)))
+                    let applied = identity.map_or(0, |i| i.seq);
+                    return Ok(Start {
+                        value,
+                        applied,
+                        last: identity,
+                        snapshot: SnapshotUse::Restored(applied),
+                        rejected,
+                    });
                 }
                 Err(why) => {
                     tracing::warn!(
@@ -132,29 +164,35 @@ pub(crate) async fn initial_state<S: State>(
                         why,
                         "foldkit: the bundle's snapshot is not of this log; replaying"
                     );
-                    let at = identity.map_or(0, |i| i.seq);
-                    Ok((S::default(), 0, None, SnapshotUse::Skipped(vec![(at, why)])))
+                    rejected.push(refuse(identity.map_or(0, |i| i.seq), why));
+                    return Ok(Start::replay(rejected));
                 }
             },
             Err(error) => {
                 tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: the bundle's snapshot is unusable; replaying");
-                Ok((
-                    S::default(),
-                    0,
-                    None,
-                    SnapshotUse::Skipped(vec![(0, error.to_string())]),
-                ))
+                rejected.push(refuse(0, crate::chain::Chain(&error).to_string()));
+                return Ok(Start::replay(rejected));
             }
-        };
+        }
     }
     let (found, skipped) = newest_matching::<S>(store, last).await?;
+    rejected.extend(skipped.into_iter().map(|(seq, reason)| RejectedSnapshot {
+        seq,
+        from_bundle: false,
+        reason,
+    }));
     Ok(match found {
-        Some((state, identity)) => {
-            let at = identity.map_or(0, |i| i.seq);
-            (state, at, identity, SnapshotUse::Used(at))
+        Some((value, identity)) => {
+            let applied = identity.map_or(0, |i| i.seq);
+            Start {
+                value,
+                applied,
+                last: identity,
+                snapshot: SnapshotUse::Used(applied),
+                rejected,
+            }
         }
-        None if skipped.is_empty() => (S::default(), 0, None, SnapshotUse::NoneStored),
-        None => (S::default(), 0, None, SnapshotUse::Skipped(skipped)),
+        None => Start::replay(rejected),
     })
 }
 

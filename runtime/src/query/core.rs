@@ -1,267 +1,25 @@
-//! `QueryCore<T>`: the plan a builder accumulates, and the clause constructors the
-//! generated per-field methods call.
+//! `QueryCore<T>`: the plan a builder accumulates (clauses, orderings, offset, limit),
+//! and the clause constructors the generated per-field methods reach through
+//! `query::clauses`. The clause kernel is in `predicate.rs`, index probes in `probe.rs`.
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
 
 use super::Direction;
 use super::fields::{ContainsField, EqField, IndexKey, OptionField, OrdField, SortField};
-use crate::entity::Entity;
-use crate::table::{HashIndex, Table};
+use super::predicate::{Clause, Cost, Test};
+use super::probe::IndexProbe;
 
 type Compare<T> = Arc<dyn Fn(&T, &T) -> Ordering + Send + Sync>;
 
-/// A row test, with the loops that apply it to a run of rows compiled once per clause.
-///
-/// A scan makes one dynamic call per clause and per run of rows (not per row): inside
-/// [`select`](Self::select), [`refine`](Self::refine) and [`count`](Self::count) the test
-/// is a concrete closure the compiler inlines into the loop.
-pub(super) trait Predicate<T>: Send + Sync {
-    /// Whether `row` passes.
-    fn test(&self, row: &T) -> bool;
-    /// Appends each row of `rows` that passes to `out`, in order.
-    fn select<'t>(&self, rows: &'t [T], out: &mut Vec<&'t T>);
-    /// Removes from `selected[from..]` the rows that fail, keeping the order.
-    fn refine(&self, selected: &mut Vec<&T>, from: usize);
-    /// How many of `rows` pass.
-    fn count(&self, rows: &[T]) -> usize;
-}
-
-/// The one [`Predicate`]: a closure.
-struct Test<F>(F);
-
-impl<T, F: Fn(&T) -> bool + Send + Sync> Predicate<T> for Test<F> {
-    #[inline]
-    fn test(&self, row: &T) -> bool {
-        (self.0)(row)
-    }
-
-    fn select<'t>(&self, rows: &'t [T], out: &mut Vec<&'t T>) {
-        for row in rows {
-            if (self.0)(row) {
-                out.push(row);
-            }
-        }
-    }
-
-    fn refine(&self, selected: &mut Vec<&T>, from: usize) {
-        let mut kept = from;
-        for at in from..selected.len() {
-            let row = selected[at];
-            if (self.0)(row) {
-                selected[kept] = row;
-                kept += 1;
-            }
-        }
-        selected.truncate(kept);
-    }
-
-    fn count(&self, rows: &[T]) -> usize {
-        rows.iter().filter(|row| (self.0)(row)).count()
-    }
-}
-
-/// A rough per-row cost class of a clause, so a scan runs the cheap tests first (clauses
-/// AND together, so their order cannot change the result).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Cost {
-    /// One comparison of an inline value (integers, enums, ...).
-    Inline,
-    /// A comparison that reads behind a pointer (`String`, `Vec`, ...).
-    Indirect,
-    /// A search through a collection or string, or several comparisons.
-    Search,
-    /// A user closure (`filter`): unknown, assumed dear.
-    Opaque,
-}
-
-impl Cost {
-    /// The cost of comparing values of `F`: [`Indirect`](Self::Indirect) when `F` owns heap
-    /// data (approximated by `needs_drop`), [`Inline`](Self::Inline) otherwise.
-    fn of<F>() -> Self {
-        if std::mem::needs_drop::<F>() {
-            Self::Indirect
-        } else {
-            Self::Inline
-        }
-    }
-}
-
-/// One `where_*` or `filter` clause: a row test, its cost class, and for index-capable
-/// clauses the probe that names the candidate rows without scanning.
-pub(super) struct Clause<T> {
-    pub(super) test: Arc<dyn Predicate<T>>,
-    pub(super) cost: Cost,
-    pub(super) probe: Option<IndexProbe<T>>,
-}
-
-/// A clause's index lookup, built by [`IndexKey::probe`].
-pub struct IndexProbe<T>(pub(super) Arc<dyn Probe<T>>);
-
-impl<T> Clone for IndexProbe<T> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<T> IndexProbe<T> {
-    /// Looks up each distinct key of `keys` in the hash index at `slot`.
-    pub(crate) fn lookup<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
-        slot: usize,
-        mut keys: Vec<K>,
-    ) -> Self {
-        if keys.len() == 1 {
-            let key = keys.pop().expect("one key");
-            return Self::lookup_one(slot, key);
-        }
-        let mut seen = std::collections::HashSet::with_capacity(keys.len());
-        keys.retain(|key| seen.insert(key.clone()));
-        Self(Arc::new(IndexLookup { slot, keys }))
-    }
-
-    /// Looks `key` up in the hash index at `slot`.
-    pub(crate) fn lookup_one<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
-        slot: usize,
-        key: K,
-    ) -> Self {
-        Self(Arc::new(IndexLookupOne { slot, key }))
-    }
-}
-
-impl<T> Clone for Clause<T> {
-    fn clone(&self) -> Self {
-        Self {
-            test: self.test.clone(),
-            cost: self.cost,
-            probe: self.probe.clone(),
-        }
-    }
-}
-
-/// The id buckets an index probe names: one (the usual case, without allocating), or
-/// several.
-pub(super) enum Buckets<'t, Id> {
-    /// One bucket.
-    One(&'t BTreeSet<Id>),
-    /// Any number of buckets.
-    Many(Vec<&'t BTreeSet<Id>>),
-}
-
-impl<'t, Id> Buckets<'t, Id> {
-    /// The buckets as a slice.
-    pub(super) fn as_slice(&self) -> &[&'t BTreeSet<Id>] {
-        match self {
-            Buckets::One(bucket) => std::slice::from_ref(bucket),
-            Buckets::Many(buckets) => buckets,
-        }
-    }
-}
-
-/// Names the rows a clause can match from an index: the union of some id buckets.
-pub(super) trait Probe<T>: Send + Sync {
-    /// The buckets (pairwise disjoint), or `None` when the index is not there.
-    fn buckets<'t>(&self, table: &'t Table<T>) -> Option<Buckets<'t, T::Id>>
-    where
-        T: Entity;
-    /// For watch routing: the index slot, and the hashes of the keys looked up.
-    fn route_keys(&self) -> (usize, Vec<u64>);
-    /// For watch routing: the hashes of `row`'s keys in the index at this probe's slot.
-    fn row_key_hashes(&self, table: &Table<T>, row: &T, out: &mut Vec<u64>)
-    where
-        T: Entity;
-}
-
-/// The hash index at `slot` of `table`, if its keys are `K`.
-fn hash_index<T: Entity, K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
-    table: &Table<T>,
-    slot: usize,
-) -> Option<&HashIndex<T, K>> {
-    table
-        .indexes()
-        .get(slot)?
-        .as_any()
-        .downcast_ref::<HashIndex<T, K>>()
-}
-
-/// Lookup of several keys in the hash index at `slot`.
-struct IndexLookup<K> {
-    slot: usize,
-    keys: Vec<K>,
-}
-
-impl<T, K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Probe<T> for IndexLookup<K> {
-    fn buckets<'t>(&self, table: &'t Table<T>) -> Option<Buckets<'t, T::Id>>
-    where
-        T: Entity,
-    {
-        let index = hash_index::<T, K>(table, self.slot)?;
-        Some(Buckets::Many(
-            self.keys.iter().filter_map(|key| index.get(key)).collect(),
-        ))
-    }
-
-    fn route_keys(&self) -> (usize, Vec<u64>) {
-        (
-            self.slot,
-            self.keys.iter().map(super::route::key_hash).collect(),
-        )
-    }
-
-    fn row_key_hashes(&self, table: &Table<T>, row: &T, out: &mut Vec<u64>)
-    where
-        T: Entity,
-    {
-        row_key_hashes::<T, K>(table, self.slot, row, out);
-    }
-}
-
-/// For watch routing: the hashes of `row`'s keys in the hash index at `slot`.
-fn row_key_hashes<T: Entity, K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
-    table: &Table<T>,
-    slot: usize,
-    row: &T,
-    out: &mut Vec<u64>,
-) {
-    if let Some(index) = hash_index::<T, K>(table, slot) {
-        out.extend(index.keys_of(row).iter().map(super::route::key_hash));
-    }
-}
-
-/// Lookup of one key in the hash index at `slot`.
-struct IndexLookupOne<K> {
-    slot: usize,
-    key: K,
-}
-
-impl<T, K: std::hash::Hash + Eq + Clone + Send + Sync + 'static> Probe<T> for IndexLookupOne<K> {
-    fn buckets<'t>(&self, table: &'t Table<T>) -> Option<Buckets<'t, T::Id>>
-    where
-        T: Entity,
-    {
-        let index = hash_index::<T, K>(table, self.slot)?;
-        Some(match index.get(&self.key) {
-            Some(bucket) => Buckets::One(bucket),
-            None => Buckets::Many(Vec::new()),
-        })
-    }
-
-    fn route_keys(&self) -> (usize, Vec<u64>) {
-        (self.slot, vec![super::route::key_hash(&self.key)])
-    }
-
-    fn row_key_hashes(&self, table: &Table<T>, row: &T, out: &mut Vec<u64>)
-    where
-        T: Entity,
-    {
-        row_key_hashes::<T, K>(table, self.slot, row, out);
-    }
-}
-
 /// A query plan: clauses (ANDed), orderings, offset and limit. Cheap to clone, `Send +
 /// Sync + 'static`, and independent of where the rows come from.
+///
+/// Built through a generated query type's methods; the plan itself only runs, tests
+/// (`matches`) and narrows (`filter`, `offset`, `limit`).
+#[must_use = "a query plan does nothing until it is run"]
 pub struct QueryCore<T> {
     /// Ordered by [`Cost`], cheapest first (see `push`).
     pub(super) clauses: Vec<Clause<T>>,
@@ -319,13 +77,13 @@ impl<T> QueryCore<T> {
         self.clauses.len()
     }
 
-    /// Rows to skip (from `offset`).
-    pub fn skip(&self) -> usize {
+    /// How many results are skipped (set with [`offset`](Self::offset)).
+    pub fn offset_len(&self) -> usize {
         self.offset
     }
 
-    /// Rows to keep at most (from `limit`).
-    pub fn take(&self) -> Option<usize> {
+    /// How many results are kept at most (set with [`limit`](Self::limit)).
+    pub fn limit_len(&self) -> Option<usize> {
         self.limit
     }
 
@@ -378,7 +136,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Field equals `value`.
-    pub fn eq<M, S, F, G>(self, get: G, value: F) -> Self
+    pub(crate) fn eq<M, S, F, G>(self, get: G, value: F) -> Self
     where
         F: EqField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -387,7 +145,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Field differs from `value`.
-    pub fn ne<M, S, F, G>(self, get: G, value: F) -> Self
+    pub(crate) fn ne<M, S, F, G>(self, get: G, value: F) -> Self
     where
         F: EqField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -396,7 +154,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Field equals one of `values`.
-    pub fn any_of<M, S, F, G>(self, get: G, values: Vec<F>) -> Self
+    pub(crate) fn any_of<M, S, F, G>(self, get: G, values: Vec<F>) -> Self
     where
         F: EqField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -412,7 +170,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Indexed field (the hash index at `slot`) equals `value`: answered from the index.
-    pub fn eq_indexed<M, S, F, G>(self, get: G, slot: usize, value: F) -> Self
+    pub(crate) fn eq_indexed<M, S, F, G>(self, get: G, slot: usize, value: F) -> Self
     where
         F: IndexKey<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -425,7 +183,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Indexed field (the hash index at `slot`) equals one of `values`: answered from the index.
-    pub fn any_of_indexed<M, S, F, G>(self, get: G, slot: usize, values: Vec<F>) -> Self
+    pub(crate) fn any_of_indexed<M, S, F, G>(self, get: G, slot: usize, values: Vec<F>) -> Self
     where
         F: IndexKey<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -445,7 +203,7 @@ impl<T> QueryCore<T> {
     ///
     /// Each shape of bounds gets its own test, so a scan's loop holds one comparison per
     /// bound and no branch on the bound's kind.
-    pub fn range<M, S, F, G>(self, get: G, low: Bound<F>, high: Bound<F>) -> Self
+    pub(crate) fn range<M, S, F, G>(self, get: G, low: Bound<F>, high: Bound<F>) -> Self
     where
         F: OrdField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -480,7 +238,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Field (a `Vec`, set or `String`) contains `needle`.
-    pub fn contains<M, S, F, G>(self, get: G, needle: F::Needle) -> Self
+    pub(crate) fn contains<M, S, F, G>(self, get: G, needle: F::Needle) -> Self
     where
         F: ContainsField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -489,7 +247,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Indexed `Vec` field (the element index at `slot`) contains `needle`: answered from the index.
-    pub fn contains_indexed<M, S, K, G>(self, get: G, slot: usize, needle: K) -> Self
+    pub(crate) fn contains_indexed<M, S, K, G>(self, get: G, slot: usize, needle: K) -> Self
     where
         K: IndexKey<T, M, S>,
         G: Fn(&T) -> &[K] + Send + Sync + 'static,
@@ -502,7 +260,7 @@ impl<T> QueryCore<T> {
     }
 
     /// `Option` field is `Some` (`some = true`) or `None` (`some = false`).
-    pub fn is_some<M, S, F, G>(self, get: G, some: bool) -> Self
+    pub(crate) fn some<M, S, F, G>(self, get: G, some: bool) -> Self
     where
         F: OptionField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
@@ -511,7 +269,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Orders by the field, after any earlier orderings; ties keep ascending id order.
-    pub fn order_by<M, S, F, G>(mut self, get: G, direction: Direction) -> Self
+    pub(crate) fn order_by<M, S, F, G>(mut self, get: G, direction: Direction) -> Self
     where
         F: SortField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,

@@ -1,8 +1,8 @@
 //! Planning and running a [`QueryCore`] against a [`Table`].
 //!
 //! A scan reads the table's dense row vector (see the `table` module) in runs: per run, the
-//! cheapest clause [`select`](super::core::Predicate::select)s the matching rows in one
-//! monomorphic loop and each further clause [`refine`](super::core::Predicate::refine)s
+//! cheapest clause [`select`](super::predicate::Predicate::select)s the matching rows in one
+//! monomorphic loop and each further clause [`refine`](super::predicate::Predicate::refine)s
 //! them, so a clause costs one dynamic call per run rather than one per row. A scan that
 //! may stop early (a `limit`, `first`, `exists`, a bounded `count`) reads runs of growing
 //! length, starting small; one that reads everything reads a single run. `count` with a
@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::ops::{ControlFlow, Range};
 
 use super::QueryCore;
-use super::core::Buckets;
+use super::probe::Buckets;
 use crate::entity::Entity;
 use crate::table::Table;
 

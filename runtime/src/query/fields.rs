@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashSet};
 use std::hash::Hash;
 
-use super::core::IndexProbe;
+use super::probe::IndexProbe;
 use crate::entity::Entity;
 use crate::table::{AnyIndex, HashIndex, Keys};
 
@@ -19,13 +19,14 @@ use crate::table::{AnyIndex, HashIndex, Keys};
 #[diagnostic::on_unimplemented(
     message = "field `{M}` of `{E}` cannot be compared for equality: its type `{Self}` does not implement `PartialEq`",
     label = "`{M}` has no `==`",
-    note = "derive `PartialEq` for `{Self}`, or test the field in `.filter(|row| ..)`"
+    note = "if `{Self}` is your type, derive `PartialEq` for it; otherwise test the field in `.filter(|row| ..)`"
 )]
 pub trait EqField<E, M, S>: Send + Sync + 'static {
     /// `self == other`.
     fn field_eq(&self, other: &Self) -> bool;
 }
 
+#[diagnostic::do_not_recommend]
 impl<F: PartialEq + Send + Sync + 'static, E, M, S> EqField<E, M, S> for F {
     #[inline]
     fn field_eq(&self, other: &Self) -> bool {
@@ -37,7 +38,7 @@ impl<F: PartialEq + Send + Sync + 'static, E, M, S> EqField<E, M, S> for F {
 #[diagnostic::on_unimplemented(
     message = "field `{M}` of `{E}` cannot be compared with `<` or `>`: its type `{Self}` does not implement `PartialOrd`",
     label = "`{M}` is not ordered",
-    note = "derive `PartialOrd` for `{Self}`, or test the field in `.filter(|row| ..)`"
+    note = "if `{Self}` is your type, derive `PartialOrd` for it; otherwise test the field in `.filter(|row| ..)`"
 )]
 pub trait OrdField<E, M, S>: Send + Sync + 'static {
     /// `self.partial_cmp(other)`.
@@ -70,6 +71,7 @@ pub trait OrdField<E, M, S>: Send + Sync + 'static {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<F: PartialOrd + Send + Sync + 'static, E, M, S> OrdField<E, M, S> for F {
     #[inline]
     fn field_cmp(&self, other: &Self) -> Option<Ordering> {
@@ -97,13 +99,14 @@ impl<F: PartialOrd + Send + Sync + 'static, E, M, S> OrdField<E, M, S> for F {
 #[diagnostic::on_unimplemented(
     message = "cannot order by field `{M}` of `{E}`: its type `{Self}` does not implement `Ord`",
     label = "`{M}` has no total order",
-    note = "derive `Ord` for `{Self}` (for floats, store an integer or a total-order wrapper), or sort the collected rows yourself"
+    note = "if `{Self}` is your type, derive `PartialEq, Eq, PartialOrd, Ord` for it; floats have no total order: store an integer (e.g. cents) or a total-order wrapper, or sort the collected rows with `f64::total_cmp`"
 )]
 pub trait SortField<E, M, S>: Send + Sync + 'static {
     /// `self.cmp(other)`.
     fn field_sort(&self, other: &Self) -> Ordering;
 }
 
+#[diagnostic::do_not_recommend]
 impl<F: Ord + Send + Sync + 'static, E, M, S> SortField<E, M, S> for F {
     #[inline]
     fn field_sort(&self, other: &Self) -> Ordering {
@@ -124,6 +127,7 @@ pub trait ContainsField<E, M, S>: Send + Sync + 'static {
     fn field_contains(&self, needle: &Self::Needle) -> bool;
 }
 
+#[diagnostic::do_not_recommend]
 impl<X: PartialEq + Send + Sync + 'static, E, M, S> ContainsField<E, M, S> for Vec<X> {
     type Needle = X;
     #[inline]
@@ -132,6 +136,7 @@ impl<X: PartialEq + Send + Sync + 'static, E, M, S> ContainsField<E, M, S> for V
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<X: Ord + Send + Sync + 'static, E, M, S> ContainsField<E, M, S> for BTreeSet<X> {
     type Needle = X;
     #[inline]
@@ -140,6 +145,7 @@ impl<X: Ord + Send + Sync + 'static, E, M, S> ContainsField<E, M, S> for BTreeSe
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<X: Hash + Eq + Send + Sync + 'static, E, M, S> ContainsField<E, M, S> for HashSet<X> {
     type Needle = X;
     #[inline]
@@ -148,6 +154,7 @@ impl<X: Hash + Eq + Send + Sync + 'static, E, M, S> ContainsField<E, M, S> for H
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<E, M, S> ContainsField<E, M, S> for String {
     type Needle = String;
     #[inline]
@@ -167,6 +174,7 @@ pub trait OptionField<E, M, S>: Send + Sync + 'static {
     fn field_is_some(&self) -> bool;
 }
 
+#[diagnostic::do_not_recommend]
 impl<X: Send + Sync + 'static, E, M, S> OptionField<E, M, S> for Option<X> {
     #[inline]
     fn field_is_some(&self) -> bool {
@@ -180,9 +188,9 @@ impl<X: Send + Sync + 'static, E, M, S> OptionField<E, M, S> for Option<X> {
 /// generated method must not elaborate into bounds that lack `S` (those would be checked
 /// at the derive, repeating the one error the index constructor already reports).
 #[diagnostic::on_unimplemented(
-    message = "field `{M}` of `{E}` cannot be indexed: its key type `{Self}` does not implement `Hash + Eq + Clone`",
+    message = "field `{M}` of `{E}` cannot be indexed: its key type `{Self}` does not implement `Hash + Eq + Clone + Send + Sync`",
     label = "`#[entity(index)]` needs a hashable key",
-    note = "derive `Hash, PartialEq, Eq, Clone` for `{Self}`, or remove `#[entity(index)]` from `{M}`"
+    note = "if `{Self}` is your type, derive `Hash, PartialEq, Eq, Clone` for it; floats cannot be hash keys: store an integer (e.g. cents), or remove `#[entity(index)]` from `{M}`"
 )]
 pub trait IndexKey<E, M, S>: Send + Sync + 'static {
     /// An empty hash index over these keys.
@@ -208,6 +216,7 @@ pub trait IndexKey<E, M, S>: Send + Sync + 'static {
         Self: Sized;
 }
 
+#[diagnostic::do_not_recommend]
 impl<K: Hash + Eq + Clone + Send + Sync + 'static, E, M, S> IndexKey<E, M, S> for K {
     fn new_index<T: Entity>(field: &'static str, keys: Keys<T, Self>) -> Box<dyn AnyIndex<T>> {
         Box::new(HashIndex::new(field, keys))
@@ -225,5 +234,35 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static, E, M, S> IndexKey<E, M, S> fo
     #[inline]
     fn key_clone(&self) -> Self {
         self.clone()
+    }
+}
+
+/// Key types an ordered index (`#[entity(index(ordered))]`) can hold: a total order as
+/// well as a hash.
+///
+/// Until the ordered index exists, such a field is kept in the hash index and this bound
+/// is what the attribute adds: range queries on it still scan.
+#[diagnostic::on_unimplemented(
+    message = "field `{M}` of `{E}` cannot have an ordered index: its key type `{Self}` does not implement `Ord + Hash + Eq + Clone + Send + Sync`",
+    label = "`#[entity(index(ordered))]` needs a totally ordered key",
+    note = "if `{Self}` is your type, derive `PartialEq, Eq, PartialOrd, Ord, Hash, Clone` for it; floats have no total order: store an integer (e.g. cents), or use a plain `#[entity(index)]`"
+)]
+pub trait OrderedKey<E, M, S>: Send + Sync + 'static {
+    /// An empty index over these keys.
+    fn new_ordered_index<T: Entity>(
+        field: &'static str,
+        keys: Keys<T, Self>,
+    ) -> Box<dyn AnyIndex<T>>
+    where
+        Self: Sized;
+}
+
+#[diagnostic::do_not_recommend]
+impl<K: Ord + Hash + Eq + Clone + Send + Sync + 'static, E, M, S> OrderedKey<E, M, S> for K {
+    fn new_ordered_index<T: Entity>(
+        field: &'static str,
+        keys: Keys<T, Self>,
+    ) -> Box<dyn AnyIndex<T>> {
+        Box::new(HashIndex::new(field, keys))
     }
 }

@@ -21,7 +21,7 @@
 //!
 //! Each generated method's capability bound (e.g. `u64: OrdField<Order, total_cents, S>`)
 //! names a per-field marker type and mentions the source `S`, so it is checked where the
-//! method is *called*; the traits in [`fields`] carry `#[diagnostic::on_unimplemented]`
+//! method is *called*; the capability traits (`foldkit::__private::{EqField, OrdField, ..}`) carry `#[diagnostic::on_unimplemented]`
 //! messages that name the field and the fix.
 //!
 //! # Semantics
@@ -60,16 +60,20 @@
 //! when the row vector is (rows inserted in ascending id order, the usual case for a fold);
 //! otherwise the matching slots are sorted by id first. See `exec.rs`.
 
-mod core;
+pub(crate) mod clauses;
+pub(crate) mod core;
 mod exec;
-pub mod fields;
+pub(crate) mod fields;
+mod predicate;
+pub(crate) mod probe;
 mod route;
 pub(crate) use route::KeyHasher;
 
 use crate::entity::Entity;
 use crate::table::Table;
 
-pub use self::core::{IndexProbe, QueryCore};
+pub use self::core::QueryCore;
+pub(crate) use self::probe::IndexProbe;
 
 /// Sort direction for `order_by_*`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -12,7 +12,7 @@
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
 use super::QueryCore;
-use super::core::IndexProbe;
+use super::probe::IndexProbe;
 use crate::entity::Entity;
 use crate::table::Table;
 

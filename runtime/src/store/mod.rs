@@ -5,8 +5,8 @@
 //! `Db::builder(dir)`) or any other implementation plugged in with
 //! `Db::builder_with(store)` (e.g. `foldkit-postgres`).
 //!
-//! What every store promises (the generic suite in [`crate::testing::store`]
-//! states it as tests, and every store runs it):
+//! What every store promises (the generic suite in [`contract`] states it as
+//! tests, and every store runs it):
 //!
 //! - **One global order.** Every appended event gets a position ([`Seq`]), strictly
 //!   increasing in append (commit) order, never reused. Dense (1, 2, 3, ..) in the
@@ -27,6 +27,7 @@
 //! - **Snapshots and checkpoints** are kept by the store too, so a new instance
 //!   of a service starts from the newest snapshot and resumes its subscriptions.
 
+pub mod contract;
 mod error;
 pub mod file;
 mod record;

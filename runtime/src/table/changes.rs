@@ -7,24 +7,26 @@
 //! and one relaxed load. A watcher further behind than the ring (or across a
 //! `clear`) gets `None` and re-evaluates in full.
 //!
-//! The table also carries the watch registry of its watchers (type-erased here; see
-//! `watch::registry`), so a table that is replaced wholesale drops its registry and
-//! the watchers notice they must re-register on the new one.
+//! The table also carries the watch registry of its watchers (see `watch::registry`),
+//! so a table that is replaced wholesale drops its registry and the watchers notice they
+//! must re-register on the new one.
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crate::entity::Entity;
+use crate::watch::Registry;
+
 /// How many changed ids are remembered for watchers.
 const RING: usize = 4096;
 
-pub(crate) struct ChangeLog<Id> {
+pub(crate) struct ChangeLog<T: Entity> {
     version: u64,
     /// Live watchers of this table (shared with its watch registry).
     watchers: Arc<AtomicUsize>,
-    ring: VecDeque<Change<Id>>,
-    registry: OnceLock<Arc<dyn Any + Send + Sync>>,
+    ring: VecDeque<Change<T::Id>>,
+    registry: OnceLock<Arc<Registry<T>>>,
 }
 
 /// One recorded change: the table version it made, the row's id, and the slot the row
@@ -39,7 +41,7 @@ pub(crate) struct Change<Id> {
     pub(crate) slot: Option<usize>,
 }
 
-impl<Id> Default for ChangeLog<Id> {
+impl<T: Entity> Default for ChangeLog<T> {
     fn default() -> Self {
         Self {
             version: 0,
@@ -50,10 +52,10 @@ impl<Id> Default for ChangeLog<Id> {
     }
 }
 
-impl<Id: Clone> ChangeLog<Id> {
+impl<T: Entity> ChangeLog<T> {
     /// Records that the row `id` changed (inserted or updated: it is now at `slot`; or
     /// removed: `None`).
-    pub(crate) fn record(&mut self, id: &Id, slot: Option<usize>) {
+    pub(crate) fn record(&mut self, id: &T::Id, slot: Option<usize>) {
         self.version += 1;
         if self.watchers.load(Ordering::Relaxed) > 0 {
             if self.ring.len() == RING {
@@ -78,7 +80,7 @@ impl<Id: Clone> ChangeLog<Id> {
     }
 
     /// The changes after version `since`, or `None` if they are not all known.
-    pub(crate) fn since(&self, since: u64) -> Option<impl Iterator<Item = &Change<Id>>> {
+    pub(crate) fn since(&self, since: u64) -> Option<impl Iterator<Item = &Change<T::Id>>> {
         let start = if since >= self.version {
             self.ring.len()
         } else {
@@ -91,15 +93,12 @@ impl<Id: Clone> ChangeLog<Id> {
     }
 
     /// The watch registry of this table, created by `init` on first use.
-    pub(crate) fn registry(
-        &self,
-        init: impl FnOnce() -> Arc<dyn Any + Send + Sync>,
-    ) -> &Arc<dyn Any + Send + Sync> {
+    pub(crate) fn registry(&self, init: impl FnOnce() -> Arc<Registry<T>>) -> &Arc<Registry<T>> {
         self.registry.get_or_init(init)
     }
 
     /// The watch registry, if a watcher ever registered on this table.
-    pub(crate) fn registry_if_any(&self) -> Option<&Arc<dyn Any + Send + Sync>> {
+    pub(crate) fn registry_if_any(&self) -> Option<&Arc<Registry<T>>> {
         self.registry.get()
     }
 

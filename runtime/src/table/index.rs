@@ -167,6 +167,16 @@ pub fn index_one<T: Entity, M, K: crate::query::fields::IndexKey<T, M, ()>>(
     K::new_index(field, Keys::One(get))
 }
 
+/// A boxed index for `#[entity(index(ordered))]` (for the derive): a hash index whose key
+/// type is checked to be totally ordered (the ordered index itself is not built yet).
+#[doc(hidden)]
+pub fn index_ordered<T: Entity, M, K: crate::query::fields::OrderedKey<T, M, ()>>(
+    field: &'static str,
+    get: fn(&T) -> &K,
+) -> Box<dyn AnyIndex<T>> {
+    K::new_ordered_index(field, Keys::One(get))
+}
+
 /// A boxed index keyed by each element of a `Vec` field (for the derive).
 #[doc(hidden)]
 pub fn index_each<T: Entity, M, K: crate::query::fields::IndexKey<T, M, ()>>(

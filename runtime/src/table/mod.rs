@@ -26,15 +26,16 @@
 //! `index`/`unindex` below, and records the change for watches (`changes`).
 
 mod changes;
-mod index;
+pub(crate) mod index;
 mod serde_impl;
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::collections::btree_map;
 use std::fmt;
 use std::iter::FusedIterator;
 
-pub use index::{AnyIndex, HashIndex, Keys, index_each, index_one};
+pub(crate) use index::{AnyIndex, HashIndex, Keys};
 
 pub(crate) use changes::{Change, ChangeLog};
 
@@ -73,7 +74,7 @@ use crate::query::{QueryBuilder, QueryCore};
 /// // A reusable filter, and the terminals on the table.
 /// let alice = Account::filter().where_owner("alice");
 /// assert_eq!(accounts.count_where(&alice), 2);
-/// assert_eq!(accounts.find_unique(&1).map(|a| a.balance), Some(75));
+/// assert_eq!(accounts.get(&1).map(|a| a.balance), Some(75));
 /// let by_balance = accounts.query().order_by_balance(Desc).ids();
 /// assert_eq!(by_balance, [3, 2, 1]);
 /// ```
@@ -86,7 +87,7 @@ pub struct Table<T: Entity> {
     sorted: bool,
     indexes: Vec<Box<dyn AnyIndex<T>>>,
     /// What changed, for watchers (not serialized, not compared).
-    pub(crate) changes: ChangeLog<T::Id>,
+    pub(crate) changes: ChangeLog<T>,
 }
 
 impl<T: Entity> Default for Table<T> {
@@ -137,7 +138,7 @@ impl<T: Entity> Table<T> {
     }
 
     /// How many live watch streams follow this table.
-    pub fn watchers(&self) -> usize {
+    pub(crate) fn watchers(&self) -> usize {
         self.changes.watchers()
     }
 
@@ -163,8 +164,62 @@ impl<T: Entity> Table<T> {
     }
 
     /// The row with this id.
-    pub fn get(&self, id: &T::Id) -> Option<&T> {
+    ///
+    /// The id may be given in any borrowed form of the id type, as with
+    /// [`BTreeMap::get`]: `get("bolt")` for a `String` id.
+    pub fn get<Q>(&self, id: &Q) -> Option<&T>
+    where
+        T::Id: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.slots.get(id).map(|&slot| &self.rows[slot])
+    }
+
+    /// Inserts the row with this id if there is none (made by `make`), then applies
+    /// `change` to it, in one step; returns whether the row was inserted.
+    ///
+    /// `change` runs on a new row too, so "create with defaults, then apply" is one
+    /// call. The indexes are updated once.
+    ///
+    /// ```
+    /// use foldkit::prelude::*;
+    ///
+    /// #[derive(Entity, Clone, Debug)]
+    /// struct Stock { #[entity(id)] sku: String, qty: u32 }
+    ///
+    /// let mut stock = Table::<Stock>::new();
+    /// let new = || Stock { sku: "bolt".into(), qty: 0 };
+    /// assert!(stock.upsert("bolt", new, |s| s.qty += 5)); // inserted
+    /// assert!(!stock.upsert("bolt", new, |s| s.qty += 2)); // updated
+    /// assert_eq!(stock.get("bolt").map(|s| s.qty), Some(7));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `make` returns a row whose id is not `id` (a bug in the caller).
+    pub fn upsert<Q>(
+        &mut self,
+        id: &Q,
+        make: impl FnOnce() -> T,
+        change: impl FnOnce(&mut T),
+    ) -> bool
+    where
+        T::Id: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        if let Some(&slot) = self.slots.get(id) {
+            let id = self.rows[slot].id().clone();
+            self.update(&id, change);
+            return false;
+        }
+        let mut row = make();
+        assert!(
+            row.id().borrow() == id,
+            "Table::upsert: `make` returned a row with another id"
+        );
+        change(&mut row);
+        self.insert(row);
+        true
     }
 
     /// The row a recorded change is about, if it still exists: looked up at the slot the
@@ -177,13 +232,23 @@ impl<T: Entity> Table<T> {
         }
     }
 
-    /// The row with this id (same as [`get`](Self::get); the name matches the query terminals).
-    pub fn find_unique(&self, id: &T::Id) -> Option<&T> {
+    /// Old name of [`get`](Self::get).
+    #[doc(hidden)]
+    #[deprecated(note = "use `Table::get`")]
+    pub fn find_unique<Q>(&self, id: &Q) -> Option<&T>
+    where
+        T::Id: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.get(id)
     }
 
-    /// Whether a row has this id.
-    pub fn contains(&self, id: &T::Id) -> bool {
+    /// Whether a row has this id (in any borrowed form of the id type).
+    pub fn contains<Q>(&self, id: &Q) -> bool
+    where
+        T::Id: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.slots.contains_key(id)
     }
 
@@ -225,11 +290,15 @@ impl<T: Entity> Table<T> {
         true
     }
 
-    /// Removes and returns the row with this id.
-    pub fn remove(&mut self, id: &T::Id) -> Option<T> {
+    /// Removes and returns the row with this id (in any borrowed form of the id type).
+    pub fn remove<Q>(&mut self, id: &Q) -> Option<T>
+    where
+        T::Id: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         let slot = self.slots.remove(id)?;
         let row = self.take_slot(slot);
-        self.changes.record(id, None);
+        self.changes.record(row.id(), None);
         self.unindex(&row);
         Some(row)
     }
@@ -333,9 +402,16 @@ impl<T: Entity> Table<T> {
 }
 
 /// The rows of a [`Table`] in ascending id order (from [`Table::iter`] or `&table`).
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Iter<'a, T: Entity> {
     slots: btree_map::Values<'a, T::Id, usize>,
     rows: &'a [T],
+}
+
+impl<T: Entity + fmt::Debug> fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
+    }
 }
 
 impl<T: Entity> Clone for Iter<'_, T> {

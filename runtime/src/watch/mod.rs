@@ -73,14 +73,17 @@
 //! Streams end once the state stops folding (the Db closed, or the fold failed),
 //! after emitting the final result if it changed.
 
+mod registration;
 mod registry;
+mod routes;
 mod stream;
 
 use std::sync::Arc;
 
 use futures::Stream;
 
-pub(crate) use registry::Routes;
+pub(crate) use registry::Registry;
+pub(crate) use routes::Routes;
 pub use stream::WatchStream;
 use stream::Watcher;
 
@@ -97,6 +100,15 @@ type Selector<S, T> = Arc<dyn for<'a> Fn(&'a S) -> &'a Table<T> + Send + Sync>;
 pub struct WatchSource<S, T: Entity> {
     cell: Arc<StateCell<S>>,
     select: Selector<S, T>,
+}
+
+impl<S, T: Entity> std::fmt::Debug for WatchSource<S, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchSource")
+            .field("state", &std::any::type_name::<S>())
+            .field("table", &T::NAME)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: State> Handle<S> {

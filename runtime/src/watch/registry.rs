@@ -15,7 +15,7 @@
 //! - or no route at all: such a watcher is woken by every batch that changes the table
 //!   and checks the changed ids itself.
 //!
-//! After each batch the fold calls [`Routes::after_batch`] under the state's write lock.
+//! After each batch the fold calls `Routes::after_batch` (`routes.rs`) under the state's write lock.
 //! Per changed id that costs a lookup in `holding` (skipped while no watcher holds rows),
 //! the row itself (read at the slot its change recorded, so no id lookup: see
 //! `table::changes`) and, per index slot some watcher is routed on, the hashes of the
@@ -31,124 +31,50 @@
 //!   kept, never lost;
 //! - the fold's end wakes every watcher (`Routes::end`), so streams finish.
 
-use std::any::Any;
+//!
+//! This file holds the per-table [`Registry`]; `routes.rs` the per-state list of routes the
+//! fold drives, and `registration.rs` a watcher's registration (and its removal on drop).
+
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::Selector;
+use super::routes::{Routes, TableRoute};
 use crate::entity::Entity;
-use crate::query::{IndexProbe, KeyHasher, QueryCore};
+use crate::query::{IndexProbe, KeyHasher};
 use crate::table::Table;
-
-/// The routes of one state, one per watched table; the fold drives them.
-pub(crate) struct Routes<S> {
-    list: Mutex<Vec<Box<dyn Route<S>>>>,
-    /// `list.len()`, read without the lock on every batch.
-    len: AtomicUsize,
-}
-
-impl<S> Default for Routes<S> {
-    fn default() -> Self {
-        Self {
-            list: Mutex::new(Vec::new()),
-            len: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl<S> Routes<S> {
-    /// Wakes the watchers the batch just applied to `state` may affect. Called by the
-    /// fold after each batch, under the state's write lock.
-    pub(crate) fn after_batch(&self, state: &S) {
-        if self.len.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        let mut list = self.list.lock();
-        list.retain(|route| route.route(state));
-        self.len.store(list.len(), Ordering::Release);
-    }
-
-    /// The fold stopped: every watcher looks once more, then its stream ends.
-    pub(crate) fn end(&self) {
-        for route in self.list.lock().iter() {
-            route.wake_all();
-        }
-    }
-
-    fn add(&self, route: Box<dyn Route<S>>) {
-        let mut list = self.list.lock();
-        list.push(route);
-        self.len.store(list.len(), Ordering::Release);
-    }
-}
-
-/// One watched table of a state.
-trait Route<S>: Send + Sync {
-    /// Wakes the watchers the last batch may affect; `false` once the route is dead
-    /// (no watcher left, or the table was replaced).
-    fn route(&self, state: &S) -> bool;
-    /// Wakes every watcher.
-    fn wake_all(&self);
-}
-
-struct TableRoute<S, T: Entity> {
-    select: Selector<S, T>,
-    registry: Weak<Registry<T>>,
-}
-
-impl<S: 'static, T: Entity> Route<S> for TableRoute<S, T> {
-    fn route(&self, state: &S) -> bool {
-        let Some(registry) = self.registry.upgrade() else {
-            return false;
-        };
-        let table = (self.select)(state);
-        if !registry.serves(table) {
-            // Replaced: every watcher looks and re-registers on the new table.
-            registry.wake_all();
-            return false;
-        }
-        registry.route(table);
-        true
-    }
-
-    fn wake_all(&self) {
-        if let Some(registry) = self.registry.upgrade() {
-            registry.wake_all();
-        }
-    }
-}
 
 /// The watchers of one table and how to reach them; see the [module docs](self).
 pub(crate) struct Registry<T: Entity> {
-    inner: Mutex<Inner<T>>,
+    pub(super) inner: Mutex<Inner<T>>,
     /// The table's count of watchers (shared with its change log, which records
     /// changed ids only while it is above 0).
-    watchers: Arc<AtomicUsize>,
+    pub(super) watchers: Arc<AtomicUsize>,
 }
 
-struct Inner<T: Entity> {
+pub(super) struct Inner<T: Entity> {
     /// The table version routed up to.
-    version: u64,
-    next_key: u64,
-    entries: HashMap<u64, Entry<T>>,
+    pub(super) version: u64,
+    pub(super) next_key: u64,
+    pub(super) entries: HashMap<u64, Entry<T>>,
     /// Watchers without a route: woken by every change.
-    unrouted: Vec<u64>,
+    pub(super) unrouted: Vec<u64>,
     /// (index slot, key hash) → routed watchers. The keys are hashes already, so
     /// the map only mixes them ([`KeyHasher`]) instead of SipHashing them again.
-    by_key: HashMap<(usize, u64), Vec<u64>, BuildHasherDefault<KeyHasher>>,
+    pub(super) by_key: HashMap<(usize, u64), Vec<u64>, BuildHasherDefault<KeyHasher>>,
     /// The index slots routed on, with a probe that reads a row's keys and a user count.
-    slots: Vec<(usize, IndexProbe<T>, usize)>,
+    pub(super) slots: Vec<(usize, IndexProbe<T>, usize)>,
     /// Row id → routed watchers whose last result holds it.
-    holding: HashMap<T::Id, Vec<u64>>,
+    pub(super) holding: HashMap<T::Id, Vec<u64>>,
 }
 
 impl<T: Entity> Inner<T> {
-    fn new(version: u64) -> Self {
+    pub(super) fn new(version: u64) -> Self {
         Self {
             version,
             next_key: 0,
@@ -161,21 +87,21 @@ impl<T: Entity> Inner<T> {
     }
 }
 
-struct Entry<T: Entity> {
-    notify: Arc<Notify>,
-    route: Option<(usize, Vec<u64>)>,
-    holds: Vec<T::Id>,
+pub(super) struct Entry<T: Entity> {
+    pub(super) notify: Arc<Notify>,
+    pub(super) route: Option<(usize, Vec<u64>)>,
+    pub(super) holds: Vec<T::Id>,
 }
 
 impl<T: Entity> Registry<T> {
     /// The registry of `table`, created (and its route added to `routes`) on first use.
     /// Called under the state's read lock.
-    fn of<S: 'static>(
+    pub(super) fn of<S: 'static>(
         table: &Table<T>,
         select: &Selector<S, T>,
         routes: &Routes<S>,
-    ) -> Option<Arc<Self>> {
-        let erased = table.changes.registry(|| {
+    ) -> Arc<Self> {
+        let registry = table.changes.registry(|| {
             let registry = Arc::new(Registry::<T> {
                 inner: Mutex::new(Inner::new(table.changes.version())),
                 watchers: table.changes.watcher_count(),
@@ -184,29 +110,27 @@ impl<T: Entity> Registry<T> {
                 select: Arc::clone(select),
                 registry: Arc::downgrade(&registry),
             }));
-            registry as Arc<dyn Any + Send + Sync>
+            registry
         });
-        Arc::clone(erased).downcast::<Registry<T>>().ok()
+        Arc::clone(registry)
     }
 
     /// Whether this is the registry of `table` (false once the table was replaced).
     pub(crate) fn serves(&self, table: &Table<T>) -> bool {
-        table.changes.registry_if_any().is_some_and(|mine| {
-            std::ptr::eq(
-                Arc::as_ptr(mine).cast::<()>(),
-                std::ptr::from_ref(self).cast(),
-            )
-        })
+        table
+            .changes
+            .registry_if_any()
+            .is_some_and(|mine| std::ptr::eq(Arc::as_ptr(mine), self))
     }
 
-    fn wake_all(&self) {
+    pub(super) fn wake_all(&self) {
         for entry in self.inner.lock().entries.values() {
             entry.notify.notify_one();
         }
     }
 
     /// Wakes the watchers the changes since the last call may affect.
-    fn route(&self, table: &Table<T>) {
+    pub(super) fn route(&self, table: &Table<T>) {
         let mut inner = self.inner.lock();
         let version = table.changes.version();
         let since = std::mem::replace(&mut inner.version, version);
@@ -250,144 +174,5 @@ impl<T: Entity> Registry<T> {
                 }
             }
         }
-    }
-}
-
-/// A watcher's registration on a table; dropping it unregisters.
-pub(crate) struct Registration<T: Entity> {
-    registry: Arc<Registry<T>>,
-    key: u64,
-    notify: Arc<Notify>,
-    routed: bool,
-}
-
-impl<T: Entity> Registration<T> {
-    /// Registers a watcher running `core` on `table`. Called under the state's read lock.
-    pub(crate) fn new<S: 'static>(
-        table: &Table<T>,
-        select: &Selector<S, T>,
-        routes: &Routes<S>,
-        core: &QueryCore<T>,
-    ) -> Self {
-        let registry = match Registry::of(table, select, routes) {
-            Some(registry) => registry,
-            // The slot holds another type's registry: impossible, a table's entity
-            // type is fixed. Fall back to a private registry (woken by nothing but
-            // the fold's end), rather than panic.
-            None => Arc::new(Registry {
-                inner: Mutex::new(Inner::new(0)),
-                watchers: Arc::new(AtomicUsize::new(0)),
-            }),
-        };
-        let notify = Arc::new(Notify::new());
-        let probe = core.route_probe();
-        let route = probe.as_ref().map(IndexProbe::route_keys);
-        let mut inner = registry.inner.lock();
-        let key = inner.next_key;
-        inner.next_key += 1;
-        match (&route, probe) {
-            (Some((slot, hashes)), Some(probe)) => {
-                for hash in hashes {
-                    inner.by_key.entry((*slot, *hash)).or_default().push(key);
-                }
-                match inner.slots.iter_mut().find(|(s, _, _)| s == slot) {
-                    Some((_, _, users)) => *users += 1,
-                    None => inner.slots.push((*slot, probe, 1)),
-                }
-            }
-            _ => inner.unrouted.push(key),
-        }
-        inner.entries.insert(
-            key,
-            Entry {
-                notify: Arc::clone(&notify),
-                route: route.clone(),
-                holds: Vec::new(),
-            },
-        );
-        drop(inner);
-        registry.watchers.fetch_add(1, Ordering::AcqRel);
-        Self {
-            registry,
-            key,
-            notify,
-            routed: route.is_some(),
-        }
-    }
-
-    /// Waits for a batch that may affect the watcher (or for the fold's end).
-    pub(crate) async fn notified(&self) {
-        self.notify.notified().await;
-    }
-
-    /// Whether this registration is on `table` (false once the table was replaced).
-    pub(crate) fn serves(&self, table: &Table<T>) -> bool {
-        self.registry.serves(table)
-    }
-
-    /// Records the ids of the watcher's new result, so changes to those rows wake it.
-    pub(crate) fn hold(&self, ids: impl Iterator<Item = T::Id>) {
-        if !self.routed {
-            return; // woken by every change anyway
-        }
-        let mut inner = self.registry.inner.lock();
-        let inner = &mut *inner;
-        let Some(entry) = inner.entries.get_mut(&self.key) else {
-            return;
-        };
-        for id in entry.holds.drain(..) {
-            unhold(&mut inner.holding, &id, self.key);
-        }
-        for id in ids {
-            inner.holding.entry(id.clone()).or_default().push(self.key);
-            entry.holds.push(id);
-        }
-    }
-}
-
-fn unhold<Id: std::hash::Hash + Eq>(holding: &mut HashMap<Id, Vec<u64>>, id: &Id, key: u64) {
-    if let Some(keys) = holding.get_mut(id) {
-        keys.retain(|k| *k != key);
-        if keys.is_empty() {
-            holding.remove(id);
-        }
-    }
-}
-
-fn unlist(keys: &mut Vec<u64>, key: u64) {
-    if let Some(at) = keys.iter().position(|k| *k == key) {
-        keys.swap_remove(at);
-    }
-}
-
-impl<T: Entity> Drop for Registration<T> {
-    fn drop(&mut self) {
-        let mut inner = self.registry.inner.lock();
-        let inner = &mut *inner;
-        if let Some(entry) = inner.entries.remove(&self.key) {
-            for id in &entry.holds {
-                unhold(&mut inner.holding, id, self.key);
-            }
-            match entry.route {
-                Some((slot, hashes)) => {
-                    for hash in hashes {
-                        if let Some(keys) = inner.by_key.get_mut(&(slot, hash)) {
-                            unlist(keys, self.key);
-                            if keys.is_empty() {
-                                inner.by_key.remove(&(slot, hash));
-                            }
-                        }
-                    }
-                    if let Some(at) = inner.slots.iter().position(|(s, _, _)| *s == slot) {
-                        inner.slots[at].2 -= 1;
-                        if inner.slots[at].2 == 0 {
-                            inner.slots.swap_remove(at);
-                        }
-                    }
-                }
-                None => unlist(&mut inner.unrouted, self.key),
-            }
-        }
-        self.registry.watchers.fetch_sub(1, Ordering::AcqRel);
     }
 }

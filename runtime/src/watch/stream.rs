@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use super::registry::Registration;
+use super::registration::Registration;
 use super::{Selector, WatchSource};
 use crate::db::{FoldStatus, StateCell};
 use crate::entity::Entity;
@@ -19,6 +19,7 @@ use crate::table::Table;
 ///
 /// It ends after the state stops folding (the Db was closed, or the fold failed),
 /// once it has emitted the final result if that differs from the last one.
+#[must_use = "streams do nothing unless polled"]
 pub struct WatchStream<T> {
     inner: Pin<Box<dyn Stream<Item = Vec<T>> + Send>>,
 }

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use foldkit_storage::{FsyncPolicy, Log, LogOptions, Record, StorageError};
+use foldkit_storage::{Enqueue, FsyncPolicy, Log, LogOptions, Record, RollWait, StorageError};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
@@ -55,15 +55,28 @@ const FORMAT_FILE: &str = "FORMAT";
 const INDEX_FILE: &str = "streams.idx";
 
 /// How a [`FileStore`] stores its log.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct FileStoreOptions {
+    /// Called before every fsync (tests inject failures with it).
+    #[doc(hidden)]
+    pub fsync_hook: Option<foldkit_storage::FsyncHook>,
     /// When appends reach the disk (default: the storage crate's default).
     pub fsync: Option<FsyncPolicy>,
     /// The size at which the log starts a new segment file.
     pub segment_size: Option<u64>,
     /// Whether each envelope carries a BLAKE3 hash chain (verified at open).
     pub chain_hashes: bool,
+}
+
+impl std::fmt::Debug for FileStoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStoreOptions")
+            .field("fsync", &self.fsync)
+            .field("segment_size", &self.segment_size)
+            .field("chain_hashes", &self.chain_hashes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What walking the hash chain found.
@@ -96,6 +109,13 @@ struct Inner {
 enum Durable {
     Wait(foldkit_storage::Enqueued),
     SyncAll,
+}
+
+/// What one try of an append did.
+enum Step {
+    Appended(Appended, Durable),
+    /// The log's active segment is full: wait for the roll, then try again.
+    Rolling(RollWait),
 }
 
 struct Writer {
@@ -181,6 +201,9 @@ impl FileStore {
         if let Some(bytes) = options.segment_size {
             log_options = log_options.segment_size(bytes);
         }
+        if let Some(hook) = options.fsync_hook.clone() {
+            log_options = log_options.fsync_hook(hook);
+        }
         let log =
             Log::open(dir.join("log"), log_options).map_err(|e| storage("open the log", e))?;
         let index = load_index(&dir, &log, options.chain_hashes)?;
@@ -248,8 +271,9 @@ impl FileStore {
             .join(escape_name("state name", state)?))
     }
 
-    /// Puts the batch in the log under the writer lock; returns what to wait on.
-    fn enqueue(&self, batch: AppendBatch) -> Result<(Appended, Durable), StoreError> {
+    /// Puts the batch in the log under the writer lock; returns what to wait on
+    /// (or the segment roll to wait for before trying again).
+    fn enqueue(&self, batch: &AppendBatch) -> Result<Step, StoreError> {
         let AppendBatch {
             events,
             stream,
@@ -278,7 +302,7 @@ impl FileStore {
         {
             let mut appended = first.clone();
             appended.deduplicated = true;
-            return Ok((appended, Durable::SyncAll));
+            return Ok(Step::Appended(appended, Durable::SyncAll));
         }
         let version = match &stream {
             Some(s) => {
@@ -326,7 +350,7 @@ impl FileStore {
             let mut i = 0;
             let last = payloads.len() - 1;
             let enqueued = log
-                .enqueue_batch_with(&payloads, |seq, timestamp, bytes| {
+                .try_enqueue_batch_with(&payloads, |seq, timestamp, bytes| {
                     let at = hash_at[i];
                     head = chain::link(&head, seq, timestamp, bytes, at);
                     bytes[at..at + HASH_LEN].copy_from_slice(&head);
@@ -336,12 +360,20 @@ impl FileStore {
                     i += 1;
                 })
                 .map_err(|e| storage("append to the log", e))?;
+            let enqueued = match enqueued {
+                Enqueue::Done(enqueued) => enqueued,
+                Enqueue::Rolling(roll) => return Ok(Step::Rolling(roll)),
+            };
             writer.index.head = Some(head);
             enqueued
         } else {
             let enqueued = log
-                .enqueue_batch(&payloads)
+                .try_enqueue_batch(&payloads)
                 .map_err(|e| storage("append to the log", e))?;
+            let enqueued = match enqueued {
+                Enqueue::Done(enqueued) => enqueued,
+                Enqueue::Rolling(roll) => return Ok(Step::Rolling(roll)),
+            };
             last_identity = identity(enqueued.timestamp, payloads.last().map_or(&[][..], |p| p));
             enqueued
         };
@@ -363,7 +395,7 @@ impl FileStore {
             index.record(position, last_identity, stream, key);
         }
         drop(writer);
-        Ok((appended, Durable::Wait(enqueued)))
+        Ok(Step::Appended(appended, Durable::Wait(enqueued)))
     }
 
     fn persist_index_blocking(inner: &Inner) -> Result<(), StoreError> {
@@ -602,7 +634,12 @@ fn read_blocking(log: &Log, from: Seq, max: usize) -> Result<Vec<RecordedEvent>,
 impl EventStore for FileStore {
     fn append(&self, batch: AppendBatch) -> BoxFuture<'_, Result<Appended, StoreError>> {
         Box::pin(async move {
-            let (appended, durable) = self.enqueue(batch)?;
+            let (appended, durable) = loop {
+                match self.enqueue(&batch)? {
+                    Step::Appended(appended, durable) => break (appended, durable),
+                    Step::Rolling(roll) => roll.wait().await,
+                }
+            };
             let waited = match &durable {
                 // The log's group commit, as the fsync policy asks.
                 Durable::Wait(enqueued) => self.inner.log.wait_durable(enqueued).await,

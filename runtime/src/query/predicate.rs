@@ -1,0 +1,104 @@
+//! The clause kernel: a row test compiled into the loops a scan runs, its cost class,
+//! and a clause (a test plus, for index-capable clauses, an index probe).
+//!
+//! Kept apart from the plan builder (`core.rs`) and the index probes (`probe.rs`)
+//! because this is the part the executor's speed depends on: one dynamic call per clause
+//! and per run of rows, never per row.
+
+use std::sync::Arc;
+
+use super::probe::IndexProbe;
+
+/// A row test, with the loops that apply it to a run of rows compiled once per clause.
+///
+/// A scan makes one dynamic call per clause and per run of rows (not per row): inside
+/// [`select`](Self::select), [`refine`](Self::refine) and [`count`](Self::count) the test
+/// is a concrete closure the compiler inlines into the loop.
+pub(crate) trait Predicate<T>: Send + Sync {
+    /// Whether `row` passes.
+    fn test(&self, row: &T) -> bool;
+    /// Appends each row of `rows` that passes to `out`, in order.
+    fn select<'t>(&self, rows: &'t [T], out: &mut Vec<&'t T>);
+    /// Removes from `selected[from..]` the rows that fail, keeping the order.
+    fn refine(&self, selected: &mut Vec<&T>, from: usize);
+    /// How many of `rows` pass.
+    fn count(&self, rows: &[T]) -> usize;
+}
+
+/// The one [`Predicate`]: a closure.
+pub(super) struct Test<F>(pub(super) F);
+
+impl<T, F: Fn(&T) -> bool + Send + Sync> Predicate<T> for Test<F> {
+    #[inline]
+    fn test(&self, row: &T) -> bool {
+        (self.0)(row)
+    }
+
+    fn select<'t>(&self, rows: &'t [T], out: &mut Vec<&'t T>) {
+        for row in rows {
+            if (self.0)(row) {
+                out.push(row);
+            }
+        }
+    }
+
+    fn refine(&self, selected: &mut Vec<&T>, from: usize) {
+        let mut kept = from;
+        for at in from..selected.len() {
+            let row = selected[at];
+            if (self.0)(row) {
+                selected[kept] = row;
+                kept += 1;
+            }
+        }
+        selected.truncate(kept);
+    }
+
+    fn count(&self, rows: &[T]) -> usize {
+        rows.iter().filter(|row| (self.0)(row)).count()
+    }
+}
+
+/// A rough per-row cost class of a clause, so a scan runs the cheap tests first (clauses
+/// AND together, so their order cannot change the result).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Cost {
+    /// One comparison of an inline value (integers, enums, ...).
+    Inline,
+    /// A comparison that reads behind a pointer (`String`, `Vec`, ...).
+    Indirect,
+    /// A search through a collection or string, or several comparisons.
+    Search,
+    /// A user closure (`filter`): unknown, assumed dear.
+    Opaque,
+}
+
+impl Cost {
+    /// The cost of comparing values of `F`: [`Indirect`](Self::Indirect) when `F` owns heap
+    /// data (approximated by `needs_drop`), [`Inline`](Self::Inline) otherwise.
+    pub(super) fn of<F>() -> Self {
+        if std::mem::needs_drop::<F>() {
+            Self::Indirect
+        } else {
+            Self::Inline
+        }
+    }
+}
+
+/// One `where_*` or `filter` clause: a row test, its cost class, and for index-capable
+/// clauses the probe that names the candidate rows without scanning.
+pub(super) struct Clause<T> {
+    pub(super) test: Arc<dyn Predicate<T>>,
+    pub(super) cost: Cost,
+    pub(super) probe: Option<IndexProbe<T>>,
+}
+
+impl<T> Clone for Clause<T> {
+    fn clone(&self) -> Self {
+        Self {
+            test: self.test.clone(),
+            cost: self.cost,
+            probe: self.probe.clone(),
+        }
+    }
+}

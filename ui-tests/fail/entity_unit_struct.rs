@@ -1,0 +1,6 @@
+use foldkit::prelude::*;
+
+#[derive(Entity)]
+struct Marker;
+
+fn main() {}

@@ -179,7 +179,7 @@ fn an_instance_killed_under_load_is_replaced_and_all_agree() {
             db.open_report()
                 .state("Balances")
                 .map(|s| s.snapshot.clone()),
-            Some(SnapshotUse::NoneStored)
+            Some(SnapshotUse::Replay)
         );
         let last = db.store().last_position().await.expect("last").unwrap_or(0);
         db.state::<Balances>()

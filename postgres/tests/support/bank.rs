@@ -33,6 +33,18 @@ pub enum WalletError {
     Insufficient { balance: u64 },
 }
 
+impl std::fmt::Display for WalletError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WalletError::AlreadyOpen => f.write_str("the wallet is already open"),
+            WalletError::NotOpen => f.write_str("the wallet is not open"),
+            WalletError::Insufficient { balance } => write!(f, "insufficient funds: {balance}"),
+        }
+    }
+}
+
+impl std::error::Error for WalletError {}
+
 /// The write side of one wallet.
 #[derive(Default, Clone, Debug, PartialEq)]
 pub struct Wallet {

@@ -59,11 +59,12 @@
 //!
 //! 1. **Positions are allocated in transaction-id order.** `foldkit_append`
 //!    takes a session-level advisory lock, assigns the transaction its id
-//!    (`tx_id`, the first write of the transaction) and its positions, and
-//!    releases the lock *before* the commit (so commits and their WAL flushes
-//!    still overlap: group commit keeps working). Transaction ids are handed
-//!    out in increasing order, so for two events, a lower position always has a
-//!    lower-or-equal `tx_id`.
+//!    (`tx_id`; its first write, the clock update below, happens under the
+//!    lock), its timestamp and its positions, and releases the lock *before*
+//!    the commit, so commits and their WAL flushes still overlap. Transaction
+//!    ids are handed out in increasing order, so for two events, a lower
+//!    position always has a lower-or-equal `tx_id`. (The idempotency key and the
+//!    stream version are checked before the lock: the unique indexes guard them.)
 //! 2. **Reads return only rows of transactions older than every running one**:
 //!    `tx_id < pg_snapshot_xmin(pg_current_snapshot())`, in position order.
 //!    Every transaction below the snapshot's xmin has finished, so every row
@@ -86,19 +87,30 @@
 //! of the lock sees it before this append commits). Timestamps are therefore
 //! non-decreasing in position order across all instances, whatever their own
 //! clocks say, and across a failover (the sequence is WAL-logged with the
-//! commit that used it).
+//! commit that used it). If the server's wall clock steps backwards, the
+//! `max` absorbs it: timestamps stay flat until the clock catches up.
 //!
 //! # Live updates and reconnects
 //!
 //! Each store keeps one connection that `LISTEN`s on `foldkit_events`; after a
 //! commit the appending store sends `pg_notify` from a separate statement (so
-//! the notify queue's commit lock never covers an append's WAL flush; under load
+//! the notify queue's commit lock never covers an append's WAL flush, and with
+//! `synchronous_commit = off`: a notification needs no durability; under load
 //! notifications coalesce). Tails treat a notification only as a hint and
 //! re-read gap-free from their own position; they also poll
 //! ([`PgStoreBuilder::poll_interval`]), so a lost notification or a listener
 //! that is reconnecting costs latency, never an event. Lost connections are
 //! replaced: reads and tails retry from the same position
 //! ([`PgStoreBuilder::retry_for`]).
+//!
+//! # Group commit
+//!
+//! Concurrent appends of one store share a transaction: a few worker tasks
+//! take what is queued (no two batches of one stream or key in a group) and
+//! append it with one call of `foldkit_append_group` (one lock hold, one
+//! commit), while each batch keeps its own answer; a group that fails as a
+//! whole is appended again batch by batch. A lone append takes the
+//! single-batch path, so it waits for nothing.
 //!
 //! # Idempotency and conflicts
 //!

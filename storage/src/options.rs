@@ -71,6 +71,7 @@ pub type FsyncHook = Arc<dyn Fn() -> io::Result<()> + Send + Sync>;
 
 /// Options for [`Log::open`](crate::Log::open).
 #[derive(Clone)]
+#[must_use = "options do nothing until passed to `Log::open`"]
 pub struct LogOptions {
     pub(crate) fsync: FsyncPolicy,
     pub(crate) segment_size: u64,
@@ -107,14 +108,21 @@ impl LogOptions {
         self
     }
 
-    /// The size at which a new segment file is started (default 16 MiB, at least 4 KiB). Restart validates the active segment whole, so smaller segments mean faster restarts.
-    /// A batch is never split across segments, so a segment may exceed it by one batch.
+    /// The size at which a new segment file is started (default 16 MiB).
+    /// Restart validates the active segment whole, so smaller segments mean
+    /// faster restarts. A batch is never split across segments, so a segment may
+    /// exceed it by one batch.
+    ///
+    /// Values below 4 KiB are clamped to 4 KiB (a segment must hold its header
+    /// and at least a few records).
     pub fn segment_size(mut self, bytes: u64) -> Self {
         self.segment_size = bytes.max(4096);
         self
     }
 
-    /// The largest payload accepted (default 16 MiB, at most 1 GiB).
+    /// The largest payload accepted (default 16 MiB). Clamped to `1..=1 GiB`: 0
+    /// is read as 1, and more than 1 GiB as 1 GiB (the frame's length is a
+    /// `u32`, and a reader must be able to hold one record in memory).
     pub fn max_record_size(mut self, bytes: usize) -> Self {
         self.max_record_size = bytes.clamp(1, 1 << 30);
         self

@@ -81,7 +81,8 @@ impl DbBuilder {
         self
     }
 
-    /// The size at which the log starts a new segment file (file store only).
+    /// The size at which the log starts a new segment file (file store only;
+    /// default 16 MiB, values below 4 KiB are clamped to 4 KiB).
     pub fn segment_size(mut self, bytes: u64) -> Self {
         self.segment_size = Some(bytes);
         self

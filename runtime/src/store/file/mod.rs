@@ -344,19 +344,14 @@ impl FileStore {
             hash_at.extend(at);
         }
         let log = &self.inner.log;
-        let mut last_identity = 0;
         let enqueued = if chain {
             let mut head = writer.index.head.unwrap_or([0; HASH_LEN]);
             let mut i = 0;
-            let last = payloads.len() - 1;
             let enqueued = log
                 .try_enqueue_batch_with(&payloads, |seq, timestamp, bytes| {
                     let at = hash_at[i];
                     head = chain::link(&head, seq, timestamp, bytes, at);
                     bytes[at..at + HASH_LEN].copy_from_slice(&head);
-                    if i == last {
-                        last_identity = identity(timestamp, bytes);
-                    }
                     i += 1;
                 })
                 .map_err(|e| storage("append to the log", e))?;
@@ -370,12 +365,10 @@ impl FileStore {
             let enqueued = log
                 .try_enqueue_batch(&payloads)
                 .map_err(|e| storage("append to the log", e))?;
-            let enqueued = match enqueued {
+            match enqueued {
                 Enqueue::Done(enqueued) => enqueued,
                 Enqueue::Rolling(roll) => return Ok(Step::Rolling(roll)),
-            };
-            last_identity = identity(enqueued.timestamp, payloads.last().map_or(&[][..], |p| p));
-            enqueued
+            }
         };
         let positions = enqueued.seqs.clone();
         let appended = Appended {
@@ -392,14 +385,27 @@ impl FileStore {
                 .as_deref()
                 .filter(|_| i == 0)
                 .map(|k| (k, appended.clone()));
-            index.record(position, last_identity, stream, key);
+            // The identity of the covered record is computed when the index is
+            // persisted (`persist_index_blocking`), not on every append.
+            index.record(position, 0, stream, key);
         }
         drop(writer);
         Ok(Step::Appended(appended, Durable::Wait(enqueued)))
     }
 
     fn persist_index_blocking(inner: &Inner) -> Result<(), StoreError> {
-        let bytes = inner.writer.lock().index.encode();
+        let bytes = {
+            let mut writer = inner.writer.lock();
+            let covered = writer.index.covered;
+            if covered > 0 {
+                let record = inner
+                    .log
+                    .read(covered)
+                    .map_err(|e| storage("read the record the stream index covers", e))?;
+                writer.index.covered_identity = identity(record.timestamp, &record.payload);
+            }
+            writer.index.encode()
+        };
         files::write_atomic(&inner.dir.join(INDEX_FILE), &bytes)
     }
 }

@@ -438,8 +438,16 @@ impl PgServer {
                kill -QUIT \"$(head -n1 '{dir}/data/postmaster.pid')\" 2>/dev/null; sleep 1; fi; \
              rm -rf '{dir}'"
         );
-        Command::new("sh")
-            .args(["-c", &script])
+        // In its own session (setsid, where there is one), so that killing
+        // the test's process group does not take the watchdog with it.
+        let mut cmd = if Path::new("/usr/bin/setsid").exists() {
+            let mut c = Command::new("/usr/bin/setsid");
+            c.arg("sh");
+            c
+        } else {
+            Command::new("sh")
+        };
+        cmd.args(["-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

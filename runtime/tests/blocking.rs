@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use foldkit::prelude::*;
 use futures::StreamExt;
 
+mod common;
+use common::{Ev, Sum};
+
 /// Events in the log: long enough that recovery plus replay take far longer
 /// than the gap allowed, in a debug build.
 const EVENTS: u64 = 250_000;
@@ -20,26 +23,6 @@ const EVENTS: u64 = 250_000;
 const MAX_GAP: Duration = Duration::from_millis(150);
 /// The fewest ticks the timer must make during the open and the replay.
 const MIN_TICKS: usize = 20;
-
-#[derive(Event, Serialize, Deserialize, Clone, Debug)]
-enum Ev {
-    Add(u64),
-}
-
-#[derive(State, Default, Serialize, Deserialize, Debug)]
-#[state(event = Ev)]
-struct Sum {
-    total: u64,
-    count: u64,
-}
-
-impl Apply<Ev> for Sum {
-    fn apply(&mut self, Ev::Add(n): Ev, _: &Meta) -> Result<(), FoldError> {
-        self.total += n;
-        self.count += 1;
-        Ok(())
-    }
-}
 
 fn builder(dir: &std::path::Path) -> foldkit::DbBuilder {
     Db::builder(dir)

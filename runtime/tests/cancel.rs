@@ -19,6 +19,9 @@ use foldkit::{Aggregates, DbError, Seq};
 use futures::FutureExt;
 use futures::future::LocalBoxFuture;
 
+mod common;
+use common::{Ev, Sum};
+
 /// The fsync policies every case runs under.
 const POLICIES: [FsyncPolicy; 3] = [
     FsyncPolicy::Never,
@@ -38,28 +41,6 @@ const MAX_POLLS: usize = 48;
 const QUICK_POLLS: usize = 24;
 /// Nothing a check does may take longer than this: longer is a hang.
 const LIMIT: Duration = Duration::from_secs(10);
-
-#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
-enum Ev {
-    Add(u64),
-}
-
-#[derive(State, Default, Serialize, Deserialize, Debug, PartialEq, Clone)]
-#[state(event = Ev)]
-struct Total {
-    sum: u64,
-    count: u64,
-    mix: u64,
-}
-
-impl Apply<Ev> for Total {
-    fn apply(&mut self, Ev::Add(n): Ev, _: &Meta) -> Result<(), FoldError> {
-        self.sum += n;
-        self.count += 1;
-        self.mix = self.mix.rotate_left(7) ^ n;
-        Ok(())
-    }
-}
 
 #[derive(Default, Clone, Debug, PartialEq)]
 struct Counter {
@@ -116,7 +97,7 @@ async fn open(dir: &Path, policy: FsyncPolicy) -> Db {
         let opened = Db::builder(dir)
             .fsync(policy)
             .snapshot_on_close(false)
-            .state::<Total>()
+            .state::<Sum>()
             .aggregate::<Counter>()
             .open()
             .await;
@@ -137,7 +118,7 @@ async fn open(dir: &Path, policy: FsyncPolicy) -> Db {
 /// What must survive a close and a reopen.
 #[derive(Debug, PartialEq)]
 struct Observed {
-    total: Total,
+    total: Sum,
     last: Option<Seq>,
     counter: (Counter, u64),
     raw_version: u64,
@@ -158,8 +139,8 @@ impl Fixture {
         fixture
     }
 
-    fn total(&self) -> Handle<Total> {
-        self.db.state::<Total>()
+    fn total(&self) -> Handle<Sum> {
+        self.db.state::<Sum>()
     }
 
     fn counters(&self) -> Aggregates<Counter> {
@@ -453,7 +434,7 @@ async fn a_dropped_open_leaves_the_directory_usable() {
             let opening = Db::builder(fixture.dir.path())
                 .fsync(policy)
                 .snapshot_on_close(false)
-                .state::<Total>()
+                .state::<Sum>()
                 .aggregate::<Counter>()
                 .open();
             let completed = poll_then_drop(opening, polls).await;

@@ -8,23 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use foldkit::DbError;
 use foldkit::prelude::*;
 
-#[derive(Event, Serialize, Deserialize, Clone, Debug)]
-enum Ev {
-    Add(u64),
-}
-
-#[derive(State, Default, Serialize, Deserialize, Debug)]
-#[state(event = Ev)]
-struct Sum {
-    total: u64,
-}
-
-impl Apply<Ev> for Sum {
-    fn apply(&mut self, Ev::Add(n): Ev, _: &Meta) -> Result<(), FoldError> {
-        self.total += n;
-        Ok(())
-    }
-}
+mod common;
+use common::{Ev, Sum};
 
 /// A Db whose fsyncs fail once `fail` is set.
 async fn failing_db(dir: &std::path::Path, policy: FsyncPolicy, fail: &Arc<AtomicBool>) -> Db {

@@ -11,28 +11,8 @@ use foldkit::prelude::*;
 use foldkit::snapshot::Bundle;
 use foldkit::{Seq, SnapshotUse, StateOpened};
 
-#[derive(Event, Serialize, Deserialize, Clone, Debug)]
-enum Ev {
-    Add(u64),
-}
-
-#[derive(State, Default, Serialize, Deserialize, Debug, PartialEq, Clone)]
-#[state(event = Ev)]
-struct Sum {
-    total: u64,
-    count: u64,
-    /// Order-sensitive: tells "old snapshot + new events" from a replay.
-    mix: u64,
-}
-
-impl Apply<Ev> for Sum {
-    fn apply(&mut self, Ev::Add(n): Ev, _: &Meta) -> Result<(), FoldError> {
-        self.total += n;
-        self.count += 1;
-        self.mix = self.mix.rotate_left(5) ^ n;
-        Ok(())
-    }
-}
+mod common;
+use common::{Ev, Sum};
 
 async fn open(dir: &Path, on_close: bool) -> Db {
     Db::builder(dir)

@@ -72,6 +72,19 @@ struct Wake {
     arrived: AtomicU64,
 }
 
+impl Wake {
+    /// Asks the thread for work: `change` edits the requests under their lock
+    /// and says whether the thread must wake for it; it is then woken with the
+    /// lock released. Every request goes through here, so none can change the
+    /// requests without the wake-up the thread's loop relies on.
+    fn ask(&self, change: impl FnOnce(&mut Requests) -> bool) {
+        let wake = change(&mut self.requests.lock());
+        if wake {
+            self.signal.notify_one();
+        }
+    }
+}
+
 /// The longest a round waits for the callers the previous round served to
 /// come back with their next record (see `gather`).
 const GATHER: Duration = Duration::from_micros(100);
@@ -121,12 +134,11 @@ impl SyncState {
 
     /// Asks the thread to make everything up to `seq` durable.
     fn request(&self, seq: Seq) {
-        let mut requests = self.wake.requests.lock();
-        if seq > requests.sync_to {
-            requests.sync_to = seq;
-            drop(requests);
-            self.wake.signal.notify_one();
-        }
+        self.wake.ask(|requests| {
+            let raised = seq > requests.sync_to;
+            requests.sync_to = requests.sync_to.max(seq);
+            raised
+        });
     }
 
     /// Asks the thread to roll the active segment; returns a receiver that sees
@@ -134,8 +146,10 @@ impl SyncState {
     /// Called under the state lock, with `State::rolling` set.
     pub(crate) fn request_roll(&self) -> watch::Receiver<Status> {
         let receiver = self.status.subscribe();
-        self.wake.requests.lock().roll = true;
-        self.wake.signal.notify_one();
+        self.wake.ask(|requests| {
+            requests.roll = true;
+            true
+        });
         receiver
     }
 
@@ -147,8 +161,10 @@ impl SyncState {
 
     /// Tells the thread to end (the log is closed or dropped); does not wait.
     pub(crate) fn stop(&self) {
-        self.wake.requests.lock().stop = true;
-        self.wake.signal.notify_one();
+        self.wake.ask(|requests| {
+            requests.stop = true;
+            true
+        });
     }
 }
 
@@ -201,15 +217,11 @@ impl Inner {
         let (prepared, arrived) = {
             let mut st = self.state.lock();
             let arrived = self.sync.wake.arrived.load(Ordering::Relaxed);
-            let prepared = st.flush().map(|()| {
-                st.unsynced = 0;
-                let path = st.active_segment_path().unwrap_or_default();
-                (Arc::clone(&st.active), path, st.next_seq - 1)
-            });
+            let prepared = st.prepare_sync();
             (prepared, arrived)
         };
-        let result = prepared.and_then(|(file, path, target)| {
-            fsync(&file, &path, self.options.fsync_hook.as_ref()).map(|()| target)
+        let result = prepared.and_then(|to| {
+            fsync(&to.file, &to.path, self.options.fsync_hook.as_ref()).map(|()| to.last)
         });
         (self.publish(result), arrived)
     }
@@ -230,35 +242,20 @@ impl Inner {
     }
 
     fn poison(&self, error: StorageError) {
-        self.state
-            .lock()
-            .poison
-            .get_or_insert_with(|| error.clone());
+        self.state.lock().poison(&error);
         self.sync.fail(error);
     }
 
     /// Rolls the full active segment (on the sync thread): see the module docs.
     fn roll_now(&self) {
-        let prepared = {
-            let mut st = self.state.lock();
-            if !st.rolling {
-                return;
-            }
-            if st.poison.is_some() || st.closed {
-                st.rolling = false;
-                None
-            } else {
-                Some(st.flush().map(|()| {
-                    let path = st.active_segment_path().unwrap_or_default();
-                    (Arc::clone(&st.active), path, st.next_seq - 1)
-                }))
-            }
+        let Some(prepared) = self.state.lock().take_roll() else {
+            return;
         };
         if let Some(prepared) = prepared {
-            let result = prepared.and_then(|(file, path, last)| {
-                fsync(&file, &path, self.options.fsync_hook.as_ref())?;
-                let next = crate::segment::create(&self.dir, last + 1)?;
-                Ok((last, next))
+            let result = prepared.and_then(|to| {
+                fsync(&to.file, &to.path, self.options.fsync_hook.as_ref())?;
+                let next = crate::segment::create(&self.dir, to.last + 1)?;
+                Ok((to.last, next))
             });
             match result {
                 Ok((last, file)) => {
@@ -266,10 +263,7 @@ impl Inner {
                     self.sync.mark_synced(last);
                 }
                 Err(error) => {
-                    let mut st = self.state.lock();
-                    st.rolling = false;
-                    st.poison.get_or_insert_with(|| error.clone());
-                    drop(st);
+                    self.state.lock().roll_failed(&error);
                     self.sync.fail(error);
                 }
             }
@@ -282,12 +276,12 @@ impl Inner {
     fn background_flush(&self, fsync_now: bool) {
         let unsynced = {
             let mut st = self.state.lock();
-            if st.poison.is_some() {
+            if st.is_poisoned() {
                 return;
             }
             // A failure poisons the log; appenders will report it.
             let _ = st.flush();
-            st.unsynced > 0
+            st.has_unsynced()
         };
         if fsync_now && unsynced {
             let _ = self.sync_round();
@@ -330,8 +324,10 @@ impl Syncer {
 
     /// Asks the thread to end; does not wait for it.
     pub(crate) fn stop(self) {
-        self.wake.requests.lock().stop = true;
-        self.wake.signal.notify_one();
+        self.wake.ask(|requests| {
+            requests.stop = true;
+            true
+        });
         drop(self.thread);
     }
 }

@@ -15,6 +15,17 @@ pub fn expand(def: &StateDef<'_>) -> TokenStream {
     let where_clause = bounded_where_clause(def);
     // Each field must be serializable for snapshots: checked per field, so the
     // error points at the field. Generic fields are checked by the impl's bounds.
+    //
+    // A field that is not serializable still gets serde's own errors next to
+    // this one (4 today, see ui-tests/fail/state_field_not_serializable): they
+    // come from the code `#[derive(Serialize, Deserialize)]` emits, which this
+    // derive can neither see nor change, and rustc type-checks it whatever
+    // other errors there are. rustc merges only identical diagnostics (same
+    // message, span and notes), and serde's differ from each other (one per
+    // serializer call: `serialize_field`, `next_element`, `next_value`, ..), so
+    // no span or message given here can fold them into one. Dropping this
+    // check would leave serde's errors alone, without the fix; getting to one
+    // error would take this derive writing the serde impls itself.
     let field_checks = if def.input.generics.params.is_empty() {
         let checks = def.fields.iter().map(|field| {
             let ty = &field.ty;

@@ -151,6 +151,8 @@ pub struct Db {
 
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn EventStore>,
+    /// The same store when it is the file store: appends skip the boxed future.
+    file: Option<FileStore>,
     dir: Option<PathBuf>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) states: HashMap<TypeId, RunningState>,
@@ -208,8 +210,13 @@ impl Db {
     pub(crate) async fn open(builder: DbBuilder) -> Result<Db, DbError> {
         let began = std::time::Instant::now();
         let registry = Arc::new(Registry::new(&builder.events)?);
-        let (store, dir, recovery): (Arc<dyn EventStore>, Option<PathBuf>, _) = match builder.store
-        {
+        type Opened = (
+            Arc<dyn EventStore>,
+            Option<PathBuf>,
+            Option<foldkit_storage::RecoveryReport>,
+            Option<FileStore>,
+        );
+        let (store, dir, recovery, file): Opened = match builder.store {
             StoreChoice::Dir(dir) => {
                 let options = FileStoreOptions {
                     fsync: builder.fsync,
@@ -221,9 +228,9 @@ impl Db {
                     .await
                     .map_err(|e| store_error_at_open(Some(&dir), e))?;
                 let recovery = Some(store.recovery_report().clone());
-                (Arc::new(store), Some(dir), recovery)
+                (Arc::new(store.clone()), Some(dir), recovery, Some(store))
             }
-            StoreChoice::Given(store) => (store, None, None),
+            StoreChoice::Given(store) => (store, None, None, None),
         };
         let last = store.last_position().await?.unwrap_or(0);
         let snapshots = Arc::new(Snapshots::new(&builder.snapshots));
@@ -250,6 +257,7 @@ impl Db {
         Ok(Db {
             inner: Arc::new(Inner {
                 store,
+                file,
                 dir,
                 registry,
                 states,
@@ -398,7 +406,11 @@ impl Db {
         batch: AppendBatch,
     ) -> Result<crate::store::Appended, DbError> {
         let _appending = Appending::enter(&self.inner)?;
-        Ok(self.inner.store.append(batch).await?)
+        let appended = match &self.inner.file {
+            Some(file) => file.append_direct(batch).await,
+            None => self.inner.store.append(batch).await,
+        };
+        Ok(appended?)
     }
 
     /// Closes the Db: refuses new appends, makes every appended event durable,

@@ -321,7 +321,9 @@ impl FileStore {
             }
             None => 0,
         };
-        let mut payloads = Vec::with_capacity(events.len());
+        // One event (the common append) needs no Vec of payloads.
+        let mut single: Option<Vec<u8>> = None;
+        let mut many = Vec::new();
         let mut hash_at = Vec::new();
         for (i, event) in events.iter().enumerate() {
             let header = Header {
@@ -340,15 +342,23 @@ impl FileStore {
             let (bytes, at) = header
                 .encode(&event.payload)
                 .map_err(|e| StoreError::InvalidBatch(format!("event `{}`: {e}", event.name)))?;
-            payloads.push(bytes);
+            if events.len() == 1 {
+                single = Some(bytes);
+            } else {
+                many.push(bytes);
+            }
             hash_at.extend(at);
         }
+        let payloads: &[Vec<u8>] = match &single {
+            Some(bytes) => std::slice::from_ref(bytes),
+            None => &many,
+        };
         let log = &self.inner.log;
         let enqueued = if chain {
             let mut head = writer.index.head.unwrap_or([0; HASH_LEN]);
             let mut i = 0;
             let enqueued = log
-                .try_enqueue_batch_with(&payloads, |seq, timestamp, bytes| {
+                .try_enqueue_batch_with(payloads, |seq, timestamp, bytes| {
                     let at = hash_at[i];
                     head = chain::link(&head, seq, timestamp, bytes, at);
                     bytes[at..at + HASH_LEN].copy_from_slice(&head);
@@ -363,7 +373,7 @@ impl FileStore {
             enqueued
         } else {
             let enqueued = log
-                .try_enqueue_batch(&payloads)
+                .try_enqueue_batch(payloads)
                 .map_err(|e| storage("append to the log", e))?;
             match enqueued {
                 Enqueue::Done(enqueued) => enqueued,
@@ -637,9 +647,11 @@ fn read_blocking(log: &Log, from: Seq, max: usize) -> Result<Vec<RecordedEvent>,
         .collect()
 }
 
-impl EventStore for FileStore {
-    fn append(&self, batch: AppendBatch) -> BoxFuture<'_, Result<Appended, StoreError>> {
-        Box::pin(async move {
+impl FileStore {
+    /// [`EventStore::append`] without boxing its future: the Db's fast path for
+    /// its default store.
+    pub(crate) async fn append_direct(&self, batch: AppendBatch) -> Result<Appended, StoreError> {
+        {
             let (appended, durable) = loop {
                 match self.enqueue(&batch)? {
                     Step::Appended(appended, durable) => break (appended, durable),
@@ -654,7 +666,13 @@ impl EventStore for FileStore {
             };
             waited.map_err(|e| storage("make the append durable", e))?;
             Ok(appended)
-        })
+        }
+    }
+}
+
+impl EventStore for FileStore {
+    fn append(&self, batch: AppendBatch) -> BoxFuture<'_, Result<Appended, StoreError>> {
+        Box::pin(self.append_direct(batch))
     }
 
     fn read(&self, from: Seq, max: usize) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {

@@ -1,0 +1,194 @@
+//! The memory window: the frames of the newest records, kept so that tails
+//! and recent reads never touch a file.
+//!
+//! Kept apart from the state because its allocations are recycled: a flush
+//! moves the write buffer into a chunk and takes back the allocation of an
+//! evicted one, so steady appending allocates nothing. Readers take a
+//! [`MemorySpan`] under the lock (sharing a chunk, or copying from the write
+//! buffer) and decode it outside the lock.
+//!
+//! Invariant (kept by [`Chunks::keep`], called only by `State::flush`): the
+//! chunks hold frames exactly as they are in their segment file, oldest
+//! first, seqs contiguous from the first chunk's `first` up to the state's
+//! `flushed_seq`, each chunk within one segment.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::Seq;
+use crate::error::StorageError;
+use crate::frame::{self, HEADER_LEN};
+
+use super::Record;
+
+/// Bytes buffered before they are written to the OS.
+pub(super) const FLUSH_AT: usize = 64 << 10;
+/// The capacity `buf` (and each chunk) is allocated with: a flush plus a record.
+pub(super) const BUF_CAPACITY: usize = FLUSH_AT + 4096;
+/// How many chunks of flushed frames are kept in memory for tails and reads.
+const RECENT_CHUNKS: usize = 2;
+/// A flush that fits in the newest chunk up to this size is appended to it, so
+/// that small flushes (group commit under `Always`) do not shrink the memory
+/// window to a few records; a larger one becomes a chunk of its own (no copy).
+const CHUNK_BYTES: usize = FLUSH_AT;
+
+/// Frames already written to the OS, kept in memory.
+pub(super) struct Chunk {
+    /// The first seq of the segment the frames are in.
+    segment: Seq,
+    /// The frames of seqs `first..end`.
+    first: Seq,
+    pub(super) end: Seq,
+    /// The file offset of `bytes[0]` in its segment.
+    pub(super) start: u64,
+    /// Shared with readers decoding it outside the lock.
+    bytes: Arc<Vec<u8>>,
+}
+
+impl Chunk {
+    /// `count` frames from seq `first`, starting at `at` in this chunk.
+    pub(super) fn span(&self, at: usize, first: Seq, count: usize, segment: PathBuf) -> MemorySpan {
+        MemorySpan {
+            bytes: SpanBytes::Chunk(Arc::clone(&self.bytes)),
+            at,
+            first,
+            count,
+            segment,
+            start: self.start,
+        }
+    }
+}
+
+/// The newest flushed frames, oldest first (see the module invariant).
+#[derive(Default)]
+pub(super) struct Chunks(VecDeque<Chunk>);
+
+impl Chunks {
+    /// The first seq in memory, if any chunk is kept.
+    pub(super) fn first_seq(&self) -> Option<Seq> {
+        self.0.front().map(|c| c.first)
+    }
+
+    /// The chunk holding `seq`, if kept.
+    pub(super) fn holding(&self, seq: Seq) -> Option<&Chunk> {
+        self.0.get(self.0.partition_point(|c| c.end <= seq))
+    }
+
+    /// Moves the just-written `buf` (the frames of `first..end`, at file offset
+    /// `start` of the segment starting at `segment`) into the chunks and leaves
+    /// `buf` empty, reusing the allocation of an evicted chunk (or appending a
+    /// small flush to the newest chunk), so that steady appending allocates
+    /// nothing.
+    pub(super) fn keep(
+        &mut self,
+        segment: Seq,
+        first: Seq,
+        end: Seq,
+        start: u64,
+        buf: &mut Vec<u8>,
+    ) {
+        if let Some(last) = self.0.back_mut()
+            && last.segment == segment
+            && last.start + last.bytes.len() as u64 == start
+            && last.bytes.len() + buf.len() <= CHUNK_BYTES
+            && let Some(bytes) = Arc::get_mut(&mut last.bytes)
+        {
+            bytes.extend_from_slice(buf);
+            last.end = end;
+            buf.clear();
+            return;
+        }
+        let reused = if self.0.len() >= RECENT_CHUNKS {
+            self.0
+                .pop_front()
+                .and_then(|c| Arc::try_unwrap(c.bytes).ok())
+                .filter(|v| v.capacity() <= 4 * BUF_CAPACITY)
+        } else {
+            None
+        };
+        let mut next = reused.unwrap_or_else(|| Vec::with_capacity(BUF_CAPACITY));
+        next.clear();
+        let bytes = std::mem::replace(buf, next);
+        self.0.push_back(Chunk {
+            segment,
+            first,
+            end,
+            start,
+            bytes: Arc::new(bytes),
+        });
+    }
+}
+
+/// Frames of records in memory, taken under the lock and decoded outside it.
+pub(crate) struct MemorySpan {
+    bytes: SpanBytes,
+    /// Where the first frame starts in `bytes`.
+    at: usize,
+    first: Seq,
+    count: usize,
+    /// For the error should a frame not parse (it never should).
+    segment: PathBuf,
+    start: u64,
+}
+
+enum SpanBytes {
+    Chunk(Arc<Vec<u8>>),
+    Copied(Vec<u8>),
+}
+
+impl MemorySpan {
+    /// `count` frames from seq `first`, copied out of the write buffer (they
+    /// start at file offset `start` of `segment`).
+    pub(super) fn copied(
+        bytes: Vec<u8>,
+        first: Seq,
+        count: usize,
+        segment: PathBuf,
+        start: u64,
+    ) -> MemorySpan {
+        MemorySpan {
+            bytes: SpanBytes::Copied(bytes),
+            at: 0,
+            first,
+            count,
+            segment,
+            start,
+        }
+    }
+
+    /// Decodes the frames (their payloads copied out).
+    pub(super) fn records(&self, max_len: usize) -> Result<Vec<Record>, StorageError> {
+        let bytes = match &self.bytes {
+            SpanBytes::Chunk(bytes) => bytes.as_slice(),
+            SpanBytes::Copied(bytes) => bytes.as_slice(),
+        };
+        let mut records = Vec::with_capacity(self.count);
+        let mut at = self.at;
+        for expected in self.first..self.first + self.count as u64 {
+            let parsed = bytes
+                .get(at..)
+                .and_then(|b| b.first_chunk::<HEADER_LEN>())
+                .and_then(|head| frame::parse_header(head, max_len).ok())
+                .filter(|header| header.seq == expected)
+                .and_then(|header| {
+                    let end = at + HEADER_LEN + header.len as usize;
+                    Some((header, bytes.get(at + HEADER_LEN..end)?, end))
+                });
+            let Some((header, payload, end)) = parsed else {
+                return Err(StorageError::Corrupt {
+                    segment: self.segment.clone(),
+                    offset: self.start + at as u64,
+                    reason: format!("in-memory frame of seq {expected} does not parse"),
+                });
+            };
+            records.push(Record {
+                seq: header.seq,
+                timestamp: header.timestamp,
+                payload: Arc::from(payload),
+            });
+            at = end;
+        }
+        Ok(records)
+    }
+}

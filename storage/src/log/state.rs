@@ -1,0 +1,461 @@
+//! The log's mutable state, kept under `Inner::state`, and its invariants.
+//!
+//! Every field is private to this module: the writer (`write`), the readers
+//! (`read`), the lifecycle (`mod`) and the sync thread (`crate::sync`) change it
+//! only through the methods below, so each invariant is kept in one place.
+//!
+//! Invariants:
+//! - `next_seq` is one past the last appended record; seqs are contiguous
+//!   (`push`).
+//! - The bytes of every record with seq <= `flushed_seq` are in the OS (written
+//!   to the active or an earlier segment file); the frames of the others, and
+//!   only those, are in `buf`, which starts at file offset `active.len -
+//!   buf.len()` of the active segment (`push`, `flush`).
+//! - `chunks` holds the frames of the newest flushed records, exactly as they
+//!   are in their segment file (see `memory`): so every seq from the first
+//!   chunk's `first` (or `flushed_seq + 1`) to `next_seq - 1` is in memory.
+//! - A batch's frames are written into `buf` under one lock hold, never split
+//!   across segments (`install_segment` is only called after a roll flushed
+//!   `buf`).
+//! - Timestamps never decrease along seqs (`timestamp`).
+//! - Once `poison` is set, no write is attempted and every append fails with it
+//!   (`writable`, `flush`, `poison`).
+//! - While `rolling`, no record is pushed: the sync thread is sealing the
+//!   active segment and creating the next (see `sync`); appenders wait for it
+//!   (`room`, `take_roll`, `install_segment`).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::Seq;
+use crate::error::StorageError;
+use crate::frame::{self, HEADER_LEN};
+use crate::recovery::SegmentIndex;
+use crate::segment::{self, SEGMENT_HEADER_LEN};
+
+use super::memory::{BUF_CAPACITY, Chunks, MemorySpan};
+
+/// The most bytes one read from a segment file gathers.
+const READ_CHUNK: u64 = 4 << 20;
+/// The most index entries reserved up front for an active segment (4 MiB).
+const MAX_INDEX_RESERVE: u64 = 1 << 19;
+
+/// Reserves room in the active segment's index for as many records as the
+/// segment can take (every frame at least `HEADER_LEN + 1` bytes), up to
+/// [`MAX_INDEX_RESERVE`]: for segments up to ~17 MiB (the default is 16 MiB)
+/// the index then never reallocates (copying itself) under the append lock.
+/// The reservation is virtual memory until records use it; `install_segment`
+/// trims it off the sealed segment.
+pub(super) fn reserve_index(active: &mut SegmentIndex, segment_size: u64) {
+    let room = segment_size.saturating_sub(active.len) / (HEADER_LEN as u64 + 1);
+    active.offsets.reserve(room.min(MAX_INDEX_RESERVE) as usize);
+}
+
+/// Whether a batch fits in the active segment ([`State::room`]).
+pub(super) enum Room {
+    /// It fits: push it.
+    Fits,
+    /// A roll is under way: wait for it.
+    Rolling,
+    /// The segment is full: this caller has just marked the log `rolling` and
+    /// must ask the sync thread for the roll.
+    StartRoll,
+}
+
+/// Where the records a read asks for are ([`State::file_span`]).
+pub(super) enum FileSpan {
+    /// Nothing to read (past the end, or removed meanwhile).
+    Nothing,
+    /// The segment holding them is not indexed yet: index it, then ask again.
+    Unloaded {
+        path: PathBuf,
+        first_seq: Seq,
+        end: Seq,
+    },
+    /// Read the frames at `offsets` (contiguous, ending at `end`) from `path`.
+    Read {
+        path: PathBuf,
+        offsets: Vec<u64>,
+        end: u64,
+    },
+}
+
+/// What the sync thread fsyncs: the active segment, up to `last`.
+pub(crate) struct ToSync {
+    pub(crate) file: Arc<File>,
+    pub(crate) path: PathBuf,
+    pub(crate) last: Seq,
+}
+
+pub(crate) struct State {
+    segments: Vec<SegmentIndex>,
+    /// The last segment's file, appended to.
+    active: Arc<File>,
+    /// Frames not yet written to the OS.
+    buf: Vec<u8>,
+    next_seq: Seq,
+    flushed_seq: Seq,
+    /// The newest flushed frames, oldest first.
+    chunks: Chunks,
+    /// The highest timestamp handed out.
+    last_timestamp: u64,
+    /// Records appended since the last fsync.
+    unsynced: u64,
+    poison: Option<StorageError>,
+    closed: bool,
+    /// The active segment is full: the sync thread is rolling it, appends wait.
+    rolling: bool,
+}
+
+impl State {
+    /// The state of a log just opened: `segments` as recovered (the last one
+    /// active, its file `active`), nothing buffered.
+    pub(super) fn new(segments: Vec<SegmentIndex>, active: File, last_timestamp: u64) -> State {
+        let next_seq = segments.last().map_or(1, SegmentIndex::end_seq);
+        State {
+            segments,
+            active: Arc::new(active),
+            buf: Vec::with_capacity(BUF_CAPACITY),
+            next_seq,
+            flushed_seq: next_seq - 1,
+            chunks: Chunks::default(),
+            last_timestamp,
+            unsynced: 0,
+            poison: None,
+            closed: false,
+            rolling: false,
+        }
+    }
+
+    fn active_path(&self) -> &Path {
+        self.segments
+            .last()
+            .map_or(Path::new(""), |s| s.path.as_path())
+    }
+
+    pub(super) fn first_seq(&self) -> Seq {
+        self.segments.first().map_or(1, |s| s.first_seq)
+    }
+
+    /// The seq the next record gets.
+    #[inline]
+    pub(super) fn next_seq(&self) -> Seq {
+        self.next_seq
+    }
+
+    pub(crate) fn last_seq(&self) -> Option<Seq> {
+        (self.next_seq > self.first_seq()).then(|| self.next_seq - 1)
+    }
+
+    /// The error for a read of `seq`, which the log does not hold.
+    pub(super) fn not_found(&self, seq: Seq) -> StorageError {
+        StorageError::NotFound {
+            seq,
+            first: self.last_seq().map(|_| self.first_seq()),
+            last: self.last_seq(),
+        }
+    }
+
+    #[inline]
+    pub(super) fn writable(&self) -> Result<(), StorageError> {
+        if self.poison.is_none() && !self.closed {
+            return Ok(());
+        }
+        self.not_writable()
+    }
+
+    #[cold]
+    fn not_writable(&self) -> Result<(), StorageError> {
+        if let Some(poison) = &self.poison {
+            return Err(StorageError::Poisoned(Box::new(poison.clone())));
+        }
+        if self.closed {
+            return Err(StorageError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Like `writable`, but a closed log may still flush what it buffered.
+    fn writable_or_closed(&self) -> Result<(), StorageError> {
+        match &self.poison {
+            Some(poison) => Err(StorageError::Poisoned(Box::new(poison.clone()))),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a failure poisoned the log.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poison.is_some()
+    }
+
+    /// Poisons the log with `error` (the first poison stays).
+    pub(crate) fn poison(&mut self, error: &StorageError) {
+        self.poison.get_or_insert_with(|| error.clone());
+    }
+
+    /// Refuses further appends; returns the last seq to make durable.
+    pub(super) fn close(&mut self) -> Option<Seq> {
+        self.closed = true;
+        self.last_seq()
+    }
+
+    /// Writes the buffer to the active segment. A failure poisons the log.
+    pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.writable_or_closed()?;
+        if let Err(e) = (&*self.active).write_all(&self.buf) {
+            let error = StorageError::io("write segment", self.active_path(), e);
+            self.poison = Some(error.clone());
+            return Err(error);
+        }
+        self.keep_flushed();
+        self.flushed_seq = self.next_seq - 1;
+        Ok(())
+    }
+
+    /// Flushes the buffer once it holds `at` bytes or more.
+    #[inline]
+    pub(super) fn flush_if_full(&mut self, at: usize) -> Result<(), StorageError> {
+        if self.buf.len() >= at {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Moves the just-written `buf` into `chunks` and leaves `buf` empty.
+    fn keep_flushed(&mut self) {
+        let (segment, end_offset) = self
+            .segments
+            .last()
+            .map_or((0, 0), |s| (s.first_seq, s.len));
+        let start = end_offset - self.buf.len() as u64;
+        let (first, end) = (self.flushed_seq + 1, self.next_seq);
+        self.chunks.keep(segment, first, end, start, &mut self.buf);
+    }
+
+    /// Flushes the buffer for an fsync round: everything appended is then
+    /// counted synced, and the caller fsyncs the returned file.
+    pub(crate) fn prepare_sync(&mut self) -> Result<ToSync, StorageError> {
+        self.flush()?;
+        self.unsynced = 0;
+        Ok(self.to_sync())
+    }
+
+    fn to_sync(&self) -> ToSync {
+        ToSync {
+            file: Arc::clone(&self.active),
+            path: self
+                .segments
+                .last()
+                .map(|s| s.path.clone())
+                .unwrap_or_default(),
+            last: self.next_seq - 1,
+        }
+    }
+
+    /// Whether records were appended since the last fsync.
+    pub(crate) fn has_unsynced(&self) -> bool {
+        self.unsynced > 0
+    }
+
+    /// Whether the appends since the last fsync reach `n`.
+    #[inline]
+    pub(super) fn unsynced_reach(&self, n: u64) -> bool {
+        self.unsynced >= n
+    }
+
+    /// Whether `incoming` bytes fit in the active segment of at most
+    /// `segment_size` bytes; marks the log `rolling` when they do not (and no
+    /// roll runs yet). A segment with no record always takes the batch.
+    #[inline]
+    pub(super) fn room(&mut self, incoming: u64, segment_size: u64) -> Room {
+        if self.rolling {
+            return Room::Rolling;
+        }
+        match self.segments.last() {
+            Some(active) if !active.offsets.is_empty() && active.len + incoming > segment_size => {
+                self.rolling = true;
+                Room::StartRoll
+            }
+            _ => Room::Fits,
+        }
+    }
+
+    /// On the sync thread, at the start of a roll: `None` when no roll is
+    /// asked for; `Some(None)` when the log is poisoned or closed (the roll is
+    /// called off); else the buffer flushed and the full segment to fsync.
+    pub(crate) fn take_roll(&mut self) -> Option<Option<Result<ToSync, StorageError>>> {
+        if !self.rolling {
+            return None;
+        }
+        if self.poison.is_some() || self.closed {
+            self.rolling = false;
+            return Some(None);
+        }
+        Some(Some(self.flush().map(|()| self.to_sync())))
+    }
+
+    /// A roll failed: appends resume (and fail with the poison).
+    pub(crate) fn roll_failed(&mut self, error: &StorageError) {
+        self.rolling = false;
+        self.poison(error);
+    }
+
+    /// Installs the segment the sync thread created for a roll (its header and
+    /// the directory entry are durable): it becomes the active one and appends
+    /// resume. Every earlier record is durable.
+    pub(super) fn install_segment(&mut self, dir: &Path, file: File, segment_size: u64) {
+        let first_seq = self.next_seq;
+        if let Some(sealed) = self.segments.last_mut() {
+            sealed.offsets.shrink_to_fit();
+        }
+        let mut active = SegmentIndex {
+            first_seq,
+            path: segment::path(dir, first_seq),
+            offsets: Vec::new(),
+            len: SEGMENT_HEADER_LEN,
+            loaded: true,
+            end: first_seq,
+        };
+        reserve_index(&mut active, segment_size);
+        self.segments.push(active);
+        self.active = Arc::new(file);
+        self.unsynced = 0;
+        self.rolling = false;
+    }
+
+    /// The timestamp for the next record: the coarse clock, never below one
+    /// handed out before. `now` is read before the lock is taken, so that the
+    /// clock read overlaps the lock's acquisition.
+    #[inline]
+    pub(super) fn timestamp(&mut self, now: u64) -> u64 {
+        self.last_timestamp = self.last_timestamp.max(now);
+        self.last_timestamp
+    }
+
+    /// Encodes the record `seq` (the next one) into `buf`.
+    #[inline]
+    pub(super) fn push(&mut self, seq: Seq, timestamp: u64, flags: u32, payload: &[u8]) {
+        let start = self.buf.len();
+        frame::encode(&mut self.buf, seq, timestamp, flags, payload);
+        let written = (self.buf.len() - start) as u64;
+        if let Some(active) = self.segments.last_mut() {
+            active.offsets.push(active.len);
+            active.len += written;
+        }
+        self.next_seq = seq + 1;
+        self.unsynced += 1;
+    }
+
+    /// The frames of up to `max` records from `from` on, if `from` is in memory:
+    /// shared when in a chunk, copied when still in `buf`. Stops at the end of
+    /// the chunk (or `buf`) holding `from`.
+    pub(super) fn memory_span(&self, from: Seq, max: usize) -> Option<MemorySpan> {
+        let front = self.chunks.first_seq().unwrap_or(self.flushed_seq + 1);
+        if from < front || from >= self.next_seq || max == 0 {
+            return None;
+        }
+        let seg = self
+            .segments
+            .get(self.segments.partition_point(|s| s.end_seq() <= from))?;
+        let offset = |seq: Seq| seg.offsets.get((seq - seg.first_seq) as usize).copied();
+        let stop_at = |end: Seq| end.min(from.saturating_add(max as u64));
+        if from > self.flushed_seq {
+            let start = seg.len - self.buf.len() as u64;
+            let stop = stop_at(self.next_seq);
+            let at = (offset(from)?.checked_sub(start)?) as usize;
+            let to = match stop == self.next_seq {
+                true => self.buf.len(),
+                false => (offset(stop)?.checked_sub(start)?) as usize,
+            };
+            return Some(MemorySpan::copied(
+                self.buf.get(at..to)?.to_vec(),
+                from,
+                (stop - from) as usize,
+                seg.path.clone(),
+                start + at as u64,
+            ));
+        }
+        let chunk = self.chunks.holding(from)?;
+        let at = (offset(from)?.checked_sub(chunk.start)?) as usize;
+        Some(chunk.span(
+            at,
+            from,
+            (stop_at(chunk.end) - from) as usize,
+            seg.path.clone(),
+        ))
+    }
+
+    /// Where up to `max` records from `from` on are in their segment file
+    /// (only records whose bytes are in the file: seq <= `flushed_seq`; one
+    /// read kept within [`READ_CHUNK`] bytes). `from` is held by the log and
+    /// not in memory.
+    pub(super) fn file_span(&self, from: Seq, max: usize) -> FileSpan {
+        let index = self.segments.partition_point(|s| s.end_seq() <= from);
+        let Some(seg) = self.segments.get(index) else {
+            return FileSpan::Nothing;
+        };
+        if !seg.loaded {
+            return FileSpan::Unloaded {
+                path: seg.path.clone(),
+                first_seq: seg.first_seq,
+                end: seg.end,
+            };
+        }
+        let stop = seg
+            .end_seq()
+            .min(self.flushed_seq + 1)
+            .min(from.saturating_add(max as u64));
+        if stop <= from {
+            // Unflushed records are always in memory (`memory_span`).
+            return FileSpan::Nothing;
+        }
+        let at = (from - seg.first_seq) as usize;
+        let mut until = (stop - seg.first_seq) as usize;
+        let end_of = |i: usize| seg.offsets.get(i).copied().unwrap_or(seg.len);
+        // Keep one read bounded.
+        while until - at > 1 && end_of(until) - seg.offsets[at] > READ_CHUNK {
+            until = at + (until - at) / 2;
+        }
+        FileSpan::Read {
+            path: seg.path.clone(),
+            offsets: seg.offsets[at..until].to_vec(),
+            end: end_of(until),
+        }
+    }
+
+    /// Installs the index of the sealed segment starting at `first_seq`, if it
+    /// is still there and not indexed.
+    pub(super) fn install_index(&mut self, first_seq: Seq, offsets: Vec<u64>, len: u64) {
+        if let Some(seg) = self.segments.iter_mut().find(|s| s.first_seq == first_seq)
+            && !seg.loaded
+        {
+            seg.offsets = offsets;
+            seg.len = len;
+            seg.loaded = true;
+        }
+    }
+
+    /// Removes the oldest segment if every record of it comes before `seq` and
+    /// it is not the active one: `remove` deletes its file (under the lock, so
+    /// that no reader indexes a segment being removed). Whether one was removed.
+    pub(super) fn remove_oldest_before(
+        &mut self,
+        seq: Seq,
+        remove: impl FnOnce(&Path) -> Result<(), StorageError>,
+    ) -> Result<bool, StorageError> {
+        let Some(first) = self.segments.first() else {
+            return Ok(false);
+        };
+        if self.segments.len() < 2 || first.end_seq() > seq {
+            return Ok(false);
+        }
+        remove(&first.path)?;
+        self.segments.remove(0);
+        Ok(true)
+    }
+}

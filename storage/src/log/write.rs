@@ -1,0 +1,257 @@
+//! The write path: `append`, `append_batch` and the two-step enqueue.
+//!
+//! Kept to the bare minimum per record: a coarse clock read (before the lock),
+//! then under the lock the frame encoded into the write buffer (CRC included)
+//! and its offset pushed to the active segment's index; no allocation, no
+//! syscall (until the buffer holds [`FLUSH_AT`] bytes). A batch is pushed
+//! under one lock hold, so it is never split across segments. fsyncs and
+//! segment rolls are never run here: they are asked of the sync thread
+//! (`crate::sync`), which the caller awaits.
+
+use std::ops::RangeInclusive;
+
+use tokio::sync::watch;
+
+use crate::Seq;
+use crate::clock;
+use crate::error::StorageError;
+use crate::frame::{BATCH_CONTINUES, HEADER_LEN};
+
+use super::Log;
+use super::memory::FLUSH_AT;
+use super::state::{Room, State};
+
+/// Rewrites one payload in place once its seq and timestamp are known.
+type Fill<'a> = dyn FnMut(Seq, u64, &mut [u8]) + 'a;
+
+/// A batch put in the log by [`Log::try_enqueue_batch_with`], not yet known durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "wait_durable tells when the batch is durable"]
+pub struct Enqueued {
+    /// The seqs the records got.
+    pub seqs: RangeInclusive<Seq>,
+    /// The timestamp every record of the batch got.
+    pub timestamp: u64,
+    /// Whether the policy wants an fsync before acknowledging.
+    sync: bool,
+}
+
+/// What [`Log::try_enqueue_batch_with`] did.
+#[derive(Debug)]
+#[must_use]
+pub enum Enqueue {
+    /// The batch is in the log.
+    Done(Enqueued),
+    /// The active segment is full and being rolled: wait, then try again.
+    Rolling(RollWait),
+}
+
+/// The end of a segment roll, to wait for before enqueueing again.
+#[derive(Debug)]
+pub struct RollWait(watch::Receiver<crate::sync::Status>);
+
+impl RollWait {
+    /// Waits until the roll is done (or the log is closed).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only waits.
+    pub async fn wait(mut self) {
+        let _ = self.0.changed().await;
+    }
+}
+
+impl Log {
+    /// Appends one record and returns its seq. Under [`FsyncPolicy::Always`](crate::FsyncPolicy::Always) it
+    /// returns once the record is durable (under `EveryN(n)`, the append that
+    /// completes the n-th unsynced record does). Must be called within a tokio
+    /// runtime. It never blocks on an fsync: fsyncs and segment rolls run on
+    /// the log's sync thread, which the append awaits (it may write a full
+    /// 64 KiB buffer to the OS, a `write` to the page cache).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes leaves the log working and
+    /// consistent; the record is then either wholly in the log (appended, and
+    /// made durable like any other record, but its seq is not returned) or not
+    /// in it at all (the drop came while the append waited for a segment roll).
+    /// A caller that must know which reads [`Log::last_seq`] or the records.
+    pub async fn append(&self, payload: &[u8]) -> Result<Seq, StorageError> {
+        self.check_payload(payload)?;
+        let incoming = (HEADER_LEN + payload.len()) as u64;
+        let (seq, sync, wake) = loop {
+            let mut roll = {
+                let now = clock::now_ms();
+                let mut st = self.inner.state.lock();
+                st.writable()?;
+                match self.room(&mut st, incoming) {
+                    None => {
+                        let seq = st.next_seq();
+                        let timestamp = st.timestamp(now);
+                        st.push(seq, timestamp, 0, payload);
+                        let sync = self.after_append(&mut st)?;
+                        break (seq, sync, self.inner.tails_waiting());
+                    }
+                    Some(roll) => roll,
+                }
+            };
+            // The sync thread is rolling the segment: wait, then try again.
+            let _ = roll.changed().await;
+        };
+        if wake {
+            self.inner.appended.notify_waiters();
+        }
+        if sync {
+            self.inner.sync_to(seq).await?;
+        }
+        Ok(seq)
+    }
+
+    /// Appends several records as one batch: after a crash, all of them are in
+    /// the log or none is. Returns their seqs. Waits for durability like
+    /// [`Log::append`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Log::append`]: after a drop the whole batch is in the log or
+    /// none of it is.
+    pub async fn append_batch<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+    ) -> Result<RangeInclusive<Seq>, StorageError> {
+        let enqueued = loop {
+            match self.enqueue(payloads, None)? {
+                Enqueue::Done(enqueued) => break enqueued,
+                Enqueue::Rolling(roll) => roll.wait().await,
+            }
+        };
+        self.wait_durable(&enqueued).await?;
+        Ok(enqueued.seqs)
+    }
+
+    /// The first, synchronous half of [`append_batch`](Self::append_batch): puts
+    /// the batch in the log (readable and tailed at once) without waiting for
+    /// durability, or says that the active segment is full and being rolled
+    /// ([`Enqueue::Rolling`]: wait for it, then call again).
+    ///
+    /// `fill(seq, timestamp, payload)` is called for each payload under the
+    /// log's lock, once its seq and timestamp are known, and may rewrite the
+    /// payload's bytes in place (a hash chain over seqs and timestamps); it
+    /// must not change their length. Then [`wait_durable`](Self::wait_durable)
+    /// waits for what the fsync policy promises. A caller that never waits
+    /// still has its batch appended (durable at the next sync).
+    pub fn try_enqueue_batch_with<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+        mut fill: impl FnMut(Seq, u64, &mut [u8]),
+    ) -> Result<Enqueue, StorageError> {
+        self.enqueue(payloads, Some(&mut fill))
+    }
+
+    /// [`try_enqueue_batch_with`](Self::try_enqueue_batch_with) without
+    /// rewriting the payloads.
+    pub fn try_enqueue_batch<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+    ) -> Result<Enqueue, StorageError> {
+        self.enqueue(payloads, None)
+    }
+
+    fn enqueue<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+        mut fill: Option<&mut Fill<'_>>,
+    ) -> Result<Enqueue, StorageError> {
+        if payloads.is_empty() {
+            return Err(StorageError::EmptyBatch);
+        }
+        let mut bytes = 0u64;
+        for payload in payloads {
+            self.check_payload(payload.as_ref())?;
+            bytes += (HEADER_LEN + payload.as_ref().len()) as u64;
+        }
+        let mut scratch = Vec::new();
+        let (enqueued, wake) = {
+            let now = clock::now_ms();
+            let mut st = self.inner.state.lock();
+            st.writable()?;
+            if let Some(roll) = self.room(&mut st, bytes) {
+                return Ok(Enqueue::Rolling(RollWait(roll)));
+            }
+            let (first, timestamp) = (st.next_seq(), st.timestamp(now));
+            let last_index = payloads.len() - 1;
+            for (i, payload) in payloads.iter().enumerate() {
+                let flags = if i < last_index { BATCH_CONTINUES } else { 0 };
+                let seq = first + i as u64;
+                match fill.as_mut() {
+                    Some(fill) => {
+                        scratch.clear();
+                        scratch.extend_from_slice(payload.as_ref());
+                        fill(seq, timestamp, &mut scratch);
+                        st.push(seq, timestamp, flags, &scratch);
+                    }
+                    None => st.push(seq, timestamp, flags, payload.as_ref()),
+                }
+            }
+            let sync = self.after_append(&mut st)?;
+            let enqueued = Enqueued {
+                seqs: first..=first + last_index as u64,
+                timestamp,
+                sync,
+            };
+            (enqueued, self.inner.tails_waiting())
+        };
+        if wake {
+            self.inner.appended.notify_waiters();
+        }
+        Ok(Enqueue::Done(enqueued))
+    }
+
+    /// Waits until `enqueued` is as durable as the fsync policy promises an
+    /// acknowledged append to be (at once for every policy but those that fsync).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future leaves the batch appended; it becomes
+    /// durable with a later sync.
+    pub async fn wait_durable(&self, enqueued: &Enqueued) -> Result<(), StorageError> {
+        if enqueued.sync {
+            self.inner.sync_to(*enqueued.seqs.end()).await?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn check_payload(&self, payload: &[u8]) -> Result<(), StorageError> {
+        let max = self.inner.options.max_record_size;
+        match payload.len() {
+            0 => Err(StorageError::EmptyPayload),
+            len if len > max => Err(StorageError::PayloadTooLarge { len, max }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Flushes a full buffer; says whether the append must wait for an fsync.
+    #[inline]
+    fn after_append(&self, st: &mut State) -> Result<bool, StorageError> {
+        st.flush_if_full(FLUSH_AT)?;
+        let sync = st.unsynced_reach(self.inner.options.fsync.sync_after());
+        if sync {
+            self.inner.sync.arrive();
+        }
+        Ok(sync)
+    }
+
+    /// `None` when `incoming` bytes fit in the active segment; else a receiver
+    /// that sees the end of the roll that makes room (started here when the
+    /// segment is full and no roll runs yet). A full segment is rolled by the
+    /// sync thread (see `sync`): no fsync runs on the append path.
+    #[inline]
+    fn room(&self, st: &mut State, incoming: u64) -> Option<watch::Receiver<crate::sync::Status>> {
+        match st.room(incoming, self.inner.options.segment_size) {
+            Room::Fits => None,
+            Room::Rolling => Some(self.inner.sync.roll_watch()),
+            Room::StartRoll => Some(self.inner.sync.request_roll()),
+        }
+    }
+}

@@ -2,13 +2,14 @@
 //! served by axum (see `foldkit_examples::bank_http` for the endpoints).
 //!
 //! `cargo run --release --example bank_http -- --data-dir ./bank-data --addr 127.0.0.1:3000`
-//! (or `FOLDKIT_DATA_DIR` / `FOLDKIT_ADDR`). Ctrl-C (or SIGTERM) stops it gracefully:
+//! (or `FOLDKIT_DATA_DIR` / `FOLDKIT_ADDR`); `--postgres URL` (`FOLDKIT_POSTGRES`) keeps
+//! the events in PostgreSQL, so several instances can serve one bank. Ctrl-C (or SIGTERM) stops it gracefully:
 //! open watch streams end, in-flight requests finish, then the Db closes (fsync and
 //! snapshot), so the next start resumes where this one stopped.
 
 use std::process::ExitCode;
 
-use foldkit_examples::bank_http::{AppState, Config, USAGE, install_metrics, open_db};
+use foldkit_examples::bank_http::{AppState, Config, USAGE, install_metrics, open_configured};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -38,7 +39,7 @@ async fn serve(config: Config) -> Result<(), Error> {
         )
         .init();
     let metrics = install_metrics()?;
-    let db = open_db(&config.data_dir).await?;
+    let db = open_configured(&config).await?;
     let app = AppState::new(db.clone()).with_metrics(metrics);
     let listener = match tokio::net::TcpListener::bind(config.addr).await {
         Ok(listener) => listener,
@@ -51,7 +52,7 @@ async fn serve(config: Config) -> Result<(), Error> {
     println!(
         "bank_http: listening on http://{} (data in {})",
         listener.local_addr()?,
-        config.data_dir.display()
+        db.store().describe()
     );
     let stop = app.clone();
     let served = axum::serve(listener, app.router())

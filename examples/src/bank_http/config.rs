@@ -12,13 +12,18 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The address to listen on (`--addr`, `FOLDKIT_ADDR`; default `127.0.0.1:3000`).
     pub addr: SocketAddr,
+    /// A PostgreSQL connection URL (`--postgres`, `FOLDKIT_POSTGRES`): when set,
+    /// the events live there (many instances can share it) and `data_dir` is unused.
+    pub postgres: Option<String>,
 }
 
 /// The usage text of the `bank_http` example.
 pub const USAGE: &str = "\
-usage: bank_http [--data-dir DIR] [--addr HOST:PORT]
+usage: bank_http [--data-dir DIR | --postgres URL] [--addr HOST:PORT]
 
   --data-dir DIR     the Db directory (env FOLDKIT_DATA_DIR; default ./bank-data)
+  --postgres URL     keep the events in PostgreSQL instead, shared by every instance
+                     given the same URL (env FOLDKIT_POSTGRES)
   --addr HOST:PORT   the address to listen on (env FOLDKIT_ADDR; default 127.0.0.1:3000)";
 
 impl Config {
@@ -44,6 +49,7 @@ impl Config {
             let name = match name {
                 "--data-dir" => "data-dir",
                 "--addr" => "addr",
+                "--postgres" => "postgres",
                 _ => return Err(format!("unknown argument {text:?}")),
             };
             let value = match inline {
@@ -68,6 +74,57 @@ impl Config {
             }
             None => SocketAddr::from(([127, 0, 0, 1], 3000)),
         };
-        Ok(Some(Self { data_dir, addr }))
+        let postgres = match flags.remove("postgres").or_else(|| env("FOLDKIT_POSTGRES")) {
+            Some(url) => Some(
+                url.into_string()
+                    .map_err(|url| format!("PostgreSQL URL {url:?} is not UTF-8"))?,
+            ),
+            None => None,
+        };
+        Ok(Some(Self {
+            data_dir,
+            addr,
+            postgres,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod postgres_tests {
+    use super::*;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Option<Config>, String> {
+        let env: HashMap<String, OsString> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        Config::parse(args.iter().map(OsString::from), |key| env.get(key).cloned())
+    }
+
+    #[test]
+    fn the_store_is_a_directory_unless_a_postgres_url_is_given() {
+        let config = parse(&[], &[]).expect("parse").expect("config");
+        assert_eq!(config.postgres, None);
+        let url = "postgres://app@db1,db2/bank?target_session_attrs=read-write";
+        let config = parse(&["--postgres", url], &[])
+            .expect("parse")
+            .expect("config");
+        assert_eq!(config.postgres.as_deref(), Some(url));
+        let config = parse(&[], &[("FOLDKIT_POSTGRES", "postgres://env/bank")])
+            .expect("parse")
+            .expect("config");
+        assert_eq!(config.postgres.as_deref(), Some("postgres://env/bank"));
+        let config = parse(
+            &["--postgres=postgres://flag/bank"],
+            &[("FOLDKIT_POSTGRES", "postgres://env/bank")],
+        )
+        .expect("parse")
+        .expect("config");
+        assert_eq!(
+            config.postgres.as_deref(),
+            Some("postgres://flag/bank"),
+            "the flag wins"
+        );
+        assert!(parse(&["--postgres"], &[]).is_err(), "a value is required");
     }
 }

@@ -112,6 +112,26 @@ pub async fn open_db(dir: impl AsRef<Path>) -> Result<Db, DbError> {
         .await
 }
 
+/// Opens the bank's Db over PostgreSQL at `url` (see `foldkit_postgres::PgStore`):
+/// every instance given the same database folds the same log.
+pub async fn open_postgres(url: &str) -> Result<Db, DbError> {
+    let store = foldkit_postgres::PgStore::connect(url).await?;
+    Db::builder_with(store)
+        .aggregate::<Account>()
+        .state::<Bank>()
+        .open()
+        .await
+}
+
+/// Opens the Db `config` selects: PostgreSQL when `config.postgres` is set,
+/// else the directory `config.data_dir`.
+pub async fn open_configured(config: &Config) -> Result<Db, DbError> {
+    match &config.postgres {
+        Some(url) => open_postgres(url).await,
+        None => open_db(&config.data_dir).await,
+    }
+}
+
 /// Builds the service over `db` (opened with [`open_db`], or with at least
 /// `.aggregate::<Account>().state::<Bank>()`). Its watch streams end when the Db
 /// closes; use [`AppState`] to end them earlier, for a graceful shutdown.

@@ -1,0 +1,264 @@
+//! PostgreSQL store benchmarks, each beside a baseline in the same run, on a
+//! throwaway durable server (fsync on, synchronous_commit on):
+//!
+//! - `append/store/{1,16}`: `PgStore::append` of one 100-byte event, 1 or 16
+//!   concurrent writers; `append/baseline/{1,16}`: a hand-written
+//!   tokio-postgres `INSERT` of the same row into the same table, autocommit,
+//!   one connection per writer.
+//! - `replay/pg` and `replay/file`: reading 1M stored events in order through
+//!   the seam (`EventStore::read`, 10K at a time) from PostgreSQL and from the
+//!   file store.
+//! - `wait_for_seq/other_instance`: an append on one Db until another Db over
+//!   the same database has folded it; `wait_for_seq/same_instance` beside it.
+//!
+//! Without server binaries the bench prints one line and does nothing.
+//!
+//! `cargo bench -p foldkit-postgres --bench pg -- --warm-up-time 1 --measurement-time 3`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use foldkit::prelude::*;
+use foldkit::store::{AppendBatch, EventStore, FileStore, FileStoreOptions, NewEvent};
+use foldkit_postgres::PgStore;
+use foldkit_postgres::testing::{PgServer, ServerOptions, find_bindir};
+use tokio::runtime::Runtime;
+use tokio_postgres::NoTls;
+
+const PAYLOAD: [u8; 100] = [7; 100];
+const REPLAY: u64 = 1_000_000;
+
+fn event() -> NewEvent {
+    NewEvent {
+        name: Arc::from("Tick"),
+        schema_version: 1,
+        payload: PAYLOAD.to_vec(),
+    }
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Splits `iters` over `writers` tasks running `op`, and times the whole.
+async fn concurrently<F, Fut>(iters: u64, writers: u64, op: F) -> Duration
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let n = iters / writers + u64::from(w < iters % writers);
+            let op = op.clone();
+            tokio::spawn(async move {
+                for _ in 0..n {
+                    op(w).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    start.elapsed()
+}
+
+fn appends(c: &mut Criterion, server: &PgServer, rt: &Runtime) {
+    let url = server.create_database("appends").expect("database");
+    let store = rt.block_on(async { PgStore::connect(&url).await.expect("connect") });
+    let clients: Vec<Arc<tokio_postgres::Client>> = rt.block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..16 {
+            let (client, connection) = tokio_postgres::connect(&url, NoTls).await.expect("connect");
+            tokio::spawn(connection);
+            clients.push(Arc::new(client));
+        }
+        clients
+    });
+    let insert = "INSERT INTO foldkit_events (event_name, schema_version, timestamp_ms, payload) \
+                  VALUES ($1, $2, $3, $4) RETURNING position";
+    let statements: Vec<_> = rt.block_on(async {
+        let mut out = Vec::new();
+        for c in &clients {
+            out.push(c.prepare(insert).await.expect("prepare"));
+        }
+        out
+    });
+
+    let mut group = c.benchmark_group("append");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(20);
+    for writers in [1u64, 16] {
+        let store = store.clone();
+        group.bench_function(BenchmarkId::new("store", writers), |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let store = store.clone();
+                async move {
+                    concurrently(iters, writers, move |_| {
+                        let store = store.clone();
+                        async move {
+                            store
+                                .append(AppendBatch::new(vec![event()]))
+                                .await
+                                .expect("append");
+                        }
+                    })
+                    .await
+                }
+            });
+        });
+        let (clients, statements) = (clients.clone(), statements.clone());
+        group.bench_function(BenchmarkId::new("baseline", writers), |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let (clients, statements) = (clients.clone(), statements.clone());
+                async move {
+                    concurrently(iters, writers, move |w| {
+                        let client = clients[w as usize].clone();
+                        let statement = statements[w as usize].clone();
+                        async move {
+                            let now = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .expect("clock")
+                                .as_millis() as i64;
+                            client
+                                .query(&statement, &[&"Tick", &1i32, &now, &&PAYLOAD[..]])
+                                .await
+                                .expect("insert");
+                        }
+                    })
+                    .await
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Reads every event from position 1; returns how many.
+async fn read_all(store: &dyn EventStore) -> u64 {
+    let mut from = 1;
+    let mut n = 0;
+    loop {
+        let batch = store.read(from, 10_000).await.expect("read");
+        let Some(last) = batch.last() else { return n };
+        from = last.position + 1;
+        n += batch.len() as u64;
+    }
+}
+
+fn replay(c: &mut Criterion, server: &PgServer, rt: &Runtime) {
+    let url = server.create_database("replay").expect("database");
+    let pg = rt.block_on(async { PgStore::connect(&url).await.expect("connect") });
+    server
+        .psql(
+            "replay",
+            &format!(
+                "INSERT INTO foldkit_events (event_name, schema_version, timestamp_ms, payload) \
+                 SELECT 'Tick', 1, g, decode(repeat('07', 100), 'hex') \
+                 FROM generate_series(1, {REPLAY}) g"
+            ),
+        )
+        .expect("load the events");
+    server
+        .psql("replay", "VACUUM ANALYZE foldkit_events")
+        .expect("vacuum");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = rt.block_on(async {
+        let mut options = FileStoreOptions::default();
+        options.fsync = Some(FsyncPolicy::Never);
+        let store = FileStore::open_async(dir.path(), options)
+            .await
+            .expect("file store");
+        for _ in 0..REPLAY / 1000 {
+            let events = (0..1000).map(|_| event()).collect();
+            store
+                .append(AppendBatch::new(events))
+                .await
+                .expect("append");
+        }
+        store.sync().await.expect("sync");
+        store
+    });
+    let mut group = c.benchmark_group("replay");
+    group.throughput(Throughput::Elements(REPLAY));
+    group.sample_size(10);
+    group.bench_function("pg", |b| {
+        b.to_async(rt)
+            .iter(|| async { assert_eq!(read_all(&pg).await, REPLAY) });
+    });
+    group.bench_function("file", |b| {
+        b.to_async(rt)
+            .iter(|| async { assert_eq!(read_all(&file).await, REPLAY) });
+    });
+    group.finish();
+}
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+#[event(name = "Ping", version = 1)]
+enum Ping {
+    Ping(u64),
+}
+
+#[derive(State, Default, Serialize, Deserialize)]
+#[state(event = Ping)]
+struct Pings {
+    count: u64,
+}
+
+impl Apply<Ping> for Pings {
+    fn apply(&mut self, _: Ping, _: &Meta) -> Result<(), FoldError> {
+        self.count += 1;
+        Ok(())
+    }
+}
+
+fn wait_for_seq(c: &mut Criterion, server: &PgServer, rt: &Runtime) {
+    let url = server.create_database("latency").expect("database");
+    let (a, b) = rt.block_on(async {
+        let open = || async {
+            let store = PgStore::connect(&url).await.expect("connect");
+            Db::builder_with(store)
+                .state::<Pings>()
+                .open()
+                .await
+                .expect("open")
+        };
+        (open().await, open().await)
+    });
+    let mut group = c.benchmark_group("wait_for_seq");
+    group.sample_size(20);
+    for (name, reader) in [("other_instance", &b), ("same_instance", &a)] {
+        group.bench_function(name, |bench| {
+            bench.to_async(rt).iter(|| async {
+                let seq = a.append(Ping::Ping(1)).await.expect("append");
+                reader
+                    .state::<Pings>()
+                    .wait_for_seq(seq)
+                    .await
+                    .expect("fold");
+            });
+        });
+    }
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    if find_bindir().is_none() {
+        eprintln!("foldkit-postgres benches skipped: no PostgreSQL server binaries");
+        return;
+    }
+    let server = PgServer::start_with(ServerOptions::default().fsync(true)).expect("server");
+    let rt = runtime();
+    appends(c, &server, &rt);
+    replay(c, &server, &rt);
+    wait_for_seq(c, &server, &rt);
+}
+
+criterion_group!(pg, benches);
+criterion_main!(pg);

@@ -1,0 +1,249 @@
+//! Group commit: concurrent appends of one store share one transaction.
+//!
+//! Every append goes through a queue served by a few worker tasks. A worker
+//! takes what is queued (up to [`MAX_GROUP`] batches, no two for the same
+//! stream or idempotency key) and appends it with one call of
+//! `foldkit_append_group`: one round trip, one hold of the append lock, one
+//! commit (one WAL flush) for the whole group, while each batch keeps its own
+//! answer (appended, duplicate, conflict). A lone append is a group of one and
+//! takes the single-batch path ([`append::append`]) with its retries.
+//!
+//! When a group fails as a whole (a concurrent writer moved one of its streams,
+//! a key race, a server error: the transaction rolled back), each batch is
+//! appended again on its own, so one batch's trouble is never another's. When
+//! the connection is lost mid-call, the outcome is unknown: keyed batches are
+//! retried (the key makes that safe), the others get the error saying so.
+//!
+//! Workers run as tasks, so dropping an append's future never stops a group:
+//! the batch is appended or not, as the trait's cancel-safety note says.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Weak};
+
+use foldkit::store::{Appended, StoreError};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+
+use crate::append::{self, Prepared};
+use crate::error::{is_connection_loss, sqlstate};
+use crate::schema::{APPEND_GROUP_FN, STATE_KEY_RACE, STATE_STREAM_MOVED};
+use crate::store::Inner;
+
+/// The most batches one transaction carries.
+pub(crate) const MAX_GROUP: usize = 64;
+/// How many groups may be in flight at once (each on its own connection).
+pub(crate) const WORKERS: usize = 4;
+
+/// One queued append and where its answer goes.
+pub(crate) struct Pending {
+    pub(crate) prepared: Prepared,
+    pub(crate) reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+pub(crate) type Queue = Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>;
+
+/// A worker: serves the queue until the store is gone.
+pub(crate) async fn worker(store: Weak<Inner>, queue: Queue) {
+    let mut carry: Vec<Pending> = Vec::new();
+    loop {
+        let mut group = std::mem::take(&mut carry);
+        // With work carried over, never wait for the queue (another worker
+        // may hold it while waiting for new appends); without, wait.
+        let rx = if group.is_empty() {
+            let mut rx = queue.lock().await;
+            match rx.recv().await {
+                Some(p) => group.push(p),
+                None => return,
+            }
+            Some(rx)
+        } else {
+            queue.try_lock().ok()
+        };
+        if let Some(mut rx) = rx {
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(p) => group.push(p),
+                    Err(_) => break,
+                }
+            }
+        }
+        let (now, later) = split(group);
+        carry = later;
+        let Some(inner) = store.upgrade() else {
+            for p in now.into_iter().chain(carry.drain(..)) {
+                let _ = p.reply.send(Err(StoreError::Closed));
+            }
+            return;
+        };
+        run(&inner, now).await;
+    }
+}
+
+/// The batches that can share a transaction (distinct streams and keys), and
+/// the rest, for the next group.
+fn split(group: Vec<Pending>) -> (Vec<Pending>, Vec<Pending>) {
+    let mut streams = HashSet::new();
+    let mut keys = HashSet::new();
+    let (mut now, mut later) = (Vec::new(), Vec::new());
+    for p in group {
+        let stream_free = p.prepared.stream().is_none_or(|s| !streams.contains(s));
+        let key_free = p.prepared.key().is_none_or(|k| !keys.contains(k));
+        if stream_free && key_free {
+            if let Some(s) = p.prepared.stream() {
+                streams.insert(s.to_owned());
+            }
+            if let Some(k) = p.prepared.key() {
+                keys.insert(k.to_owned());
+            }
+            now.push(p);
+        } else {
+            later.push(p);
+        }
+    }
+    (now, later)
+}
+
+/// Appends one group and answers every batch in it.
+async fn run(inner: &Inner, group: Vec<Pending>) {
+    if group.len() == 1 {
+        for p in group {
+            single(inner, p).await;
+        }
+        return;
+    }
+    match call(inner, &group).await {
+        Ok(results) => {
+            for (p, result) in group.into_iter().zip(results) {
+                if let Ok(appended) = &result {
+                    inner.appended(appended);
+                }
+                let _ = p.reply.send(result);
+            }
+        }
+        Err(GroupError::Lost(error)) => {
+            for p in group {
+                if p.prepared.key().is_some() {
+                    single(inner, p).await;
+                } else {
+                    let e = StoreError::backend(
+                        "append: the connection was lost, so the batch may or may not be stored \
+                         (append with an idempotency key to retry safely)",
+                        error.to_string(),
+                    );
+                    let _ = p.reply.send(Err(e));
+                }
+            }
+        }
+        Err(GroupError::RolledBack) => {
+            for p in group {
+                single(inner, p).await;
+            }
+        }
+    }
+}
+
+async fn single(inner: &Inner, p: Pending) {
+    let result = append::append(inner, &p.prepared).await;
+    if let Ok(appended) = &result {
+        inner.appended(appended);
+    }
+    let _ = p.reply.send(result);
+}
+
+enum GroupError {
+    /// The connection was lost after the call was sent: the outcome is unknown.
+    Lost(tokio_postgres::Error),
+    /// Nothing of the group was written (or nothing was sent).
+    RolledBack,
+}
+
+async fn call(
+    inner: &Inner,
+    group: &[Pending],
+) -> Result<Vec<Result<Appended, StoreError>>, GroupError> {
+    let client = inner.client().await.map_err(|_| GroupError::RolledBack)?;
+    let batches: Vec<&Prepared> = group.iter().map(|p| &p.prepared).collect();
+    let mut counts: Vec<i32> = Vec::with_capacity(batches.len());
+    let mut streams: Vec<Option<&str>> = Vec::new();
+    let mut expected: Vec<i64> = Vec::new();
+    let mut keys: Vec<Option<&str>> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    let mut versions: Vec<i32> = Vec::new();
+    let mut payloads: Vec<&[u8]> = Vec::new();
+    let mut correlation: Vec<Option<&str>> = Vec::new();
+    let mut causation: Vec<Option<i64>> = Vec::new();
+    let mut actors: Vec<Option<&str>> = Vec::new();
+    let mut metadata: Vec<Option<&str>> = Vec::new();
+    for b in &batches {
+        let parts = b.parts();
+        counts.push(parts.names.len() as i32);
+        streams.push(parts.stream);
+        expected.push(parts.expected);
+        keys.push(parts.key);
+        names.extend(parts.names.iter().map(|n| &**n));
+        versions.extend_from_slice(parts.schema_versions);
+        payloads.extend(parts.payloads.iter().map(Vec::as_slice));
+        correlation.push(parts.correlation_id);
+        causation.push(parts.causation);
+        actors.push(parts.actor);
+        metadata.push(parts.metadata);
+    }
+    let sql =
+        format!("SELECT * FROM {APPEND_GROUP_FN}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+    let params: [&(dyn ToSql + Sync); 11] = [
+        &counts,
+        &streams,
+        &expected,
+        &keys,
+        &names,
+        &versions,
+        &payloads,
+        &correlation,
+        &causation,
+        &actors,
+        &metadata,
+    ];
+    let statement = match client.prepare_cached(&sql).await {
+        Ok(s) => s,
+        Err(e) => return Err(failed(client, e)),
+    };
+    let rows = match client.query(&statement, &params).await {
+        Ok(rows) => rows,
+        Err(e) => return Err(failed(client, e)),
+    };
+    if rows.len() != group.len() {
+        tracing::error!(
+            rows = rows.len(),
+            batches = group.len(),
+            "foldkit-postgres: foldkit_append_group answered the wrong number of rows"
+        );
+    }
+    let mut out = Vec::with_capacity(group.len());
+    for (i, b) in batches.iter().enumerate() {
+        let result = match rows.get(i) {
+            Some(row) => append::outcome(b, row.get(0), row.get(1), row.get(2), row.get(3)),
+            None => Err(crate::error::corrupt(
+                "the result of foldkit_append_group",
+                format!("no row for batch {i}"),
+            )),
+        };
+        out.push(result);
+    }
+    Ok(out)
+}
+
+/// Classifies a failed group call; drops a connection that may hold the lock.
+fn failed(client: deadpool_postgres::Object, e: tokio_postgres::Error) -> GroupError {
+    let code = sqlstate(&e).map(str::to_owned);
+    let ours = matches!(code.as_deref(), Some(STATE_STREAM_MOVED | STATE_KEY_RACE));
+    if !ours {
+        // An error in the middle of the function could leave the session's
+        // append lock held: never give this connection back to the pool.
+        drop(deadpool_postgres::Object::take(client));
+    }
+    if is_connection_loss(&e) {
+        GroupError::Lost(e)
+    } else {
+        GroupError::RolledBack
+    }
+}

@@ -1,0 +1,438 @@
+//! [`PgStore`]: connecting, configuration, and the [`EventStore`] implementation.
+//!
+//! The store holds a connection pool (deadpool) for appends and reads, one
+//! dedicated connection that LISTENs for appends of other instances
+//! ([`crate::tail`]), and a small task that announces this instance's appends
+//! (NOTIFY from a separate statement, so that the notification queue's
+//! commit-time lock never covers an append's commit and its WAL flush).
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use foldkit::Seq;
+use foldkit::store::{AppendBatch, Appended, EventStore, RecordedEvent, StoreError, StoreTail};
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+
+use crate::append;
+use crate::error::{backend, pool as pool_error};
+use crate::group::{self, Pending};
+use crate::read::{self, Failure};
+use crate::schema;
+use crate::tail::{self, PgTail, Signal};
+
+/// How a [`PgStore`] connects and behaves. Built by [`PgStore::builder`].
+#[derive(Debug, Clone)]
+pub struct PgStoreBuilder {
+    url: String,
+    pool_size: usize,
+    poll_interval: Duration,
+    retry_for: Duration,
+}
+
+impl PgStoreBuilder {
+    /// At most `n` pooled connections for appends and reads (default 16).
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+
+    /// How often a tail polls when no notification arrives (default 500 ms):
+    /// the fallback when a NOTIFY is lost (e.g. while the listener reconnects).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// How long an operation keeps retrying while the server cannot be
+    /// reached (default 30 s): reads and tails always, appends when nothing was
+    /// sent or when the batch has an idempotency key (so a retry is safe).
+    pub fn retry_for(mut self, duration: Duration) -> Self {
+        self.retry_for = duration;
+        self
+    }
+
+    /// Connects, creates or upgrades the tables, and starts listening.
+    pub async fn connect(self) -> Result<PgStore, StoreError> {
+        PgStore::open(self).await
+    }
+}
+
+/// A PostgreSQL [`EventStore`]: many service instances share one log.
+///
+/// See the [crate docs](crate) for the schema and the guarantees. Cloning is
+/// cheap and shares the pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) pool: Pool,
+    pub(crate) pg_config: tokio_postgres::Config,
+    pub(crate) describe: String,
+    pub(crate) closed: AtomicBool,
+    pub(crate) signal: watch::Sender<Signal>,
+    pub(crate) announce: Arc<Notify>,
+    pub(crate) poll_interval: Duration,
+    pub(crate) retry_for: Duration,
+    /// The group-commit queue ([`crate::group`]).
+    queue: mpsc::UnboundedSender<Pending>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("server", &self.inner.describe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` with the default settings; see [`PgStore::builder`].
+    ///
+    /// `url` is a libpq-style connection string or URL; several hosts with
+    /// `target_session_attrs=read-write` make the store find the primary after
+    /// a failover: `postgres://app@db1,db2/shop?target_session_attrs=read-write`.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        Self::builder(url).connect().await
+    }
+
+    /// A builder for a store at `url`.
+    pub fn builder(url: &str) -> PgStoreBuilder {
+        PgStoreBuilder {
+            url: url.to_owned(),
+            pool_size: 16,
+            poll_interval: Duration::from_millis(500),
+            retry_for: Duration::from_secs(30),
+        }
+    }
+
+    async fn open(options: PgStoreBuilder) -> Result<PgStore, StoreError> {
+        let mut pg_config: tokio_postgres::Config = options.url.parse().map_err(|e| {
+            StoreError::backend("parse the PostgreSQL connection string", Box::new(e))
+        })?;
+        if pg_config.get_application_name().is_none() {
+            pg_config.application_name("foldkit-postgres");
+        }
+        if pg_config.get_connect_timeout().is_none() {
+            pg_config.connect_timeout(Duration::from_secs(5));
+        }
+        let describe = describe(&pg_config);
+
+        let (mut client, connection) = pg_config
+            .connect(NoTls)
+            .await
+            .map_err(|e| backend(format!("connect to {describe}"), e))?;
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let migrated = schema::migrate(&mut client).await;
+        drop(client);
+        let _ = driver.await;
+        let found = migrated?;
+        if found < schema::SCHEMA_VERSION {
+            tracing::info!(
+                server = %describe,
+                from = found,
+                to = schema::SCHEMA_VERSION,
+                "foldkit-postgres: schema migrated"
+            );
+        }
+
+        let manager = Manager::from_config(
+            pg_config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .build()
+            .map_err(|e| StoreError::backend("build the connection pool", Box::new(e)))?;
+        let (signal, _) = watch::channel(Signal::default());
+        let (queue, queued) = mpsc::unbounded_channel();
+        let queued: group::Queue = Arc::new(tokio::sync::Mutex::new(queued));
+        let inner = Arc::new(Inner {
+            pool,
+            pg_config,
+            describe,
+            closed: AtomicBool::new(false),
+            signal,
+            announce: Arc::new(Notify::new()),
+            poll_interval: options.poll_interval,
+            retry_for: options.retry_for,
+            queue,
+            tasks: Mutex::new(Vec::new()),
+            workers: Mutex::new(Vec::new()),
+        });
+        let listener = tokio::spawn(tail::listen(Arc::downgrade(&inner)));
+        let announcer = tokio::spawn(tail::announce(
+            Arc::downgrade(&inner),
+            inner.announce.clone(),
+        ));
+        inner.tasks.lock().extend([listener, announcer]);
+        // Workers are not stopped by `close` (a group in flight finishes and is
+        // answered); they end when the store is dropped.
+        for _ in 0..group::WORKERS {
+            let worker = tokio::spawn(group::worker(Arc::downgrade(&inner), queued.clone()));
+            inner.workers.lock().push(worker);
+        }
+        Ok(PgStore { inner })
+    }
+
+    /// Test hook: appends `batch` inside an explicit transaction that stays open
+    /// for `hold` after the events were written (a slow writer holding a
+    /// position that later positions commit before).
+    #[cfg(feature = "testing")]
+    pub async fn append_holding(
+        &self,
+        batch: AppendBatch,
+        hold: Duration,
+    ) -> Result<Appended, StoreError> {
+        self.inner.check_open()?;
+        let prepared = append::prepare(&batch)?;
+        let appended = append::append_holding(&self.inner, &prepared, hold).await?;
+        self.inner.appended(&appended);
+        Ok(appended)
+    }
+
+    /// The server(s) this store talks to, without credentials.
+    pub fn server(&self) -> &str {
+        &self.inner.describe
+    }
+}
+
+impl Inner {
+    pub(crate) fn check_open(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Wakes local tails and schedules a NOTIFY for other instances.
+    pub(crate) fn appended(&self, appended: &Appended) {
+        let last = *appended.positions.end();
+        self.signal.send_modify(|s| {
+            s.generation += 1;
+            s.max_committed = s.max_committed.max(last);
+        });
+        if !appended.deduplicated {
+            self.announce.notify_one();
+        }
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, Failure> {
+        self.pool.get().await.map_err(|e| {
+            let transient = !matches!(e, deadpool_postgres::PoolError::Closed);
+            Failure {
+                error: pool_error(format!("get a connection to {}", self.describe), e),
+                transient,
+            }
+        })
+    }
+}
+
+impl EventStore for PgStore {
+    fn append(&self, batch: AppendBatch) -> BoxFuture<'_, Result<Appended, StoreError>> {
+        Box::pin(async move {
+            self.inner.check_open()?;
+            let prepared = append::prepare(&batch)?;
+            let (reply, answer) = oneshot::channel();
+            self.inner
+                .queue
+                .send(Pending { prepared, reply })
+                .map_err(|_| StoreError::Closed)?;
+            answer.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn read(&self, from: Seq, max: usize) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
+        Box::pin(async move {
+            self.inner.check_open()?;
+            read::with_retry(&self.inner, || read::events(&self.inner, from, max)).await
+        })
+    }
+
+    fn tail(&self, from: Seq) -> Box<dyn StoreTail> {
+        Box::new(PgTail::new(self.inner.clone(), from))
+    }
+
+    fn read_stream(
+        &self,
+        stream: &str,
+        versions: RangeInclusive<u64>,
+    ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
+        let stream = stream.to_owned();
+        Box::pin(async move {
+            self.inner.check_open()?;
+            read::with_retry(&self.inner, || {
+                read::stream(&self.inner, &stream, versions.clone())
+            })
+            .await
+        })
+    }
+
+    fn stream_version(&self, stream: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let stream = stream.to_owned();
+        Box::pin(async move {
+            self.inner.check_open()?;
+            read::with_retry(&self.inner, || read::stream_version(&self.inner, &stream)).await
+        })
+    }
+
+    fn last_position(&self) -> BoxFuture<'_, Result<Option<Seq>, StoreError>> {
+        Box::pin(async move {
+            self.inner.check_open()?;
+            read::with_retry(&self.inner, || read::last_position(&self.inner)).await
+        })
+    }
+
+    fn sync(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.inner.check_open()?;
+            read::with_retry(&self.inner, || read::flush_wal(&self.inner)).await
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            if self.inner.closed.swap(true, Ordering::AcqRel) {
+                return Ok(());
+            }
+            // Every acknowledged append is already committed (and so durable
+            // under the server's synchronous_commit); flush anyway, so that a
+            // server running with synchronous_commit=off keeps the promise too.
+            let flushed = read::with_retry(&self.inner, || read::flush_wal(&self.inner)).await;
+            let tasks: Vec<_> = std::mem::take(&mut *self.inner.tasks.lock());
+            for task in tasks {
+                task.abort();
+            }
+            self.inner.signal.send_modify(|s| {
+                s.generation += 1;
+                s.closed = true;
+            });
+            flushed
+        })
+    }
+
+    fn write_snapshot(
+        &self,
+        state: &str,
+        position: Seq,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let state = state.to_owned();
+        Box::pin(async move {
+            self.inner.check_open()?;
+            read::with_retry(&self.inner, || {
+                read::write_snapshot(&self.inner, &state, position, &bytes)
+            })
+            .await
+        })
+    }
+
+    fn list_snapshots(&self, state: &str) -> BoxFuture<'_, Result<Vec<Seq>, StoreError>> {
+        let state = state.to_owned();
+        Box::pin(async move {
+            self.inner.check_open()?;
+            read::with_retry(&self.inner, || read::list_snapshots(&self.inner, &state)).await
+        })
+    }
+
+    fn read_snapshot(
+        &self,
+        state: &str,
+        position: Seq,
+    ) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>> {
+        let state = state.to_owned();
+        Box::pin(async move {
+            self.inner.check_open()?;
+            read::with_retry(&self.inner, || {
+                read::read_snapshot(&self.inner, &state, position)
+            })
+            .await
+        })
+    }
+
+    fn remove_snapshot(&self, state: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>> {
+        let state = state.to_owned();
+        Box::pin(async move {
+            self.inner.check_open()?;
+            read::with_retry(&self.inner, || {
+                read::remove_snapshot(&self.inner, &state, position)
+            })
+            .await
+        })
+    }
+
+    fn write_checkpoint(&self, name: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            self.inner.check_open()?;
+            read::with_retry(&self.inner, || {
+                read::write_checkpoint(&self.inner, &name, position)
+            })
+            .await
+        })
+    }
+
+    fn read_checkpoint(&self, name: &str) -> BoxFuture<'_, Result<Option<Seq>, StoreError>> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            self.inner.check_open()?;
+            read::with_retry(&self.inner, || read::read_checkpoint(&self.inner, &name)).await
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("PostgreSQL store at {}", self.inner.describe)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in self
+            .tasks
+            .get_mut()
+            .drain(..)
+            .chain(self.workers.get_mut().drain(..))
+        {
+            task.abort();
+        }
+    }
+}
+
+/// `postgres://host:port,host:port/dbname`, without user or password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                Host::Tcp(name) => format!("{name}:{port}"),
+                Host::Unix(path) => format!("{}:{port}", path.display()),
+            }
+        })
+        .collect();
+    format!(
+        "postgres://{}/{}",
+        hosts.join(","),
+        config.get_dbname().unwrap_or("")
+    )
+}

@@ -1,0 +1,509 @@
+//! Store-level behaviour of `PgStore` against a throwaway server: schema
+//! creation, appends and reads, conflicts, idempotency, snapshots, reconnects.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use foldkit::store::{AppendBatch, EventContext, EventStore, ExpectedVersion, StoreError};
+use foldkit_postgres::{PgStore, SCHEMA_VERSION};
+use support::{DB, database, event, runtime};
+
+#[test]
+fn eight_concurrent_connects_create_the_schema_once() {
+    let Some((server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let connects = (0..8).map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { PgStore::connect(&url).await })
+        });
+        for c in futures::future::join_all(connects).await {
+            c.expect("join").expect("connect");
+        }
+    });
+    let versions = server
+        .psql(
+            DB,
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM foldkit_schema_migrations",
+        )
+        .expect("psql");
+    let expected: Vec<String> = (1..=SCHEMA_VERSION).map(|v| v.to_string()).collect();
+    assert_eq!(versions, expected.join(","));
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let Some((server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async { PgStore::connect(&url).await.expect("connect") });
+    server
+        .psql(
+            DB,
+            "INSERT INTO foldkit_schema_migrations (version) VALUES (999)",
+        )
+        .expect("psql");
+    let err = runtime()
+        .block_on(async { PgStore::connect(&url).await })
+        .expect_err("a schema from the future");
+    assert!(
+        matches!(err, StoreError::Format { found: 999, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn appended_events_read_back_with_their_envelope() {
+    let Some((server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = PgStore::connect(&url).await.expect("connect");
+        let context = Arc::new(
+            EventContext::new()
+                .correlation_id("req-1")
+                .caused_by(7)
+                .actor("alice")
+                .with("ip", "10.0.0.1"),
+        );
+        let a = store
+            .append(
+                AppendBatch::new(vec![event("Opened", b"a"), event("Deposited", b"bb")])
+                    .to_stream("account/1", ExpectedVersion::NoStream)
+                    .with_context(context.clone()),
+            )
+            .await
+            .expect("append");
+        assert_eq!(a.stream_version, 2);
+        assert!(!a.deduplicated);
+        assert_eq!(*a.positions.end(), *a.positions.start() + 1);
+        let b = store
+            .append(AppendBatch::new(vec![event("Tick", b"")]))
+            .await
+            .expect("append");
+        assert_eq!(b.stream_version, 0);
+        assert!(*b.positions.start() > *a.positions.end());
+
+        let events = store.read(1, 100).await.expect("read");
+        assert_eq!(events.len(), 3);
+        assert_eq!(&*events[0].name, "Opened");
+        assert_eq!(&events[1].payload[..], b"bb");
+        let s = events[1].stream.as_ref().expect("in a stream");
+        assert_eq!((&*s.id, s.version), ("account/1", 2));
+        assert_eq!(events[1].context.as_deref(), Some(&*context));
+        assert!(events[2].stream.is_none() && events[2].context.is_none());
+        assert!(events.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+
+        let from_second = store.read(events[1].position, 1).await.expect("read");
+        assert_eq!(from_second, vec![events[1].clone()]);
+        let stream = store.read_stream("account/1", 2..=5).await.expect("stream");
+        assert_eq!(stream, vec![events[1].clone()]);
+        assert_eq!(store.stream_version("account/1").await.expect("version"), 2);
+        assert_eq!(store.stream_version("account/2").await.expect("version"), 0);
+        assert_eq!(
+            store.last_position().await.expect("last"),
+            Some(*b.positions.end())
+        );
+        store.sync().await.expect("sync");
+    });
+    // Readable from SQL, as the crate docs say.
+    let sql = server
+        .psql(
+            DB,
+            "SELECT event_name || ':' || stream_version || ':' || (metadata->>'ip') \
+             FROM foldkit_events WHERE stream_id = 'account/1' ORDER BY stream_version",
+        )
+        .expect("psql");
+    assert_eq!(sql, "Opened:1:10.0.0.1\nDeposited:2:10.0.0.1");
+}
+
+#[test]
+fn a_stale_expected_version_conflicts_with_the_actual_one() {
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = PgStore::connect(&url).await.expect("connect");
+        let to = |v| AppendBatch::new(vec![event("E", b"x")]).to_stream("s", v);
+        store
+            .append(to(ExpectedVersion::NoStream))
+            .await
+            .expect("first");
+        match store.append(to(ExpectedVersion::NoStream)).await {
+            Err(StoreError::Conflict {
+                stream,
+                expected,
+                actual,
+            }) => {
+                assert_eq!(
+                    (stream.as_str(), expected, actual),
+                    ("s", ExpectedVersion::NoStream, 1)
+                );
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        // Behind and ahead of the stream: both conflict, nothing is written.
+        for stale in [ExpectedVersion::Exact(0), ExpectedVersion::Exact(5)] {
+            let err = store.append(to(stale)).await.expect_err("conflict");
+            assert!(
+                matches!(err, StoreError::Conflict { actual: 1, .. }),
+                "{err:?}"
+            );
+        }
+        assert_eq!(store.stream_version("s").await.expect("version"), 1);
+        let any = store.append(to(ExpectedVersion::Any)).await.expect("any");
+        assert_eq!(any.stream_version, 2);
+
+        // Eight writers race on one stream, each expecting what it last saw:
+        // every version is written exactly once, conflicts name the actual version.
+        let store = Arc::new(store);
+        let writers = (0..8).map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut wins = Vec::new();
+                let mut seen = 2;
+                while seen < 42 {
+                    let batch = AppendBatch::new(vec![event("E", &[w])])
+                        .to_stream("s", ExpectedVersion::Exact(seen));
+                    match store.append(batch).await {
+                        Ok(a) => {
+                            assert_eq!(a.stream_version, seen + 1);
+                            wins.push(a.stream_version);
+                            seen = a.stream_version;
+                        }
+                        Err(StoreError::Conflict { actual, .. }) => {
+                            assert!(actual > seen, "a conflict reports a newer version");
+                            seen = actual;
+                        }
+                        Err(e) => panic!("append: {e}"),
+                    }
+                }
+                wins
+            })
+        });
+        let mut all: Vec<u64> = Vec::new();
+        for w in futures::future::join_all(writers).await {
+            all.extend(w.expect("join"));
+        }
+        all.sort_unstable();
+        assert_eq!(all, (3..=42).collect::<Vec<_>>());
+        let versions: Vec<u64> = store
+            .read_stream("s", 1..=u64::MAX)
+            .await
+            .expect("stream")
+            .iter()
+            .map(|e| e.stream.as_ref().expect("stream").version)
+            .collect();
+        assert_eq!(versions, (1..=42).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn a_retry_with_the_same_key_appends_nothing() {
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = Arc::new(PgStore::connect(&url).await.expect("connect"));
+        let batch = || {
+            AppendBatch::new(vec![event("E", b"1"), event("E", b"2")])
+                .to_stream("k", ExpectedVersion::NoStream)
+                .idempotency_key("cmd-1")
+        };
+        let first = store.append(batch()).await.expect("first");
+        let again = store.append(batch()).await.expect("retry");
+        assert!(!first.deduplicated && again.deduplicated);
+        assert_eq!(
+            (first.positions.clone(), first.stream_version),
+            (again.positions.clone(), again.stream_version)
+        );
+        assert_eq!(store.read(1, 100).await.expect("read").len(), 2);
+
+        // Sixteen concurrent retries of a new key: one append, one answer.
+        let retries = (0..16).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(
+                        AppendBatch::new(vec![event("E", b"3")])
+                            .to_stream("k", ExpectedVersion::Exact(2))
+                            .idempotency_key("cmd-2"),
+                    )
+                    .await
+                    .expect("append")
+            })
+        });
+        let results: Vec<_> = futures::future::join_all(retries)
+            .await
+            .into_iter()
+            .map(|r| r.expect("join"))
+            .collect();
+        assert_eq!(results.iter().filter(|r| !r.deduplicated).count(), 1);
+        assert!(results.iter().all(|r| r.positions == results[0].positions));
+        assert_eq!(results[0].stream_version, 3);
+        assert_eq!(store.read(1, 100).await.expect("read").len(), 3);
+    });
+}
+
+#[test]
+fn malformed_batches_are_refused_by_name() {
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = PgStore::connect(&url).await.expect("connect");
+        let cases = [
+            (AppendBatch::new(vec![]), "no events"),
+            (
+                AppendBatch::new(vec![event("E", b"")]).to_stream("", ExpectedVersion::Any),
+                "stream id is empty",
+            ),
+            (
+                AppendBatch::new(vec![event("E", b""), event("b\0d", b"")]),
+                "name of event 1",
+            ),
+            (
+                AppendBatch::new(vec![event("E", b"")])
+                    .with_context(Arc::new(EventContext::new().actor("a\0"))),
+                "actor",
+            ),
+        ];
+        for (batch, needle) in cases {
+            match store.append(batch).await {
+                Err(StoreError::InvalidBatch(why)) => assert!(why.contains(needle), "{why}"),
+                other => panic!("expected InvalidBatch({needle}), got {other:?}"),
+            }
+        }
+        assert!(store.read(1, 10).await.expect("read").is_empty());
+    });
+}
+
+#[test]
+fn snapshots_and_checkpoints_live_in_tables() {
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = PgStore::connect(&url).await.expect("connect");
+        store
+            .write_snapshot("Bank", 10, b"ten".to_vec())
+            .await
+            .expect("write");
+        store
+            .write_snapshot("Bank", 30, b"thirty".to_vec())
+            .await
+            .expect("write");
+        store
+            .write_snapshot("Bank", 10, b"TEN".to_vec())
+            .await
+            .expect("replace");
+        store
+            .write_snapshot("Other", 5, b"five".to_vec())
+            .await
+            .expect("write");
+        assert_eq!(
+            store.list_snapshots("Bank").await.expect("list"),
+            vec![30, 10]
+        );
+        assert_eq!(
+            store
+                .read_snapshot("Bank", 10)
+                .await
+                .expect("read")
+                .as_deref(),
+            Some(&b"TEN"[..])
+        );
+        assert_eq!(store.read_snapshot("Bank", 11).await.expect("read"), None);
+        store.remove_snapshot("Bank", 30).await.expect("remove");
+        store
+            .remove_snapshot("Bank", 31)
+            .await
+            .expect("remove absent");
+        assert_eq!(store.list_snapshots("Bank").await.expect("list"), vec![10]);
+
+        assert_eq!(store.read_checkpoint("mailer").await.expect("read"), None);
+        store.write_checkpoint("mailer", 4).await.expect("write");
+        store.write_checkpoint("mailer", 9).await.expect("write");
+        assert_eq!(
+            store.read_checkpoint("mailer").await.expect("read"),
+            Some(9)
+        );
+
+        // Another instance sees them.
+        let other = PgStore::connect(&url).await.expect("connect");
+        assert_eq!(other.list_snapshots("Bank").await.expect("list"), vec![10]);
+        assert_eq!(
+            other.read_checkpoint("mailer").await.expect("read"),
+            Some(9)
+        );
+    });
+}
+
+#[test]
+fn close_refuses_appends_and_ends_tails_after_the_last_event() {
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = PgStore::connect(&url).await.expect("connect");
+        let mut tail = store.tail(1);
+        store
+            .append(AppendBatch::new(vec![event("E", b"1")]))
+            .await
+            .expect("append");
+        store.close().await.expect("close");
+        store.close().await.expect("close twice");
+        let err = store
+            .append(AppendBatch::new(vec![event("E", b"2")]))
+            .await
+            .expect_err("closed");
+        assert!(matches!(err, StoreError::Closed), "{err:?}");
+        let first = tail.next_batch(10).await.expect("the stored event");
+        assert_eq!(first.len(), 1);
+        let end = tokio::time::timeout(Duration::from_secs(5), tail.next_batch(10))
+            .await
+            .expect("a closed tail ends");
+        assert!(matches!(end, Err(StoreError::Closed)), "{end:?}");
+    });
+}
+
+#[test]
+fn a_tail_survives_its_connections_being_terminated() {
+    let Some((server, url)) = database(false) else {
+        return;
+    };
+    let rt = runtime();
+    let writer = rt.block_on(async { PgStore::connect(&url).await.expect("connect") });
+    // A poll interval far beyond the test: only notifications wake the tail,
+    // so this also checks that the listener reconnected.
+    let reader = rt.block_on(async {
+        PgStore::builder(&format!("{url}?application_name=reader"))
+            .poll_interval(Duration::from_secs(600))
+            .connect()
+            .await
+            .expect("connect")
+    });
+    let mut tail = reader.tail(1);
+    let mut acked = Vec::new();
+    let mut got = Vec::new();
+    rt.block_on(async {
+        for i in 0..20u8 {
+            let a = writer
+                .append(AppendBatch::new(vec![event("E", &[i])]))
+                .await
+                .expect("append");
+            acked.push(*a.positions.start());
+        }
+        while got.len() < 10 {
+            got.extend(
+                tail.next_batch(3)
+                    .await
+                    .expect("tail")
+                    .iter()
+                    .map(|e| e.position),
+            );
+        }
+    });
+    let terminate = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE application_name = 'reader'";
+    let terminated: u32 = server
+        .psql(DB, terminate)
+        .expect("terminate")
+        .parse()
+        .expect("count");
+    assert!(
+        terminated >= 2,
+        "the listener and a pooled connection: {terminated}"
+    );
+    // Wait for the listener to be back.
+    let listening = "SELECT count(*) FROM pg_stat_activity \
+                     WHERE application_name = 'reader' AND query LIKE 'LISTEN%'";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while server.psql(DB, listening).expect("psql") != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listener reconnects"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rt.block_on(async {
+        for i in 20..40u8 {
+            let a = writer
+                .append(AppendBatch::new(vec![event("E", &[i])]))
+                .await
+                .expect("append");
+            acked.push(*a.positions.start());
+        }
+        while got.len() < acked.len() {
+            let batch = tokio::time::timeout(Duration::from_secs(20), tail.next_batch(7))
+                .await
+                .expect("the tail resumes (woken by a notification)")
+                .expect("tail");
+            got.extend(batch.iter().map(|e| e.position));
+        }
+    });
+    assert_eq!(
+        got, acked,
+        "every event once, in order, across the reconnect"
+    );
+}
+
+#[test]
+fn concurrent_appends_grouped_into_one_transaction_keep_their_own_answers() {
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = Arc::new(PgStore::connect(&url).await.expect("connect"));
+        store
+            .append(
+                AppendBatch::new(vec![event("E", b"first")])
+                    .to_stream("taken", ExpectedVersion::NoStream)
+                    .idempotency_key("known"),
+            )
+            .await
+            .expect("setup");
+        // 48 appends at once: new streams, conflicts and retries of a known key.
+        let appends = (0..48u32).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let batch = match i % 3 {
+                    0 => AppendBatch::new(vec![event("E", b"a"), event("E", b"b")])
+                        .to_stream(format!("s{i}"), ExpectedVersion::NoStream),
+                    1 => AppendBatch::new(vec![event("E", b"c")])
+                        .to_stream(format!("t{i}"), ExpectedVersion::Exact(3)),
+                    _ => AppendBatch::new(vec![event("E", b"first")])
+                        .to_stream("taken", ExpectedVersion::NoStream)
+                        .idempotency_key("known"),
+                };
+                (i, store.append(batch).await)
+            })
+        });
+        let mut positions = Vec::new();
+        for r in futures::future::join_all(appends).await {
+            let (i, result) = r.expect("join");
+            match (i % 3, result) {
+                (0, Ok(a)) => {
+                    assert_eq!((a.stream_version, a.deduplicated), (2, false));
+                    assert_eq!(*a.positions.end(), *a.positions.start() + 1);
+                    positions.extend(a.positions);
+                }
+                (1, Err(StoreError::Conflict { actual: 0, .. })) => {}
+                (2, Ok(a)) => assert!(a.deduplicated && a.positions == (1..=1), "{a:?}"),
+                (kind, other) => panic!("append {i} (kind {kind}): {other:?}"),
+            }
+        }
+        positions.sort_unstable();
+        positions.dedup();
+        assert_eq!(
+            positions.len(),
+            32,
+            "16 batches of 2, each at its own positions"
+        );
+        let stored = store.read(1, 1000).await.expect("read");
+        assert_eq!(stored.len(), 33, "nothing else was written");
+    });
+}

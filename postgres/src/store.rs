@@ -59,6 +59,11 @@ impl PgStoreBuilder {
     }
 
     /// Connects, creates or upgrades the tables, and starts listening.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it before it completes closes the connections it opened; a
+    /// migration it started either commits whole or rolls back.
     pub async fn connect(self) -> Result<PgStore, StoreError> {
         PgStore::open(self).await
     }
@@ -102,6 +107,10 @@ impl PgStore {
     /// `url` is a libpq-style connection string or URL; several hosts with
     /// `target_session_attrs=read-write` make the store find the primary after
     /// a failover: `postgres://app@db1,db2/shop?target_session_attrs=read-write`.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`PgStoreBuilder::connect`].
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
         Self::builder(url).connect().await
     }
@@ -194,6 +203,10 @@ impl PgStore {
     /// for `hold` after the events were written (a slow writer holding a
     /// position that later positions commit before).
     #[cfg(feature = "testing")]
+    ///
+    /// # Cancel safety
+    ///
+    /// As `EventStore::append`: the batch is appended whole or not at all.
     pub async fn append_holding(
         &self,
         batch: AppendBatch,

@@ -320,6 +320,10 @@ impl<A: Aggregate> Aggregates<A> {
     /// Handles `command` against the instance `id` and appends the events it
     /// produces as one atomic batch. Commands on one instance run one at a time;
     /// a rejected command writes nothing.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`execute_expecting`](Self::execute_expecting).
     pub async fn execute(
         &self,
         id: impl fmt::Display,

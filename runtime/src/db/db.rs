@@ -356,6 +356,10 @@ impl Db {
 
     /// The position of the last event in the log, if any. Waiting for it with
     /// `wait_for_seq` waits for everything appended so far.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn last_seq(&self) -> Result<Option<Seq>, DbError> {
         Ok(self.inner.store.last_position().await?)
     }
@@ -517,6 +521,10 @@ impl Db {
     /// Walks the whole log and checks the hash chain (see
     /// [`DbBuilder::chain_hashes`]): any edit, deletion or reordering of a chained
     /// event is an error naming its position.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn verify_chain(&self) -> Result<crate::store::ChainReport, DbError> {
         Ok(self.inner.store.verify_chain().await?)
     }

@@ -119,6 +119,10 @@ impl Db {
 
     /// The version (number of events) of the stream `stream_id`; 0 when it
     /// does not exist.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn stream_version(&self, stream_id: &str) -> Result<u64, DbError> {
         Ok(self.inner.store.stream_version(stream_id).await?)
     }

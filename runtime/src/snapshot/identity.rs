@@ -36,6 +36,10 @@ impl RecordIdentity {
     }
 
     /// Whether `store` holds this very event.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only reads.
     pub async fn check(&self, store: &dyn EventStore) -> Result<(), IdentityMismatch> {
         let found = match store.read(self.seq, 1).await {
             Ok(events) => events.into_iter().next(),

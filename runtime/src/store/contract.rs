@@ -22,7 +22,9 @@
 //! foldkit::store_contract_tests!(Files(tempfile::tempdir().expect("tempdir")));
 //! ```
 //!
-//! Each case panics with a message naming the broken promise.
+//! Each case panics with a message naming the broken promise. The cases are
+//! test bodies, run to completion by a test: none is meant to be dropped
+//! half-way (cancel safety does not apply).
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -223,6 +223,12 @@ impl FileStore {
     }
 
     /// [`open`](Self::open) on the blocking pool.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it before it completes drops the store it was opening once the
+    /// blocking open finishes (the directory lock is then released); nothing
+    /// is written but what recovery repairs.
     pub async fn open_async(
         dir: impl AsRef<Path>,
         options: FileStoreOptions,

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use foldkit::store::StoreError;
-use foldkit::store::contract::{self, StoreFactory};
+use foldkit::store::contract::StoreFactory;
 use foldkit_postgres::PgStore;
 use foldkit_postgres::testing::{PgServer, ServerOptions, server_or_skip};
 use futures::future::BoxFuture;
@@ -43,33 +43,6 @@ impl StoreFactory for Databases {
     }
 }
 
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {$(
-        #[test]
-        fn $case() {
-            let Some(server) = server_or_skip(ServerOptions::default().fsync(false)) else {
-                return;
-            };
-            let factory = Databases { server, created: Mutex::new(HashSet::new()) };
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(contract::$case(&factory));
-        }
-    )*};
-}
-
-cases!(
-    appends_round_trip_in_order,
-    batches_are_atomic_and_contiguous,
-    expectations_conflict_and_write_nothing,
-    one_stream_one_writer_per_version,
-    read_stream_by_version,
-    idempotent_appends,
-    tails_are_gap_free_and_cancel_safe,
-    restart_keeps_everything,
-    snapshots_and_checkpoints,
-    close_refuses_appends_and_ends_tails,
-);
+// Skips (one printed line) when the machine has no PostgreSQL server binaries.
+foldkit::store_contract_tests!(optional server_or_skip(ServerOptions::default().fsync(false))
+    .map(|server| Databases { server, created: Mutex::new(HashSet::new()) }));

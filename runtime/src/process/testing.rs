@@ -142,12 +142,7 @@ impl<P: ProcessManager> ProcessOutcome<P> {
         let actual: Vec<Option<(String, A::Command)>> = (self.reactions.iter())
             .map(|r| r.as_command::<A>().map(|(id, c)| (id.to_owned(), c)))
             .collect();
-        let matches = actual.len() == expected.len()
-            && actual
-                .iter()
-                .zip(&expected)
-                .all(|(a, e)| a.as_ref() == Some(e));
-        if !matches {
+        if !all_equal(&actual, &expected) {
             panic!(
                 "process manager `{}`: expected the commands {expected:?} for `{}`, got the reactions {}",
                 P::NAME,
@@ -172,12 +167,7 @@ impl<P: ProcessManager> ProcessOutcome<P> {
         let actual: Vec<Option<E>> = (self.reactions.iter())
             .map(|r| r.as_event::<E>().map(|(_, e)| e))
             .collect();
-        let matches = actual.len() == expected.len()
-            && actual
-                .iter()
-                .zip(&expected)
-                .all(|(a, e)| a.as_ref() == Some(e));
-        if !matches {
+        if !all_equal(&actual, &expected) {
             panic!(
                 "process manager `{}`: expected the events {expected:?}, got the reactions {}",
                 P::NAME,
@@ -207,4 +197,14 @@ impl<P: ProcessManager> ProcessOutcome<P> {
         let all: Vec<String> = self.reactions.iter().map(Reaction::describe).collect();
         format!("[{}]", all.join(", "))
     }
+}
+
+/// Whether every reaction is one of the expected kind and equals the expected
+/// one at its place (and there are as many of each).
+fn all_equal<T: PartialEq>(actual: &[Option<T>], expected: &[T]) -> bool {
+    actual.len() == expected.len()
+        && actual
+            .iter()
+            .zip(expected)
+            .all(|(a, e)| a.as_ref() == Some(e))
 }

@@ -21,6 +21,7 @@ use crate::Seq;
 use crate::error::StorageError;
 use crate::frame::{self, BATCH_CONTINUES, HEADER_LEN, Invalid};
 use crate::segment::{self, SEGMENT_HEADER_LEN};
+use crate::sidecar;
 
 /// One valid record, as the scan found it.
 #[derive(Debug, Clone, Copy)]
@@ -388,6 +389,10 @@ impl RepairLock {
                 last: None,
             })?;
         let mut removed = Vec::new();
+        // Index files describe the bytes cut or removed here.
+        for (_, path) in &found[at..] {
+            sidecar::remove(path).map_err(|e| StorageError::io("remove segment index", path, e))?;
+        }
         for (_, later) in found[at + 1..].iter().rev() {
             fs::remove_file(later).map_err(|e| StorageError::io("remove segment", later, e))?;
             removed.push(later.clone());

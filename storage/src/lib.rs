@@ -54,6 +54,7 @@ mod observe;
 mod options;
 mod recovery;
 mod segment;
+mod sidecar;
 mod sync;
 mod tail;
 

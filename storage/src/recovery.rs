@@ -20,13 +20,15 @@
 //!   too short for the seqs its name and the next one's claim is
 //!   [`StorageError::Corrupt`] naming the segment, at open.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::Seq;
 use crate::error::StorageError;
 use crate::frame::{self, BATCH_CONTINUES, HEADER_LEN, Invalid};
 use crate::segment::{self, SEGMENT_HEADER_LEN};
+use crate::sidecar;
 
 /// What recovery found and repaired when the log was opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,32 +55,83 @@ impl RecoveryReport {
     }
 }
 
-/// The index of one segment: where each of its records starts.
+/// The index of one segment: where its records start.
 ///
-/// A sealed segment (not the last) is indexed lazily: at open only its header is
-/// checked and its seqs are known from the next segment's first seq; its records
-/// are read and validated, all of them, the first time one is needed.
+/// The active (last) segment indexes every record. A sealed one keeps every
+/// [`sidecar::STRIDE`]-th (a read walks the frames in between), loaded at open
+/// from its index file (see `sidecar`); without a valid one it is indexed
+/// lazily: at open only its header is checked and its seqs are known from the
+/// next segment's first seq; its records are read and validated, all of them,
+/// the first time one is needed.
 #[derive(Debug)]
 pub(crate) struct SegmentIndex {
     pub(crate) first_seq: Seq,
     pub(crate) path: PathBuf,
-    /// Byte offset of each record, in seq order (empty until `loaded`).
+    /// Where records `0, stride, 2 * stride, ..` start (empty until `loaded`).
     pub(crate) offsets: Vec<u64>,
+    /// Records per entry of `offsets`: 1 while active.
+    pub(crate) stride: u32,
     /// Valid bytes in the file (header included).
     pub(crate) len: u64,
-    /// Whether `offsets` holds every record.
+    /// Whether `offsets` is known.
     pub(crate) loaded: bool,
-    /// One past the last seq, for a segment not loaded yet.
+    /// One past the last seq.
     pub(crate) end: Seq,
+    /// A handle for reads, once a read opened one.
+    pub(crate) reader: Option<Arc<File>>,
 }
 
 impl SegmentIndex {
+    /// The index of a segment just created at `path`, holding no record.
+    pub(crate) fn created(path: PathBuf, first_seq: Seq) -> SegmentIndex {
+        SegmentIndex {
+            first_seq,
+            path,
+            offsets: Vec::new(),
+            stride: 1,
+            len: SEGMENT_HEADER_LEN,
+            loaded: true,
+            end: first_seq,
+            reader: None,
+        }
+    }
+
     /// One past the segment's last seq.
     pub(crate) fn end_seq(&self) -> Seq {
-        if self.loaded {
-            self.first_seq + self.offsets.len() as u64
-        } else {
-            self.end
+        self.end
+    }
+
+    /// Where the record `seq` (held by this loaded segment) or the nearest
+    /// indexed one before it starts: `(offset, seq there)`.
+    pub(crate) fn locate(&self, seq: Seq) -> Option<(u64, Seq)> {
+        let stride = u64::from(self.stride);
+        let entry = (seq.checked_sub(self.first_seq)?) / stride;
+        let offset = *self.offsets.get(usize::try_from(entry).ok()?)?;
+        Some((offset, self.first_seq + entry * stride))
+    }
+
+    /// Where the entry `entry` of `offsets` starts, or the segment's end past
+    /// the last one.
+    pub(crate) fn entry_offset(&self, entry: usize) -> u64 {
+        self.offsets.get(entry).copied().unwrap_or(self.len)
+    }
+
+    /// Makes the index of this just-sealed segment sparse; returns what its
+    /// index file must say.
+    pub(crate) fn seal(&mut self) -> sidecar::Expect {
+        if self.stride == 1 {
+            self.offsets = sidecar::sparsify(&self.offsets);
+            self.stride = sidecar::STRIDE;
+        }
+        self.expect()
+    }
+
+    /// What this segment's index file must agree with.
+    pub(crate) fn expect(&self) -> sidecar::Expect {
+        sidecar::Expect {
+            first_seq: self.first_seq,
+            records: self.end - self.first_seq,
+            len: self.len,
         }
     }
 }
@@ -229,14 +282,29 @@ fn sealed(path: &Path, first_seq: Seq, end: Seq) -> Result<SegmentIndex, Storage
             ),
         ));
     }
-    Ok(SegmentIndex {
+    let mut index = SegmentIndex {
         first_seq,
         path: path.to_path_buf(),
         offsets: Vec::new(),
+        stride: sidecar::STRIDE,
         len,
         loaded: false,
         end,
-    })
+        reader: None,
+    };
+    match sidecar::load(path, index.expect()) {
+        Ok(Some((stride, offsets))) => {
+            index.stride = stride;
+            index.offsets = offsets;
+            index.loaded = true;
+        }
+        Ok(None) => {}
+        Err(why) => tracing::warn!(
+            segment = %path.display(),
+            "the segment's index file {why}: ignored, the segment is indexed on its first read"
+        ),
+    }
+    Ok(index)
 }
 
 /// Indexes one segment's records; cuts a torn tail when `is_last`.
@@ -315,9 +383,11 @@ fn scan(
         first_seq,
         path: path.to_path_buf(),
         offsets,
+        stride: 1,
         len: valid_len,
         loaded: true,
         end,
+        reader: None,
     })
 }
 

@@ -53,6 +53,10 @@ pub(crate) fn check_header(bytes: &[u8], first_seq: Seq) -> Result<(), &'static 
 /// Creates a segment file with its header, fsyncs it and the directory.
 pub(crate) fn create(dir: &Path, first_seq: Seq) -> Result<File, StorageError> {
     let path = path(dir, first_seq);
+    // An index file left under this name (by a segment removed by repair) would
+    // describe other bytes.
+    crate::sidecar::remove(&path)
+        .map_err(|e| StorageError::io("remove a stale segment index", &path, e))?;
     let mut file = OpenOptions::new()
         .create_new(true)
         .read(true)

@@ -1,7 +1,8 @@
 //! Tails: read a log from a seq on, then follow it as records are appended.
 //!
 //! A tail reads in batches: inline from memory for recent records (the hot
-//! path), on tokio's blocking pool from the segment files when it is behind, and
+//! path), on tokio's blocking pool from the segment files when it is behind (in
+//! reads of many batches, the next one started as soon as one arrives), and
 //! sleeps on the log's append notification when it has caught up. Registering
 //! for the notification *before* looking for records means an append between the
 //! look and the sleep is never missed. Checking `closed` before looking means a
@@ -32,6 +33,10 @@ use crate::log::{Inner, Look, Record};
 
 /// How many records the `Stream` impl fetches at a time.
 const STREAM_BATCH: usize = 256;
+/// The fewest records one read of the segment files asks for (it also stops at
+/// the end of a segment, and at 4 MiB): one trip to the blocking pool serves
+/// many batches.
+const FILE_BATCH: usize = 16 * 1024;
 
 /// Follows a log: the records from a seq on, then live ones. Also a
 /// [`Stream`] of records, which ends when the log is closed and drained.
@@ -108,6 +113,11 @@ impl Tail {
                     ))
                 })?;
                 if self.keep(batch) {
+                    // Read ahead: the next file read runs while these records
+                    // are consumed.
+                    if self.inner.on_file_only(self.next) {
+                        self.start_read(FILE_BATCH)?;
+                    }
                     return Poll::Ready(Ok(()));
                 }
                 continue;
@@ -168,6 +178,7 @@ impl Tail {
     /// pool; outside a tokio runtime it reads inline. Says whether it kept
     /// records (inline) already.
     fn start_read(&mut self, max: usize) -> Result<bool, StorageError> {
+        let max = max.max(FILE_BATCH);
         let (inner, from) = (Arc::clone(&self.inner), self.next);
         let read = move || inner.read_batch(from, max);
         match tokio::runtime::Handle::try_current() {

@@ -18,9 +18,12 @@ use std::sync::Arc;
 
 use crate::Seq;
 use crate::error::StorageError;
-use crate::frame::{self, HEADER_LEN};
+use bytes::Bytes;
+
+use crate::frame;
 
 use super::Record;
+use super::read::Run;
 
 /// Bytes buffered before they are written to the OS.
 pub(super) const FLUSH_AT: usize = 64 << 10;
@@ -47,12 +50,28 @@ pub(super) struct Chunk {
 }
 
 impl Chunk {
-    /// `count` frames from seq `first`, starting at `at` in this chunk.
-    pub(super) fn span(&self, at: usize, first: Seq, count: usize, segment: PathBuf) -> MemorySpan {
+    /// `count` records from seq `from` in this chunk; `near` is where the
+    /// segment's index puts `from` or the nearest indexed record before it
+    /// (the walk starts there when it is in this chunk, else at the chunk's
+    /// first frame).
+    pub(super) fn span(
+        &self,
+        near: Option<(u64, Seq)>,
+        from: Seq,
+        count: usize,
+        segment: PathBuf,
+    ) -> MemorySpan {
+        let (at, first) = match near {
+            Some((offset, seq)) if offset >= self.start && seq >= self.first && seq <= from => {
+                ((offset - self.start) as usize, seq)
+            }
+            _ => (0, self.first),
+        };
         MemorySpan {
             bytes: SpanBytes::Chunk(Arc::clone(&self.bytes)),
             at,
             first,
+            skip: (from - first) as usize,
             count,
             segment,
             start: self.start,
@@ -123,9 +142,11 @@ impl Chunks {
 /// Frames of records in memory, taken under the lock and decoded outside it.
 pub(crate) struct MemorySpan {
     bytes: SpanBytes,
-    /// Where the first frame starts in `bytes`.
+    /// Where the frame of `first` starts in `bytes`.
     at: usize,
     first: Seq,
+    /// Frames walked over before the first record taken.
+    skip: usize,
     count: usize,
     /// For the error should a frame not parse (it never should).
     segment: PathBuf,
@@ -151,44 +172,63 @@ impl MemorySpan {
             bytes: SpanBytes::Copied(bytes),
             at: 0,
             first,
+            skip: 0,
             count,
             segment,
             start,
         }
     }
 
-    /// Decodes the frames (their payloads copied out).
-    pub(super) fn records(&self, max_len: usize) -> Result<Vec<Record>, StorageError> {
-        let bytes = match &self.bytes {
-            SpanBytes::Chunk(bytes) => bytes.as_slice(),
-            SpanBytes::Copied(bytes) => bytes.as_slice(),
+    /// Decodes the frames. A chunk's frames are copied out once, into one
+    /// buffer the payloads share (a payload kept by a reader never pins a
+    /// chunk, whose allocation the writer recycles).
+    pub(super) fn records(self, max_len: usize) -> Result<Vec<Record>, StorageError> {
+        let (bytes, at) = match self.bytes {
+            SpanBytes::Chunk(chunk) => {
+                let Some(tail) = chunk.get(self.at..) else {
+                    return Err(StorageError::Corrupt {
+                        segment: self.segment,
+                        offset: self.start + self.at as u64,
+                        reason: "in-memory span starts past its chunk".into(),
+                    });
+                };
+                let len = span_len(tail, self.skip + self.count, max_len);
+                (Bytes::copy_from_slice(&tail[..len]), 0)
+            }
+            SpanBytes::Copied(bytes) => (Bytes::from(bytes), self.at),
         };
-        let mut records = Vec::with_capacity(self.count);
-        let mut at = self.at;
-        for expected in self.first..self.first + self.count as u64 {
-            let parsed = bytes
-                .get(at..)
-                .and_then(|b| b.first_chunk::<HEADER_LEN>())
-                .and_then(|head| frame::parse_header(head, max_len).ok())
-                .filter(|header| header.seq == expected)
-                .and_then(|header| {
-                    let end = at + HEADER_LEN + header.len as usize;
-                    Some((header, bytes.get(at + HEADER_LEN..end)?, end))
-                });
-            let Some((header, payload, end)) = parsed else {
-                return Err(StorageError::Corrupt {
-                    segment: self.segment.clone(),
-                    offset: self.start + at as u64,
-                    reason: format!("in-memory frame of seq {expected} does not parse"),
-                });
-            };
-            records.push(Record {
-                seq: header.seq,
-                timestamp: header.timestamp,
-                payload: Arc::from(payload),
-            });
-            at = end;
-        }
-        Ok(records)
+        let run = Run {
+            first: self.first,
+            skip: self.skip,
+            count: self.count,
+            verify: false,
+        };
+        run.decode(&bytes, at, max_len)
+            .map_err(|(offset, reason)| StorageError::Corrupt {
+                segment: self.segment,
+                offset: self.start + (self.at + offset - at) as u64,
+                reason: format!("in-memory frame {reason}"),
+            })
     }
+}
+
+/// The bytes the first `frames` frames of `bytes` take (fewer frames if fewer
+/// parse: the decode that follows then reports why).
+fn span_len(bytes: &[u8], frames: usize, max_len: usize) -> usize {
+    let mut at = 0;
+    for _ in 0..frames {
+        let Some(header) = bytes
+            .get(at..)
+            .and_then(|b| b.first_chunk::<{ frame::HEADER_LEN }>())
+            .and_then(|head| frame::parse_header(head, max_len).ok())
+        else {
+            break;
+        };
+        let end = at + frame::HEADER_LEN + header.len as usize;
+        if end > bytes.len() {
+            break;
+        }
+        at = end;
+    }
+    at
 }

@@ -32,7 +32,8 @@ use crate::error::StorageError;
 use crate::lock::DirLock;
 use crate::options::LogOptions;
 use crate::recovery::{self, RecoveryReport, SegmentIndex};
-use crate::segment::{self, SEGMENT_HEADER_LEN};
+use crate::segment;
+use crate::sidecar;
 use crate::sync::{SyncState, Syncer};
 
 use state::reserve_index;
@@ -98,14 +99,7 @@ impl Log {
             }
             None => {
                 let file = segment::create(&dir, 1)?;
-                segments.push(SegmentIndex {
-                    first_seq: 1,
-                    path: segment::path(&dir, 1),
-                    offsets: Vec::new(),
-                    len: SEGMENT_HEADER_LEN,
-                    loaded: true,
-                    end: 1,
-                });
+                segments.push(SegmentIndex::created(segment::path(&dir, 1), 1));
                 file
             }
         };
@@ -199,7 +193,9 @@ impl Log {
         let mut removed = 0;
         let result = loop {
             let removal = self.inner.state.lock().remove_oldest_before(seq, |path| {
-                std::fs::remove_file(path).map_err(|e| StorageError::io("remove segment", path, e))
+                std::fs::remove_file(path)
+                    .and_then(|()| sidecar::remove(path))
+                    .map_err(|e| StorageError::io("remove segment", path, e))
             });
             match removal {
                 Ok(true) => removed += 1,
@@ -228,10 +224,19 @@ impl Inner {
     /// Installs the segment the sync thread created for a roll (its header and
     /// the directory entry are durable): it becomes the active one and appends
     /// resume. Every earlier record is durable.
+    /// Then writes the sealed segment's index file (outside the lock; a
+    /// failure is only reported: the file is a cache, see `sidecar`).
     pub(crate) fn install_segment(&self, file: File) {
-        self.state
+        let sealed = self
+            .state
             .lock()
             .install_segment(&self.dir, file, self.options.segment_size);
+        if let Some(sealed) = sealed
+            && let Err(error) =
+                sidecar::write(&sealed.path, sealed.expect, sealed.stride, &sealed.offsets)
+        {
+            tracing::warn!(segment = %sealed.path.display(), %error, "cannot write the segment's index file");
+        }
     }
 
     /// Whether a tail waits for records. Called under the state lock, after the

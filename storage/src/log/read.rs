@@ -9,18 +9,20 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::Seq;
 use crate::error::StorageError;
 use crate::frame;
 use crate::recovery;
+use crate::sidecar;
 use crate::tail::Tail;
 
-use super::state::FileSpan;
+use super::state::{FileRead, FileSpan};
 use super::{Inner, Log};
 
 /// What [`Inner::look`] found.
@@ -41,8 +43,9 @@ pub struct Record {
     /// it held then (when its active segment held any), even if the wall clock
     /// steps back.
     pub timestamp: u64,
-    /// The bytes appended.
-    pub payload: Arc<[u8]>,
+    /// The bytes appended. Records read together share one buffer: keeping
+    /// one payload keeps that read's buffer (at most a few MiB) alive.
+    pub payload: Bytes,
 }
 
 impl Log {
@@ -152,12 +155,31 @@ impl Log {
 }
 
 impl Inner {
-    /// Indexes the sealed segment starting at `first_seq` (outside the lock),
-    /// then installs the index if the segment is still there and not indexed.
-    fn load_sealed(&self, path: &Path, first_seq: Seq, end: Seq) -> Result<(), StorageError> {
+    /// Indexes the sealed segment starting at `first_seq` by reading it whole
+    /// (outside the lock), installs the index if the segment is still there
+    /// (and not indexed, unless `replace`), and writes its index file for the
+    /// next open (a failure to write it is only reported: the file is a cache).
+    fn index_sealed(
+        &self,
+        path: &Path,
+        first_seq: Seq,
+        end: Seq,
+        replace: bool,
+    ) -> Result<(), StorageError> {
         let (offsets, len) =
             recovery::index_sealed(path, first_seq, end, self.options.max_record_size)?;
-        self.state.lock().install_index(first_seq, offsets, len);
+        let sparse = sidecar::sparsify(&offsets);
+        let expect = sidecar::Expect {
+            first_seq,
+            records: end - first_seq,
+            len,
+        };
+        if let Err(error) = sidecar::write(path, expect, sidecar::STRIDE, &sparse) {
+            tracing::warn!(segment = %path.display(), %error, "cannot write the segment's index file");
+        }
+        self.state
+            .lock()
+            .install_index(first_seq, sidecar::STRIDE, sparse, replace);
         Ok(())
     }
 
@@ -181,85 +203,181 @@ impl Inner {
         }
     }
 
+    /// Whether reading `from` would read a segment file (for read-ahead).
+    pub(crate) fn on_file_only(&self, from: Seq) -> bool {
+        self.state.lock().on_file_only(from)
+    }
+
     /// Up to `max` records from `from` on: from memory when recent, else from the
     /// segment file holding `from`. Empty when `from` is past the end.
     pub(crate) fn read_batch(&self, from: Seq, max: usize) -> Result<Vec<Record>, StorageError> {
-        let (path, offsets, file_end) = loop {
-            let st = self.state.lock();
-            if from >= st.next_seq() || max == 0 {
-                return Ok(Vec::new());
-            }
-            if from < st.first_seq() {
-                return Err(st.not_found(from));
-            }
-            if let Some(span) = st.memory_span(from, max) {
-                drop(st);
-                return span.records(self.options.max_record_size);
-            }
-            match st.file_span(from, max) {
-                FileSpan::Nothing => return Ok(Vec::new()),
-                FileSpan::Unloaded {
-                    path,
-                    first_seq,
-                    end,
-                } => {
-                    drop(st);
-                    self.load_sealed(&path, first_seq, end)?;
+        let mut reindexed = false;
+        loop {
+            let read = loop {
+                let st = self.state.lock();
+                if from >= st.next_seq() || max == 0 {
+                    return Ok(Vec::new());
                 }
-                FileSpan::Read { path, offsets, end } => break (path, offsets, end),
+                if from < st.first_seq() {
+                    return Err(st.not_found(from));
+                }
+                if let Some(span) = st.memory_span(from, max) {
+                    drop(st);
+                    return span.records(self.options.max_record_size);
+                }
+                match st.file_span(from, max) {
+                    FileSpan::Nothing => return Ok(Vec::new()),
+                    FileSpan::Unloaded {
+                        path,
+                        first_seq,
+                        end,
+                    } => {
+                        drop(st);
+                        self.index_sealed(&path, first_seq, end, false)?;
+                    }
+                    FileSpan::Read(read) => break read,
+                }
+            };
+            let (records, opened) = match read_file(&read, self.options.max_record_size) {
+                Err(StorageError::Corrupt { .. }) if read.sealed && !reindexed => {
+                    // The index may be stale (an index file describing other
+                    // bytes): index the segment by reading it whole, which reports
+                    // real corruption where it is, then read again.
+                    self.index_sealed(&read.path, read.segment, read.segment_end, true)?;
+                    reindexed = true;
+                    continue;
+                }
+                result => result?,
+            };
+            if let Some(file) = opened {
+                self.state.lock().install_reader(read.segment, file);
             }
-        };
-        read_frames(
-            &path,
-            &offsets,
-            file_end,
-            from,
-            self.options.max_record_size,
-        )
+            return Ok(records);
+        }
     }
 }
 
-/// Reads the frames at `offsets` (contiguous, ending at `end`) from `path`.
-fn read_frames(
-    path: &Path,
-    offsets: &[u64],
-    end: u64,
-    first: Seq,
-    max_len: usize,
-) -> Result<Vec<Record>, StorageError> {
-    let Some(&start) = offsets.first() else {
-        return Ok(Vec::new());
-    };
-    let mut file = File::open(path).map_err(|e| StorageError::io("open segment", path, e))?;
-    file.seek(SeekFrom::Start(start))
-        .map_err(|e| StorageError::io("seek segment", path, e))?;
-    let mut bytes = vec![0u8; (end - start) as usize];
-    file.read_exact(&mut bytes)
-        .map_err(|e| StorageError::io("read segment", path, e))?;
-    let mut records = Vec::with_capacity(offsets.len());
-    for (i, &offset) in offsets.iter().enumerate() {
-        let local = (offset - start) as usize;
-        let expected = first + i as u64;
-        let corrupt = |reason: &str| StorageError::Corrupt {
-            segment: path.to_path_buf(),
-            offset,
-            reason: format!("{reason} (reading seq {expected})"),
-        };
-        let (header, payload) = match frame::decode(&bytes[local..], max_len) {
-            Ok(parsed) => parsed,
-            Err(frame::Invalid::Short) => return Err(corrupt("record cut short")),
-            Err(frame::Invalid::Bad(why)) => return Err(corrupt(why)),
-        };
-        if header.seq != expected {
-            return Err(corrupt("unexpected seq"));
+/// Consecutive frames to decode: `count` records after walking over `skip`
+/// frames, the first of them the record `first`.
+pub(super) struct Run {
+    pub(super) first: Seq,
+    pub(super) skip: usize,
+    pub(super) count: usize,
+    /// Whether to check each frame's CRC (frames read from a file), or only
+    /// its header (frames this process wrote, still in memory).
+    pub(super) verify: bool,
+}
+
+impl Run {
+    /// Decodes the run starting at `at` in `bytes`; the records' payloads
+    /// share `bytes`. On failure: the offset in `bytes` and why.
+    pub(super) fn decode(
+        &self,
+        bytes: &Bytes,
+        mut at: usize,
+        max_len: usize,
+    ) -> Result<Vec<Record>, (usize, String)> {
+        let mut records = Vec::with_capacity(self.count);
+        let total = self.skip + self.count;
+        for (i, expected) in (self.first..).take(total).enumerate() {
+            let rest = bytes.get(at..).unwrap_or_default();
+            let parsed = match self.verify {
+                true => frame::decode(rest, max_len).map(|(h, _)| h),
+                false => rest
+                    .first_chunk::<{ frame::HEADER_LEN }>()
+                    .ok_or(frame::Invalid::Short)
+                    .and_then(|head| frame::parse_header(head, max_len))
+                    .and_then(|h| match rest.len() >= frame::HEADER_LEN + h.len as usize {
+                        true => Ok(h),
+                        false => Err(frame::Invalid::Short),
+                    }),
+            };
+            let header = match parsed {
+                Ok(header) if header.seq == expected => header,
+                Ok(header) => {
+                    return Err((
+                        at,
+                        format!("has seq {}, expected seq {expected}", header.seq),
+                    ));
+                }
+                Err(frame::Invalid::Short) => {
+                    return Err((at, format!("of seq {expected} is cut short")));
+                }
+                Err(frame::Invalid::Bad(why)) => {
+                    return Err((at, format!("of seq {expected} is invalid: {why}")));
+                }
+            };
+            let payload_at = at + frame::HEADER_LEN;
+            at = payload_at + header.len as usize;
+            if i >= self.skip {
+                records.push(Record {
+                    seq: header.seq,
+                    timestamp: header.timestamp,
+                    payload: bytes.slice(payload_at..at),
+                });
+            }
         }
-        records.push(Record {
-            seq: header.seq,
-            timestamp: header.timestamp,
-            payload: Arc::from(payload),
-        });
+        Ok(records)
     }
-    Ok(records)
+}
+
+/// Reads one span of a segment file (on the caller's thread), through its
+/// open read handle or one opened now (returned, for the log to keep).
+fn read_file(
+    read: &FileRead,
+    max_len: usize,
+) -> Result<(Vec<Record>, Option<Arc<File>>), StorageError> {
+    let path = &read.path;
+    let (file, opened) = match &read.reader {
+        Some(file) => (Arc::clone(file), None),
+        None => {
+            let file =
+                Arc::new(File::open(path).map_err(|e| StorageError::io("open segment", path, e))?);
+            (Arc::clone(&file), Some(file))
+        }
+    };
+    let len = usize::try_from(read.end - read.start).map_err(|_| StorageError::Corrupt {
+        segment: path.clone(),
+        offset: read.start,
+        reason: "a read span does not fit in memory".into(),
+    })?;
+    let mut bytes = vec![0u8; len];
+    read_exact_at(&file, &mut bytes, read.start)
+        .map_err(|e| StorageError::io("read segment", path, e))?;
+    let run = Run {
+        first: read.first,
+        skip: (read.from - read.first) as usize,
+        count: read.count,
+        verify: true,
+    };
+    let records = run
+        .decode(&Bytes::from(bytes), 0, max_len)
+        .map_err(|(offset, reason)| StorageError::Corrupt {
+            segment: path.clone(),
+            offset: read.start + offset as u64,
+            reason: format!("record {reason}"),
+        })?;
+    Ok((records, opened))
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The iterator `Log::range` returns: reads ahead in chunks.

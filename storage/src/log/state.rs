@@ -24,6 +24,7 @@
 //!   active segment and creating the next (see `sync`); appenders wait for it
 //!   (`room`, `take_roll`, `install_segment`).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,12 +34,15 @@ use crate::Seq;
 use crate::error::StorageError;
 use crate::frame::{self, HEADER_LEN};
 use crate::recovery::SegmentIndex;
-use crate::segment::{self, SEGMENT_HEADER_LEN};
+use crate::segment;
+use crate::sidecar;
 
 use super::memory::{BUF_CAPACITY, Chunks, MemorySpan};
 
 /// The most bytes one read from a segment file gathers.
 const READ_CHUNK: u64 = 4 << 20;
+/// The most segments that keep a file handle open for reads.
+const OPEN_READERS: usize = 32;
 /// The most index entries reserved up front for an active segment (4 MiB).
 const MAX_INDEX_RESERVE: u64 = 1 << 19;
 
@@ -74,12 +78,34 @@ pub(super) enum FileSpan {
         first_seq: Seq,
         end: Seq,
     },
-    /// Read the frames at `offsets` (contiguous, ending at `end`) from `path`.
-    Read {
-        path: PathBuf,
-        offsets: Vec<u64>,
-        end: u64,
-    },
+    /// Read the bytes `start..end` of the segment at `path` (through `reader`
+    /// when one is open), whose first frame is the record `first`, and take
+    /// `count` records from `from` on.
+    Read(FileRead),
+}
+
+/// One read of a segment file ([`FileSpan::Read`]).
+pub(crate) struct FileRead {
+    pub(crate) path: PathBuf,
+    /// The segment's first seq and one past its last.
+    pub(crate) segment: Seq,
+    pub(crate) segment_end: Seq,
+    /// Whether the segment is sealed (its index sparse, maybe from a file).
+    pub(crate) sealed: bool,
+    pub(crate) reader: Option<Arc<File>>,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) first: Seq,
+    pub(crate) from: Seq,
+    pub(crate) count: usize,
+}
+
+/// A sealed segment's index, for the sync thread to write to its index file.
+pub(crate) struct Sealed {
+    pub(crate) path: PathBuf,
+    pub(crate) expect: sidecar::Expect,
+    pub(crate) stride: u32,
+    pub(crate) offsets: Vec<u64>,
 }
 
 /// What the sync thread fsyncs: the active segment, up to `last`.
@@ -91,6 +117,9 @@ pub(crate) struct ToSync {
 
 pub(crate) struct State {
     segments: Vec<SegmentIndex>,
+    /// The first seqs of the segments holding a read handle, oldest first (at
+    /// most [`OPEN_READERS`]).
+    readers: VecDeque<Seq>,
     /// The last segment's file, appended to.
     active: Arc<File>,
     /// Frames not yet written to the OS.
@@ -116,6 +145,7 @@ impl State {
         let next_seq = segments.last().map_or(1, SegmentIndex::end_seq);
         State {
             segments,
+            readers: VecDeque::new(),
             active: Arc::new(active),
             buf: Vec::with_capacity(BUF_CAPACITY),
             next_seq,
@@ -312,24 +342,29 @@ impl State {
     /// Installs the segment the sync thread created for a roll (its header and
     /// the directory entry are durable): it becomes the active one and appends
     /// resume. Every earlier record is durable.
-    pub(super) fn install_segment(&mut self, dir: &Path, file: File, segment_size: u64) {
+    pub(super) fn install_segment(
+        &mut self,
+        dir: &Path,
+        file: File,
+        segment_size: u64,
+    ) -> Option<Sealed> {
         let first_seq = self.next_seq;
-        if let Some(sealed) = self.segments.last_mut() {
-            sealed.offsets.shrink_to_fit();
-        }
-        let mut active = SegmentIndex {
-            first_seq,
-            path: segment::path(dir, first_seq),
-            offsets: Vec::new(),
-            len: SEGMENT_HEADER_LEN,
-            loaded: true,
-            end: first_seq,
-        };
+        let sealed = self.segments.last_mut().map(|sealed| {
+            let expect = sealed.seal();
+            Sealed {
+                path: sealed.path.clone(),
+                expect,
+                stride: sealed.stride,
+                offsets: sealed.offsets.clone(),
+            }
+        });
+        let mut active = SegmentIndex::created(segment::path(dir, first_seq), first_seq);
         reserve_index(&mut active, segment_size);
         self.segments.push(active);
         self.active = Arc::new(file);
         self.unsynced = 0;
         self.rolling = false;
+        sealed
     }
 
     /// The timestamp for the next record: the coarse clock, never below one
@@ -350,9 +385,17 @@ impl State {
         if let Some(active) = self.segments.last_mut() {
             active.offsets.push(active.len);
             active.len += written;
+            active.end = seq + 1;
         }
         self.next_seq = seq + 1;
         self.unsynced += 1;
+    }
+
+    /// Whether the record `from` is held by the log but not in memory (a read
+    /// of it reads a segment file).
+    pub(super) fn on_file_only(&self, from: Seq) -> bool {
+        let front = self.chunks.first_seq().unwrap_or(self.flushed_seq + 1);
+        from >= self.first_seq() && from < front.min(self.next_seq)
     }
 
     /// The frames of up to `max` records from `from` on, if `from` is in memory:
@@ -366,9 +409,13 @@ impl State {
         let seg = self
             .segments
             .get(self.segments.partition_point(|s| s.end_seq() <= from))?;
-        let offset = |seq: Seq| seg.offsets.get((seq - seg.first_seq) as usize).copied();
+        let offset = |seq: Seq| match seg.locate(seq) {
+            Some((offset, at)) if at == seq => Some(offset),
+            _ => None,
+        };
         let stop_at = |end: Seq| end.min(from.saturating_add(max as u64));
         if from > self.flushed_seq {
+            // Unflushed records are in the active segment, indexed whole.
             let start = seg.len - self.buf.len() as u64;
             let stop = stop_at(self.next_seq);
             let at = (offset(from)?.checked_sub(start)?) as usize;
@@ -385,9 +432,8 @@ impl State {
             ));
         }
         let chunk = self.chunks.holding(from)?;
-        let at = (offset(from)?.checked_sub(chunk.start)?) as usize;
         Some(chunk.span(
-            at,
+            seg.locate(from),
             from,
             (stop_at(chunk.end) - from) as usize,
             seg.path.clone(),
@@ -396,8 +442,8 @@ impl State {
 
     /// Where up to `max` records from `from` on are in their segment file
     /// (only records whose bytes are in the file: seq <= `flushed_seq`; one
-    /// read kept within [`READ_CHUNK`] bytes). `from` is held by the log and
-    /// not in memory.
+    /// read kept within [`READ_CHUNK`] bytes, unless one index entry's frames
+    /// alone are larger). `from` is held by the log and not in memory.
     pub(super) fn file_span(&self, from: Seq, max: usize) -> FileSpan {
         let index = self.segments.partition_point(|s| s.end_seq() <= from);
         let Some(seg) = self.segments.get(index) else {
@@ -414,32 +460,77 @@ impl State {
             .end_seq()
             .min(self.flushed_seq + 1)
             .min(from.saturating_add(max as u64));
-        if stop <= from {
+        let Some((start, first)) = seg.locate(from).filter(|_| stop > from) else {
             // Unflushed records are always in memory (`memory_span`).
             return FileSpan::Nothing;
-        }
-        let at = (from - seg.first_seq) as usize;
-        let mut until = (stop - seg.first_seq) as usize;
-        let end_of = |i: usize| seg.offsets.get(i).copied().unwrap_or(seg.len);
+        };
+        let stride = u64::from(seg.stride);
+        let at = ((first - seg.first_seq) / stride) as usize;
+        let mut until = (stop - seg.first_seq).div_ceil(stride) as usize;
         // Keep one read bounded.
-        while until - at > 1 && end_of(until) - seg.offsets[at] > READ_CHUNK {
+        while until - at > 1 && seg.entry_offset(until) - start > READ_CHUNK {
             until = at + (until - at) / 2;
         }
-        FileSpan::Read {
+        let stop = stop.min(seg.first_seq + until as u64 * stride);
+        FileSpan::Read(FileRead {
             path: seg.path.clone(),
-            offsets: seg.offsets[at..until].to_vec(),
-            end: end_of(until),
+            segment: seg.first_seq,
+            segment_end: seg.end,
+            sealed: index + 1 < self.segments.len(),
+            reader: seg.reader.clone(),
+            start,
+            end: seg.entry_offset(until),
+            first,
+            from,
+            count: (stop - from) as usize,
+        })
+    }
+
+    /// Keeps `reader` as the read handle of the segment starting at
+    /// `first_seq` (if it is still there and has none), closing the oldest
+    /// kept handle beyond [`OPEN_READERS`].
+    pub(super) fn install_reader(&mut self, first_seq: Seq, reader: Arc<File>) {
+        let Ok(i) = self
+            .segments
+            .binary_search_by_key(&first_seq, |s| s.first_seq)
+        else {
+            return;
+        };
+        if self.segments[i].reader.is_some() {
+            return;
+        }
+        self.segments[i].reader = Some(reader);
+        self.readers.push_back(first_seq);
+        while self.readers.len() > OPEN_READERS {
+            let Some(oldest) = self.readers.pop_front() else {
+                break;
+            };
+            if let Ok(j) = self.segments.binary_search_by_key(&oldest, |s| s.first_seq) {
+                self.segments[j].reader = None;
+            }
         }
     }
 
     /// Installs the index of the sealed segment starting at `first_seq`, if it
-    /// is still there and not indexed.
-    pub(super) fn install_index(&mut self, first_seq: Seq, offsets: Vec<u64>, len: u64) {
-        if let Some(seg) = self.segments.iter_mut().find(|s| s.first_seq == first_seq)
-            && !seg.loaded
+    /// is still there, still sealed, and not indexed (or `replace`).
+    pub(super) fn install_index(
+        &mut self,
+        first_seq: Seq,
+        stride: u32,
+        offsets: Vec<u64>,
+        replace: bool,
+    ) {
+        let last = self.segments.len().saturating_sub(1);
+        if let Some((i, seg)) = self
+            .segments
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.first_seq == first_seq)
+            && i < last
+            && (!seg.loaded || replace)
         {
             seg.offsets = offsets;
-            seg.len = len;
+            seg.stride = stride;
             seg.loaded = true;
         }
     }
@@ -459,7 +550,8 @@ impl State {
             return Ok(false);
         }
         remove(&first.path)?;
-        self.segments.remove(0);
+        let removed = self.segments.remove(0);
+        self.readers.retain(|&seq| seq != removed.first_seq);
         Ok(true)
     }
 }

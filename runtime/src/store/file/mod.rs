@@ -582,41 +582,64 @@ fn walk_chain(log: &Log) -> Result<ChainReport, StoreError> {
     })
 }
 
-/// Interns event names while decoding, so records share one `Arc<str>` per name.
+/// What decoding shares between records: one `Arc<str>` per event name, and
+/// the stream id and context of the record before (the records of one batch
+/// carry the same), so a batch decodes with no allocation per record.
 #[derive(Default)]
-pub(crate) struct NameCache(Vec<Arc<str>>);
+pub(crate) struct NameCache {
+    names: Vec<Arc<str>>,
+    stream: Option<Arc<str>>,
+    context: Option<(Bytes, Arc<EventContext>)>,
+}
 
 impl NameCache {
-    fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(found) = self.0.iter().find(|n| &***n == name) {
+    fn name(&mut self, name: &str) -> Arc<str> {
+        if let Some(found) = self.names.iter().find(|n| &***n == name) {
             return Arc::clone(found);
         }
         let name: Arc<str> = Arc::from(name);
-        if self.0.len() < 64 {
-            self.0.push(Arc::clone(&name));
+        if self.names.len() < 64 {
+            self.names.push(Arc::clone(&name));
         }
         name
+    }
+
+    fn stream(&mut self, id: &str) -> Arc<str> {
+        match &self.stream {
+            Some(last) if &**last == id => Arc::clone(last),
+            _ => Arc::clone(self.stream.insert(Arc::from(id))),
+        }
+    }
+
+    fn context(&mut self, seq: Seq, bytes: Bytes) -> Result<Arc<EventContext>, StoreError> {
+        if let Some((last, context)) = &self.context
+            && *last == bytes
+        {
+            return Ok(Arc::clone(context));
+        }
+        let context = Arc::new(
+            postcard::from_bytes::<EventContext>(&bytes).map_err(|e| corrupt_record(seq, e))?,
+        );
+        self.context = Some((bytes, Arc::clone(&context)));
+        Ok(context)
     }
 }
 
 /// Decodes one log record into the event it holds.
-fn decode(record: Record, names: &mut NameCache) -> Result<RecordedEvent, StoreError> {
+fn decode(record: Record, cache: &mut NameCache) -> Result<RecordedEvent, StoreError> {
     let envelope = Envelope::decode(&record.payload).map_err(|e| corrupt_record(record.seq, e))?;
     let body_at = record.payload.len() - envelope.body.len();
-    let name = names.get(envelope.name);
+    let name = cache.name(envelope.name);
     let context = match envelope.context {
-        Some(bytes) => Some(Arc::new(
-            postcard::from_bytes::<EventContext>(bytes)
-                .map_err(|e| corrupt_record(record.seq, e))?,
-        )),
+        Some(bytes) => Some(cache.context(record.seq, record.payload.slice_ref(bytes))?),
         None => None,
     };
     let stream = envelope
         .stream
-        .map(|(id, version)| (Arc::<str>::from(id), version));
+        .map(|(id, version)| (cache.stream(id), version));
     let hash = envelope.hash.copied();
     let version = envelope.version;
-    let payload = Bytes::from_owner(record.payload).slice(body_at..);
+    let payload = record.payload.slice(body_at..);
     let mut event = RecordedEvent::new(record.seq, record.timestamp, name, version, payload)
         .with_context(context)
         .with_chain_hash(hash);

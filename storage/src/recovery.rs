@@ -136,6 +136,9 @@ impl SegmentIndex {
     }
 }
 
+/// The most segments that keep a file handle open for reads.
+pub(crate) const OPEN_READERS: usize = 32;
+
 /// Reads and validates every record of a sealed segment that must hold exactly
 /// the seqs `first_seq..end_seq`; returns their offsets and the file's length.
 pub(crate) fn index_sealed(
@@ -221,7 +224,10 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
     let mut last_timestamp = 0;
     for (i, (first_seq, path)) in found.into_iter().enumerate() {
         if i + 1 < count {
-            segments.push(sealed(&path, first_seq, next_firsts[i])?);
+            // The newest sealed segments keep the handle opened to check their
+            // header, for the reads that follow a restart.
+            let keep_reader = i + OPEN_READERS >= count;
+            segments.push(sealed(&path, first_seq, next_firsts[i], keep_reader)?);
             continue;
         }
         let bytes = match last_bytes.take() {
@@ -249,7 +255,12 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
 }
 
 /// A sealed segment, checked at its header only (see [`SegmentIndex`]).
-fn sealed(path: &Path, first_seq: Seq, end: Seq) -> Result<SegmentIndex, StorageError> {
+fn sealed(
+    path: &Path,
+    first_seq: Seq,
+    end: Seq,
+    keep_reader: bool,
+) -> Result<SegmentIndex, StorageError> {
     let mut file = fs::File::open(path).map_err(|e| StorageError::io("open segment", path, e))?;
     let len = file
         .metadata()
@@ -297,6 +308,7 @@ fn sealed(path: &Path, first_seq: Seq, end: Seq) -> Result<SegmentIndex, Storage
             index.stride = stride;
             index.offsets = offsets;
             index.loaded = true;
+            index.reader = keep_reader.then(|| Arc::new(file));
         }
         Ok(None) => {}
         Err(why) => tracing::warn!(

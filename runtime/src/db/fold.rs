@@ -207,6 +207,7 @@ async fn run<S: State>(
                 return;
             }
         };
+        let full = records.len() >= MAX_BATCH / 2;
         let outcome = {
             let _folding = cell.folder.lock.lock();
             if !matches!(cell.progress.borrow().status, FoldStatus::Running) {
@@ -229,8 +230,15 @@ async fn run<S: State>(
             cell.folder.store().as_deref(),
             cell.applied.load(Ordering::Acquire),
         );
-        // A long replay must not starve the other tasks of this worker.
-        tokio::task::yield_now().await;
+        // A long replay (full batches) must not starve the other tasks of this
+        // worker; a live fold of a few records per wake-up yields only when
+        // its coop budget runs out (a yield per batch would reschedule, and so
+        // wake a parked worker, after every append).
+        if full {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::task::coop::consume_budget().await;
+        }
     }
 }
 

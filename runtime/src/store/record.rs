@@ -168,8 +168,10 @@ pub struct RecordedEvent {
     pub stream: Option<StreamRef>,
     /// The batch's context, if any.
     pub context: Option<Arc<EventContext>>,
-    /// The chain hash of this record, when the store keeps a hash chain.
-    pub chain_hash: Option<[u8; 32]>,
+    /// The chain hash of this record, when the store keeps a hash chain
+    /// (boxed: records are moved by value along every read path, and most
+    /// stores keep no chain).
+    pub chain_hash: Option<Box<[u8; 32]>>,
     /// The encoded event.
     pub payload: Bytes,
 }
@@ -227,7 +229,7 @@ impl RecordedEvent {
 
     /// The same event, with a chain hash.
     pub fn with_chain_hash(mut self, hash: Option<[u8; 32]>) -> Self {
-        self.chain_hash = hash;
+        self.chain_hash = hash.map(Box::new);
         self
     }
 }

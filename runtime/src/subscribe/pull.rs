@@ -11,7 +11,6 @@
 //! self-reference; dropping it mid-flight drops the tail, losing nothing that
 //! was not yet returned (the position is in the checkpoint, not in the tail).
 
-use std::collections::VecDeque;
 use std::task::{Context, Poll};
 
 use futures::FutureExt;
@@ -32,7 +31,7 @@ enum State {
 /// A store tail pulled on demand, at most one batch buffered.
 pub(crate) struct Pull {
     state: State,
-    buffered: VecDeque<RecordedEvent>,
+    buffered: std::vec::IntoIter<RecordedEvent>,
     batch: usize,
     /// The position after the last record handed out (or the start).
     next: Seq,
@@ -44,7 +43,7 @@ impl Pull {
         let next = tail.position();
         Self {
             state: State::Idle(tail),
-            buffered: VecDeque::new(),
+            buffered: Vec::new().into_iter(),
             batch: batch.max(1),
             next,
         }
@@ -62,7 +61,7 @@ impl Pull {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<RecordedEvent, StoreError>>> {
         loop {
-            if let Some(record) = self.buffered.pop_front() {
+            if let Some(record) = self.buffered.next() {
                 self.next = record.position + 1;
                 return Poll::Ready(Some(Ok(record)));
             }
@@ -85,7 +84,7 @@ impl Pull {
                     }
                     Poll::Ready((tail, result)) => match result {
                         Ok(records) => {
-                            self.buffered.extend(records);
+                            self.buffered = records.into_iter();
                             self.state = State::Idle(tail);
                         }
                         Err(StoreError::Closed) => return Poll::Ready(None),

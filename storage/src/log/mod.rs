@@ -22,7 +22,7 @@ mod write;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -64,6 +64,9 @@ pub(crate) struct Inner {
     pub(crate) waiting: std::sync::atomic::AtomicUsize,
     pub(crate) sync: SyncState,
     pub(crate) closed: AtomicBool,
+    /// The last seq appended (0: none), stored under the state lock after each
+    /// append: `last_seq` reads it without taking the lock the writers hold.
+    pub(crate) last: AtomicU64,
     lock: Mutex<Option<DirLock>>,
     syncer: Mutex<Option<Syncer>>,
 }
@@ -116,6 +119,7 @@ impl Log {
             waiting: std::sync::atomic::AtomicUsize::new(0),
             sync: SyncState::new(next_seq - 1),
             closed: AtomicBool::new(false),
+            last: AtomicU64::new(next_seq - 1),
             lock: Mutex::new(Some(lock)),
             syncer: Mutex::new(None),
             options,

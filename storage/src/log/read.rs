@@ -12,6 +12,7 @@ use std::fs::File;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
@@ -142,7 +143,7 @@ impl Log {
 
     /// The last seq in the log, if it holds any record.
     pub fn last_seq(&self) -> Option<Seq> {
-        self.inner.state.lock().last_seq()
+        Some(self.inner.last.load(Ordering::Acquire)).filter(|&seq| seq > 0)
     }
 
     fn not_found(&self, seq: Seq) -> StorageError {

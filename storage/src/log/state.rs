@@ -33,7 +33,7 @@ use std::sync::Arc;
 use crate::Seq;
 use crate::error::StorageError;
 use crate::frame::{self, HEADER_LEN};
-use crate::recovery::SegmentIndex;
+use crate::recovery::{OPEN_READERS, SegmentIndex};
 use crate::segment;
 use crate::sidecar;
 
@@ -41,8 +41,6 @@ use super::memory::{BUF_CAPACITY, Chunks, MemorySpan};
 
 /// The most bytes one read from a segment file gathers.
 const READ_CHUNK: u64 = 4 << 20;
-/// The most segments that keep a file handle open for reads.
-const OPEN_READERS: usize = 32;
 /// The most index entries reserved up front for an active segment (4 MiB).
 const MAX_INDEX_RESERVE: u64 = 1 << 19;
 
@@ -143,9 +141,14 @@ impl State {
     /// active, its file `active`), nothing buffered.
     pub(super) fn new(segments: Vec<SegmentIndex>, active: File, last_timestamp: u64) -> State {
         let next_seq = segments.last().map_or(1, SegmentIndex::end_seq);
+        let readers = segments
+            .iter()
+            .filter(|s| s.reader.is_some())
+            .map(|s| s.first_seq)
+            .collect();
         State {
             segments,
-            readers: VecDeque::new(),
+            readers,
             active: Arc::new(active),
             buf: Vec::with_capacity(BUF_CAPACITY),
             next_seq,

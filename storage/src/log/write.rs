@@ -9,6 +9,7 @@
 //! (`crate::sync`), which the caller awaits.
 
 use std::ops::RangeInclusive;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
 
@@ -89,6 +90,7 @@ impl Log {
                         let seq = st.next_seq();
                         let timestamp = st.timestamp(now);
                         st.push(seq, timestamp, 0, payload);
+                        self.inner.last.store(seq, Ordering::Release);
                         let sync = self.after_append(&mut st)?;
                         break (seq, sync, self.inner.tails_waiting());
                     }
@@ -193,6 +195,9 @@ impl Log {
                     None => st.push(seq, timestamp, flags, payload.as_ref()),
                 }
             }
+            self.inner
+                .last
+                .store(first + last_index as u64, Ordering::Release);
             let sync = self.after_append(&mut st)?;
             let enqueued = Enqueued {
                 seqs: first..=first + last_index as u64,

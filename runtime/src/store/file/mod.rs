@@ -656,6 +656,28 @@ fn decode_all(
     records.into_iter().map(|r| decode(r, names)).collect()
 }
 
+/// The events at `positions`, if all are in the log's memory.
+fn stream_in_memory(
+    log: &Log,
+    positions: &[Seq],
+) -> Option<Result<Vec<RecordedEvent>, StoreError>> {
+    let mut cache = NameCache::default();
+    let mut out = Vec::with_capacity(positions.len());
+    for &position in positions {
+        match log.read_in_memory(position, 1)? {
+            Ok(mut records) => match records.pop() {
+                Some(record) => match decode(record, &mut cache) {
+                    Ok(event) => out.push(event),
+                    Err(error) => return Some(Err(error)),
+                },
+                None => return None,
+            },
+            Err(error) => return Some(Err(storage("read the log", error))),
+        }
+    }
+    Some(Ok(out))
+}
+
 /// Reads up to `max` records from `from` (blocking).
 fn read_blocking(log: &Log, from: Seq, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
     let end = from.saturating_add(max as u64);
@@ -746,6 +768,10 @@ impl EventStore for FileStore {
         Box::pin(async move {
             if positions.is_empty() {
                 return Ok(Vec::new());
+            }
+            // Recent streams are in the log's memory: no trip to the blocking pool.
+            if let Some(events) = stream_in_memory(&log, &positions) {
+                return events;
             }
             blocking(move || {
                 let mut names = NameCache::default();

@@ -1,23 +1,34 @@
-//! `verify`: the checks of [`Directory::verify`], a progress bar, text or JSON.
-
-use std::path::Path;
+//! `verify`: the checks of [`Directory::verify`](crate::inspect::Directory::verify)
+//! (of [`verify_store`] for a store that is not a directory), a progress bar,
+//! text or JSON.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use super::source::{Rt, Source};
 use super::{CliError, Io, Outcome, out};
-use crate::inspect::{Directory, Problem, Severity, VerifyReport, hex};
+use crate::inspect::{Problem, Severity, VerifyReport, hex, verify_store};
 
 /// Logs smaller than this verify without a progress bar (it would only flash).
 const PROGRESS_FROM_BYTES: u64 = 64 << 20;
 
 pub(crate) fn run(
-    dir: &Path,
+    source: &Source,
     json: bool,
     quiet: bool,
     io: &mut Io<'_>,
+    rt: &Rt,
 ) -> Result<Outcome, CliError> {
-    let directory = Directory::open(dir)?;
+    let Some(directory) = source.dir() else {
+        let store = source.store();
+        let report = rt.run(async move { verify_store(&*store).await })??;
+        print(&report, json, io)?;
+        return Ok(if report.ok() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        });
+    };
     let show_bar = io.tty && !quiet && !json;
     let mut bar: Option<ProgressBar> = None;
     let report = directory.verify(|done, total| {

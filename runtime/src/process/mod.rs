@@ -42,7 +42,8 @@
 mod dead;
 mod error;
 mod handle;
-mod reaction;
+pub(crate) mod persist;
+pub(crate) mod reaction;
 mod runner;
 mod setup;
 pub(crate) mod testing;
@@ -53,6 +54,7 @@ use serde::de::DeserializeOwned;
 pub use dead::{DeadLetter, DeadLetterId, DeadLetters};
 pub use error::ProcessError;
 pub use handle::ProcessHandle;
+pub use persist::PersistError;
 pub use reaction::Reaction;
 pub use setup::{Declare, ProcessOptions, RetryPolicy};
 pub(crate) use setup::{Extensions, Setup};

@@ -382,6 +382,7 @@ impl<P: ProcessManager> Runner<P> {
             }
         }
         self.publish();
+        self.record_lag();
         let due = self.processed - self.saved >= self.options.checkpoint_every
             || (self.processed > self.saved
                 && self.saved_at.elapsed() >= self.options.checkpoint_interval);
@@ -390,6 +391,15 @@ impl<P: ProcessManager> Runner<P> {
         }
         tokio::task::yield_now().await;
         Ok(())
+    }
+
+    fn record_lag(&self) {
+        crate::observability::process_manager_lag(
+            P::NAME,
+            &*self.store,
+            self.processed,
+            self.saved,
+        );
     }
 
     fn publish(&self) {
@@ -593,6 +603,7 @@ impl<P: ProcessManager> Runner<P> {
             return;
         }
         self.saved = self.processed;
+        self.record_lag();
         self.saved_at = Instant::now();
         self.done
             .retain(|(causation, _)| *causation > self.processed);

@@ -1,8 +1,9 @@
 //! The `foldkit` command line tool, as a library (cargo feature `cli`).
 //!
 //! The `foldkit` binary (crate `foldkit-cli`) is this with no event types
-//! registered: payloads are shown as hex. A service's own binary registers
-//! its event types to see them as JSON:
+//! registered (payloads are shown as hex) and `--postgres` wired to
+//! `foldkit-postgres`. A service's own binary registers its event types to see
+//! them as JSON, and its aggregates to see the commands of dead letters too:
 //!
 //! ```no_run
 //! use foldkit::prelude::*;
@@ -16,6 +17,9 @@
 //!     foldkit::cli::Cli::new().event::<OrderEvent>().run()
 //! }
 //! ```
+//!
+//! With `.aggregate::<A>()` ([`Cli::aggregate`]) for `A`'s events and commands,
+//! and `.postgres(..)` ([`Cli::postgres`]) to keep `--postgres URL`.
 //!
 //! Commands (`foldkit help` lists them), each on a directory `DIR` or, with
 //! `--postgres URL` instead, on a PostgreSQL database (see [`Cli::postgres`];

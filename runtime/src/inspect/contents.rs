@@ -45,7 +45,9 @@ pub fn process_manager_of(snapshot_name: &str) -> Option<&str> {
 
 /// Reads what the snapshot `name` holds (`bytes`), or says why it is unusable.
 pub fn examine(name: &str, bytes: &[u8]) -> Result<SnapshotContents, String> {
-    let Some(manager) = process_manager_of(name) else {
+    // A state's snapshot says so itself (its magic), whatever its name.
+    let is_state = bytes.starts_with(codec::MAGIC);
+    let Some(manager) = process_manager_of(name).filter(|_| !is_state) else {
         return codec::read_header(bytes)
             .map(|(header, _)| SnapshotContents::State(header))
             .map_err(|e| e.to_string());

@@ -468,3 +468,121 @@ impl StoreTail for PollTail {
         self.next
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::Directory;
+    use crate::store::{AppendBatch, EventStore, NewEvent, StoreError};
+    use crate::store::{FileStore, FileStoreOptions};
+
+    fn event(n: u8) -> AppendBatch {
+        AppendBatch::new(vec![NewEvent {
+            name: Arc::from("e"),
+            schema_version: 1,
+            payload: vec![n; 100],
+        }])
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_a_directory_its_writer_holds_open_page_by_page_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = FileStoreOptions {
+            segment_size: Some(4096),
+            ..FileStoreOptions::default()
+        };
+        let writer = FileStore::open_async(dir.path(), options).await.unwrap();
+        for n in 0..100u8 {
+            writer.append(event(n)).await.unwrap();
+        }
+        writer
+            .write_snapshot("S", 50, b"snap".to_vec())
+            .await
+            .unwrap();
+        writer.write_checkpoint("mailer", 40).await.unwrap();
+        writer.sync().await.unwrap();
+
+        // The writer holds the lock: a read-only view needs none.
+        let store = Directory::open(dir.path()).unwrap().store();
+        assert_eq!(store.last_position().await.unwrap(), Some(100));
+        let mut seen = Vec::new();
+        let mut from = 1;
+        loop {
+            let page = store.read(from, 7).await.unwrap();
+            let Some(last) = page.last() else { break };
+            from = last.position + 1;
+            assert!(page.len() <= 7);
+            seen.extend(page.iter().map(|e| (e.position, e.payload[0])));
+        }
+        let expected: Vec<(u64, u8)> = (1..=100).map(|p| (p, (p - 1) as u8)).collect();
+        assert_eq!(
+            seen, expected,
+            "every event once, in order, across segments"
+        );
+        assert_eq!(store.snapshot_names().await.unwrap(), ["S"]);
+        assert_eq!(store.list_snapshots("S").await.unwrap(), [50]);
+        assert_eq!(store.checkpoint_names().await.unwrap(), ["mailer"]);
+        assert_eq!(store.read_checkpoint("mailer").await.unwrap(), Some(40));
+
+        let refused = store.append(event(0)).await.unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                StoreError::ReadOnly {
+                    operation: "append",
+                    ..
+                }
+            ),
+            "{refused}"
+        );
+        assert!(matches!(
+            store.write_checkpoint("mailer", 41).await,
+            Err(StoreError::ReadOnly { .. })
+        ));
+        assert_eq!(store.read_checkpoint("mailer").await.unwrap(), Some(40));
+
+        // A tail returns what is there, then what the writer appends.
+        let mut tail = store.tail(99);
+        assert_eq!(tail.next_batch(10).await.unwrap().len(), 2);
+        writer.append(event(7)).await.unwrap();
+        writer.sync().await.unwrap();
+        let live = tail.next_batch(10).await.unwrap();
+        assert_eq!(live.iter().map(|e| e.position).collect::<Vec<_>>(), [101]);
+        writer.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_read_from_damage_is_corrupt_naming_segment_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = FileStore::open_async(dir.path(), FileStoreOptions::default())
+            .await
+            .unwrap();
+        for n in 0..3u8 {
+            writer.append(event(n)).await.unwrap();
+        }
+        writer.close().await.unwrap();
+        let segment = std::fs::read_dir(dir.path().join("log"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "seg"))
+            .unwrap();
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let len = bytes.len();
+        // A byte inside the second of three records' payloads (from the end).
+        bytes[len - 200] ^= 0x01;
+        std::fs::write(&segment, &bytes).unwrap();
+        let store = Directory::open(dir.path()).unwrap().store();
+        let first = store.read(1, 10).await.unwrap();
+        assert_eq!(first.len(), 1, "what precedes the damage");
+        match store.read(2, 10).await {
+            Err(StoreError::Corrupt { what, .. }) => {
+                assert!(
+                    what.contains(".seg`") && what.contains("byte offset"),
+                    "{what}"
+                )
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}

@@ -36,8 +36,19 @@ pub const WINDOW_BYTES: usize = 32 << 20;
 /// How often a tail of a [`DirectoryStore`] looks for new records.
 const POLL: Duration = Duration::from_millis(200);
 
-/// A directory opened read-only as an [`EventStore`]; see the [module docs](self).
-/// Cheap to clone. Made by [`Directory::store`].
+/// A directory opened read-only as an [`EventStore`]. Made by
+/// [`Directory::store`]; cheap to clone.
+///
+/// It takes no lock and writes nothing: reads scan the segment files as they
+/// are (a consistent prefix beside a running writer, a torn tail reported by
+/// the scan, never cut). A read stops before damage; the read that starts at
+/// the damage is [`StoreError::Corrupt`] naming the segment and the offset.
+/// The writing methods return [`StoreError::ReadOnly`]. A tail polls for new
+/// records. Stream reads scan the whole log (no index is trusted).
+///
+/// A scan reads whole segment files, so a read keeps what it decoded (to the
+/// end of the segment it started in, at most [`WINDOW_BYTES`] of payloads
+/// beyond what was asked) and the next read from there is served from memory.
 #[derive(Clone)]
 pub struct DirectoryStore {
     inner: Arc<Inner>,

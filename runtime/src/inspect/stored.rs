@@ -21,6 +21,9 @@ use crate::store::{EventStore, RecordedEvent, StoreError};
 /// Events read from the store at a time.
 const PAGE: usize = 4096;
 
+/// A snapshot's position and what it holds (or why it is unusable).
+type Examined = (Seq, Result<SnapshotContents, String>);
+
 /// Every stored snapshot, by name then position (oldest first), each checked
 /// (framing and CRC) but not decoded. A snapshot removed while listing (a
 /// newer one replaced it) is left out.
@@ -112,8 +115,7 @@ pub async fn dead_letters(store: &dyn EventStore) -> Result<Vec<ManagerDeadLette
 
 /// [`dead_letters`] from snapshots already read (e.g. by [`snapshots`]).
 pub fn dead_letters_in(snapshots: &[Snapshot]) -> Vec<ManagerDeadLetters> {
-    let mut by_manager: BTreeMap<&str, Vec<(Seq, Result<SnapshotContents, String>)>> =
-        BTreeMap::new();
+    let mut by_manager: BTreeMap<&str, Vec<Examined>> = BTreeMap::new();
     for snapshot in snapshots {
         if let Some(manager) = process_manager_of(&snapshot.state) {
             by_manager
@@ -125,7 +127,7 @@ pub fn dead_letters_in(snapshots: &[Snapshot]) -> Vec<ManagerDeadLetters> {
     by_manager
         .into_iter()
         .filter_map(|(manager, mut examined)| {
-            examined.sort_by(|a, b| b.0.cmp(&a.0)); // newest first
+            examined.sort_by_key(|(position, _)| std::cmp::Reverse(*position)); // newest first
             pick(manager, examined)
         })
         .collect()
@@ -133,10 +135,7 @@ pub fn dead_letters_in(snapshots: &[Snapshot]) -> Vec<ManagerDeadLetters> {
 
 /// The dead letters of the newest usable snapshot of `examined` (newest
 /// first), as the service restores it; the unusable newer ones as skipped.
-fn pick(
-    manager: &str,
-    examined: Vec<(Seq, Result<SnapshotContents, String>)>,
-) -> Option<ManagerDeadLetters> {
+fn pick(manager: &str, examined: Vec<Examined>) -> Option<ManagerDeadLetters> {
     let mut skipped = Vec::new();
     for (position, contents) in examined {
         let letters = match contents {

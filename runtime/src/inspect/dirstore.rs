@@ -156,43 +156,60 @@ impl DirectoryStore {
         if !dir.log_dir().is_dir() {
             return Ok((Vec::new(), None));
         }
-        let mut events = Vec::new();
-        let mut bytes = 0usize;
-        let mut first_segment = None;
-        let mut bad = None;
-        let mut names = NameCache::default();
+        // Payloads are copied into one buffer (one allocation per scan, not
+        // per event), then decoded as slices of it.
+        let mut arena = Vec::new();
+        // (seq, timestamp, payload in the arena, segment index, frame offset)
+        let mut found: Vec<(Seq, u64, std::ops::Range<usize>, usize, u64)> = Vec::new();
+        let mut segments: Vec<std::path::PathBuf> = Vec::new();
         let report = inspect::scan(
             dir.log_dir(),
             &ScanOptions::default().from(from),
             |record| {
-                let segment = first_segment.get_or_insert_with(|| record.segment.to_path_buf());
-                if events.len() >= max
-                    && (record.segment != segment.as_path() || bytes >= WINDOW_BYTES)
+                if segments
+                    .last()
+                    .is_none_or(|s| s.as_path() != record.segment)
                 {
+                    if found.len() >= max && !segments.is_empty() {
+                        return false; // the next segment: enough was read
+                    }
+                    segments.push(record.segment.to_path_buf());
+                }
+                if found.len() >= max && arena.len() >= WINDOW_BYTES {
                     return false;
                 }
-                let payload = Bytes::copy_from_slice(record.payload);
-                match decode_record(record.seq, record.timestamp, payload, &mut names) {
-                    Ok(event) => {
-                        bytes += record.payload.len();
-                        events.push(event);
-                        true
-                    }
-                    Err(error) => {
-                        bad = Some(match error {
-                            StoreError::Corrupt { what, reason } => corrupt_at(
-                                record.segment,
-                                record.offset,
-                                format!("{what}: {reason}"),
-                            ),
-                            other => other,
-                        });
-                        false
-                    }
-                }
+                let start = arena.len();
+                arena.extend_from_slice(record.payload);
+                let segment = segments.len() - 1;
+                found.push((
+                    record.seq,
+                    record.timestamp,
+                    start..arena.len(),
+                    segment,
+                    record.offset,
+                ));
+                true
             },
         )
         .map_err(|e| inspect_error("read the log", InspectError::Storage(e)))?;
+        let arena = Bytes::from(arena);
+        let mut events = Vec::with_capacity(found.len());
+        let mut bad = None;
+        let mut names = NameCache::default();
+        for (seq, timestamp, range, segment, offset) in found {
+            match decode_record(seq, timestamp, arena.slice(range), &mut names) {
+                Ok(event) => events.push(event),
+                Err(error) => {
+                    bad = Some(match (error, segments.get(segment)) {
+                        (StoreError::Corrupt { what, reason }, Some(segment)) => {
+                            corrupt_at(segment, offset, format!("{what}: {reason}"))
+                        }
+                        (other, _) => other,
+                    });
+                    break;
+                }
+            }
+        }
         let damage = report
             .corruption
             .map(|d| corrupt_at(&d.segment, d.offset, d.reason));

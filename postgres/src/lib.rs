@@ -43,6 +43,11 @@
 //! foldkit_append(..)  -- the append function (one round trip per batch)
 //! ```
 //!
+//! Tools that only look (the `foldkit` command line tool's `--postgres URL`)
+//! open the store with [`PgStoreBuilder::read_only`]: no table is created or
+//! migrated, a database without these tables is refused as not foldkit's, and
+//! every session is `default_transaction_read_only`.
+//!
 //! For example, the history of one account:
 //! `SELECT position, stream_version, event_name, timestamp_ms FROM foldkit_events
 //! WHERE stream_id = 'account/42' ORDER BY stream_version`.

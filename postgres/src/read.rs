@@ -327,6 +327,37 @@ pub(crate) async fn read_checkpoint(inner: &Inner, name: &str) -> Result<Option<
     }
 }
 
+/// The distinct values of `column` in `table`, in byte order (not the
+/// database's collation: the same order as every other store).
+async fn names(inner: &Inner, sql: &'static str, what: &str) -> Result<Vec<String>, Failure> {
+    let client = inner.client().await?;
+    let rows = client
+        .query(sql, &[])
+        .await
+        .map_err(|e| Failure::statement(format!("list the {what}"), e))?;
+    let mut names: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+    names.sort();
+    Ok(names)
+}
+
+pub(crate) async fn snapshot_names(inner: &Inner) -> Result<Vec<String>, Failure> {
+    names(
+        inner,
+        "SELECT DISTINCT state FROM foldkit_snapshots",
+        "snapshot names",
+    )
+    .await
+}
+
+pub(crate) async fn checkpoint_names(inner: &Inner) -> Result<Vec<String>, Failure> {
+    names(
+        inner,
+        "SELECT name FROM foldkit_checkpoints",
+        "checkpoint names",
+    )
+    .await
+}
+
 /// A `u64` as a `bigint`, or an invalid-input error naming `what`.
 pub(crate) fn signed(value: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| {

@@ -365,6 +365,48 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<u32, StoreError> {
     Ok(found)
 }
 
+/// Checks, writing nothing, that the database holds foldkit's tables at the
+/// version this build reads (a read-only store). Returns that version.
+pub(crate) async fn check(client: &Client, what: &str) -> Result<u32, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT to_regclass('foldkit_schema_migrations') IS NOT NULL, \
+                    to_regclass('foldkit_events') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(|e| backend("look for the foldkit tables", e))?;
+    let (migrations, events): (bool, bool) = (row.get(0), row.get(1));
+    if !migrations || !events {
+        return Err(StoreError::NotAStore {
+            what: what.to_owned(),
+            reason: "no foldkit tables (foldkit_schema_migrations, foldkit_events) in its \
+                     search_path: not a foldkit database"
+                .into(),
+        });
+    }
+    let found: i32 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM foldkit_schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(|e| backend("read foldkit_schema_migrations", e))?
+        .get(0);
+    let found = u32::try_from(found).map_err(|_| StoreError::Corrupt {
+        what: "table foldkit_schema_migrations".into(),
+        reason: format!("negative schema version {found}"),
+    })?;
+    if found != SCHEMA_VERSION {
+        return Err(StoreError::Format {
+            what: format!("the foldkit tables of {what}"),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

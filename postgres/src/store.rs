@@ -34,9 +34,21 @@ pub struct PgStoreBuilder {
     pool_size: usize,
     poll_interval: Duration,
     retry_for: Duration,
+    read_only: bool,
 }
 
 impl PgStoreBuilder {
+    /// Opens the store read-only, for tools that inspect a live database (the
+    /// `foldkit` command line tool): no tables are created or migrated (a
+    /// database without foldkit's tables is [`StoreError::NotAStore`], one of a
+    /// newer or older schema [`StoreError::Format`]), every session runs with
+    /// `default_transaction_read_only = on`, and the writing methods return
+    /// [`StoreError::ReadOnly`].
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
     /// At most `n` pooled connections for appends and reads (default 16).
     pub fn pool_size(mut self, n: usize) -> Self {
         self.pool_size = n.max(1);
@@ -58,7 +70,8 @@ impl PgStoreBuilder {
         self
     }
 
-    /// Connects, creates or upgrades the tables, and starts listening.
+    /// Connects, creates or upgrades the tables (checks them when
+    /// [`read_only`](Self::read_only)), and starts listening.
     ///
     /// # Cancel safety
     ///
@@ -87,6 +100,8 @@ pub(crate) struct Inner {
     pub(crate) announce: Arc<Notify>,
     pub(crate) poll_interval: Duration,
     pub(crate) retry_for: Duration,
+    /// Opened with [`PgStoreBuilder::read_only`]: writes are refused.
+    pub(crate) read_only: bool,
     /// The group-commit queue ([`crate::group`]).
     queue: mpsc::UnboundedSender<Pending>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -122,6 +137,7 @@ impl PgStore {
             pool_size: 16,
             poll_interval: Duration::from_millis(500),
             retry_for: Duration::from_secs(30),
+            read_only: false,
         }
     }
 
@@ -135,6 +151,15 @@ impl PgStore {
         if pg_config.get_connect_timeout().is_none() {
             pg_config.connect_timeout(Duration::from_secs(5));
         }
+        if options.read_only {
+            // The server itself refuses writes, whatever a bug here would try.
+            let read_only = "-c default_transaction_read_only=on";
+            let all = match pg_config.get_options() {
+                Some(given) if !given.is_empty() => format!("{given} {read_only}"),
+                _ => read_only.to_owned(),
+            };
+            pg_config.options(&all);
+        }
         let describe = describe(&pg_config);
 
         let (mut client, connection) = pg_config
@@ -144,11 +169,15 @@ impl PgStore {
         let driver = tokio::spawn(async move {
             let _ = connection.await;
         });
-        let migrated = schema::migrate(&mut client).await;
+        let migrated = if options.read_only {
+            schema::check(&client, &describe).await
+        } else {
+            schema::migrate(&mut client).await
+        };
         drop(client);
         let _ = driver.await;
         let found = migrated?;
-        if found < schema::SCHEMA_VERSION {
+        if found < schema::SCHEMA_VERSION && !options.read_only {
             tracing::info!(
                 server = %describe,
                 from = found,
@@ -180,6 +209,7 @@ impl PgStore {
             announce: Arc::new(Notify::new()),
             poll_interval: options.poll_interval,
             retry_for: options.retry_for,
+            read_only: options.read_only,
             queue,
             tasks: Mutex::new(Vec::new()),
             workers: Mutex::new(Vec::new()),
@@ -212,7 +242,7 @@ impl PgStore {
         batch: AppendBatch,
         hold: Duration,
     ) -> Result<Appended, StoreError> {
-        self.inner.check_open()?;
+        self.inner.check_writable("append")?;
         let prepared = append::prepare(&batch)?;
         let appended = append::append_holding(&self.inner, &prepared, hold).await?;
         self.inner.appended(&appended);
@@ -232,6 +262,18 @@ impl Inner {
         } else {
             Ok(())
         }
+    }
+
+    /// Open, and not read-only: `operation` may go ahead.
+    pub(crate) fn check_writable(&self, operation: &'static str) -> Result<(), StoreError> {
+        self.check_open()?;
+        if self.read_only {
+            return Err(StoreError::ReadOnly {
+                what: format!("PostgreSQL store at {}", self.describe),
+                operation,
+            });
+        }
+        Ok(())
     }
 
     /// Wakes local tails and schedules a NOTIFY for other instances.
@@ -260,7 +302,7 @@ impl Inner {
 impl EventStore for PgStore {
     fn append(&self, batch: AppendBatch) -> BoxFuture<'_, Result<Appended, StoreError>> {
         Box::pin(async move {
-            self.inner.check_open()?;
+            self.inner.check_writable("append")?;
             let prepared = append::prepare(&batch)?;
             let (reply, answer) = oneshot::channel();
             self.inner
@@ -315,6 +357,9 @@ impl EventStore for PgStore {
     fn sync(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             self.inner.check_open()?;
+            if self.inner.read_only {
+                return Ok(()); // it wrote nothing
+            }
             read::with_retry(&self.inner, || read::flush_wal(&self.inner)).await
         })
     }
@@ -327,7 +372,11 @@ impl EventStore for PgStore {
             // Every acknowledged append is already committed (and so durable
             // under the server's synchronous_commit); flush anyway, so that a
             // server running with synchronous_commit=off keeps the promise too.
-            let flushed = read::with_retry(&self.inner, || read::flush_wal(&self.inner)).await;
+            let flushed = if self.inner.read_only {
+                Ok(())
+            } else {
+                read::with_retry(&self.inner, || read::flush_wal(&self.inner)).await
+            };
             let tasks: Vec<_> = std::mem::take(&mut *self.inner.tasks.lock());
             for task in tasks {
                 task.abort();
@@ -348,7 +397,7 @@ impl EventStore for PgStore {
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         let state = state.to_owned();
         Box::pin(async move {
-            self.inner.check_open()?;
+            self.inner.check_writable("write a snapshot")?;
             read::with_retry(&self.inner, || {
                 read::write_snapshot(&self.inner, &state, position, &bytes)
             })
@@ -382,7 +431,7 @@ impl EventStore for PgStore {
     fn remove_snapshot(&self, state: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>> {
         let state = state.to_owned();
         Box::pin(async move {
-            self.inner.check_open()?;
+            self.inner.check_writable("remove a snapshot")?;
             read::with_retry(&self.inner, || {
                 read::remove_snapshot(&self.inner, &state, position)
             })
@@ -393,7 +442,7 @@ impl EventStore for PgStore {
     fn write_checkpoint(&self, name: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>> {
         let name = name.to_owned();
         Box::pin(async move {
-            self.inner.check_open()?;
+            self.inner.check_writable("write a checkpoint")?;
             read::with_retry(&self.inner, || {
                 read::write_checkpoint(&self.inner, &name, position)
             })
@@ -406,6 +455,20 @@ impl EventStore for PgStore {
         Box::pin(async move {
             self.inner.check_open()?;
             read::with_retry(&self.inner, || read::read_checkpoint(&self.inner, &name)).await
+        })
+    }
+
+    fn snapshot_names(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            self.inner.check_open()?;
+            read::with_retry(&self.inner, || read::snapshot_names(&self.inner)).await
+        })
+    }
+
+    fn checkpoint_names(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            self.inner.check_open()?;
+            read::with_retry(&self.inner, || read::checkpoint_names(&self.inner)).await
         })
     }
 

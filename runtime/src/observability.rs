@@ -39,8 +39,13 @@
 //! | `foldkit_snapshot_write_seconds` | histogram | `state` | time to store each snapshot (sync of the log included) |
 //! | `foldkit_snapshots_rejected_total` | counter | `state` | snapshots found unusable at open (corrupt, stale, another history) |
 //! | `foldkit_watchers` | gauge | `entity` | live watchers per watched entity type |
+//! | `foldkit_subscription_lag` | gauge | `subscription` | last position − the position the named subscription acknowledged (at start, per batch read, per ack) |
+//! | `foldkit_process_manager_lag` | gauge | `process_manager` | last position − the manager's checkpoint (per batch processed, per checkpoint) |
 //!
-//! Subscription lag is not recorded yet: this build has no subscriptions.
+//! For both lags, "last position" is the store's, when the store answers it
+//! without waiting (the file store); otherwise (a remote store, whose answer
+//! would cost a round trip) the last position the consumer has read, a lower
+//! bound: the lag then shows what was read but not yet acknowledged.
 
 use std::time::Instant;
 
@@ -76,6 +81,34 @@ pub(crate) fn folded(state: &'static str, store: Option<&dyn EventStore>, applie
         let lag = last.unwrap_or(0).saturating_sub(applied);
         metrics::gauge!("foldkit_fold_lag", "state" => state).set(lag as f64);
     }
+}
+
+/// The store's last position if it answers at once (the file store does),
+/// else `seen`: the last position the caller read (a lower bound).
+fn last_known(store: &dyn EventStore, seen: Seq) -> Seq {
+    match store.last_position().now_or_never() {
+        Some(Ok(last)) => last.unwrap_or(0).max(seen),
+        _ => seen,
+    }
+}
+
+/// The lag of subscription `name`, which has read up to `seen` and
+/// acknowledged `acked`: last position − acknowledged position.
+pub(crate) fn subscription_lag(name: &str, store: &dyn EventStore, seen: Seq, acked: Option<Seq>) {
+    let lag = last_known(store, seen).saturating_sub(acked.unwrap_or(0));
+    metrics::gauge!("foldkit_subscription_lag", "subscription" => name.to_owned()).set(lag as f64);
+}
+
+/// The lag of process manager `name`, which has read up to `seen` and
+/// checkpointed `checkpoint`: last position − checkpointed position.
+pub(crate) fn process_manager_lag(
+    name: &'static str,
+    store: &dyn EventStore,
+    seen: Seq,
+    checkpoint: Seq,
+) {
+    let lag = last_known(store, seen).saturating_sub(checkpoint);
+    metrics::gauge!("foldkit_process_manager_lag", "process_manager" => name).set(lag as f64);
 }
 
 /// Times one snapshot write; [`SnapshotWrite::done`] records it.

@@ -106,3 +106,93 @@ async fn a_db_records_appends_fold_lag_snapshots_and_watchers() {
         -1.0
     );
 }
+
+/// Counts items; reacts with nothing (its lag is all there is to see).
+struct Tally;
+
+impl foldkit::ProcessManager for Tally {
+    const NAME: &'static str = "tally";
+    type State = u64;
+    fn declare(d: &mut foldkit::process::Declare<Self>) {
+        d.on::<ItemEvent>();
+    }
+}
+
+impl foldkit::Reacts<ItemEvent> for Tally {
+    fn apply(seen: &mut u64, _: &ItemEvent, _: &Meta) {
+        *seen += 1;
+    }
+    fn react(_: &u64, _: &ItemEvent, _: &Meta) -> Vec<foldkit::Reaction> {
+        Vec::new()
+    }
+}
+
+#[test]
+fn subscriptions_and_process_managers_record_their_lag() {
+    use foldkit::process::ProcessOptions;
+    use futures::StreamExt;
+
+    // A recorder of this thread only (the other test installs the global one);
+    // a current-thread runtime keeps every task of the Db on this thread.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            // No checkpoint of the manager before close.
+            let options =
+                ProcessOptions::default().checkpoints(1_000, std::time::Duration::from_secs(3600));
+            let db = Db::builder(dir.path())
+                .event::<ItemEvent>()
+                .process_manager_with::<Tally>(options)
+                .open()
+                .await
+                .expect("open");
+            for id in 1..=10 {
+                db.append(ItemEvent::Added { id }).await.expect("append");
+            }
+            let tally = db.process_manager::<Tally>().expect("tally");
+            tally.settle().await.expect("settle");
+
+            let mut mailer = db.subscribe("mailer").start().await.expect("subscribe");
+            let mut fourth = 0;
+            for _ in 0..4 {
+                let (_, meta) = mailer.next().await.expect("an event").expect("read");
+                fourth = meta.seq;
+            }
+            mailer.ack(fourth).await.expect("ack");
+
+            let seen = values(&snapshotter);
+            // 10 events in the log, 4 acknowledged.
+            assert_eq!(
+                get(&seen, "foldkit_subscription_lag", "subscription=mailer"),
+                6.0
+            );
+            // Every event processed, none checkpointed yet.
+            assert_eq!(
+                get(
+                    &seen,
+                    "foldkit_process_manager_lag",
+                    "process_manager=tally"
+                ),
+                10.0
+            );
+
+            drop(mailer);
+            db.close().await.expect("close");
+            // The checkpoint at close covers everything.
+            assert_eq!(
+                get(
+                    &values(&snapshotter),
+                    "foldkit_process_manager_lag",
+                    "process_manager=tally"
+                ),
+                0.0
+            );
+        });
+    });
+}

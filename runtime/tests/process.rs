@@ -337,3 +337,65 @@ async fn a_db_dropped_without_close_stops_its_managers_and_frees_the_directory()
         }
     }
 }
+
+#[tokio::test]
+async fn a_snapshot_of_an_earlier_build_restores_and_is_rewritten_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path()).await;
+    for user in ["ada", "bob"] {
+        db.append(Signup::Registered { user: user.into() })
+            .await
+            .unwrap();
+    }
+    db.process_manager::<Admit>()
+        .unwrap()
+        .settle()
+        .await
+        .unwrap();
+    let letters = db.dead_letters().list();
+    assert_eq!(letters.len(), 2);
+    db.close().await.unwrap();
+
+    // Replace the snapshots by one in the layout of earlier builds (format 1:
+    // the bare postcard of (1, state, dead letters)).
+    #[derive(Serialize)]
+    struct Old<'a> {
+        format: u32,
+        state: u64,
+        dead: &'a [foldkit::process::DeadLetter],
+    }
+    let name = "process-manager.admit";
+    let db = Db::builder(dir.path()).open().await.unwrap();
+    let store = db.store();
+    let positions = store.list_snapshots(name).await.unwrap();
+    for position in &positions {
+        store.remove_snapshot(name, *position).await.unwrap();
+    }
+    let old = postcard::to_allocvec(&Old {
+        format: 1,
+        state: 2,
+        dead: &letters,
+    })
+    .unwrap();
+    store.write_snapshot(name, positions[0], old).await.unwrap();
+    db.close().await.unwrap();
+
+    // It restores (state and dead letters) ...
+    let db = open(dir.path()).await;
+    let admit = db.process_manager::<Admit>().unwrap();
+    assert_eq!(admit.read(|seen| *seen), 2);
+    assert_eq!(db.dead_letters().list(), letters);
+    // ... and the next checkpoint is written in the readable layout.
+    db.append(Signup::Registered { user: "cy".into() })
+        .await
+        .unwrap();
+    admit.settle().await.unwrap();
+    db.close().await.unwrap();
+    let db = Db::builder(dir.path()).open().await.unwrap();
+    let managers = foldkit::inspect::dead_letters(&**db.store()).await.unwrap();
+    assert_eq!(managers.len(), 1);
+    let read = managers[0].letters.as_ref().expect("format 2: readable");
+    assert_eq!(read.len(), 3);
+    assert_eq!(read[..2], letters[..]);
+    db.close().await.unwrap();
+}

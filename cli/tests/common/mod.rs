@@ -135,3 +135,111 @@ pub fn assert_one_line_error(output: &Output, needle: &str) {
         "{err}"
     );
 }
+
+/// What the gate is asked.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum GateCommand {
+    /// Let `n` through.
+    Pass(u64),
+}
+
+/// Why the gate refuses.
+#[derive(Debug, thiserror::Error)]
+#[error("the gate is closed")]
+pub struct Closed;
+
+/// A gate that refuses every command: every reaction of [`Admit`] is parked.
+#[derive(Default, Clone)]
+pub struct Gate;
+
+impl foldkit::Aggregate for Gate {
+    const NAME: &'static str = "gate";
+    type Event = Counter;
+    type Command = GateCommand;
+    type Error = Closed;
+    fn handle(&self, _command: GateCommand) -> Result<Vec<Counter>, Closed> {
+        Err(Closed)
+    }
+    fn apply(&mut self, _event: &Counter) {}
+}
+
+/// On every `Counter` event: ask the gate to let its `n` through.
+pub struct Admit;
+
+impl foldkit::ProcessManager for Admit {
+    const NAME: &'static str = "admit";
+    type State = u64;
+    fn declare(d: &mut foldkit::process::Declare<Self>) {
+        d.on::<Counter>().commands::<Gate>();
+    }
+}
+
+impl foldkit::Reacts<Counter> for Admit {
+    fn apply(seen: &mut u64, _: &Counter, _: &Meta) {
+        *seen += 1;
+    }
+    fn react(_: &u64, Counter::Added { n }: &Counter, _: &Meta) -> Vec<foldkit::Reaction> {
+        vec![foldkit::Reaction::command::<Gate>(
+            "main",
+            &GateCommand::Pass(*n),
+        )]
+    }
+}
+
+/// Opens a Db in `dir` running [`Admit`] (two quick tries before parking).
+pub async fn open_admit(dir: &Path) -> Db {
+    use foldkit::process::{ProcessOptions, RetryPolicy};
+    let options = ProcessOptions::default().retry(RetryPolicy::new(
+        2,
+        std::time::Duration::from_millis(1),
+        std::time::Duration::from_millis(2),
+    ));
+    open_with(|| {
+        Db::builder(dir)
+            .state::<Total>()
+            .aggregate::<Gate>()
+            .process_manager_with::<Admit>(options)
+            .fsync(FsyncPolicy::Never)
+    })
+    .await
+}
+
+/// Appends three events (the last one to stream `acct-1`) to a Db running
+/// [`Admit`] and waits until their three reactions are parked (a parked
+/// reaction is checkpointed at once). Returns the still open Db.
+pub async fn parked_three(dir: &Path) -> Db {
+    let db = open_admit(dir).await;
+    db.append(Counter::Added { n: 1 }).await.expect("append");
+    db.append(Counter::Added { n: 2 }).await.expect("append");
+    db.append_to(
+        "acct-1",
+        ExpectedVersion::NoStream,
+        [Counter::Added { n: 3 }],
+    )
+    .await
+    .expect("append to stream");
+    db.process_manager::<Admit>()
+        .expect("admit runs")
+        .settle()
+        .await
+        .expect("settle");
+    assert_eq!(db.dead_letters().list().len(), 3);
+    // Parked, then checkpointed: wait for the snapshot that holds all three.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let managers = foldkit::inspect::dead_letters(&**db.store())
+            .await
+            .expect("read the snapshots");
+        if managers
+            .first()
+            .is_some_and(|m| m.letters.as_ref().is_ok_and(|l| l.len() == 3))
+        {
+            return db;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint with 3 dead letters: {managers:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

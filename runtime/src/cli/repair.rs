@@ -33,7 +33,7 @@ pub(crate) fn run(dir: &Path, yes: bool, json: bool, io: &mut Io<'_>) -> Result<
             out!(io, "nothing to repair: every frame of the log is intact")?;
         }
         let report = directory.verify(|_, _| {})?;
-        verify::print(&report, json, io)?;
+        verify::print(&report, json, true, io)?;
         return Ok(if report.ok() {
             Outcome::Ok
         } else {
@@ -140,7 +140,7 @@ pub(crate) fn run(dir: &Path, yes: bool, json: bool, io: &mut Io<'_>) -> Result<
     )
     .map_err(CliError::Output)?;
     let report = directory.verify(|_, _| {})?;
-    verify::print(&report, json, io)?;
+    verify::print(&report, json, true, io)?;
     Ok(if report.ok() {
         Outcome::Ok
     } else {

@@ -37,3 +37,22 @@ fn a_bad_argument_is_exit_2() {
     assert_eq!(code, 2);
     assert!(err.contains("DIR"), "{err}");
 }
+
+#[test]
+fn postgres_without_an_opener_names_the_way_to_get_one() {
+    let (code, out, err) = run(&["info", "--postgres", "postgres://db/shop"]);
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot open PostgreSQL") && err.contains("Cli::postgres"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dead_letters_needs_a_directory_or_a_database() {
+    let (code, _, err) = run(&["dead-letters"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("<DIR|--postgres <URL>>"), "{err}");
+}

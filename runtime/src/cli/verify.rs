@@ -1,23 +1,34 @@
-//! `verify`: the checks of [`Directory::verify`], a progress bar, text or JSON.
-
-use std::path::Path;
+//! `verify`: the checks of [`Directory::verify`](crate::inspect::Directory::verify)
+//! (of [`verify_store`] for a store that is not a directory), a progress bar,
+//! text or JSON.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use super::source::{Rt, Source};
 use super::{CliError, Io, Outcome, out};
-use crate::inspect::{Directory, Problem, Severity, VerifyReport, hex};
+use crate::inspect::{Problem, Severity, VerifyReport, hex, verify_store};
 
 /// Logs smaller than this verify without a progress bar (it would only flash).
 const PROGRESS_FROM_BYTES: u64 = 64 << 20;
 
 pub(crate) fn run(
-    dir: &Path,
+    source: &Source,
     json: bool,
     quiet: bool,
     io: &mut Io<'_>,
+    rt: &Rt,
 ) -> Result<Outcome, CliError> {
-    let directory = Directory::open(dir)?;
+    let Some(directory) = source.dir() else {
+        let store = source.store();
+        let report = rt.run(async move { verify_store(&*store).await })??;
+        print(&report, json, false, io)?;
+        return Ok(if report.ok() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        });
+    };
     let show_bar = io.tty && !quiet && !json;
     let mut bar: Option<ProgressBar> = None;
     let report = directory.verify(|done, total| {
@@ -38,7 +49,7 @@ pub(crate) fn run(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    print(&report, json, io)?;
+    print(&report, json, true, io)?;
     Ok(if report.ok() {
         Outcome::Ok
     } else {
@@ -46,8 +57,14 @@ pub(crate) fn run(
     })
 }
 
-/// Prints a report as `verify` does (also after `repair`).
-pub(crate) fn print(report: &VerifyReport, json: bool, io: &mut Io<'_>) -> Result<(), CliError> {
+/// Prints a report as `verify` does (also after `repair`); `files`: of a
+/// directory (segments, bytes, the stream index file), else of another store.
+pub(crate) fn print(
+    report: &VerifyReport,
+    json: bool,
+    files: bool,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
     if json {
         let value = json!({
             "ok": report.ok(),
@@ -69,20 +86,31 @@ pub(crate) fn print(report: &VerifyReport, json: bool, io: &mut Io<'_>) -> Resul
         });
         return out!(io, "{value}");
     }
-    out!(
-        io,
-        "checked {} events in {} segment(s) ({} bytes), {} snapshot(s), {}, {} checkpoint(s)",
-        report.records,
-        report.segments,
-        report.bytes,
-        report.snapshots,
-        if report.index_checked {
-            "the stream index"
-        } else {
-            "no stream index"
-        },
-        report.checkpoints
-    )?;
+    if files {
+        out!(
+            io,
+            "checked {} events in {} segment(s) ({} bytes), {} snapshot(s), {}, {} checkpoint(s)",
+            report.records,
+            report.segments,
+            report.bytes,
+            report.snapshots,
+            if report.index_checked {
+                "the stream index"
+            } else {
+                "no stream index"
+            },
+            report.checkpoints
+        )?;
+    } else {
+        out!(
+            io,
+            "checked {} events, {} stream(s), {} snapshot(s), {} checkpoint(s)",
+            report.records,
+            report.streams,
+            report.snapshots,
+            report.checkpoints
+        )?;
+    }
     if let Some((checked, head)) = report.chain {
         out!(io, "hash chain: {checked} records, head {}", hex(&head))?;
     }

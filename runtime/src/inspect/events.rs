@@ -6,6 +6,7 @@ use foldkit_storage::inspect::{self, ScanOptions, ScanReport, ScannedRecord};
 
 use super::{Directory, InspectError};
 use crate::Seq;
+use crate::store::RecordedEvent;
 use crate::store::file::{Envelope, EnvelopeError};
 
 /// One stored event as the log holds it (borrowed from the scan's buffer).
@@ -75,6 +76,19 @@ impl EventFilter {
             }
             Err(_) => self.name.is_none() && self.stream.is_none(),
         }
+    }
+}
+
+impl EventFilter {
+    /// Whether the stored `event` passes.
+    pub fn matches(&self, event: &RecordedEvent) -> bool {
+        !(self.from.is_some_and(|from| event.position < from)
+            || self.to.is_some_and(|to| event.position > to)
+            || self.name.as_deref().is_some_and(|n| n != &*event.name)
+            || self
+                .stream
+                .as_deref()
+                .is_some_and(|s| event.stream.as_ref().is_none_or(|st| &*st.id != s)))
     }
 }
 

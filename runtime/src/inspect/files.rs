@@ -3,63 +3,68 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::contents::{SnapshotContents, examine};
 use super::{Directory, InspectError};
 use crate::Seq;
-use crate::snapshot::SnapshotHeader;
-use crate::snapshot::codec;
 use crate::store::file::files as store_files;
+use crate::store::file::unescape_name as unescape;
 
-/// One snapshot file.
+/// One stored snapshot.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Snapshot {
-    /// The state's name (from its directory name, unescaped).
+    /// The name it is stored under: a state's name, or
+    /// `process-manager.<NAME>` (see [`process_manager_of`](super::process_manager_of)).
     pub state: String,
-    /// The position its file name gives.
+    /// Its position in the store.
     pub position: Seq,
-    /// The file.
-    pub path: PathBuf,
+    /// The file, when the store is a directory.
+    pub path: Option<PathBuf>,
     /// Its size in bytes.
     pub size: u64,
-    /// Its header (framing and checksum checked), or why it is unusable.
-    pub header: Result<SnapshotHeader, String>,
+    /// What it holds (framing and checksum checked), or why it is unusable.
+    pub contents: Result<SnapshotContents, String>,
+}
+
+impl Snapshot {
+    /// Reads what `bytes`, stored as `state`'s snapshot at `position`, hold.
+    pub(crate) fn of(state: String, position: Seq, path: Option<PathBuf>, bytes: &[u8]) -> Self {
+        Snapshot {
+            contents: examine(&state, bytes),
+            state,
+            position,
+            path,
+            size: bytes.len() as u64,
+        }
+    }
+
+    /// Where it is, for messages: the file, or `snapshot <name>@<position>`.
+    pub fn place(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("snapshot {}@{}", self.state, self.position)))
+    }
 }
 
 /// One subscription checkpoint.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Checkpoint {
-    /// The subscription's name (from the file name, unescaped).
+    /// The subscription's name.
     pub name: String,
-    /// The file.
-    pub path: PathBuf,
+    /// The file, when the store is a directory.
+    pub path: Option<PathBuf>,
     /// The position it records, or why it is unreadable.
     pub position: Result<Seq, String>,
 }
 
-/// Undoes the file store's name escaping (`%XX` for every byte but ASCII
-/// letters, digits, `_` and `-`); a malformed escape is kept as it is.
-pub(crate) fn unescape(name: &str) -> String {
-    let bytes = name.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
+impl Checkpoint {
+    /// Where it is, for messages: the file, or `checkpoint <name>`.
+    pub fn place(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("checkpoint {}", self.name)))
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn entries(dir: &Path) -> Result<Vec<PathBuf>, InspectError> {
@@ -88,6 +93,21 @@ fn entries(dir: &Path) -> Result<Vec<PathBuf>, InspectError> {
 }
 
 impl Directory {
+    /// The file of `state`'s snapshot at `position` (whether or not it exists);
+    /// `None` for a name the file store cannot store.
+    pub fn snapshot_file(&self, state: &str, position: Seq) -> Option<PathBuf> {
+        let escaped = crate::store::file::escape_name("state name", state).ok()?;
+        Some(store_files::snapshot_path(
+            &self.root.join("snapshots").join(escaped),
+            position,
+        ))
+    }
+
+    /// The checkpoint file of subscription `name` (whether or not it exists).
+    pub fn checkpoint_file(&self, name: &str) -> Option<PathBuf> {
+        store_files::checkpoint_path(&self.root.join("checkpoints"), name).ok()
+    }
+
     /// Every snapshot, by state then position (oldest first), each checked
     /// (framing and CRC) but not decoded.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>, InspectError> {
@@ -118,16 +138,7 @@ impl Directory {
                         });
                     }
                 };
-                let header = codec::read_header(&bytes)
-                    .map(|(header, _)| header)
-                    .map_err(|e| e.to_string());
-                found.push(Snapshot {
-                    state: state.clone(),
-                    position,
-                    path,
-                    size: bytes.len() as u64,
-                    header,
-                });
+                found.push(Snapshot::of(state.clone(), position, Some(path), &bytes));
             }
         }
         Ok(found)
@@ -150,24 +161,10 @@ impl Directory {
             };
             found.push(Checkpoint {
                 name,
-                path,
+                path: Some(path),
                 position,
             });
         }
         Ok(found)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unescape;
-    use crate::store::file::escape_name;
-
-    #[test]
-    fn unescape_undoes_the_store_escaping() {
-        for name in ["Order_Book-2", "a:b", "../x", "ünï"] {
-            assert_eq!(unescape(&escape_name("state", name).unwrap()), name);
-        }
-        assert_eq!(unescape("50%"), "50%");
     }
 }

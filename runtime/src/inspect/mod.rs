@@ -1,25 +1,51 @@
-//! Read-only inspection of a file-store directory: what the `foldkit` command
-//! line tool shows, usable from code too.
+//! Read-only inspection of a store: what the `foldkit` command line tool
+//! shows, usable from code too.
+//!
+//! Two layers:
+//!
+//! - **Through the store seam** ([`snapshots`], [`checkpoints`],
+//!   [`dead_letters`], [`summary`], [`verify_store`], and reading events with
+//!   [`EventStore::read`](crate::EventStore::read) and `tail`): the same code
+//!   for every store, knowing none of the service's types. A PostgreSQL
+//!   database is inspected through a `PgStore` opened read-only; a directory
+//!   through [`Directory::store`], a read-only [`DirectoryStore`].
+//! - **The files of a directory** ([`Directory`]): what only a directory has
+//!   — segments and their bytes, a torn tail, frame checksums, the stream
+//!   index file — checked by [`Directory::verify`].
 //!
 //! A running service holds its directory's lock; inspecting it must neither
-//! wait for that lock nor change a byte. [`Directory`] therefore never opens a
-//! [`FileStore`](crate::FileStore) or a [`Log`](crate::storage::Log): it reads
-//! the files as they are, through
+//! wait for that lock nor change a byte. [`Directory`] and [`DirectoryStore`]
+//! therefore never open a [`FileStore`](crate::FileStore) or a
+//! [`Log`](crate::storage::Log): they read the files as they are, through
 //! [`foldkit_storage::inspect::scan`] (which reports a torn tail instead of
-//! cutting it), and parses the envelopes, snapshots, stream index and
-//! checkpoints with the same code the runtime uses. Beside a writer it sees a
-//! consistent prefix of the log.
+//! cutting it), and parse the envelopes, snapshots, stream index and
+//! checkpoints with the same code the runtime uses. Beside a writer they see
+//! a consistent prefix of the log.
 //!
-//! Everything here does blocking file I/O.
+//! A process manager's snapshot keeps its dead letters ahead of its state (see
+//! [`crate::process`]), so [`dead_letters`] reads them without the manager's
+//! types.
+//!
+//! [`Directory`]'s methods do blocking file I/O; [`DirectoryStore`] runs its
+//! file I/O on tokio's blocking pool.
 
+mod contents;
+mod dirstore;
 mod events;
 mod files;
+mod stored;
 mod verify;
 
 use std::path::{Path, PathBuf};
 
+pub use contents::{SnapshotContents, examine, process_manager_of};
+pub use dirstore::{DirectoryStore, WINDOW_BYTES};
 pub use events::{EventFilter, InspectedEvent};
 pub use files::{Checkpoint, Snapshot};
+pub use stored::{
+    ManagerDeadLetters, Summary, checkpoints, dead_letters, dead_letters_in, event_at, snapshots,
+    summary, verify_store,
+};
 pub use verify::{Problem, Severity, VerifyReport};
 
 use crate::store::file::FORMAT_VERSION;

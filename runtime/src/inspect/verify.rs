@@ -14,9 +14,11 @@ use std::path::PathBuf;
 use foldkit_storage::StorageError;
 use foldkit_storage::inspect::Damage;
 
+use super::contents::SnapshotContents;
+use super::files::{Checkpoint, Snapshot};
 use super::{Directory, InspectError};
 use crate::Seq;
-use crate::snapshot::RecordIdentity;
+use crate::snapshot::{RecordIdentity, SnapshotHeader};
 use crate::store::file::HASH_LEN;
 use crate::store::file::chain::Walk;
 use crate::store::file::index::{Index, identity};
@@ -36,7 +38,8 @@ pub enum Severity {
 pub struct Problem {
     /// How bad it is.
     pub severity: Severity,
-    /// The file concerned.
+    /// The file concerned; for a store that is not a directory, what is
+    /// concerned (`snapshot Total@200`, `checkpoint mailer`, `event 17`).
     pub file: PathBuf,
     /// The byte offset in `file`, when the problem has one.
     pub offset: Option<u64>,
@@ -82,7 +85,13 @@ impl VerifyReport {
         self.problems.iter().all(|p| p.severity < Severity::Error)
     }
 
-    fn problem(&mut self, severity: Severity, file: PathBuf, offset: Option<u64>, reason: String) {
+    pub(crate) fn problem(
+        &mut self,
+        severity: Severity,
+        file: PathBuf,
+        offset: Option<u64>,
+        reason: String,
+    ) {
         self.problems.push(Problem {
             severity,
             file,
@@ -123,7 +132,7 @@ impl Directory {
         let checkpoints = self.checkpoints()?;
         let mut wanted = Wanted::default();
         for snapshot in &snapshots {
-            if let Ok(header) = &snapshot.header
+            if let Ok(SnapshotContents::State(header)) = &snapshot.contents
                 && let Some(seq) = header.seq
             {
                 wanted.snapshot.insert(seq, None);
@@ -275,38 +284,10 @@ impl Directory {
 
         report.snapshots = snapshots.len();
         for snapshot in &snapshots {
-            let path = snapshot.path.clone();
-            let header = match &snapshot.header {
-                Ok(header) => header,
-                Err(reason) => {
-                    report.problem(Severity::Error, path, None, format!("snapshot: {reason}"));
-                    continue;
-                }
-            };
-            if header.name != snapshot.state {
-                report.problem(
-                    Severity::Error,
-                    path.clone(),
-                    None,
-                    format!(
-                        "snapshot of state `{}` in the directory of state `{}`",
-                        header.name, snapshot.state
-                    ),
-                );
-            }
-            if header.seq.unwrap_or(0) != snapshot.position {
-                report.problem(
-                    Severity::Error,
-                    path.clone(),
-                    None,
-                    format!(
-                        "snapshot at position {} in a file named for position {}",
-                        header.seq.unwrap_or(0),
-                        snapshot.position
-                    ),
-                );
+            let Some(header) = check_snapshot(&mut report, snapshot, last, complete) else {
                 continue;
-            }
+            };
+            let path = snapshot.place();
             let (Some(seq), Some(expected)) = (header.seq, header.last) else {
                 continue;
             };
@@ -360,23 +341,121 @@ impl Directory {
             }
         }
 
-        report.checkpoints = checkpoints.len();
-        for checkpoint in checkpoints {
-            match checkpoint.position {
-                Err(reason) => report.problem(Severity::Error, checkpoint.path, None, reason),
-                Ok(position) if position > last && complete => report.problem(
+        check_checkpoints(&mut report, &checkpoints, last, complete);
+        Ok(report)
+    }
+}
+
+/// The checks of a snapshot that need no log: it is readable, it is what its
+/// name says, and (a process manager's) its dead letters are consistent. Returns
+/// a state snapshot's header for the caller to check against the log.
+pub(crate) fn check_snapshot<'a>(
+    report: &mut VerifyReport,
+    snapshot: &'a Snapshot,
+    last: Seq,
+    complete: bool,
+) -> Option<&'a SnapshotHeader> {
+    let place = snapshot.place();
+    let header = match &snapshot.contents {
+        Ok(SnapshotContents::State(header)) => header,
+        Ok(SnapshotContents::ProcessManager {
+            name, dead_letters, ..
+        }) => {
+            if snapshot.position > last && complete {
+                report.problem(
                     Severity::Warning,
-                    checkpoint.path,
+                    place.clone(),
                     None,
                     format!(
-                        "checkpoint of `{}` at position {position}, past the log's end ({last})",
-                        checkpoint.name
+                        "checkpoint of process manager `{name}` at position {}, past the log's end ({last})",
+                        snapshot.position
                     ),
-                ),
-                Ok(_) => {}
+                );
             }
+            for letter in dead_letters {
+                if letter.id.causation > snapshot.position {
+                    report.problem(
+                        Severity::Error,
+                        place.clone(),
+                        None,
+                        format!(
+                            "dead letter {} is caused by position {}, after the checkpoint ({}) that parked it",
+                            letter.id, letter.id.causation, snapshot.position
+                        ),
+                    );
+                }
+            }
+            return None;
         }
-        Ok(report)
+        Ok(SnapshotContents::LegacyProcessManager) => {
+            report.problem(
+                Severity::Warning,
+                place,
+                None,
+                format!(
+                    "process manager snapshot `{}` {}",
+                    snapshot.state,
+                    crate::process::PersistError::Legacy
+                ),
+            );
+            return None;
+        }
+        Err(reason) => {
+            report.problem(Severity::Error, place, None, format!("snapshot: {reason}"));
+            return None;
+        }
+    };
+    if header.name != snapshot.state {
+        report.problem(
+            Severity::Error,
+            place.clone(),
+            None,
+            format!(
+                "snapshot of state `{}` in the directory of state `{}`",
+                header.name, snapshot.state
+            ),
+        );
+    }
+    if header.seq.unwrap_or(0) != snapshot.position {
+        report.problem(
+            Severity::Error,
+            place,
+            None,
+            format!(
+                "snapshot at position {} in a file named for position {}",
+                header.seq.unwrap_or(0),
+                snapshot.position
+            ),
+        );
+        return None;
+    }
+    Some(header)
+}
+
+/// Checkpoints are readable and not past the end of a complete log.
+pub(crate) fn check_checkpoints(
+    report: &mut VerifyReport,
+    checkpoints: &[Checkpoint],
+    last: Seq,
+    complete: bool,
+) {
+    report.checkpoints = checkpoints.len();
+    for checkpoint in checkpoints {
+        match &checkpoint.position {
+            Err(reason) => {
+                report.problem(Severity::Error, checkpoint.place(), None, reason.clone())
+            }
+            Ok(position) if *position > last && complete => report.problem(
+                Severity::Warning,
+                checkpoint.place(),
+                None,
+                format!(
+                    "checkpoint of `{}` at position {position}, past the log's end ({last})",
+                    checkpoint.name
+                ),
+            ),
+            Ok(_) => {}
+        }
     }
 }
 

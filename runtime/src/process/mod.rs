@@ -11,7 +11,11 @@
 //!   [`ProcessOptions::checkpoint_every`] events or
 //!   [`ProcessOptions::checkpoint_interval`], when a reaction is parked, and at
 //!   close. The snapshot's position *is* the checkpoint: state and position can
-//!   never disagree.
+//!   never disagree. The snapshot is framed and checksummed, with the dead
+//!   letters ahead of the state, so tools that know none of the service's types
+//!   (`foldkit dead-letters`, [`crate::inspect::dead_letters`]) read them; a
+//!   snapshot in the layout of earlier builds is still restored, and rewritten
+//!   at the next checkpoint.
 //! - **makes each reaction take effect once.** The reaction `i` of the event at
 //!   position `p` is appended with the context `causation: p`, the workflow's
 //!   correlation id, actor `process-manager:<NAME>`, and the metadata
@@ -42,7 +46,8 @@
 mod dead;
 mod error;
 mod handle;
-mod reaction;
+pub(crate) mod persist;
+pub(crate) mod reaction;
 mod runner;
 mod setup;
 pub(crate) mod testing;
@@ -53,6 +58,7 @@ use serde::de::DeserializeOwned;
 pub use dead::{DeadLetter, DeadLetterId, DeadLetters};
 pub use error::ProcessError;
 pub use handle::ProcessHandle;
+pub use persist::PersistError;
 pub use reaction::Reaction;
 pub use setup::{Declare, ProcessOptions, RetryPolicy};
 pub(crate) use setup::{Extensions, Setup};

@@ -17,13 +17,13 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 use parking_lot::{Mutex, RwLock};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::ProcessManager;
 use super::dead::{DeadLetter, DeadLetterId};
 use super::error::ProcessError;
+use super::persist;
 use super::reaction::{Kind, Reaction};
 use super::setup::{Declare, ProcessOptions};
 use crate::Seq;
@@ -37,8 +37,6 @@ const BATCH: usize = 256;
 const YIELD_EVERY: usize = 16;
 /// Snapshots kept per manager.
 const KEEP: usize = 2;
-/// The snapshot format of this build.
-const FORMAT: u32 = 1;
 /// The metadata key that marks a reaction's events.
 pub(crate) const MARKER: &str = "foldkit.reaction";
 
@@ -152,16 +150,9 @@ impl<P: ProcessManager> ManagerSlot for Slot<P> {
     }
 }
 
-/// What the snapshot holds.
-#[derive(Serialize, Deserialize)]
-struct Persisted<S> {
-    format: u32,
-    state: S,
-    dead: Vec<DeadLetter>,
-}
-
+/// The store name of `P`'s snapshots.
 fn snapshot_name<P: ProcessManager>() -> String {
-    format!("process-manager.{}", P::NAME)
+    format!("{}{}", persist::SNAPSHOT_PREFIX, P::NAME)
 }
 
 fn store_error<P: ProcessManager>(source: StoreError) -> DbError {
@@ -199,13 +190,10 @@ pub(crate) fn start<P: ProcessManager>(
             else {
                 continue;
             };
-            match postcard::from_bytes::<Persisted<P::State>>(&bytes) {
-                Ok(p) if p.format == FORMAT => {
-                    restored = Some((position, p));
+            match persist::decode::<P::State>(P::NAME, &bytes) {
+                Ok(found) => {
+                    restored = Some((position, found));
                     break;
-                }
-                Ok(p) => {
-                    first_failure.get_or_insert((position, format!("format {}", p.format)));
                 }
                 Err(e) => {
                     first_failure.get_or_insert((position, e.to_string()));
@@ -217,7 +205,7 @@ pub(crate) fn start<P: ProcessManager>(
                 "foldkit: a process manager snapshot does not decode; trying an older one"
             );
         }
-        let (checkpoint, persisted) = match (restored, first_failure) {
+        let (checkpoint, (state, dead)) = match (restored, first_failure) {
             (Some(found), _) => found,
             (None, Some((position, reason))) => {
                 return Err(DbError::Process(ProcessError::Snapshot {
@@ -226,24 +214,17 @@ pub(crate) fn start<P: ProcessManager>(
                     reason,
                 }));
             }
-            (None, None) => (
-                0,
-                Persisted {
-                    format: FORMAT,
-                    state: P::State::default(),
-                    dead: Vec::new(),
-                },
-            ),
+            (None, None) => (0, (P::State::default(), Vec::new())),
         };
         let (requests, requests_rx) = mpsc::channel(64);
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared::<P> {
-            state: RwLock::new(persisted.state),
+            state: RwLock::new(state),
             progress: watch::Sender::new(Progress {
                 processed: checkpoint,
                 stopped: None,
             }),
-            dead: Mutex::new(persisted.dead),
+            dead: Mutex::new(dead),
             requests,
         });
         let runner = Runner::<P> {
@@ -401,6 +382,7 @@ impl<P: ProcessManager> Runner<P> {
             }
         }
         self.publish();
+        self.record_lag();
         let due = self.processed - self.saved >= self.options.checkpoint_every
             || (self.processed > self.saved
                 && self.saved_at.elapsed() >= self.options.checkpoint_interval);
@@ -409,6 +391,15 @@ impl<P: ProcessManager> Runner<P> {
         }
         tokio::task::yield_now().await;
         Ok(())
+    }
+
+    fn record_lag(&self) {
+        crate::observability::process_manager_lag(
+            P::NAME,
+            &*self.store,
+            self.processed,
+            self.saved,
+        );
     }
 
     fn publish(&self) {
@@ -593,11 +584,7 @@ impl<P: ProcessManager> Runner<P> {
         let bytes = {
             let state = self.shared.state.read();
             let dead = self.shared.dead.lock();
-            postcard::to_allocvec(&PersistedRef {
-                format: FORMAT,
-                state: &*state,
-                dead: &dead,
-            })
+            persist::encode(P::NAME, &dead, &*state)
         };
         let name = snapshot_name::<P>();
         let written = match bytes {
@@ -616,6 +603,7 @@ impl<P: ProcessManager> Runner<P> {
             return;
         }
         self.saved = self.processed;
+        self.record_lag();
         self.saved_at = Instant::now();
         self.done
             .retain(|(causation, _)| *causation > self.processed);
@@ -686,13 +674,6 @@ impl<P: ProcessManager> Runner<P> {
             }),
         }
     }
-}
-
-#[derive(Serialize)]
-struct PersistedRef<'a, S> {
-    format: u32,
-    state: &'a S,
-    dead: &'a [DeadLetter],
 }
 
 /// The (causation, index) of `record` if it is a reaction of manager `P`.

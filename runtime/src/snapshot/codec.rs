@@ -24,7 +24,7 @@
 use super::identity::RecordIdentity;
 use crate::{Seq, State};
 
-const MAGIC: &[u8; 8] = b"FOLDSNAP";
+pub(crate) const MAGIC: &[u8; 8] = b"FOLDSNAP";
 const FORMAT: u8 = 2;
 
 /// Why a snapshot could not be used.

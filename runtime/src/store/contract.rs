@@ -514,7 +514,8 @@ pub async fn restart_keeps_everything<F: StoreFactory>(factory: &F) {
     store.close().await.expect("close");
 }
 
-/// Snapshots and checkpoints are stored, listed newest first, replaced and removed.
+/// Snapshots and checkpoints are stored, listed newest first, replaced and
+/// removed; their names are listed.
 pub async fn snapshots_and_checkpoints<F: StoreFactory>(factory: &F) {
     let store = open(factory, "snapshots").await;
     assert!(store.list_snapshots("S").await.expect("list").is_empty());
@@ -555,6 +556,26 @@ pub async fn snapshots_and_checkpoints<F: StoreFactory>(factory: &F) {
     store.write_checkpoint("sub", 4).await.expect("write");
     store.write_checkpoint("sub", 9).await.expect("replace");
     assert_eq!(store.read_checkpoint("sub").await.expect("read"), Some(9));
+    // Names are listed (sorted, as given) for tools that know no types.
+    store
+        .write_snapshot("process-manager.a:b", 3, b"pm".to_vec())
+        .await
+        .expect("write");
+    store.write_checkpoint("mailer/eu", 1).await.expect("write");
+    assert_eq!(
+        store.snapshot_names().await.expect("snapshot names"),
+        ["S", "T", "process-manager.a:b"]
+    );
+    store.remove_snapshot("T", 5).await.expect("remove");
+    assert_eq!(
+        store.snapshot_names().await.expect("snapshot names"),
+        ["S", "process-manager.a:b"],
+        "a name whose last snapshot was removed is not listed"
+    );
+    assert_eq!(
+        store.checkpoint_names().await.expect("checkpoint names"),
+        ["mailer/eu", "sub"]
+    );
     store.close().await.expect("close");
 }
 

@@ -58,6 +58,30 @@ pub enum StoreError {
         /// The version this build reads.
         supported: u32,
     },
+    /// The store was opened read-only (an inspecting tool): it writes nothing.
+    #[error("{what} is open read-only: cannot {operation}")]
+    ReadOnly {
+        /// The store (its description).
+        what: String,
+        /// What was refused ("append", "write a snapshot", ..).
+        operation: &'static str,
+    },
+    /// The store does not implement this (optional) operation.
+    #[error("{what} cannot {operation}")]
+    Unsupported {
+        /// The store (its description).
+        what: String,
+        /// What it cannot do ("list snapshot names", ..).
+        operation: &'static str,
+    },
+    /// What was opened holds no foldkit data (a database without its tables).
+    #[error("{what} is not a foldkit store: {reason}")]
+    NotAStore {
+        /// What was opened (a directory, a database URL without credentials).
+        what: String,
+        /// What is missing.
+        reason: String,
+    },
     /// The backend (file system, database server, ..) reported an error.
     #[error("{action}")]
     Backend {

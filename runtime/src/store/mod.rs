@@ -113,6 +113,32 @@ pub trait EventStore: Send + Sync + 'static {
     /// Removes the snapshot of `state` at `position` (no error if absent).
     fn remove_snapshot(&self, state: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// The names with at least one stored snapshot (states and process
+    /// managers), sorted. Lets a tool list what a store holds without knowing
+    /// the service's types; a store that cannot list returns
+    /// [`StoreError::Unsupported`] (the default).
+    fn snapshot_names(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        let what = self.describe();
+        Box::pin(async move {
+            Err(StoreError::Unsupported {
+                what,
+                operation: "list snapshot names",
+            })
+        })
+    }
+
+    /// The names of the stored subscription checkpoints, sorted. A store that
+    /// cannot list returns [`StoreError::Unsupported`] (the default).
+    fn checkpoint_names(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        let what = self.describe();
+        Box::pin(async move {
+            Err(StoreError::Unsupported {
+                what,
+                operation: "list checkpoint names",
+            })
+        })
+    }
+
     /// Stores the checkpoint of subscription `name`: the last position it acknowledged.
     fn write_checkpoint(&self, name: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>>;
 

@@ -234,11 +234,13 @@ impl<S: Selection> SubscriptionBuilder<S> {
                 },
             })?;
         let from = checkpoint.map_or(1, |c| c + 1);
+        crate::observability::subscription_lag(&self.name, &*store, from - 1, checkpoint);
         Ok(Subscription {
             pull: Pull::new(store.tail(from), self.batch),
             filter: self.filter,
             store,
             acked: checkpoint,
+            lag_recorded_at: from - 1,
             scanned: from - 1,
             _active: active,
             name: self.name,
@@ -311,6 +313,8 @@ pub struct Subscription<S: Selection = AllEvents> {
     store: Arc<dyn EventStore>,
     name: String,
     acked: Option<Seq>,
+    /// The pull's fetched position when the lag was last recorded (once per batch).
+    lag_recorded_at: Seq,
     /// The last position read from the store (delivered or filtered out).
     scanned: Seq,
     _active: Active,
@@ -384,6 +388,12 @@ impl<S: Selection> Subscription<S> {
             .await
             .map_err(failed)?;
         self.acked = Some(position);
+        crate::observability::subscription_lag(
+            &self.name,
+            &*self.store,
+            self.pull.fetched(),
+            self.acked,
+        );
         Ok(())
     }
 }
@@ -394,9 +404,16 @@ impl<S: Selection> Stream for Subscription<S> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         let name = &this.name;
-        poll_filtered::<S>(&mut this.pull, &this.filter, &mut this.scanned, cx, || {
-            name.clone()
-        })
+        let polled =
+            poll_filtered::<S>(&mut this.pull, &this.filter, &mut this.scanned, cx, || {
+                name.clone()
+            });
+        let fetched = this.pull.fetched();
+        if fetched != this.lag_recorded_at {
+            this.lag_recorded_at = fetched;
+            crate::observability::subscription_lag(name, &*this.store, fetched, this.acked);
+        }
+        polled
     }
 }
 

@@ -35,6 +35,8 @@ pub(crate) struct Pull {
     batch: usize,
     /// The position after the last record handed out (or the start).
     next: Seq,
+    /// The highest position fetched from the store so far (0: none).
+    fetched: Seq,
 }
 
 impl Pull {
@@ -46,12 +48,19 @@ impl Pull {
             buffered: Vec::new().into_iter(),
             batch: batch.max(1),
             next,
+            fetched: 0,
         }
     }
 
     /// The position of the next record this pull returns (at least).
     pub(crate) fn position(&self) -> Seq {
         self.next
+    }
+
+    /// The highest position fetched from the store so far (0 before the
+    /// first batch): it grows once per batch.
+    pub(crate) fn fetched(&self) -> Seq {
+        self.fetched
     }
 
     /// The next record; `Ready(None)` once the store is closed and drained. A
@@ -84,6 +93,9 @@ impl Pull {
                     }
                     Poll::Ready((tail, result)) => match result {
                         Ok(records) => {
+                            if let Some(last) = records.last() {
+                                self.fetched = self.fetched.max(last.position);
+                            }
                             self.buffered = records.into_iter();
                             self.state = State::Idle(tail);
                         }

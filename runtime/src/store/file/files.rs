@@ -12,6 +12,7 @@ use crate::Seq;
 use crate::store::StoreError;
 
 const SNAPSHOT_EXT: &str = "snap";
+const CHECKPOINT_EXT: &str = "ckpt";
 
 pub(crate) fn io_error(action: &str, path: &Path, error: io::Error) -> StoreError {
     StoreError::backend(format!("{action} {}", path.display()), error)
@@ -65,6 +66,60 @@ pub(crate) fn list_snapshots(state_dir: &Path) -> Result<Vec<Seq>, StoreError> {
     }
     found.sort_unstable_by(|a, b| b.cmp(a));
     Ok(found)
+}
+
+/// The names (unescaped) of the state directories under `snapshots` that
+/// hold at least one snapshot, sorted.
+pub(crate) fn snapshot_names(snapshots: &Path) -> Result<Vec<String>, StoreError> {
+    let mut names = Vec::new();
+    for path in list_dir(snapshots)? {
+        if path.is_dir() && !list_snapshots(&path)?.is_empty() {
+            names.push(file_name(&path, None));
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The names (unescaped) of the checkpoint files in `checkpoints`, sorted.
+pub(crate) fn checkpoint_names(checkpoints: &Path) -> Result<Vec<String>, StoreError> {
+    let mut names: Vec<String> = list_dir(checkpoints)?
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == CHECKPOINT_EXT))
+        .map(|p| file_name(p, Some(CHECKPOINT_EXT)))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The checkpoint file of `name` in `checkpoints` (the name escaped).
+pub(crate) fn checkpoint_path(checkpoints: &Path, name: &str) -> Result<PathBuf, StoreError> {
+    let escaped = super::escape_name("subscription name", name)?;
+    Ok(checkpoints.join(format!("{escaped}.{CHECKPOINT_EXT}")))
+}
+
+/// The entries of `dir`, sorted; none if it is missing.
+pub(crate) fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error("list", dir, e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        found.push(entry.map_err(|e| io_error("list", dir, e))?.path());
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The unescaped name a file or directory stands for (without `ext`).
+fn file_name(path: &Path, ext: Option<&str>) -> String {
+    let name = match ext {
+        Some(_) => path.file_stem(),
+        None => path.file_name(),
+    };
+    super::names::unescape(&name.unwrap_or_default().to_string_lossy())
 }
 
 /// Reads a whole file, `None` if it does not exist.

@@ -47,7 +47,7 @@ use super::{
 };
 use crate::Seq;
 
-pub(crate) use names::escape as escape_name;
+pub(crate) use names::{escape as escape_name, unescape as unescape_name};
 
 /// The directory format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 2;
@@ -627,11 +627,21 @@ impl NameCache {
 
 /// Decodes one log record into the event it holds.
 fn decode(record: Record, cache: &mut NameCache) -> Result<RecordedEvent, StoreError> {
-    let envelope = Envelope::decode(&record.payload).map_err(|e| corrupt_record(record.seq, e))?;
-    let body_at = record.payload.len() - envelope.body.len();
+    decode_record(record.seq, record.timestamp, record.payload, cache)
+}
+
+/// Decodes the record at `seq` (its payload: envelope and body) into its event.
+pub(crate) fn decode_record(
+    seq: Seq,
+    timestamp: u64,
+    payload: Bytes,
+    cache: &mut NameCache,
+) -> Result<RecordedEvent, StoreError> {
+    let envelope = Envelope::decode(&payload).map_err(|e| corrupt_record(seq, e))?;
+    let body_at = payload.len() - envelope.body.len();
     let name = cache.name(envelope.name);
     let context = match envelope.context {
-        Some(bytes) => Some(cache.context(record.seq, record.payload.slice_ref(bytes))?),
+        Some(bytes) => Some(cache.context(seq, payload.slice_ref(bytes))?),
         None => None,
     };
     let stream = envelope
@@ -639,8 +649,8 @@ fn decode(record: Record, cache: &mut NameCache) -> Result<RecordedEvent, StoreE
         .map(|(id, version)| (cache.stream(id), version));
     let hash = envelope.hash.copied();
     let version = envelope.version;
-    let payload = record.payload.slice(body_at..);
-    let mut event = RecordedEvent::new(record.seq, record.timestamp, name, version, payload)
+    let payload = payload.slice(body_at..);
+    let mut event = RecordedEvent::new(seq, timestamp, name, version, payload)
         .with_context(context)
         .with_chain_hash(hash);
     if let Some((id, version)) = stream {
@@ -878,9 +888,18 @@ impl EventStore for FileStore {
         })
     }
 
+    fn snapshot_names(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        let dir = self.inner.dir.join("snapshots");
+        Box::pin(blocking(move || files::snapshot_names(&dir)))
+    }
+
+    fn checkpoint_names(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        let dir = self.inner.dir.join("checkpoints");
+        Box::pin(blocking(move || files::checkpoint_names(&dir)))
+    }
+
     fn write_checkpoint(&self, name: &str, position: Seq) -> BoxFuture<'_, Result<(), StoreError>> {
-        let path = escape_name("subscription name", name)
-            .map(|n| self.inner.dir.join("checkpoints").join(format!("{n}.ckpt")));
+        let path = files::checkpoint_path(&self.inner.dir.join("checkpoints"), name);
         Box::pin(async move {
             let path = path?;
             blocking(move || files::write_atomic(&path, &files::encode_checkpoint(position))).await
@@ -888,8 +907,7 @@ impl EventStore for FileStore {
     }
 
     fn read_checkpoint(&self, name: &str) -> BoxFuture<'_, Result<Option<Seq>, StoreError>> {
-        let path = escape_name("subscription name", name)
-            .map(|n| self.inner.dir.join("checkpoints").join(format!("{n}.ckpt")));
+        let path = files::checkpoint_path(&self.inner.dir.join("checkpoints"), name);
         Box::pin(async move {
             let path = path?;
             blocking(move || match files::read_optional(&path)? {

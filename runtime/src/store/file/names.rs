@@ -37,9 +37,49 @@ pub(crate) fn escape(what: &str, name: &str) -> Result<String, StoreError> {
     Ok(out)
 }
 
+/// Undoes [`escape`]; a malformed escape is kept as it is (a file put there
+/// by hand still gets a name).
+pub(crate) fn unescape(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (byte, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            _ => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{escape, unescape};
+
+    #[test]
+    fn unescape_undoes_escape() {
+        for name in [
+            "Order_Book-2",
+            "a:b",
+            "../x",
+            "ünï",
+            "process-manager.fulfil",
+        ] {
+            assert_eq!(unescape(&escape("state", name).unwrap()), name);
+        }
+        assert_eq!(unescape("50%"), "50%");
+        assert_eq!(unescape("%4"), "%4");
+    }
 
     #[test]
     fn keeps_safe_names_and_escapes_the_rest() {

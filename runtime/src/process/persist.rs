@@ -1,0 +1,313 @@
+//! The persisted form of a process manager: its dead letters and state, one
+//! snapshot whose store position is the checkpoint.
+//!
+//! Layout (format 2; integers little-endian):
+//!
+//! ```text
+//! magic      8  b"FOLDPMGR"
+//! format     1  FORMAT (2)
+//! name_len   2  then `name_len` bytes: ProcessManager::NAME (UTF-8)
+//! dead_len   8  then `dead_len` bytes: the dead letters (postcard `Vec<DeadLetter>`)
+//! state_len  8  then `state_len` bytes: the state (postcard `P::State`)
+//! crc        4  CRC32C of every byte before it
+//! ```
+//!
+//! Why this order and framing: the dead letters are the runtime's own type
+//! and come first, each part with its length, so a tool that knows none of the
+//! service's types (the `foldkit` command line tool) reads them, and skips the
+//! state; the CRC makes a damaged snapshot an error, never a wrong state.
+//!
+//! Format 1 (earlier builds) was the bare postcard encoding of `(format = 1,
+//! state, dead letters)`: its dead letters follow a state only the manager's
+//! type can decode. It is still restored (its first byte, postcard's `1`, can
+//! never start the magic); tools report that they cannot read it
+//! ([`PersistError::Legacy`]), and the manager's next checkpoint rewrites it
+//! as format 2.
+//!
+//! Invariant: nothing read here sizes an allocation or indexes a slice before
+//! it was checked against the bytes that remain (and the CRC checked first).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::dead::DeadLetter;
+
+/// The store name of a manager's snapshots is this followed by its `NAME`.
+pub(crate) const SNAPSHOT_PREFIX: &str = "process-manager.";
+
+const MAGIC: &[u8; 8] = b"FOLDPMGR";
+/// The format this build writes.
+pub(crate) const FORMAT: u8 = 2;
+/// The format of earlier builds (postcard of `(1, state, dead)`), still restored.
+const LEGACY_FORMAT: u32 = 1;
+
+/// Why a process manager snapshot cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PersistError {
+    /// Not a process manager snapshot, or cut short.
+    #[error("not a process manager snapshot: {0}")]
+    Malformed(&'static str),
+    /// The checksum does not match: the bytes were altered.
+    #[error(
+        "process manager snapshot checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the snapshot is corrupt"
+    )]
+    Checksum {
+        /// The CRC stored.
+        stored: u32,
+        /// The CRC of the bytes read.
+        computed: u32,
+    },
+    /// A format this build does not read.
+    #[error("process manager snapshot format {0}; this build reads formats 1 and {FORMAT}")]
+    Format(u8),
+    /// The snapshot of another manager.
+    #[error("snapshot of process manager `{found}` cannot restore `{expected}`")]
+    Foreign {
+        /// The manager being restored.
+        expected: String,
+        /// The manager it was written by.
+        found: String,
+    },
+    /// A format-1 snapshot: its dead letters follow the state, which only the
+    /// manager's own type decodes.
+    #[error(
+        "written by an earlier foldkit (format 1): its dead letters can only be read by the service itself; its next checkpoint rewrites it in a readable format"
+    )]
+    Legacy,
+    /// A part does not encode (a state serde cannot write, a name too long).
+    #[error("the {part} of the process manager snapshot does not encode: {reason}")]
+    Encode {
+        /// "name", "dead letters" or "state".
+        part: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A part does not decode.
+    #[error("the {part} of the process manager snapshot does not decode: {reason}")]
+    Decode {
+        /// "dead letters" or "state".
+        part: &'static str,
+        /// What postcard reported.
+        reason: String,
+    },
+}
+
+/// A format-2 snapshot read without the manager's state type.
+#[derive(Debug, Clone)]
+pub(crate) struct Parts<'a> {
+    pub(crate) name: String,
+    pub(crate) dead: Vec<DeadLetter>,
+    pub(crate) state: &'a [u8],
+}
+
+/// Encodes a manager's dead letters and state.
+pub(crate) fn encode<S: Serialize>(
+    name: &str,
+    dead: &[DeadLetter],
+    state: &S,
+) -> Result<Vec<u8>, PersistError> {
+    let encode_error = |part| {
+        move |e: postcard::Error| PersistError::Encode {
+            part,
+            reason: e.to_string(),
+        }
+    };
+    let dead = postcard::to_allocvec(dead).map_err(encode_error("dead letters"))?;
+    let state = postcard::to_allocvec(state).map_err(encode_error("state"))?;
+    let name = name.as_bytes();
+    let name_len = u16::try_from(name.len()).map_err(|_| PersistError::Encode {
+        part: "name",
+        reason: "longer than 65535 bytes".into(),
+    })?;
+    let mut out = Vec::with_capacity(31 + name.len() + dead.len() + state.len());
+    out.extend_from_slice(MAGIC);
+    out.push(FORMAT);
+    out.extend_from_slice(&name_len.to_le_bytes());
+    out.extend_from_slice(name);
+    out.extend_from_slice(&(dead.len() as u64).to_le_bytes());
+    out.extend_from_slice(&dead);
+    out.extend_from_slice(&(state.len() as u64).to_le_bytes());
+    out.extend_from_slice(&state);
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Reads the framing and the dead letters (not the state) of a snapshot.
+pub(crate) fn parts(bytes: &[u8]) -> Result<Parts<'_>, PersistError> {
+    if !bytes.starts_with(MAGIC) {
+        if bytes.first() == Some(&(LEGACY_FORMAT as u8)) {
+            return Err(PersistError::Legacy);
+        }
+        return Err(PersistError::Malformed("no FOLDPMGR magic"));
+    }
+    let (body, crc) = bytes
+        .split_last_chunk::<4>()
+        .ok_or(PersistError::Malformed("shorter than its checksum"))?;
+    let stored = u32::from_le_bytes(*crc);
+    let computed = crc32c::crc32c(body);
+    if stored != computed {
+        return Err(PersistError::Checksum { stored, computed });
+    }
+    let mut rest = &body[MAGIC.len()..];
+    let format = *take(&mut rest, 1)?
+        .first()
+        .ok_or(PersistError::Malformed("no format byte"))?;
+    if format != FORMAT {
+        return Err(PersistError::Format(format));
+    }
+    let name_len = u16::from_le_bytes(array(take(&mut rest, 2)?)?);
+    let name = std::str::from_utf8(take(&mut rest, usize::from(name_len))?)
+        .map_err(|_| PersistError::Malformed("the name is not UTF-8"))?
+        .to_owned();
+    let dead_bytes = sized(&mut rest)?;
+    let state = sized(&mut rest)?;
+    if !rest.is_empty() {
+        return Err(PersistError::Malformed("bytes after the state"));
+    }
+    let dead = postcard::from_bytes(dead_bytes).map_err(|e| PersistError::Decode {
+        part: "dead letters",
+        reason: e.to_string(),
+    })?;
+    Ok(Parts { name, dead, state })
+}
+
+/// Decodes a snapshot of manager `name` (format 2, or format 1 of earlier builds).
+pub(crate) fn decode<S: DeserializeOwned>(
+    name: &str,
+    bytes: &[u8],
+) -> Result<(S, Vec<DeadLetter>), PersistError> {
+    let parts = match parts(bytes) {
+        Ok(parts) => parts,
+        Err(PersistError::Legacy) => return decode_legacy(bytes),
+        Err(e) => return Err(e),
+    };
+    if parts.name != name {
+        return Err(PersistError::Foreign {
+            expected: name.to_owned(),
+            found: parts.name,
+        });
+    }
+    let state = postcard::from_bytes(parts.state).map_err(|e| PersistError::Decode {
+        part: "state",
+        reason: e.to_string(),
+    })?;
+    Ok((state, parts.dead))
+}
+
+#[derive(serde::Deserialize)]
+struct Legacy<S> {
+    format: u32,
+    state: S,
+    dead: Vec<DeadLetter>,
+}
+
+fn decode_legacy<S: DeserializeOwned>(bytes: &[u8]) -> Result<(S, Vec<DeadLetter>), PersistError> {
+    let legacy: Legacy<S> = postcard::from_bytes(bytes).map_err(|e| PersistError::Decode {
+        part: "state",
+        reason: format!("format 1: {e}"),
+    })?;
+    if legacy.format != LEGACY_FORMAT {
+        return Err(PersistError::Malformed(
+            "a format-1 snapshot must say format 1",
+        ));
+    }
+    Ok((legacy.state, legacy.dead))
+}
+
+/// Takes `n` bytes off the front of `rest`, or fails if fewer remain.
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], PersistError> {
+    let (head, tail) = rest
+        .split_at_checked(n)
+        .ok_or(PersistError::Malformed("cut short"))?;
+    *rest = tail;
+    Ok(head)
+}
+
+/// A part prefixed by its length (u64 LE), checked against what remains.
+fn sized<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], PersistError> {
+    let len = u64::from_le_bytes(array(take(rest, 8)?)?);
+    let len = usize::try_from(len).map_err(|_| PersistError::Malformed("a part too long"))?;
+    take(rest, len)
+}
+
+fn array<const N: usize>(bytes: &[u8]) -> Result<[u8; N], PersistError> {
+    bytes
+        .try_into()
+        .map_err(|_| PersistError::Malformed("cut short"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::dead::DeadLetterId;
+    use crate::process::reaction::{Kind, Reaction};
+
+    fn letter() -> DeadLetter {
+        DeadLetter {
+            id: DeadLetterId {
+                process_manager: "pm".into(),
+                causation: 7,
+                index: 1,
+            },
+            reaction: Reaction {
+                kind: Kind::Command {
+                    aggregate: "gate".into(),
+                    id: "1".into(),
+                    command: vec![1, 2],
+                },
+                correlation_id: None,
+            },
+            correlation_id: "c".into(),
+            error: "the gate is closed".into(),
+            attempts: 3,
+            parked_at: 1_000,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_reads_the_dead_letters_without_the_state_type() {
+        let bytes = encode("pm", &[letter()], &(42u64, "state".to_owned())).unwrap();
+        let parts = parts(&bytes).unwrap();
+        assert_eq!(parts.name, "pm");
+        assert_eq!(parts.dead, [letter()]);
+        let (state, dead): ((u64, String), _) = decode("pm", &bytes).unwrap();
+        assert_eq!(state, (42, "state".to_owned()));
+        assert_eq!(dead, [letter()]);
+        assert!(matches!(
+            decode::<(u64, String)>("other", &bytes),
+            Err(PersistError::Foreign { .. })
+        ));
+    }
+
+    #[test]
+    fn every_flipped_byte_and_every_cut_is_an_error() {
+        let bytes = encode("pm", &[letter()], &5u32).unwrap();
+        for i in 0..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[i] ^= 0x20;
+            assert!(parts(&flipped).is_err(), "flip at {i}");
+            assert!(parts(&bytes[..i]).is_err(), "cut at {i}");
+        }
+    }
+
+    #[test]
+    fn a_format_1_snapshot_restores_but_tools_cannot_read_it() {
+        #[derive(serde::Serialize)]
+        struct Old<'a> {
+            format: u32,
+            state: &'a u64,
+            dead: &'a [DeadLetter],
+        }
+        let old = postcard::to_allocvec(&Old {
+            format: 1,
+            state: &9,
+            dead: &[letter()],
+        })
+        .unwrap();
+        assert_eq!(parts(&old).unwrap_err(), PersistError::Legacy);
+        let (state, dead): (u64, _) = decode("pm", &old).unwrap();
+        assert_eq!((state, dead), (9, vec![letter()]));
+    }
+}

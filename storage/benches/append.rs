@@ -11,7 +11,9 @@
 //!   log) every [`FILE_BYTES`]; opening, the final flush and removing the file
 //!   are not timed, and the files are removed unsynced, so the page cache never
 //!   fills and writeback never lands in one sample and not in another;
-//! - `Always` with 1 appender vs 8 concurrent appenders (group commit);
+//! - `Always` with 1 appender vs 8 concurrent appenders (group commit), beside
+//!   okaywal (a write-ahead log with its own group commit) with as many threads,
+//!   each writing one 64-byte entry and committing it (durable on return);
 //! - sequential replay of 1M 64 B records, beside reading the raw segment bytes.
 //!
 //! `cargo bench -p foldkit-storage --bench append`
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use foldkit_storage::{FsyncPolicy, Log, LogOptions};
+use okaywal::{LogVoid, WriteAheadLog};
 
 /// The log's frame header: what it writes per record besides the payload.
 const FRAME_HEADER: usize = 32;
@@ -170,7 +173,40 @@ fn always_group_commit(c: &mut Criterion) {
         });
         rt.block_on(log.close()).expect("close");
     }
+    for threads in [1u64, 8] {
+        group.bench_function(BenchmarkId::new("okaywal_threads", threads), |b| {
+            b.iter_custom(|iters| okaywal_commits(iters, threads))
+        });
+    }
     group.finish();
+}
+
+/// The peer: `iters` okaywal entries of 64 bytes, each committed (durable when
+/// `commit` returns), written by `threads` threads at once; okaywal lets one
+/// thread fsync for every entry written meanwhile (its group commit). A fresh
+/// log per sample; `LogVoid` checkpoints nothing (it drops what a checkpoint
+/// hands it), so segment recycling costs no more than okaywal's own work.
+fn okaywal_commits(iters: u64, threads: u64) -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = WriteAheadLog::recover(dir.path(), LogVoid).expect("okaywal open");
+    let per_thread = iters.div_ceil(threads);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                for _ in 0..per_thread {
+                    let mut entry = wal.begin_entry().expect("begin_entry");
+                    entry
+                        .write_chunk(black_box(&[7u8; 64]))
+                        .expect("write_chunk");
+                    black_box(entry.commit().expect("commit"));
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed();
+    wal.shutdown().expect("okaywal shutdown");
+    elapsed
 }
 
 const REPLAY: u64 = 1_000_000;

@@ -9,33 +9,51 @@ use std::time::Duration;
 ///
 /// Whatever the policy, [`Log::sync`](crate::Log::sync) and
 /// [`Log::close`](crate::Log::close) make everything appended so far durable.
+/// An append is *acknowledged* when it returns (for the two-step
+/// [`Log::try_enqueue_batch`](crate::Log::try_enqueue_batch), when
+/// [`Log::wait_durable`](crate::Log::wait_durable) returns).
 ///
 /// Two failures differ in what they lose. A **process kill** (`kill -9`, a
 /// panic that aborts, an OOM kill) loses only what is still in the log's
 /// user-space write buffer: the OS keeps what it was handed. A **power loss or
 /// OS crash** also loses what the OS held but had not written to the disk:
-/// everything since the last fsync.
+/// everything the last completed fsync did not cover.
 ///
-/// | policy        | after a process kill                       | after a power loss                              |
-/// |---------------|--------------------------------------------|-------------------------------------------------|
-/// | `Always`      | nothing acknowledged                       | nothing acknowledged                            |
-/// | `EveryN(n)`   | the records appended in the last ~50 ms¹   | up to the last `n - 1` acknowledged records      |
-/// | `Interval(d)` | the records appended in the last ~50 ms¹   | the records of the last interval `d` (and ~50 ms)|
-/// | `Never`       | the records appended in the last ~50 ms¹   | everything since the last `sync`/`close`/roll²   |
+/// | policy        | lost after a process kill, at most                | lost after a power loss, at most                                               |
+/// |---------------|---------------------------------------------------|--------------------------------------------------------------------------------|
+/// | `Always`      | nothing acknowledged                              | nothing acknowledged                                                           |
+/// | `EveryN(n)`   | the buffer window¹, at most `n - 1` records       | the last `n - 1` acknowledged records (`2 (n - 1)` with concurrent appenders)² |
+/// | `Interval(d)` | the buffer window¹ (timer: every `min(d, 50 ms)`) | the records of the last `d + min(d, 50 ms)`, plus the fsyncs' own time³        |
+/// | `Never`       | the buffer window¹                                | everything since the last `sync`, `close`, segment roll⁴ or `open`             |
 ///
-/// ¹ The *buffer window*: appends under every policy but `Always` acknowledge
-/// records while they are still in the log's 64 KiB write buffer; the sync
-/// thread hands the buffer to the OS every 50 ms (also when it fills, and at
-/// every fsync). Up to 50 ms of acknowledged records (at most one buffer's
-/// worth, 64 KiB) are therefore lost if the process dies. Handing each record to
-/// the OS before acknowledging it would cost a `write` system call per append
+/// ¹ The *buffer window*: under every policy but `Always`, an append is
+/// acknowledged while its record may still be in the log's write buffer. The
+/// buffer is handed to the OS (a `write`) by the log's sync thread every 50 ms
+/// (every `d` under `Interval(d)` if `d` is shorter), by the append that brings
+/// it to 64 KiB of frames (a frame is a 32-byte header and the payload), and
+/// before every fsync. So a process kill loses at most the records appended in
+/// the last ~50 ms (later if the sync thread is kept from running on a
+/// loaded machine), and less than 64 KiB of frames. Handing each record to the
+/// OS before acknowledging it would cost a `write` system call per append
 /// instead of one per 64 KiB; call [`Log::sync`](crate::Log::sync) (or use
-/// `Always`) where a record must survive.
+/// `Always`) where a record must survive. Under `Always` no timer runs: a batch
+/// enqueued with `try_enqueue_batch` and never awaited with `wait_durable`
+/// stays in the buffer until the next fsync (any appender's) or a full buffer.
 ///
-/// ² A segment roll fsyncs the full segment, so sealed segments are durable.
+/// ² The append that completes the n-th record since the last fsync waits for
+/// an fsync covering it; the `n - 1` before it do not. While that fsync runs,
+/// other appenders can have `n - 1` more acknowledged before the next n-th
+/// record waits. `EveryN(0)` is read as `EveryN(1)`.
 ///
-/// What survives is always a prefix of the log (seqs `1..=k`), each record
-/// whole and unaltered, and a batch whole or not at all.
+/// ³ An `Interval(d)` fsync begins on a tick of the timer (every
+/// `min(d, 50 ms)`) once `d` has passed since the previous one ended, and only
+/// if a record is unsynced; a power loss loses what was appended since the
+/// last completed fsync began.
+///
+/// ⁴ A segment roll fsyncs the full segment, so sealed segments are durable.
+///
+/// What survives either failure is always a prefix of the log (seqs `1..=k`),
+/// each record whole and unaltered, and a batch whole or not at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FsyncPolicy {
     /// Never fsync on append (only on `sync`, `close` and segment rolls).
@@ -43,8 +61,11 @@ pub enum FsyncPolicy {
     Never,
     /// fsync after every `n` records: the append that completes the n-th
     /// unsynced record waits for the fsync (and the others share it).
+    /// Records reach the OS within the buffer window (above).
     EveryN(u64),
-    /// fsync every interval, on the log's sync thread.
+    /// fsync at least the interval apart (see ³ above), on the log's sync
+    /// thread, while records are unsynced; appends never wait for it.
+    /// Records reach the OS within the buffer window (above).
     Interval(Duration),
     /// Every append returns only once its record is durable. Concurrent appenders
     /// share one fsync (group commit). Nothing acknowledged is ever lost.

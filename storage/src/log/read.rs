@@ -112,6 +112,33 @@ impl Log {
         Some(span.records(self.inner.options.max_record_size))
     }
 
+    /// Up to `max` records from `from` on, if they can be read without waiting
+    /// on a disk: from memory, or (on Linux) from a segment file already open
+    /// for reads whose bytes are all in the OS page cache (`preadv2` with
+    /// `RWF_NOWAIT`). `None` when that is not so: then read them from a
+    /// blocking context ([`Log::read`], [`Log::range`]). For async callers
+    /// reading a few old records (a stream after a restart).
+    pub fn read_nowait(&self, from: Seq, max: usize) -> Option<Result<Vec<Record>, StorageError>> {
+        let read = {
+            let st = self.inner.state.lock();
+            if from >= st.next_seq() || max == 0 {
+                return Some(Ok(Vec::new()));
+            }
+            if from < st.first_seq() {
+                return Some(Err(st.not_found(from)));
+            }
+            if let Some(span) = st.memory_span(from, max) {
+                drop(st);
+                return Some(span.records(self.inner.options.max_record_size));
+            }
+            match st.file_span(from, max) {
+                FileSpan::Read(read) if read.reader.is_some() => read,
+                _ => return None,
+            }
+        };
+        read_file_nowait(&read, self.inner.options.max_record_size)
+    }
+
     /// A tail from `from`: the records already appended, then live ones.
     ///
     /// ```
@@ -345,20 +372,48 @@ fn read_file(
     let mut bytes = vec![0u8; len];
     read_exact_at(&file, &mut bytes, read.start)
         .map_err(|e| StorageError::io("read segment", path, e))?;
+    Ok((decode_read(read, Bytes::from(bytes), max_len)?, opened))
+}
+
+/// [`read_file`] through the span's open handle, if its bytes are all in
+/// the page cache; `None` otherwise (or off Linux).
+#[cfg(target_os = "linux")]
+fn read_file_nowait(read: &FileRead, max_len: usize) -> Option<Result<Vec<Record>, StorageError>> {
+    use rustix::io::{ReadWriteFlags, preadv2};
+    let file = read.reader.as_ref()?;
+    let len = usize::try_from(read.end - read.start).ok()?;
+    let mut bytes = vec![0u8; len];
+    let got = preadv2(
+        file,
+        &mut [std::io::IoSliceMut::new(&mut bytes)],
+        read.start,
+        ReadWriteFlags::NOWAIT,
+    );
+    if got.ok()? != len {
+        return None;
+    }
+    Some(decode_read(read, Bytes::from(bytes), max_len))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_file_nowait(_: &FileRead, _: usize) -> Option<Result<Vec<Record>, StorageError>> {
+    None
+}
+
+/// Decodes the bytes of a file read (checking every frame).
+fn decode_read(read: &FileRead, bytes: Bytes, max_len: usize) -> Result<Vec<Record>, StorageError> {
     let run = Run {
         first: read.first,
         skip: (read.from - read.first) as usize,
         count: read.count,
         verify: true,
     };
-    let records = run
-        .decode(&Bytes::from(bytes), 0, max_len)
+    run.decode(&bytes, 0, max_len)
         .map_err(|(offset, reason)| StorageError::Corrupt {
-            segment: path.clone(),
+            segment: read.path.clone(),
             offset: read.start + offset as u64,
             reason: format!("record {reason}"),
-        })?;
-    Ok((records, opened))
+        })
 }
 
 #[cfg(unix)]

@@ -480,7 +480,11 @@ impl State {
             segment: seg.first_seq,
             segment_end: seg.end,
             sealed: index + 1 < self.segments.len(),
-            reader: seg.reader.clone(),
+            // The active segment's file is open for reading too.
+            reader: match index + 1 < self.segments.len() {
+                true => seg.reader.clone(),
+                false => Some(Arc::clone(&self.active)),
+            },
             start,
             end: seg.entry_offset(until),
             first,

@@ -666,15 +666,16 @@ fn decode_all(
     records.into_iter().map(|r| decode(r, names)).collect()
 }
 
-/// The events at `positions`, if all are in the log's memory.
-fn stream_in_memory(
+/// The events at `positions`, if all can be read without waiting on a disk
+/// (in the log's memory, or in the page cache: see `Log::read_nowait`).
+fn stream_without_waiting(
     log: &Log,
     positions: &[Seq],
 ) -> Option<Result<Vec<RecordedEvent>, StoreError>> {
     let mut cache = NameCache::default();
     let mut out = Vec::with_capacity(positions.len());
     for &position in positions {
-        match log.read_in_memory(position, 1)? {
+        match log.read_nowait(position, 1)? {
             Ok(mut records) => match records.pop() {
                 Some(record) => match decode(record, &mut cache) {
                     Ok(event) => out.push(event),
@@ -779,8 +780,9 @@ impl EventStore for FileStore {
             if positions.is_empty() {
                 return Ok(Vec::new());
             }
-            // Recent streams are in the log's memory: no trip to the blocking pool.
-            if let Some(events) = stream_in_memory(&log, &positions) {
+            // Recent streams are in the log's memory, older ones usually in the
+            // page cache: then no trip to the blocking pool.
+            if let Some(events) = stream_without_waiting(&log, &positions) {
                 return events;
             }
             blocking(move || {

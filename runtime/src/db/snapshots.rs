@@ -464,9 +464,13 @@ impl Db {
     }
 
     /// Drops the stored events that no reader needs any more: those wholly before
-    /// the newest snapshot of every state. A Db with a state that has no snapshot
-    /// keeps everything; the store keeps the events aggregates replay. Returns
-    /// how many storage units (file store: segments) were removed.
+    /// the newest snapshot of every state and of every process manager, and
+    /// before every stored subscription checkpoint. A Db with a state or process
+    /// manager that has no snapshot, or a subscription running without a stored
+    /// checkpoint, keeps everything; the store keeps the events aggregates
+    /// replay. An unnamed [`Db::events`] stream reading what is removed meanwhile
+    /// gets a `NotFound` error. Returns how many storage units (file store:
+    /// segments) were removed.
     ///
     /// # Cancel safety
     ///
@@ -474,6 +478,7 @@ impl Db {
     pub async fn compact(&self) -> Result<usize, DbError> {
         let store = Arc::clone(&self.inner.store);
         let mut covered: Option<Seq> = None;
+        let mut cap = |position: Seq| covered = Some(covered.map_or(position, |c| c.min(position)));
         for slot in self.slots() {
             let newest = store
                 .list_snapshots(slot.name())
@@ -483,7 +488,31 @@ impl Db {
             let Some(newest) = newest else {
                 return Ok(0);
             };
-            covered = Some(covered.map_or(newest, |c| c.min(newest)));
+            cap(newest);
+        }
+        // A process manager resumes after its newest snapshot.
+        for manager in self.inner.extensions.managers() {
+            match store.list_snapshots(manager.name()).await?.first() {
+                Some(&newest) => cap(newest),
+                None => return Ok(0),
+            }
+        }
+        // A subscription resumes after its checkpoint; one that runs without
+        // a stored checkpoint yet starts wherever it was told to.
+        let active = self.inner.extensions.subscriptions.names();
+        let stored = match store.checkpoint_names().await {
+            Ok(names) => names,
+            Err(crate::store::StoreError::Unsupported { .. }) if active.is_empty() => Vec::new(),
+            Err(crate::store::StoreError::Unsupported { .. }) => return Ok(0),
+            Err(error) => return Err(error.into()),
+        };
+        if active.iter().any(|name| !stored.contains(name)) {
+            return Ok(0);
+        }
+        for name in &stored {
+            if let Some(position) = store.read_checkpoint(name).await? {
+                cap(position);
+            }
         }
         match covered.filter(|&c| c > 0) {
             Some(seq) => Ok(store.compact_before(seq + 1).await?),

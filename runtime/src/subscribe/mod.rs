@@ -271,6 +271,13 @@ fn check_name(name: &str) -> Result<(), SubscribeError> {
 #[derive(Debug, Default)]
 pub(crate) struct ActiveNames(parking_lot::Mutex<HashSet<String>>);
 
+impl ActiveNames {
+    /// The names of the subscriptions running now.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.0.lock().iter().cloned().collect()
+    }
+}
+
 /// A claimed subscription name, released on drop.
 struct Active {
     db: Db,

@@ -170,6 +170,9 @@ async fn run<S: State>(
     let mut hold = cell.hold.subscribe();
     // Records fetched but beyond the hold: folded once it is lifted.
     let mut held: Vec<RecordedEvent> = Vec::new();
+    // For the gauges: held here rather than taken from the folder per batch
+    // (a lock and a reference count on the path of every live append).
+    let store = cell.folder.store();
     loop {
         if let Some(target) = *stop.borrow_and_update()
             && cell.applied.load(Ordering::Acquire) >= target
@@ -227,7 +230,7 @@ async fn run<S: State>(
         snapshots::after_batch(cell);
         crate::observability::folded(
             S::NAME,
-            cell.folder.store().as_deref(),
+            store.as_deref(),
             cell.applied.load(Ordering::Acquire),
         );
         // A long replay (full batches) must not starve the other tasks of this

@@ -1,0 +1,221 @@
+//! The rows of one index key: a set of slots (positions in the table's row vector).
+//!
+//! An index maps a key to a [`Bucket`] of the slots of the rows holding it, so a lookup
+//! reads the rows directly instead of looking every id up again. A bucket is shaped by its
+//! size: one slot inline (the usual case for an ordered index over nearly unique keys such
+//! as timestamps), a sorted boxed slice for a few, a B-tree set for many (so removing one
+//! row from the bucket of a low-cardinality key stays `O(log n)`).
+//!
+//! Invariants (kept by the methods below):
+//! - a bucket is never empty (the index drops the key instead; see [`Bucket::remove`]);
+//! - slots iterate in ascending order, each once: [`Bucket::insert`] of a slot already
+//!   there changes nothing, so a row whose `Vec` field holds one key twice is filed once;
+//! - `Few` holds 2..=[`FEW_MAX`] slots.
+
+use std::collections::BTreeSet;
+use std::collections::btree_set;
+
+/// A row's position in the table's row vector. A table holds at most `u32::MAX` rows.
+pub(crate) type Slot = u32;
+
+/// The most slots a `Few` bucket holds; one more makes it a `Many`.
+const FEW_MAX: usize = 48;
+/// A `Many` bucket shrinking to this size becomes a `Few` again (hysteresis, so a bucket
+/// at the threshold does not flip on every insert and remove).
+const FEW_AGAIN: usize = 16;
+
+/// The slots of the rows holding one key, ascending.
+#[derive(Clone, Debug)]
+pub enum Bucket {
+    /// Exactly one slot.
+    One(Slot),
+    /// 2..=`FEW_MAX` slots, sorted.
+    Few(Box<[Slot]>),
+    /// More slots.
+    Many(Box<BTreeSet<Slot>>),
+}
+
+impl Bucket {
+    /// How many slots.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Bucket::One(_) => 1,
+            Bucket::Few(slots) => slots.len(),
+            Bucket::Many(slots) => slots.len(),
+        }
+    }
+
+    /// The slots, ascending.
+    #[inline]
+    pub(crate) fn iter(&self) -> BucketIter<'_> {
+        match self {
+            Bucket::One(slot) => BucketIter::One(Some(*slot)),
+            Bucket::Few(slots) => BucketIter::Few(slots.iter()),
+            Bucket::Many(slots) => BucketIter::Many(slots.iter()),
+        }
+    }
+
+    /// Whether `slot` is in the bucket.
+    pub(crate) fn contains(&self, slot: Slot) -> bool {
+        match self {
+            Bucket::One(one) => *one == slot,
+            Bucket::Few(slots) => slots.binary_search(&slot).is_ok(),
+            Bucket::Many(slots) => slots.contains(&slot),
+        }
+    }
+
+    /// Adds `slot` (nothing changes if it is there already).
+    pub(crate) fn insert(&mut self, slot: Slot) {
+        match self {
+            Bucket::One(one) => {
+                if *one != slot {
+                    *self = Bucket::Few(Box::from([slot.min(*one), slot.max(*one)]));
+                }
+            }
+            Bucket::Few(slots) => {
+                let Err(at) = slots.binary_search(&slot) else {
+                    return;
+                };
+                if slots.len() < FEW_MAX {
+                    let mut grown = Vec::with_capacity(slots.len() + 1);
+                    grown.extend_from_slice(&slots[..at]);
+                    grown.push(slot);
+                    grown.extend_from_slice(&slots[at..]);
+                    *slots = grown.into_boxed_slice();
+                } else {
+                    let mut many: BTreeSet<Slot> = slots.iter().copied().collect();
+                    many.insert(slot);
+                    *self = Bucket::Many(Box::new(many));
+                }
+            }
+            Bucket::Many(slots) => {
+                slots.insert(slot);
+            }
+        }
+    }
+
+    /// Removes `slot`; returns whether the bucket is now empty, in which case the caller
+    /// must drop it (an empty bucket breaks the invariant).
+    pub(crate) fn remove(&mut self, slot: Slot) -> bool {
+        match self {
+            Bucket::One(one) => *one == slot,
+            Bucket::Few(slots) => {
+                let Ok(at) = slots.binary_search(&slot) else {
+                    return false;
+                };
+                if slots.len() == 2 {
+                    *self = Bucket::One(slots[1 - at]);
+                } else {
+                    let mut shrunk = Vec::with_capacity(slots.len() - 1);
+                    shrunk.extend_from_slice(&slots[..at]);
+                    shrunk.extend_from_slice(&slots[at + 1..]);
+                    *slots = shrunk.into_boxed_slice();
+                }
+                false
+            }
+            Bucket::Many(slots) => {
+                if slots.remove(&slot) && slots.len() <= FEW_AGAIN {
+                    let few: Box<[Slot]> = slots.iter().copied().collect();
+                    *self = Bucket::Few(few);
+                }
+                false
+            }
+        }
+    }
+
+    /// Re-points the row that moved from slot `from` to slot `to` (a swap-remove moves the
+    /// last row into the gap), keeping the slots sorted.
+    pub(crate) fn repoint(&mut self, from: Slot, to: Slot) {
+        if let Bucket::One(one) = self {
+            if *one == from {
+                *one = to;
+            }
+            return;
+        }
+        if !self.remove(from) {
+            self.insert(to);
+        }
+    }
+}
+
+/// The slots of a [`Bucket`], ascending.
+pub enum BucketIter<'a> {
+    One(Option<Slot>),
+    Few(std::slice::Iter<'a, Slot>),
+    Many(btree_set::Iter<'a, Slot>),
+}
+
+impl Iterator for BucketIter<'_> {
+    type Item = Slot;
+
+    #[inline]
+    fn next(&mut self) -> Option<Slot> {
+        match self {
+            BucketIter::One(slot) => slot.take(),
+            BucketIter::Few(slots) => slots.next().copied(),
+            BucketIter::Many(slots) => slots.next().copied(),
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let len = match self {
+            BucketIter::One(slot) => usize::from(slot.is_some()),
+            BucketIter::Few(slots) => slots.len(),
+            BucketIter::Many(slots) => slots.len(),
+        };
+        (len, Some(len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots(bucket: &Bucket) -> Vec<Slot> {
+        bucket.iter().collect()
+    }
+
+    #[test]
+    fn grows_through_every_shape_and_back_keeping_slots_sorted() {
+        let mut bucket = Bucket::One(500);
+        let mut expected = BTreeSet::from([500]);
+        // Descending inserts, so each lands in front.
+        for slot in (0..200).rev() {
+            bucket.insert(slot * 2);
+            bucket.insert(slot * 2); // twice: filed once
+            expected.insert(slot * 2);
+            assert_eq!(slots(&bucket), expected.iter().copied().collect::<Vec<_>>());
+            assert_eq!(bucket.len(), expected.len());
+        }
+        assert!(matches!(bucket, Bucket::Many(_)));
+        for slot in (0..200).map(|s| s * 2) {
+            assert!(bucket.contains(slot));
+            assert!(!bucket.contains(slot + 1));
+            assert!(!bucket.remove(slot));
+            assert!(!bucket.remove(slot)); // absent: nothing happens
+            expected.remove(&slot);
+            assert_eq!(slots(&bucket), expected.iter().copied().collect::<Vec<_>>());
+        }
+        assert!(matches!(bucket, Bucket::One(500)));
+        assert!(
+            bucket.remove(500),
+            "removing the last slot empties the bucket"
+        );
+    }
+
+    #[test]
+    fn repoint_moves_the_last_slot_into_the_gap() {
+        let mut bucket = Bucket::One(9);
+        bucket.repoint(9, 3);
+        assert_eq!(slots(&bucket), [3]);
+        let mut bucket = Bucket::Few(Box::from([1, 4, 9]));
+        bucket.repoint(9, 2);
+        assert_eq!(slots(&bucket), [1, 2, 4]);
+        let mut bucket = Bucket::Many(Box::new((0..100).collect()));
+        bucket.remove(40);
+        bucket.repoint(99, 40);
+        assert_eq!(slots(&bucket), (0..99).collect::<Vec<_>>());
+    }
+}

@@ -44,6 +44,9 @@ const LONGEST_RUN: usize = 16 * 1024;
 /// Rows per run of a scan feeding a top-k selection: few enough that the matches are
 /// still in cache when they are offered.
 const TOP_RUN: usize = 64;
+/// Runs after which a scan feeding a top-k selection measures again the share it has not
+/// measured for the longest.
+const REMEASURE: usize = 32;
 /// Candidates per run of an index read (the first runs of one that may stop early are
 /// shorter, see [`index_runs`]).
 const INDEX_RUN: usize = 256;
@@ -194,37 +197,34 @@ impl<T: Entity> QueryCore<T> {
                 let first = self.key_at(0);
                 let rest = |a: &T, b: &T| self.tie(0, a, b);
                 let mut run = Vec::with_capacity(TOP_RUN);
-                // The shares of rows that pass the clauses and that come before the
-                // selection's worst row, as last measured (see the module docs).
+                // The shares of rows that pass the clauses (measured on runs read clauses
+                // first) and that come before the worst selected row (measured on runs
+                // read comparison first), and how many runs ago each was measured: each is
+                // measured again now and then, as the selection fills with better rows.
                 let (mut passing, mut before) = (1.0f64, 1.0f64);
+                let (mut since_passing, mut since_before) = (usize::MAX, usize::MAX);
                 for chunk in rows.chunks(TOP_RUN) {
                     run.clear();
                     let size = chunk.len() as f64;
-                    match top.worst() {
-                        Some(worst) if before < passing => {
-                            first.select_before(chunk, worst, &rest, &mut run);
-                            let candidates = run.len();
-                            for clause in &self.clauses {
-                                if run.is_empty() {
-                                    break;
-                                }
-                                clause.test.refine(&mut run, 0);
+                    let worst = top.worst().filter(|_| {
+                        since_before >= REMEASURE || since_passing < REMEASURE && before < passing
+                    });
+                    if let Some(worst) = worst {
+                        first.select_before(chunk, worst, &rest, &mut run);
+                        (before, since_before) = (run.len() as f64 / size, 0);
+                        since_passing = since_passing.saturating_add(1);
+                        for clause in &self.clauses {
+                            if run.is_empty() {
+                                break;
                             }
-                            before = candidates as f64 / size;
-                            if candidates > 0 {
-                                passing = run.len() as f64 / candidates as f64;
-                            }
-                            first.offer(&run, top, &rest);
+                            clause.test.refine(&mut run, 0);
                         }
-                        _ => {
-                            self.select(chunk, &mut run);
-                            passing = run.len() as f64 / size;
-                            let kept = first.offer(&run, top, &rest);
-                            if !run.is_empty() && top.worst().is_some() {
-                                before = passing * kept as f64 / run.len() as f64;
-                            }
-                        }
+                    } else {
+                        self.select(chunk, &mut run);
+                        (passing, since_passing) = (run.len() as f64 / size, 0);
+                        since_before = since_before.saturating_add(1);
                     }
+                    first.offer(&run, top, &rest);
                 }
             }
         }

@@ -70,7 +70,7 @@ pub trait AnyIndex<T: Entity>: Send + Sync {
     fn empty(&self) -> Box<dyn AnyIndex<T>>;
     /// Appends the routing hashes of `row`'s keys to `out` (see `query::route`).
     fn key_hashes(&self, row: &T, out: &mut Vec<u64>);
-    /// For typed lookups (downcast to [`HashIndex`] or [`OrderedIndex`]).
+    /// For typed lookups (downcast to a `HashIndex` or an `OrderedIndex`).
     fn as_any(&self) -> &dyn Any;
     /// Checks the index invariant against `rows` (for tests): `Err` says what is wrong.
     fn check(&self, rows: &[T]) -> Result<(), String>;

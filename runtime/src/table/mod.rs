@@ -5,7 +5,7 @@
 //! Rows live densely in a `Vec<T>` (`rows`); a hash map from id to slot (`slots`) finds a
 //! row by id in `O(1)`. A scan walks the contiguous vector, so a query's predicate runs in
 //! a tight, cache-friendly loop (see [`crate::query`]) instead of chasing tree nodes, and
-//! index buckets hold slots ([`bucket`]), so an index lookup reads its rows directly.
+//! index buckets hold slots (see `bucket`), so an index lookup reads its rows directly.
 //! A removal moves the last row into the gap (`swap_remove`) and re-points that row's slot
 //! in `slots` and in every index.
 //!
@@ -35,7 +35,7 @@
 //! - `slots.len() == rows.len()`, and `slots[rows[s].id()] == s` for every slot `s`;
 //! - `sorted` implies that the ids of `rows` are strictly ascending;
 //! - `id_order`, when set, lists every slot once, in ascending id order of its row;
-//! - the index invariant (see [`index`]).
+//! - the index invariant (see `index`).
 //!
 //! Every mutation goes through [`Table::insert`], [`Table::update`], [`Table::remove`] or
 //! [`Table::clear`], and each of those keeps the index invariant in one place and records

@@ -20,7 +20,8 @@
 //!   `HashMap<String, Vec<usize>>` index, the customer changing every query; borrowed
 //!   results (`rows()`, `Vec<&Order>`) and cloned ones (`collect()`).
 //! - `indexed_vs_scan_1m` and `find_many_10k`: the same query on a table with the index
-//!   and on one without (a scan), so no indexed query is slower than its scan.
+//!   and on one without (a scan), so no indexed query is slower than its scan; at 10K
+//!   also on the indexed table with the planner forced to scan (identical rows).
 //! - `results_10k`: the two ways to hand out results without deep copies — borrowing
 //!   (`rows()`, `for_each`) against rows stored as `Arc<Order>` (a hand-written
 //!   `Vec<Arc<Order>>` whose matches are `Arc::clone`d), beside the deep copy (`collect`);
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
+use foldkit::__private::Force;
 use foldkit::prelude::*;
 
 const T0: u64 = 1_700_000_000;
@@ -531,6 +533,17 @@ fn ten_thousand_groups(c: &mut Criterion) {
     });
     g.bench_function("status_third_scan", |b| {
         b.iter(|| plain.find_many(black_box(&shipped_plain)))
+    });
+    // The same table, the planner forced to scan: the plans compared on identical rows
+    // (the unindexed table's strings lie differently in the heap, which alone moves a
+    // cloning bench by 10-20%).
+    let forced = shipped.clone().into_core().force(Force::Scan);
+    assert_eq!(forced.explain(&indexed), foldkit::query::Plan::Scan);
+    g.bench_function("status_third_same_table_forced_scan", |b| {
+        b.iter(|| indexed.find_many(black_box(&forced)))
+    });
+    g.bench_function("status_third_same_table_forced_scan_borrowed", |b| {
+        b.iter(|| indexed.find_many_ref(black_box(&forced)).len())
     });
     g.bench_function("status_third_indexed_borrowed", |b| {
         b.iter(|| indexed.find_many_ref(black_box(&shipped)).len())

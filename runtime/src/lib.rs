@@ -148,10 +148,15 @@ pub mod __private {
         EventType, SnapshotField, StateBounds, assert_snapshot_field, assert_state, decode_if,
     };
     pub use crate::store::RecordedEvent;
-    pub use crate::table::index::{
-        AnyIndex, HashIndex, Keys, index_each, index_one, index_ordered,
-    };
+    pub use crate::table::index::{AnyIndex, Keys, index_each, index_one, index_ordered};
     pub use std::ops::Bound::{Excluded, Included, Unbounded};
+
+    /// Checks `table`'s internal invariants (slots, id order, every index's buckets), for
+    /// tests: `Err` names the first one broken.
+    pub fn check_table<T: crate::Entity>(table: &crate::Table<T>) -> Result<(), String> {
+        table.check_invariants()
+    }
+    pub use crate::query::Force;
 
     /// How many live watch streams follow `table` (for tests of the watch registry).
     pub fn watchers<T: crate::Entity>(table: &crate::Table<T>) -> usize {

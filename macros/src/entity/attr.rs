@@ -12,8 +12,7 @@ use crate::attr::Errors;
 pub enum IndexAttr {
     /// `#[entity(index)]`: a hash index.
     Hash,
-    /// `#[entity(index(ordered))]`: an ordered index (a hash index plus an `Ord` check
-    /// until the runtime has an ordered one).
+    /// `#[entity(index(ordered))]`: an ordered (B-tree) index.
     Ordered,
 }
 

@@ -67,12 +67,21 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
     let mut out = TokenStream::new();
 
     // Equality.
+    // A field with an ordered index: its slot, and the `OrderedKey` bound its indexed
+    // methods carry unless the kind is known to be `Ord + Hash`.
+    let ordered = match &field.index {
+        Some((IndexKind::Ordered, slot)) => Some(*slot),
+        _ => None,
+    };
+    let known = kind.hashable() || matches!(kind, Kind::Option { known: true });
+    let ordered_bound = if known {
+        TokenStream::new()
+    } else {
+        bound("OrderedKey")
+    };
     let eq_bound = match (&field.index, kind) {
-        (Some((IndexKind::One | IndexKind::Ordered, _)), kind)
-            if !kind.hashable() && !matches!(kind, Kind::Option { known: true }) =>
-        {
-            bound("IndexKey")
-        }
+        (Some((IndexKind::Ordered, _)), _) => ordered_bound.clone(),
+        (Some((IndexKind::One, _)), _) if !known => bound("IndexKey"),
         (_, Kind::Option { known: false } | Kind::Other) => bound("EqField"),
         _ => TokenStream::new(),
     };
@@ -88,7 +97,11 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
     };
     if !matches!(kind, Kind::Collection { .. }) {
         let (eq_call, in_call) = match &field.index {
-            Some((IndexKind::One | IndexKind::Ordered, slot)) => (
+            Some((IndexKind::Ordered, slot)) => (
+                quote!(#fk::Clauses::eq_ordered(self, #m, #slot, value)),
+                quote!(#fk::Clauses::any_of_ordered(self, #m, #slot, values)),
+            ),
+            Some((IndexKind::One, slot)) => (
                 quote!(#fk::Clauses::eq_indexed(self, #m, #slot, value)),
                 quote!(#fk::Clauses::any_of_indexed(self, #m, #slot, values)),
             ),
@@ -123,9 +136,15 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
         kind,
         Kind::Integer | Kind::Float | Kind::String | Kind::Other
     ) {
-        let ord = match kind {
-            Kind::Other => bound("OrdField"),
+        let ord = match (ordered, kind) {
+            (Some(_), _) => ordered_bound.clone(),
+            (None, Kind::Other) => bound("OrdField"),
             _ => TokenStream::new(),
+        };
+        // On a field with an ordered index, the clause goes through the index.
+        let (suffix_of, slot) = match ordered {
+            Some(slot) => ("_ordered", quote!(#slot,)),
+            None => ("", TokenStream::new()),
         };
         for (suffix, call, what) in [
             ("_gt", "gt", "is greater than `value`"),
@@ -133,19 +152,21 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
             ("_lt", "lt", "is less than `value`"),
             ("_lte", "lte", "is at most `value`"),
         ] {
-            let (method, call, d) = (name(suffix), format_ident!("{}", call), doc(what));
+            let (method, d) = (name(suffix), doc(what));
+            let call = format_ident!("{}{}", call, suffix_of);
             out.extend(quote! {
                 #[doc = #d]
                 pub fn #method(self, value: #value) -> Self #ord {
-                    #fk::Clauses::#call(self, #m, value)
+                    #fk::Clauses::#call(self, #m, #slot value)
                 }
             });
         }
         let (between, d) = (name("_between"), doc("lies in `low..=high`"));
+        let call = format_ident!("between{}", suffix_of);
         out.extend(quote! {
             #[doc = #d]
             pub fn #between(self, low: #value, high: #value) -> Self #ord {
-                #fk::Clauses::between(self, #m, low, high)
+                #fk::Clauses::#call(self, #m, #slot low, high)
             }
         });
     }
@@ -215,17 +236,22 @@ pub fn methods(cx: &Ctx, field: &FieldDef) -> TokenStream {
 
     // Ordering.
     if !matches!(kind, Kind::Bool | Kind::Collection { .. }) {
-        let sort = match kind {
-            Kind::Integer | Kind::String | Kind::Option { known: true } => TokenStream::new(),
+        let sort = match (ordered, kind) {
+            (Some(_), _) => ordered_bound.clone(),
+            (None, Kind::Integer | Kind::String | Kind::Option { known: true }) => {
+                TokenStream::new()
+            }
             _ => bound("SortField"),
         };
         let order_by = format_ident!("order_by_{}", base);
         let d = format!("Orders by `{base}` (after earlier orderings; ties by ascending id).");
+        let call = match ordered {
+            Some(slot) => quote!(#fk::Clauses::order_by_ordered(self, #m, #slot, direction)),
+            None => quote!(#fk::Clauses::order_by(self, #m, direction)),
+        };
         out.extend(quote! {
             #[doc = #d]
-            pub fn #order_by(self, direction: ::foldkit::Direction) -> Self #sort {
-                #fk::Clauses::order_by(self, #m, direction)
-            }
+            pub fn #order_by(self, direction: ::foldkit::Direction) -> Self #sort { #call }
         });
     }
     out

@@ -13,7 +13,9 @@
 
 use std::ops::Bound;
 
-use super::fields::{ContainsField, EqField, IndexKey, OptionField, OrdField, SortField};
+use super::fields::{
+    ContainsField, EqField, IndexKey, OptionField, OrdField, OrderedKey, SortField,
+};
 use super::{Direction, QueryBuilder, QueryCore};
 
 /// A value a query method accepts for a field of type `F`: `F` itself, or for a `String`
@@ -165,6 +167,103 @@ pub trait Clauses: QueryBuilder {
         })
     }
 
+    /// `field == value` on a field with an ordered index (at `slot`), answered from it.
+    fn eq_ordered<F, M>(self, _field: M, slot: usize, value: impl IntoValue<F>) -> Self
+    where
+        F: OrderedKey<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
+    {
+        let value = value.into_value();
+        with(self, |core| {
+            core.eq_ordered::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, slot, value)
+        })
+    }
+
+    /// `field` (with an ordered index at `slot`) equals one of `values`, from the index.
+    fn any_of_ordered<F, M, V>(
+        self,
+        _field: M,
+        slot: usize,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self
+    where
+        F: OrderedKey<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
+        V: IntoValue<F>,
+    {
+        let values = values.into_iter().map(IntoValue::into_value).collect();
+        with(self, |core| {
+            core.any_of_ordered::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, slot, values)
+        })
+    }
+
+    /// `field` (with an ordered index at `slot`) lies within the bounds.
+    fn range_ordered<F, M>(self, _field: M, slot: usize, low: Bound<F>, high: Bound<F>) -> Self
+    where
+        F: OrderedKey<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
+    {
+        with(self, |core| {
+            core.range_ordered::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, slot, low, high)
+        })
+    }
+
+    /// `field > value`, on a field with an ordered index at `slot`.
+    fn gt_ordered<F, M>(self, field: M, slot: usize, value: impl IntoValue<F>) -> Self
+    where
+        F: OrderedKey<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
+    {
+        let low = Bound::Excluded(value.into_value());
+        self.range_ordered(field, slot, low, Bound::Unbounded)
+    }
+
+    /// `field >= value`, on a field with an ordered index at `slot`.
+    fn gte_ordered<F, M>(self, field: M, slot: usize, value: impl IntoValue<F>) -> Self
+    where
+        F: OrderedKey<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
+    {
+        let low = Bound::Included(value.into_value());
+        self.range_ordered(field, slot, low, Bound::Unbounded)
+    }
+
+    /// `field < value`, on a field with an ordered index at `slot`.
+    fn lt_ordered<F, M>(self, field: M, slot: usize, value: impl IntoValue<F>) -> Self
+    where
+        F: OrderedKey<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
+    {
+        let high = Bound::Excluded(value.into_value());
+        self.range_ordered(field, slot, Bound::Unbounded, high)
+    }
+
+    /// `field <= value`, on a field with an ordered index at `slot`.
+    fn lte_ordered<F, M>(self, field: M, slot: usize, value: impl IntoValue<F>) -> Self
+    where
+        F: OrderedKey<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
+    {
+        let high = Bound::Included(value.into_value());
+        self.range_ordered(field, slot, Bound::Unbounded, high)
+    }
+
+    /// `low <= field <= high`, on a field with an ordered index at `slot`.
+    fn between_ordered<F, M>(
+        self,
+        field: M,
+        slot: usize,
+        low: impl IntoValue<F>,
+        high: impl IntoValue<F>,
+    ) -> Self
+    where
+        F: OrderedKey<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
+    {
+        let (low, high) = (low.into_value(), high.into_value());
+        self.range_ordered(field, slot, Bound::Included(low), Bound::Included(high))
+    }
+
     /// `low < field` (`Excluded`), `low <= field` (`Included`), and so on, for both bounds.
     fn range<F, M>(self, _field: M, low: Bound<F>, high: Bound<F>) -> Self
     where
@@ -274,6 +373,21 @@ pub trait Clauses: QueryBuilder {
     {
         with(self, |core| {
             core.order_by::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, direction)
+        })
+    }
+
+    /// Orders by a field with an ordered index (at `slot`), after earlier orderings.
+    fn order_by_ordered<F, M>(self, _field: M, slot: usize, direction: Direction) -> Self
+    where
+        F: OrderedKey<Self::Entity, M, Self::Source>,
+        M: FieldOf<Self::Entity, F>,
+    {
+        with(self, |core| {
+            core.order_by_ordered::<M, Self::Source, F, _>(
+                get::<Self::Entity, F, M>,
+                slot,
+                direction,
+            )
         })
     }
 }

@@ -2,17 +2,17 @@
 //! and the clause constructors the generated per-field methods reach through
 //! `query::clauses`. The clause kernel is in `predicate.rs`, index probes in `probe.rs`.
 
-use std::cmp::Ordering;
 use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
 
 use super::Direction;
-use super::fields::{ContainsField, EqField, IndexKey, OptionField, OrdField, SortField};
+use super::fields::{
+    ContainsField, EqField, IndexKey, OptionField, OrdField, OrderedKey, SortField,
+};
+use super::order::{ByKey, OrderKey};
 use super::predicate::{Clause, Cost, Test};
 use super::probe::IndexProbe;
-
-type Compare<T> = Arc<dyn Fn(&T, &T) -> Ordering + Send + Sync>;
 
 /// A query plan: clauses (ANDed), orderings, offset and limit. Cheap to clone, `Send +
 /// Sync + 'static`, and independent of where the rows come from.
@@ -23,9 +23,11 @@ type Compare<T> = Arc<dyn Fn(&T, &T) -> Ordering + Send + Sync>;
 pub struct QueryCore<T> {
     /// Ordered by [`Cost`], cheapest first (see `push`).
     pub(super) clauses: Vec<Clause<T>>,
-    pub(super) order: Vec<Compare<T>>,
+    pub(super) order: Vec<OrderKey<T>>,
     pub(super) offset: usize,
     pub(super) limit: Option<usize>,
+    /// An access path forced by a test (see [`force`](Self::force)).
+    pub(super) force: Option<super::plan::Force>,
 }
 
 impl<T> Clone for QueryCore<T> {
@@ -35,6 +37,7 @@ impl<T> Clone for QueryCore<T> {
             order: self.order.clone(),
             offset: self.offset,
             limit: self.limit,
+            force: self.force,
         }
     }
 }
@@ -64,6 +67,7 @@ impl<T> QueryCore<T> {
             order: Vec::new(),
             offset: 0,
             limit: None,
+            force: None,
         }
     }
 
@@ -105,14 +109,10 @@ impl<T> QueryCore<T> {
         self
     }
 
-    fn probed(
-        self,
-        probe: IndexProbe<T>,
-        cost: Cost,
-        test: impl Fn(&T) -> bool + Send + Sync + 'static,
-    ) -> Self {
+    /// Adds an index-capable clause: `probe` is its row test as well as its index probe.
+    fn probed(self, probe: IndexProbe<T>, cost: Cost) -> Self {
         self.push(Clause {
-            test: Arc::new(Test(test)),
+            test: probe.predicate(),
             cost,
             probe: Some(probe),
         })
@@ -174,12 +174,9 @@ impl<T> QueryCore<T> {
     where
         F: IndexKey<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
+        T: 'static,
     {
-        self.probed(
-            F::probe(slot, vec![value.key_clone()]),
-            Cost::of::<F>(),
-            move |row| get(row).key_eq(&value),
-        )
+        self.probed(F::lookup_one(slot, value, get), Cost::of::<F>())
     }
 
     /// Indexed field (the hash index at `slot`) equals one of `values`: answered from the index.
@@ -187,16 +184,56 @@ impl<T> QueryCore<T> {
     where
         F: IndexKey<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
+        T: 'static,
     {
-        let keys = values.iter().map(IndexKey::key_clone).collect();
-        let cost = match values.len() {
+        let cost = Self::any_cost::<F>(values.len());
+        self.probed(F::lookup(slot, values, get), cost)
+    }
+
+    /// Field with an ordered index (at `slot`) equals `value`: answered from the index.
+    pub(crate) fn eq_ordered<M, S, F, G>(self, get: G, slot: usize, value: F) -> Self
+    where
+        F: OrderedKey<T, M, S>,
+        G: Fn(&T) -> &F + Send + Sync + 'static,
+        T: 'static,
+    {
+        self.probed(F::lookup_ordered_one(slot, value, get), Cost::of::<F>())
+    }
+
+    /// Field with an ordered index (at `slot`) equals one of `values`: answered from the
+    /// index.
+    pub(crate) fn any_of_ordered<M, S, F, G>(self, get: G, slot: usize, values: Vec<F>) -> Self
+    where
+        F: OrderedKey<T, M, S>,
+        G: Fn(&T) -> &F + Send + Sync + 'static,
+        T: 'static,
+    {
+        let cost = Self::any_cost::<F>(values.len());
+        self.probed(F::lookup_ordered(slot, values, get), cost)
+    }
+
+    /// Field with an ordered index (at `slot`) lies within the bounds: answered by walking
+    /// the index when the planner finds that cheaper than a scan.
+    pub(crate) fn range_ordered<M, S, F, G>(
+        self,
+        get: G,
+        slot: usize,
+        low: Bound<F>,
+        high: Bound<F>,
+    ) -> Self
+    where
+        F: OrderedKey<T, M, S>,
+        G: Fn(&T) -> &F + Clone + Send + Sync + 'static,
+        T: 'static,
+    {
+        self.probed(F::range(slot, low, high, get), Cost::of::<F>())
+    }
+
+    fn any_cost<F>(values: usize) -> Cost {
+        match values {
             0 | 1 => Cost::of::<F>(),
             _ => Cost::Search,
-        };
-        self.probed(F::probe(slot, keys), cost, move |row| {
-            let field = get(row);
-            values.iter().any(|value| field.key_eq(value))
-        })
+        }
     }
 
     /// Field lies within the bounds.
@@ -251,12 +288,9 @@ impl<T> QueryCore<T> {
     where
         K: IndexKey<T, M, S>,
         G: Fn(&T) -> &[K] + Send + Sync + 'static,
+        T: 'static,
     {
-        self.probed(
-            K::probe(slot, vec![needle.key_clone()]),
-            Cost::Search,
-            move |row| get(row).iter().any(|key| key.key_eq(&needle)),
-        )
+        self.probed(K::lookup_element(slot, needle, get), Cost::Search)
     }
 
     /// `Option` field is `Some` (`some = true`) or `None` (`some = false`).
@@ -273,10 +307,37 @@ impl<T> QueryCore<T> {
     where
         F: SortField<T, M, S>,
         G: Fn(&T) -> &F + Send + Sync + 'static,
+        T: 'static,
     {
-        self.order.push(match direction {
-            Direction::Asc => Arc::new(move |a, b| get(a).field_sort(get(b))),
-            Direction::Desc => Arc::new(move |a, b| get(b).field_sort(get(a))),
+        let key: Arc<dyn super::order::SortKey<T>> = match direction {
+            Direction::Asc => Arc::new(ByKey(move |a: &T, b: &T| get(a).field_sort(get(b)))),
+            Direction::Desc => Arc::new(ByKey(move |a: &T, b: &T| get(b).field_sort(get(a)))),
+        };
+        self.order.push(OrderKey { key, walk: None });
+        self
+    }
+
+    /// Orders by a field with an ordered index (at `slot`), after any earlier orderings;
+    /// the planner may answer it by walking the index in key order.
+    pub(crate) fn order_by_ordered<M, S, F, G>(
+        mut self,
+        get: G,
+        slot: usize,
+        direction: Direction,
+    ) -> Self
+    where
+        F: OrderedKey<T, M, S>,
+        G: Fn(&T) -> &F + Clone + Send + Sync + 'static,
+        T: 'static,
+    {
+        let walk = F::range(slot, Bound::Unbounded, Bound::Unbounded, get.clone());
+        let key: Arc<dyn super::order::SortKey<T>> = match direction {
+            Direction::Asc => Arc::new(ByKey(move |a: &T, b: &T| get(a).key_cmp(get(b)))),
+            Direction::Desc => Arc::new(ByKey(move |a: &T, b: &T| get(b).key_cmp(get(a)))),
+        };
+        self.order.push(OrderKey {
+            key,
+            walk: Some((walk, direction)),
         });
         self
     }

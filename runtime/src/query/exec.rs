@@ -1,43 +1,55 @@
-//! Planning and running a [`QueryCore`] against a [`Table`].
+//! Running a [`QueryCore`] against a [`Table`] along the access path the planner picked
+//! (`plan.rs`).
 //!
-//! A scan reads the table's dense row vector (see the `table` module) in runs: per run, the
-//! cheapest clause [`select`](super::predicate::Predicate::select)s the matching rows in one
-//! monomorphic loop and each further clause [`refine`](super::predicate::Predicate::refine)s
-//! them, so a clause costs one dynamic call per run rather than one per row. A scan that
-//! may stop early (a `limit`, `first`, `exists`, a bounded `count`) reads runs of growing
-//! length, starting small; one that reads everything reads a single run. `count` with a
-//! single clause counts in place without collecting slots.
+//! A scan reads the table's dense row vector in runs: per run, the cheapest clause
+//! [`select`](super::predicate::Predicate::select)s the matching rows in one monomorphic
+//! loop and each further clause [`refine`](super::predicate::Predicate::refine)s them, so a
+//! clause costs one dynamic call per run rather than one per row. An index path reads its
+//! candidate slots in runs the same way, testing every clause but the one that named them.
 //!
-//! When the vector is in id order, matches come out in the default (ascending id) order as
-//! they are found; otherwise the matching rows are sorted by id before anything is emitted.
+//! Matching rows go to a [`Sink`]:
+//! - no ordering and rows arriving in id order (the row vector is in id order): the first
+//!   `offset + limit` are the result, and the scan (or the index read) stops there;
+//! - a limit otherwise: a top-k selection ([`TopK`]) of `offset + limit` rows by the
+//!   query's order, then ascending id — never a sort of every match. A scan feeding it
+//!   reads each run of rows in whichever order is cheaper, as measured on the runs
+//!   before: the clauses first (when they reject more rows), or first the comparison
+//!   with the worst row selected so far (when it does: late in a scan whose best rows
+//!   are already found, almost every row fails it), then the clauses on the rest;
+//! - no limit: every match, sorted once at the end.
+//!
+//! A walk of an ordered index emits rows in the query's order already: bucket by bucket
+//! (a bucket holds one key, so its rows tie on the first ordering and are ordered by the
+//! rest, then id), stopping once `offset + limit` rows passed the other clauses.
+//!
 //! Results are references into the table until a terminal clones them (`collect`).
 
-use std::collections::BTreeSet;
+use std::cmp::Ordering;
 use std::ops::{ControlFlow, Range};
 
+use super::Direction;
 use super::QueryCore;
-use super::probe::Buckets;
+use super::order::{ById, SortKey, TopK};
+use super::plan::{Access, Want};
+use super::predicate::Clause;
+use super::probe::{Buckets, IndexProbe};
 use crate::entity::Entity;
-use crate::table::Table;
-
-/// The access path the planner picked.
-enum Access<'t, Id> {
-    /// Read every row.
-    Scan,
-    /// Walk the union of these (disjoint) id buckets, `size` ids in all; clause `by` is
-    /// satisfied by construction.
-    Index {
-        by: usize,
-        size: usize,
-        buckets: Buckets<'t, Id>,
-    },
-}
+use crate::table::{Slot, Table};
 
 /// Rows in the first run of a scan that may stop early; each later run doubles, up to
 /// [`LONGEST_RUN`].
 const FIRST_RUN: usize = 64;
 /// The longest run of a scan that may stop early.
 const LONGEST_RUN: usize = 16 * 1024;
+/// Rows per run of a scan feeding a top-k selection: few enough that the matches are
+/// still in cache when they are offered.
+const TOP_RUN: usize = 64;
+/// Runs after which a scan feeding a top-k selection measures again the share it has not
+/// measured for the longest.
+const REMEASURE: usize = 32;
+/// Candidates per run of an index read (the first runs of one that may stop early are
+/// shorter, see [`index_runs`]).
+const INDEX_RUN: usize = 256;
 
 /// The runs `0..len` is read in: one run, or runs of growing length when `early` (the
 /// caller may stop after any of them).
@@ -56,31 +68,98 @@ fn runs(len: usize, early: bool) -> impl Iterator<Item = Range<usize>> {
     })
 }
 
+/// The lengths of the runs an index read takes: growing from 16 when it may stop early.
+fn index_runs(early: bool) -> impl Iterator<Item = usize> {
+    let mut next = if early { 16 } else { INDEX_RUN };
+    std::iter::from_fn(move || {
+        let run = next;
+        next = (next * 2).min(INDEX_RUN);
+        Some(run)
+    })
+}
+
+/// Where matching rows go (see the module docs).
+enum Sink<'t, T> {
+    /// Rows arrive in the result order: keep the first `k`.
+    First { out: Vec<&'t T>, k: usize },
+    /// Keep the best `k` by the query's order.
+    Top(TopK<'t, T>),
+    /// Keep every row, to sort at the end.
+    All(Vec<&'t T>),
+}
+
 impl<T: Entity> QueryCore<T> {
-    /// Picks the index-capable clause with the fewest candidates, or a scan.
-    fn access<'t>(&self, table: &'t Table<T>) -> Access<'t, T::Id> {
-        // (clause position, candidate count, buckets) of the best index clause so far.
-        type Best<'t, Id> = Option<(usize, usize, Buckets<'t, Id>)>;
-        let mut best: Best<'t, T::Id> = None;
-        for (at, clause) in self.clauses.iter().enumerate() {
-            let Some(buckets) = clause
-                .probe
-                .as_ref()
-                .and_then(|probe| probe.0.buckets(table))
-            else {
-                continue;
-            };
-            let size: usize = buckets.as_slice().iter().map(|bucket| bucket.len()).sum();
-            if best
-                .as_ref()
-                .is_none_or(|(_, best_size, _)| size < *best_size)
-            {
-                best = Some((at, size, buckets));
+    /// The sort key at position `from` of the orderings, or the id after the last one.
+    fn key_at(&self, from: usize) -> &dyn SortKey<T> {
+        match self.order.get(from) {
+            Some(key) => &*key.key,
+            None => &ById,
+        }
+    }
+
+    /// How `a` and `b` compare after the key at `from` ties: by the later orderings, then
+    /// by id (equal when `from` is the id itself).
+    fn tie(&self, from: usize, a: &T, b: &T) -> Ordering {
+        if from >= self.order.len() {
+            return Ordering::Equal;
+        }
+        for key in &self.order[from + 1..] {
+            let order = key.key.cmp(a, b);
+            if order.is_ne() {
+                return order;
             }
         }
-        match best {
-            Some((by, size, buckets)) => Access::Index { by, size, buckets },
-            None => Access::Scan,
+        a.id().cmp(b.id())
+    }
+
+    /// Appends to `out` the best `k` of `rows` by the orderings from `from` on (then id),
+    /// in order; leaves `rows` in any order.
+    fn best_into<'t>(&self, rows: &mut Vec<&'t T>, from: usize, k: usize, out: &mut Vec<&'t T>) {
+        if rows.len() <= 1 {
+            out.extend(rows.iter().take(k));
+            return;
+        }
+        let first = self.key_at(from);
+        let rest = |a: &T, b: &T| self.tie(from, a, b);
+        if k < rows.len() / 2 {
+            let mut top = TopK::new(k);
+            first.offer(rows, &mut top, &rest);
+            out.extend(top.finish(first, &rest));
+            return;
+        }
+        first.sort(rows, &rest);
+        out.extend(rows.iter().take(k));
+    }
+
+    /// The sink for the first `k` results (all with `None`) of rows that arrive in id
+    /// order iff `in_id_order`.
+    fn sink<'t>(&self, k: Option<usize>, in_id_order: bool) -> Sink<'t, T> {
+        match k {
+            _ if self.order.is_empty() && in_id_order => Sink::First {
+                out: Vec::new(),
+                k: k.unwrap_or(usize::MAX),
+            },
+            Some(k) => Sink::Top(TopK::new(k)),
+            None => Sink::All(Vec::new()),
+        }
+    }
+
+    /// The rows `sink` kept, in the result order.
+    fn finish<'t>(&self, sink: Sink<'t, T>) -> Vec<&'t T> {
+        match sink {
+            Sink::First { mut out, k } => {
+                out.truncate(k);
+                out
+            }
+            Sink::Top(top) => {
+                let rest = |a: &T, b: &T| self.tie(0, a, b);
+                top.finish(self.key_at(0), &rest)
+            }
+            Sink::All(mut out) => {
+                let rest = |a: &T, b: &T| self.tie(0, a, b);
+                self.key_at(0).sort(&mut out, &rest);
+                out
+            }
         }
     }
 
@@ -101,61 +180,224 @@ impl<T: Entity> QueryCore<T> {
         }
     }
 
-    /// The rows passing every clause, in ascending id order, found by a scan. It may stop
-    /// once it has `enough` of them (then it returns at least `enough`).
-    fn scan<'t>(&self, table: &'t Table<T>, enough: usize) -> Vec<&'t T> {
+    /// Scans every row into `sink`, stopping once it is full.
+    fn scan_into<'t>(&self, table: &'t Table<T>, sink: &mut Sink<'t, T>) {
         let rows = table.dense();
-        let mut out = Vec::new();
-        if table.is_sorted() {
-            for run in runs(rows.len(), enough < rows.len()) {
-                self.select(&rows[run], &mut out);
-                if out.len() >= enough {
-                    break;
+        match sink {
+            Sink::First { out, k } => {
+                for run in runs(rows.len(), *k < rows.len()) {
+                    self.select(&rows[run], out);
+                    if out.len() >= *k {
+                        break;
+                    }
                 }
             }
-        } else {
-            self.select(rows, &mut out);
-            out.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+            Sink::All(out) => self.select(rows, out),
+            Sink::Top(top) => {
+                let first = self.key_at(0);
+                let rest = |a: &T, b: &T| self.tie(0, a, b);
+                let mut run = Vec::with_capacity(TOP_RUN);
+                // The shares of rows that pass the clauses (measured on runs read clauses
+                // first) and that come before the worst selected row (measured on runs
+                // read comparison first), and how many runs ago each was measured: each is
+                // measured again now and then, as the selection fills with better rows.
+                let (mut passing, mut before) = (1.0f64, 1.0f64);
+                let (mut since_passing, mut since_before) = (usize::MAX, usize::MAX);
+                for chunk in rows.chunks(TOP_RUN) {
+                    run.clear();
+                    let size = chunk.len() as f64;
+                    let worst = top.worst().filter(|_| {
+                        since_before >= REMEASURE || since_passing < REMEASURE && before < passing
+                    });
+                    if let Some(worst) = worst {
+                        first.select_before(chunk, worst, &rest, &mut run);
+                        (before, since_before) = (run.len() as f64 / size, 0);
+                        since_passing = since_passing.saturating_add(1);
+                        for clause in &self.clauses {
+                            if run.is_empty() {
+                                break;
+                            }
+                            clause.test.refine(&mut run, 0);
+                        }
+                    } else {
+                        self.select(chunk, &mut run);
+                        (passing, since_passing) = (run.len() as f64 / size, 0);
+                        since_before = since_before.saturating_add(1);
+                    }
+                    first.offer(&run, top, &rest);
+                }
+            }
         }
-        out
     }
 
-    /// Calls `visit` with each row of the union of `buckets` that passes every clause but
-    /// `by` (which the buckets satisfy), in ascending id order, until it breaks.
-    fn each_indexed<'t>(
+    /// Appends to `out` the rows of the next `max` slots of `slots` that pass `others`;
+    /// returns whether `slots` ran out.
+    fn gather<'t>(
+        rows: &'t [T],
+        slots: &mut impl Iterator<Item = Slot>,
+        others: &[&Clause<T>],
+        out: &mut Vec<&'t T>,
+        max: usize,
+    ) -> bool {
+        let from = out.len();
+        out.extend(slots.by_ref().take(max).map(|slot| &rows[slot as usize]));
+        let exhausted = out.len() - from < max;
+        for clause in others {
+            if out.len() == from {
+                break;
+            }
+            clause.test.refine(out, from);
+        }
+        exhausted
+    }
+
+    /// Appends to `out` the rows of `slots` that pass `others` until `out` holds `k`, in
+    /// runs that grow from short ones.
+    fn take_first<'t>(
+        rows: &'t [T],
+        mut slots: impl Iterator<Item = Slot>,
+        others: &[&Clause<T>],
+        out: &mut Vec<&'t T>,
+        k: usize,
+    ) {
+        for run in index_runs(true) {
+            let exhausted = Self::gather(rows, &mut slots, others, out, run.min(k - out.len()));
+            if exhausted || out.len() >= k {
+                break;
+            }
+        }
+    }
+
+    /// The clauses not in `skip` (positions).
+    fn others(&self, skip: &[usize]) -> Vec<&Clause<T>> {
+        self.clauses
+            .iter()
+            .enumerate()
+            .filter(|(at, _)| !skip.contains(at))
+            .map(|(_, clause)| clause)
+            .collect()
+    }
+
+    /// Reads the `size` candidates of `buckets` (clause `by` holds on them) into `sink`.
+    fn index_into<'t>(
         &self,
         table: &'t Table<T>,
         by: usize,
-        buckets: &[&BTreeSet<T::Id>],
-        mut visit: impl FnMut(&'t T) -> ControlFlow<()>,
+        (buckets, size): (&Buckets<'t>, usize),
+        sink: &mut Sink<'t, T>,
     ) {
-        let rest = |row: &T| {
-            self.clauses
-                .iter()
-                .enumerate()
-                .all(|(at, clause)| at == by || clause.test.test(row))
-        };
-        // Through the id map, not a binary search of the rows: the map is a fraction of the
-        // rows' size, so its nodes stay in cache (criterion, 10 candidates in 10K rows:
-        // 261 ns against 527 ns for binary searches, though callgrind counts fewer
-        // instructions for the latter).
-        let mut check = |id: &T::Id| match table.get(id) {
-            Some(row) if rest(row) => visit(row),
-            _ => ControlFlow::Continue(()),
-        };
-        if let [bucket] = buckets {
-            for id in bucket.iter() {
-                if check(id).is_break() {
-                    return;
+        let rows = table.dense();
+        let others = self.others(&[by]);
+        let buckets = buckets.as_slice();
+        match sink {
+            Sink::First { out, k } => {
+                out.reserve(size.min(*k));
+                match buckets {
+                    [one] => Self::take_first(rows, one.iter(), &others, out, *k),
+                    many => {
+                        // Rows must arrive in id order, which (the rows being in id
+                        // order) is slot order.
+                        let mut slots: Vec<Slot> =
+                            many.iter().flat_map(|bucket| bucket.iter()).collect();
+                        slots.sort_unstable();
+                        Self::take_first(rows, slots.into_iter(), &others, out, *k);
+                    }
                 }
             }
-        } else {
-            let mut ids: Vec<&T::Id> = buckets.iter().flat_map(|bucket| bucket.iter()).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            for id in ids {
-                if check(id).is_break() {
-                    return;
+            Sink::All(out) => {
+                out.reserve(size);
+                let mut slots = buckets.iter().flat_map(|bucket| bucket.iter());
+                Self::gather(rows, &mut slots, &others, out, usize::MAX);
+            }
+            Sink::Top(top) => {
+                let first = self.key_at(0);
+                let rest = |a: &T, b: &T| self.tie(0, a, b);
+                let mut slots = buckets.iter().flat_map(|bucket| bucket.iter());
+                let mut run = Vec::with_capacity(size.min(INDEX_RUN));
+                loop {
+                    run.clear();
+                    let exhausted = Self::gather(rows, &mut slots, &others, &mut run, INDEX_RUN);
+                    first.offer(&run, top, &rest);
+                    if exhausted {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Walks `probe` in `direction`: the first `k` results in order, or `None` once more
+    /// than `budget` rows were read.
+    fn walk<'t>(
+        &self,
+        table: &'t Table<T>,
+        probe: &IndexProbe<T>,
+        direction: Direction,
+        satisfied: &[usize],
+        budget: Option<usize>,
+        k: usize,
+    ) -> Option<Vec<&'t T>> {
+        let rows = table.dense();
+        // A bucket's slots are in result order when they are in id order and nothing but
+        // the walked key orders the rows.
+        let in_order = table.is_sorted() && self.order.len() == 1;
+        let others = self.others(satisfied);
+        let mut out: Vec<&'t T> = Vec::with_capacity(k.min(64));
+        let mut read = 0usize;
+        let mut over = false;
+        let mut group: Vec<&'t T> = Vec::new();
+        probe.0.walk(table, direction, &mut |bucket| {
+            let mut slots = bucket.iter();
+            if in_order {
+                // Take the bucket's rows in order until `k` are in.
+                while out.len() < k {
+                    let need = k - out.len();
+                    if Self::gather(rows, &mut slots, &others, &mut out, need) {
+                        break;
+                    }
+                }
+            } else {
+                group.clear();
+                Self::gather(rows, &mut slots, &others, &mut group, usize::MAX);
+                self.best_into(&mut group, 1, k - out.len(), &mut out);
+            }
+            read = read.saturating_add(bucket.len());
+            if out.len() >= k {
+                return ControlFlow::Break(());
+            }
+            if budget.is_some_and(|budget| read > budget) {
+                over = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        (!over).then_some(out)
+    }
+
+    /// The first `k` results in order (all with `None`), along `access`.
+    fn run<'t>(&self, table: &'t Table<T>, access: Access<'t, T>, k: Option<usize>) -> Vec<&'t T> {
+        match access {
+            Access::Scan => {
+                let mut sink = self.sink(k, table.is_sorted());
+                self.scan_into(table, &mut sink);
+                self.finish(sink)
+            }
+            Access::Index { by, size, buckets } => {
+                let mut sink = self.sink(k, table.is_sorted());
+                self.index_into(table, by, (&buckets, size), &mut sink);
+                self.finish(sink)
+            }
+            Access::Walk {
+                probe,
+                direction,
+                satisfied,
+                budget,
+                otherwise,
+            } => {
+                let limit = k.unwrap_or(usize::MAX);
+                match self.walk(table, &probe, direction, &satisfied, budget, limit) {
+                    Some(rows) => rows,
+                    None => self.run(table, *otherwise, k),
                 }
             }
         }
@@ -163,50 +405,25 @@ impl<T: Entity> QueryCore<T> {
 
     /// The result rows, in order, after skipping `offset` and keeping at most `take`.
     fn results<'t>(&self, table: &'t Table<T>, offset: usize, take: usize) -> Vec<&'t T> {
-        if take == 0 {
+        if take == 0 || table.is_empty() {
             return Vec::new();
         }
-        let ordered = !self.order.is_empty();
-        // Without an ordering, the first `offset + take` matches in id order are enough.
-        let enough = if ordered {
-            usize::MAX
-        } else {
-            offset.saturating_add(take)
-        };
-        let mut out = match self.access(table) {
-            Access::Scan => self.scan(table, enough),
-            Access::Index { by, size, buckets } => {
-                let mut out = Vec::with_capacity(size.min(enough));
-                self.each_indexed(table, by, buckets.as_slice(), |row| {
-                    out.push(row);
-                    if out.len() >= enough {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                });
-                out
-            }
-        };
-        if ordered {
-            // Stable: rows arrive in id order, so ties stay in ascending id order.
-            out.sort_by(|a, b| {
-                self.order
-                    .iter()
-                    .map(|compare| compare(a, b))
-                    .find(|ordering| ordering.is_ne())
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            });
-        }
-        let end = offset.saturating_add(take).min(out.len());
-        out.truncate(end);
-        out.drain(..offset.min(end));
+        let k = offset.saturating_add(take);
+        let k = (k < table.len()).then_some(k);
+        let access = self.access(table, Want::Rows { k });
+        let mut out = self.run(table, access, k);
+        out.drain(..offset.min(out.len()));
         out
     }
 
     /// The result rows, borrowed from `table`.
     pub fn rows<'t>(&self, table: &'t Table<T>) -> Vec<&'t T> {
         self.results(table, self.offset, self.limit.unwrap_or(usize::MAX))
+    }
+
+    /// Calls `visit` with each result row, borrowed from `table`, in order.
+    pub fn for_each<'t>(&self, table: &'t Table<T>, visit: impl FnMut(&'t T)) {
+        self.rows(table).into_iter().for_each(visit);
     }
 
     /// The result rows, cloned.
@@ -231,8 +448,8 @@ impl<T: Entity> QueryCore<T> {
         self.results(table, self.offset, take).pop()
     }
 
-    /// The number of result rows. `O(1)` when every clause is an index clause on one bucket
-    /// set (e.g. a lone indexed equality).
+    /// The number of result rows. `O(1)` when the only clause is an indexed equality (the
+    /// bucket's size).
     pub fn count(&self, table: &Table<T>) -> usize {
         self.count_bounded(table, self.limit.unwrap_or(usize::MAX))
     }
@@ -243,24 +460,27 @@ impl<T: Entity> QueryCore<T> {
     }
 
     /// The number of result rows after `self.offset`, at most `take`. Order does not
-    /// matter for a count, so a scan never sorts.
+    /// matter for a count, so nothing is sorted.
     fn count_bounded(&self, table: &Table<T>, take: usize) -> usize {
         let stop = self.offset.saturating_add(take);
-        let matching = match self.access(table) {
+        let matching = match self.access(table, Want::Count) {
             Access::Index { size, .. } if self.clauses.len() == 1 => size,
             Access::Index { by, buckets, .. } => {
+                let (rows, others) = (table.dense(), self.others(&[by]));
+                let mut slots = buckets.as_slice().iter().flat_map(|bucket| bucket.iter());
+                let mut run = Vec::new();
                 let mut seen = 0usize;
-                self.each_indexed(table, by, buckets.as_slice(), |_| {
-                    seen += 1;
-                    if seen >= stop {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
+                for length in index_runs(stop < usize::MAX) {
+                    run.clear();
+                    let exhausted = Self::gather(rows, &mut slots, &others, &mut run, length);
+                    seen += run.len();
+                    if exhausted || seen >= stop {
+                        break;
                     }
-                });
+                }
                 seen
             }
-            Access::Scan => self.count_scan(table.dense(), stop),
+            Access::Scan | Access::Walk { .. } => self.count_scan(table.dense(), stop),
         };
         matching.saturating_sub(self.offset).min(take)
     }

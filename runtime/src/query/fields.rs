@@ -11,9 +11,11 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashSet};
 use std::hash::Hash;
 
-use super::probe::IndexProbe;
+use std::ops::Bound;
+
+use super::probe::{Elements, Field, IndexProbe, KeyList};
 use crate::entity::Entity;
-use crate::table::{AnyIndex, HashIndex, Keys};
+use crate::table::{AnyIndex, HashIndex, Keys, OrderedIndex};
 
 /// Field types that `where_f`, `where_f_ne` and `where_f_in` can compare.
 #[diagnostic::on_unimplemented(
@@ -186,7 +188,8 @@ impl<X: Send + Sync + 'static, E, M, S> OptionField<E, M, S> for Option<X> {
 ///
 /// It has no `Hash`/`Eq` supertraits on purpose: a bound `F: IndexKey<E, M, S>` in a
 /// generated method must not elaborate into bounds that lack `S` (those would be checked
-/// at the derive, repeating the one error the index constructor already reports).
+/// at the derive, repeating the one error the index constructor already reports). The
+/// methods build what needs those bounds, inside the blanket impl that has them.
 #[diagnostic::on_unimplemented(
     message = "field `{M}` of `{E}` cannot be indexed: its key type `{Self}` does not implement `Hash + Eq + Clone + Send + Sync`",
     label = "`#[entity(index)]` needs a hashable key",
@@ -197,23 +200,24 @@ pub trait IndexKey<E, M, S>: Send + Sync + 'static {
     fn new_index<T: Entity>(field: &'static str, keys: Keys<T, Self>) -> Box<dyn AnyIndex<T>>
     where
         Self: Sized;
-    /// The probe that looks `keys` up in the index at `slot`.
-    fn probe<T>(slot: usize, keys: Vec<Self>) -> IndexProbe<T>
-    where
-        Self: Sized;
-    /// The probe that looks `key` up in the index at `slot`.
-    fn probe_one<T>(slot: usize, key: Self) -> IndexProbe<T>
+    /// The clause "the field read by `get` is one of `keys`", answered from the hash index
+    /// at `slot`.
+    fn lookup<T: 'static, G>(slot: usize, keys: Vec<Self>, get: G) -> IndexProbe<T>
     where
         Self: Sized,
-    {
-        Self::probe(slot, vec![key])
-    }
-    /// `self == other`.
-    fn key_eq(&self, other: &Self) -> bool;
-    /// A copy of the key.
-    fn key_clone(&self) -> Self
+        G: Fn(&T) -> &Self + Send + Sync + 'static;
+    /// The clause "the field read by `get` is `key`", answered from the hash index at
+    /// `slot`.
+    fn lookup_one<T: 'static, G>(slot: usize, key: Self, get: G) -> IndexProbe<T>
     where
-        Self: Sized;
+        Self: Sized,
+        G: Fn(&T) -> &Self + Send + Sync + 'static;
+    /// The clause "the `Vec` field read by `get` contains `key`", answered from the element
+    /// index at `slot`.
+    fn lookup_element<T: 'static, G>(slot: usize, key: Self, get: G) -> IndexProbe<T>
+    where
+        Self: Sized,
+        G: Fn(&T) -> &[Self] + Send + Sync + 'static;
 }
 
 #[diagnostic::do_not_recommend]
@@ -221,40 +225,66 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static, E, M, S> IndexKey<E, M, S> fo
     fn new_index<T: Entity>(field: &'static str, keys: Keys<T, Self>) -> Box<dyn AnyIndex<T>> {
         Box::new(HashIndex::new(field, keys))
     }
-    fn probe<T>(slot: usize, keys: Vec<Self>) -> IndexProbe<T> {
-        IndexProbe::lookup(slot, keys)
+    fn lookup<T: 'static, G>(slot: usize, keys: Vec<Self>, get: G) -> IndexProbe<T>
+    where
+        G: Fn(&T) -> &Self + Send + Sync + 'static,
+    {
+        IndexProbe::hash_lookup(slot, KeyList::distinct(keys), Field(get))
     }
-    fn probe_one<T>(slot: usize, key: Self) -> IndexProbe<T> {
-        IndexProbe::lookup_one(slot, key)
+    fn lookup_one<T: 'static, G>(slot: usize, key: Self, get: G) -> IndexProbe<T>
+    where
+        G: Fn(&T) -> &Self + Send + Sync + 'static,
+    {
+        IndexProbe::hash_lookup(slot, KeyList::One(key), Field(get))
     }
-    #[inline]
-    fn key_eq(&self, other: &Self) -> bool {
-        self == other
-    }
-    #[inline]
-    fn key_clone(&self) -> Self {
-        self.clone()
+    fn lookup_element<T: 'static, G>(slot: usize, key: Self, get: G) -> IndexProbe<T>
+    where
+        G: Fn(&T) -> &[Self] + Send + Sync + 'static,
+    {
+        IndexProbe::hash_lookup(slot, KeyList::One(key), Elements(get))
     }
 }
 
-/// Key types an ordered index (`#[entity(index(ordered))]`) can hold: a total order as
-/// well as a hash.
-///
-/// Until the ordered index exists, such a field is kept in the hash index and this bound
-/// is what the attribute adds: range queries on it still scan.
+/// Key types an ordered index (`#[entity(index(ordered))]`) can hold: a total order (for
+/// the B-tree) and a hash (for routing watchers on equality clauses).
 #[diagnostic::on_unimplemented(
     message = "field `{M}` of `{E}` cannot have an ordered index: its key type `{Self}` does not implement `Ord + Hash + Eq + Clone + Send + Sync`",
     label = "`#[entity(index(ordered))]` needs a totally ordered key",
     note = "if `{Self}` is your type, derive `PartialEq, Eq, PartialOrd, Ord, Hash, Clone` for it; floats have no total order: store an integer (e.g. cents), or use a plain `#[entity(index)]`"
 )]
 pub trait OrderedKey<E, M, S>: Send + Sync + 'static {
-    /// An empty index over these keys.
+    /// An empty ordered index over these keys.
     fn new_ordered_index<T: Entity>(
         field: &'static str,
         keys: Keys<T, Self>,
     ) -> Box<dyn AnyIndex<T>>
     where
         Self: Sized;
+    /// The clause "the field read by `get` is one of `keys`", answered from the ordered
+    /// index at `slot`.
+    fn lookup_ordered<T: 'static, G>(slot: usize, keys: Vec<Self>, get: G) -> IndexProbe<T>
+    where
+        Self: Sized,
+        G: Fn(&T) -> &Self + Send + Sync + 'static;
+    /// The clause "the field read by `get` is `key`", answered from the ordered index at
+    /// `slot`.
+    fn lookup_ordered_one<T: 'static, G>(slot: usize, key: Self, get: G) -> IndexProbe<T>
+    where
+        Self: Sized,
+        G: Fn(&T) -> &Self + Send + Sync + 'static;
+    /// The clause "the field read by `get` lies within `low` and `high`", answered by
+    /// walking the ordered index at `slot`.
+    fn range<T: 'static, G>(
+        slot: usize,
+        low: Bound<Self>,
+        high: Bound<Self>,
+        get: G,
+    ) -> IndexProbe<T>
+    where
+        Self: Sized,
+        G: Fn(&T) -> &Self + Clone + Send + Sync + 'static;
+    /// `self.cmp(other)`.
+    fn key_cmp(&self, other: &Self) -> Ordering;
 }
 
 #[diagnostic::do_not_recommend]
@@ -263,6 +293,33 @@ impl<K: Ord + Hash + Eq + Clone + Send + Sync + 'static, E, M, S> OrderedKey<E, 
         field: &'static str,
         keys: Keys<T, Self>,
     ) -> Box<dyn AnyIndex<T>> {
-        Box::new(HashIndex::new(field, keys))
+        Box::new(OrderedIndex::new(field, keys))
+    }
+    fn lookup_ordered<T: 'static, G>(slot: usize, keys: Vec<Self>, get: G) -> IndexProbe<T>
+    where
+        G: Fn(&T) -> &Self + Send + Sync + 'static,
+    {
+        IndexProbe::ordered_lookup(slot, KeyList::distinct(keys), Field(get))
+    }
+    fn lookup_ordered_one<T: 'static, G>(slot: usize, key: Self, get: G) -> IndexProbe<T>
+    where
+        G: Fn(&T) -> &Self + Send + Sync + 'static,
+    {
+        IndexProbe::ordered_lookup(slot, KeyList::One(key), Field(get))
+    }
+    fn range<T: 'static, G>(
+        slot: usize,
+        low: Bound<Self>,
+        high: Bound<Self>,
+        get: G,
+    ) -> IndexProbe<T>
+    where
+        G: Fn(&T) -> &Self + Clone + Send + Sync + 'static,
+    {
+        IndexProbe::range(slot, low, high, get)
+    }
+    #[inline(always)]
+    fn key_cmp(&self, other: &Self) -> Ordering {
+        self.cmp(other)
     }
 }

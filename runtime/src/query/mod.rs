@@ -33,41 +33,57 @@
 //!
 //! # Planning
 //!
-//! Each clause on an indexed field (`where_f`, `where_f_in`, and `where_f_contains` on an
-//! indexed `Vec`) can name its candidate rows from the index. The planner asks every such
-//! clause for its candidates and walks the smallest set, testing only the other clauses;
-//! with no index-capable clause it scans the table. An indexed equality never scans, and
-//! `count` on index clauses alone is `O(1)` (the bucket's size). Range clauses scan:
-//! indexes are hash indexes (see the `table` module).
+//! Each clause on an indexed field (`where_f`, `where_f_in`, `where_f_contains` on an
+//! indexed `Vec`, and on a field with an ordered index also the ranges `where_f_gt`..
+//! `where_f_between`) can name its candidate rows from the index. An ordering on a field
+//! with an ordered index can walk that index in order. The planner (`plan.rs`) compares
+//! the costs of a scan, of reading the candidates of the smallest index clause (testing
+//! the others on them), and of a walk, and takes the cheapest; [`QueryCore::explain`]
+//! says which. An indexed equality never scans, and `count` on one index clause is
+//! answered from bucket sizes.
 //!
-//! Why no ordered (B-tree) index: a range or `order_by` over an in-memory table is a scan
-//! of the dense row vector, which runs at the speed of a hand-written loop (the `query`
-//! bench: 10K rows in a few microseconds). An ordered index would win only for very
-//! selective ranges and for `order_by_f(..).limit(k)` with small `k`, and every indexed
-//! field would cost every insert and update a tree update plus a clone of the key. The
-//! hash index pays where scans hurt most: equality lookups and counts, which it answers
-//! without touching the other rows.
+//! Index kinds (see the `table` module): `#[entity(index)]` is a hash index (equality in
+//! `O(1)`); `#[entity(index(ordered))]` an ordered one (equality in `O(log n)`, ranges in
+//! `O(log n + m)`, and `order_by_f(..).limit(k)` in about `O(log n + k)` when the other
+//! clauses are rare enough not to be skipped over for long). Each indexed field costs
+//! every insert and key change one index update.
 //!
 //! # Execution
 //!
-//! A scan walks the table's dense row vector. Each clause is a concrete closure behind one
-//! trait object whose methods loop over a run of rows (select the matching slots, narrow a
+//! A scan walks the table's dense row vector. Each clause is a concrete type behind one
+//! trait object whose methods loop over a run of rows (select the matching rows, narrow a
 //! selection, count), so the per-row test is inlined into a tight loop and a clause costs
 //! one dynamic call per run, not per row. Clauses are kept cheapest first (a comparison of
 //! an inline value, then one behind a pointer, then searches, then `filter` closures), so
 //! the expensive tests only see rows the cheap ones let through. `count` counts in place,
-//! and nothing is cloned until a row is known to be a result. Matches come out in id order
-//! when the row vector is (rows inserted in ascending id order, the usual case for a fold);
-//! otherwise the matching slots are sorted by id first. See `exec.rs`.
+//! and nothing is cloned until a row is known to be a result. With an ordering and a
+//! limit, the best `offset + limit` rows are selected without sorting the others. See
+//! `exec.rs`.
+//!
+//! # Borrowed results
+//!
+//! `collect()` (and `Table::find_many`) clone the result rows: simple, and detached from
+//! the read guard. [`Fetch::rows`], [`Fetch::iter`] and [`Fetch::for_each`] (and
+//! `Table::find_many_ref`) hand out `&T` into the table instead, copying nothing; that is
+//! the cheaper API whenever the result is read under the guard. (Rows are not stored as
+//! `Arc<T>` to make `collect` cheap: the `query` bench measures both, and shared rows
+//! cost every scan a pointer chase per row and every insert an allocation, while a
+//! borrowed result costs nothing.)
 
 pub(crate) mod clauses;
 pub(crate) mod core;
 mod exec;
 pub(crate) mod fields;
+mod order;
+mod plan;
 mod predicate;
 pub(crate) mod probe;
 mod route;
-pub(crate) use route::KeyHasher;
+pub(crate) use route::{KeyHasher, key_hash};
+
+#[doc(hidden)]
+pub use self::plan::Force;
+pub use self::plan::Plan;
 
 use crate::entity::Entity;
 use crate::table::Table;
@@ -132,10 +148,34 @@ pub trait Fetch<'t, T: Entity>: QueryBuilder<Entity = T, Source = &'t Table<T>> 
         core.collect(table)
     }
 
-    /// The matching rows, borrowed, in the query's order.
+    /// The matching rows, borrowed, in the query's order (no row is copied).
     fn rows(self) -> Vec<&'t T> {
         let (table, core) = self.into_parts();
         core.rows(table)
+    }
+
+    /// An iterator over the matching rows, borrowed, in the query's order (no row is
+    /// copied; the references are gathered first).
+    fn iter(self) -> std::vec::IntoIter<&'t T> {
+        self.rows().into_iter()
+    }
+
+    /// Calls `visit` with each matching row, borrowed, in the query's order.
+    fn for_each(self, visit: impl FnMut(&'t T)) {
+        let (table, core) = self.into_parts();
+        core.for_each(table, visit);
+    }
+
+    /// The first matching row in the query's order, borrowed.
+    fn first_ref(self) -> Option<&'t T> {
+        let (table, core) = self.into_parts();
+        core.first(table)
+    }
+
+    /// The access path the query takes on this table (scan, index, or ordered walk).
+    fn explain(self) -> Plan {
+        let (table, core) = self.into_parts();
+        core.explain(table)
     }
 
     /// How many rows match (after offset and limit).

@@ -9,11 +9,18 @@ use std::sync::Arc;
 
 use super::probe::IndexProbe;
 
+/// A row test. Every implementor is a [`Predicate`] through the blanket impl, which
+/// compiles the loops over runs of rows once per test type.
+pub(crate) trait RowTest<T>: Send + Sync {
+    /// Whether `row` passes.
+    fn pass(&self, row: &T) -> bool;
+}
+
 /// A row test, with the loops that apply it to a run of rows compiled once per clause.
 ///
 /// A scan makes one dynamic call per clause and per run of rows (not per row): inside
 /// [`select`](Self::select), [`refine`](Self::refine) and [`count`](Self::count) the test
-/// is a concrete closure the compiler inlines into the loop.
+/// is a concrete type whose test the compiler inlines into the loop.
 pub(crate) trait Predicate<T>: Send + Sync {
     /// Whether `row` passes.
     fn test(&self, row: &T) -> bool;
@@ -25,18 +32,15 @@ pub(crate) trait Predicate<T>: Send + Sync {
     fn count(&self, rows: &[T]) -> usize;
 }
 
-/// The one [`Predicate`]: a closure.
-pub(super) struct Test<F>(pub(super) F);
-
-impl<T, F: Fn(&T) -> bool + Send + Sync> Predicate<T> for Test<F> {
+impl<T, P: RowTest<T>> Predicate<T> for P {
     #[inline]
     fn test(&self, row: &T) -> bool {
-        (self.0)(row)
+        self.pass(row)
     }
 
     fn select<'t>(&self, rows: &'t [T], out: &mut Vec<&'t T>) {
         for row in rows {
-            if (self.0)(row) {
+            if self.pass(row) {
                 out.push(row);
             }
         }
@@ -46,7 +50,7 @@ impl<T, F: Fn(&T) -> bool + Send + Sync> Predicate<T> for Test<F> {
         let mut kept = from;
         for at in from..selected.len() {
             let row = selected[at];
-            if (self.0)(row) {
+            if self.pass(row) {
                 selected[kept] = row;
                 kept += 1;
             }
@@ -55,7 +59,17 @@ impl<T, F: Fn(&T) -> bool + Send + Sync> Predicate<T> for Test<F> {
     }
 
     fn count(&self, rows: &[T]) -> usize {
-        rows.iter().filter(|row| (self.0)(row)).count()
+        rows.iter().filter(|row| self.pass(row)).count()
+    }
+}
+
+/// A closure as a row test.
+pub(super) struct Test<F>(pub(super) F);
+
+impl<T, F: Fn(&T) -> bool + Send + Sync> RowTest<T> for Test<F> {
+    #[inline(always)]
+    fn pass(&self, row: &T) -> bool {
+        (self.0)(row)
     }
 }
 
@@ -86,7 +100,8 @@ impl Cost {
 }
 
 /// One `where_*` or `filter` clause: a row test, its cost class, and for index-capable
-/// clauses the probe that names the candidate rows without scanning.
+/// clauses the probe that names the candidate rows without scanning (the same object as
+/// the test, so an indexed clause is one allocation).
 pub(super) struct Clause<T> {
     pub(super) test: Arc<dyn Predicate<T>>,
     pub(super) cost: Cost,

@@ -78,16 +78,22 @@ impl Hasher for KeyHasher {
 }
 
 impl<T> QueryCore<T> {
-    /// The first index-capable clause: every row this query matches carries one of its keys.
+    /// The first index lookup clause (equality, `_in`, `contains` on an indexed field):
+    /// every row this query matches carries one of its keys. Ranges name no finite set of
+    /// keys, so they do not route.
     pub(crate) fn route_probe(&self) -> Option<IndexProbe<T>> {
-        self.clauses.iter().find_map(|clause| clause.probe.clone())
+        self.clauses
+            .iter()
+            .filter_map(|clause| clause.probe.as_ref())
+            .find(|probe| probe.0.route_keys().is_some())
+            .cloned()
     }
 }
 
 impl<T> IndexProbe<T> {
-    /// The index slot, and the hashes of the keys this probe looks up.
-    pub(crate) fn route_keys(&self) -> (usize, Vec<u64>) {
-        self.0.route_keys()
+    /// The index slot, and the hashes of the keys this probe looks up (`None` for a range).
+    pub(crate) fn route_keys(&self) -> Option<(usize, Vec<u64>)> {
+        Some((self.0.index(), self.0.route_keys()?))
     }
 
     /// Appends the hashes of `row`'s keys in this probe's index to `out`.
@@ -95,7 +101,9 @@ impl<T> IndexProbe<T> {
     where
         T: Entity,
     {
-        self.0.row_key_hashes(table, row, out);
+        if let Some(index) = table.indexes().get(self.0.index()) {
+            index.key_hashes(row, out);
+        }
     }
 }
 

@@ -1,16 +1,28 @@
-//! Secondary hash indexes: field value → ids of the rows holding it.
+//! Secondary indexes: field value → the [`Bucket`] of slots of the rows holding it.
 //!
-//! Invariant (kept by [`Table`](crate::Table)'s mutation paths): for every row `r` in the
-//! table and every key `k` that the index extracts from `r`, `map[k]` contains `r.id()`, and
-//! `map` holds nothing else; no bucket is empty. Buckets are `BTreeSet`s so that an index
-//! lookup yields ids in ascending order (the default query order) and so that removing one
-//! id from a large bucket is `O(log n)`.
+//! Two kinds share one implementation ([`Index`]), differing in the map from key to
+//! bucket ([`KeyMap`]):
+//! - [`HashIndex`] (`#[entity(index)]`): a hash map, for equality, `_in` and `contains`;
+//! - [`OrderedIndex`] (`#[entity(index(ordered))]`): a B-tree map, for equality, ranges
+//!   and walking rows in key order (`order_by_f(..).limit(k)`).
+//!
+//! Invariant (kept by [`Table`](crate::Table)'s mutation paths, which call these methods
+//! with each row's current slot): for every row `r` at slot `s` and every key `k` that the
+//! index extracts from `r`, `map[k]` contains `s`, and `map` holds nothing else; no bucket
+//! is empty. Buckets hold slots, not ids, so when a removal moves the last row into the
+//! gap the table re-points that row's slot here ([`AnyIndex::repoint`]).
+//!
+//! Hash maps use foldhash with a random seed per map (see the `table` module on HashDoS).
 
 use std::any::Any;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
+use super::bucket::{Bucket, Slot};
 use crate::entity::Entity;
+
+/// The seeded hasher of the table's hash maps.
+pub(crate) type Seeded = foldhash::fast::RandomState;
 
 /// How an index reads its keys from a row: one key per row, or one per element of a `Vec`.
 pub enum Keys<T, K> {
@@ -41,85 +53,174 @@ impl<T, K> Keys<T, K> {
 pub trait AnyIndex<T: Entity>: Send + Sync {
     /// The indexed field's name.
     fn field(&self) -> &'static str;
-    /// Adds `row` under each of its keys.
-    fn insert(&mut self, row: &T);
-    /// Removes `row` from each of its keys.
-    fn remove(&mut self, row: &T);
+    /// Files `row`, at `slot`, under each of its keys.
+    fn insert(&mut self, row: &T, slot: Slot);
+    /// Removes `row`, at `slot`, from each of its keys.
+    fn remove(&mut self, row: &T, slot: Slot);
+    /// `row` moved from slot `from` to slot `to`.
+    fn repoint(&mut self, row: &T, from: Slot, to: Slot);
     /// Remembers `row`'s keys before an in-place update.
     fn begin_update(&mut self, row: &T);
-    /// Re-indexes after an in-place update, touching the map only if a key or the id changed.
-    fn end_update(&mut self, old_id: &T::Id, row: &T);
+    /// Re-files `row` (at `slot`) after an in-place update, touching the map only if a key
+    /// changed.
+    fn end_update(&mut self, row: &T, slot: Slot);
     /// Drops every entry.
     fn clear(&mut self);
     /// An empty index of the same shape.
     fn empty(&self) -> Box<dyn AnyIndex<T>>;
-    /// For typed lookups (downcast to [`HashIndex`]).
+    /// Appends the routing hashes of `row`'s keys to `out` (see `query::route`).
+    fn key_hashes(&self, row: &T, out: &mut Vec<u64>);
+    /// For typed lookups (downcast to a `HashIndex` or an `OrderedIndex`).
     fn as_any(&self) -> &dyn Any;
+    /// Checks the index invariant against `rows` (for tests): `Err` says what is wrong.
+    fn check(&self, rows: &[T]) -> Result<(), String>;
 }
 
-/// A hash index over the keys of one field.
-pub struct HashIndex<T: Entity, K> {
+/// The map from key to bucket an [`Index`] keeps.
+pub trait KeyMap<K>: Default + Send + Sync + 'static {
+    /// The bucket of `key`.
+    fn bucket(&self, key: &K) -> Option<&Bucket>;
+    /// The bucket of `key`, to change.
+    fn bucket_mut(&mut self, key: &K) -> Option<&mut Bucket>;
+    /// Adds `key` (absent) with `bucket`.
+    fn add(&mut self, key: K, bucket: Bucket);
+    /// Drops `key`.
+    fn drop_key(&mut self, key: &K);
+    /// Drops every key.
+    fn clear(&mut self);
+    /// Every key's bucket, in no particular order (for invariant checks only).
+    fn buckets(&self) -> Box<dyn Iterator<Item = &Bucket> + '_>;
+}
+
+impl<K: Hash + Eq + Send + Sync + 'static> KeyMap<K> for HashMap<K, Bucket, Seeded> {
+    #[inline]
+    fn bucket(&self, key: &K) -> Option<&Bucket> {
+        self.get(key)
+    }
+    #[inline]
+    fn bucket_mut(&mut self, key: &K) -> Option<&mut Bucket> {
+        self.get_mut(key)
+    }
+    fn add(&mut self, key: K, bucket: Bucket) {
+        self.insert(key, bucket);
+    }
+    fn drop_key(&mut self, key: &K) {
+        self.remove(key);
+    }
+    fn clear(&mut self) {
+        HashMap::clear(self);
+    }
+    fn buckets(&self) -> Box<dyn Iterator<Item = &Bucket> + '_> {
+        Box::new(self.values())
+    }
+}
+
+impl<K: Ord + Send + Sync + 'static> KeyMap<K> for BTreeMap<K, Bucket> {
+    #[inline]
+    fn bucket(&self, key: &K) -> Option<&Bucket> {
+        self.get(key)
+    }
+    #[inline]
+    fn bucket_mut(&mut self, key: &K) -> Option<&mut Bucket> {
+        self.get_mut(key)
+    }
+    fn add(&mut self, key: K, bucket: Bucket) {
+        self.insert(key, bucket);
+    }
+    fn drop_key(&mut self, key: &K) {
+        self.remove(key);
+    }
+    fn clear(&mut self) {
+        BTreeMap::clear(self);
+    }
+    fn buckets(&self) -> Box<dyn Iterator<Item = &Bucket> + '_> {
+        Box::new(self.values())
+    }
+}
+
+/// An index over the keys of one field, in the map `M`.
+pub struct Index<T: Entity, K, M> {
     field: &'static str,
     keys: Keys<T, K>,
-    map: HashMap<K, BTreeSet<T::Id>>,
+    map: M,
+    /// The keys of the row being updated (see [`AnyIndex::begin_update`]).
     pending: Vec<K>,
 }
 
-impl<T: Entity, K: Hash + Eq + Clone + Send + Sync + 'static> HashIndex<T, K> {
+/// A hash index (`#[entity(index)]`).
+pub type HashIndex<T, K> = Index<T, K, HashMap<K, Bucket, Seeded>>;
+
+/// An ordered index (`#[entity(index(ordered))]`).
+pub type OrderedIndex<T, K> = Index<T, K, BTreeMap<K, Bucket>>;
+
+impl<T: Entity, K: Clone + PartialEq + Send + Sync + 'static, M: KeyMap<K>> Index<T, K, M> {
     /// An empty index of `field`, reading keys with `keys`.
     pub fn new(field: &'static str, keys: Keys<T, K>) -> Self {
         Self {
             field,
             keys,
-            map: HashMap::new(),
+            map: M::default(),
             pending: Vec::new(),
         }
     }
 
-    /// The ids of the rows holding `key`, ascending; `None` when there are none.
-    pub fn get(&self, key: &K) -> Option<&BTreeSet<T::Id>> {
-        self.map.get(key)
+    /// The slots of the rows holding `key`; `None` when there are none.
+    #[inline]
+    pub(crate) fn get(&self, key: &K) -> Option<&Bucket> {
+        self.map.bucket(key)
     }
 
-    /// The keys this index files `row` under.
-    pub(crate) fn keys_of<'r>(&self, row: &'r T) -> &'r [K] {
-        self.keys.of(row)
+    /// The map from key to bucket.
+    pub(crate) fn map(&self) -> &M {
+        &self.map
     }
 
-    fn add(&mut self, key: &K, id: &T::Id) {
-        if let Some(ids) = self.map.get_mut(key) {
-            ids.insert(id.clone());
-        } else {
-            self.map.insert(key.clone(), BTreeSet::from([id.clone()]));
+    fn add(&mut self, key: &K, slot: Slot) {
+        match self.map.bucket_mut(key) {
+            Some(bucket) => bucket.insert(slot),
+            None => self.map.add(key.clone(), Bucket::One(slot)),
         }
     }
 
-    fn drop_id(&mut self, key: &K, id: &T::Id) {
-        if let Some(ids) = self.map.get_mut(key) {
-            ids.remove(id);
-            if ids.is_empty() {
-                self.map.remove(key);
-            }
+    fn drop_slot(&mut self, key: &K, slot: Slot) {
+        if let Some(bucket) = self.map.bucket_mut(key)
+            && bucket.remove(slot)
+        {
+            self.map.drop_key(key);
         }
     }
 }
 
-impl<T: Entity, K: Hash + Eq + Clone + Send + Sync + 'static> AnyIndex<T> for HashIndex<T, K> {
+impl<T, K, M> AnyIndex<T> for Index<T, K, M>
+where
+    T: Entity,
+    K: Hash + Clone + PartialEq + Send + Sync + 'static,
+    M: KeyMap<K>,
+{
     fn field(&self) -> &'static str {
         self.field
     }
 
-    fn insert(&mut self, row: &T) {
+    fn insert(&mut self, row: &T, slot: Slot) {
         let keys = self.keys;
         for key in keys.of(row) {
-            self.add(key, row.id());
+            self.add(key, slot);
         }
     }
 
-    fn remove(&mut self, row: &T) {
+    fn remove(&mut self, row: &T, slot: Slot) {
         let keys = self.keys;
         for key in keys.of(row) {
-            self.drop_id(key, row.id());
+            self.drop_slot(key, slot);
+        }
+    }
+
+    fn repoint(&mut self, row: &T, from: Slot, to: Slot) {
+        let keys = self.keys;
+        for key in keys.of(row) {
+            if let Some(bucket) = self.map.bucket_mut(key) {
+                bucket.repoint(from, to);
+            }
         }
     }
 
@@ -128,18 +229,18 @@ impl<T: Entity, K: Hash + Eq + Clone + Send + Sync + 'static> AnyIndex<T> for Ha
         self.pending.extend_from_slice(self.keys.of(row));
     }
 
-    fn end_update(&mut self, old_id: &T::Id, row: &T) {
+    fn end_update(&mut self, row: &T, slot: Slot) {
         let keys = self.keys;
         let new_keys = keys.of(row);
-        if old_id == row.id() && new_keys == self.pending.as_slice() {
+        if new_keys == self.pending.as_slice() {
             return;
         }
         let old_keys = std::mem::take(&mut self.pending);
         for key in &old_keys {
-            self.drop_id(key, old_id);
+            self.drop_slot(key, slot);
         }
         for key in new_keys {
-            self.add(key, row.id());
+            self.add(key, slot);
         }
         self.pending = old_keys;
         self.pending.clear();
@@ -153,8 +254,54 @@ impl<T: Entity, K: Hash + Eq + Clone + Send + Sync + 'static> AnyIndex<T> for Ha
         Box::new(Self::new(self.field, self.keys))
     }
 
+    fn key_hashes(&self, row: &T, out: &mut Vec<u64>) {
+        out.extend(self.keys.of(row).iter().map(crate::query::key_hash));
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn check(&self, rows: &[T]) -> Result<(), String> {
+        let mut filed = 0usize;
+        for (at, row) in rows.iter().enumerate() {
+            let keys = self.keys.of(row);
+            for (i, key) in keys.iter().enumerate() {
+                if keys[..i].contains(key) {
+                    continue;
+                }
+                filed += 1;
+                let slot = at as Slot;
+                if !self
+                    .map
+                    .bucket(key)
+                    .is_some_and(|bucket| bucket.contains(slot))
+                {
+                    return Err(format!(
+                        "index `{}`: slot {at} missing under its key",
+                        self.field
+                    ));
+                }
+            }
+        }
+        let mut held = 0usize;
+        for bucket in self.map.buckets() {
+            let slots: Vec<Slot> = bucket.iter().collect();
+            if slots.is_empty() || !slots.is_sorted_by(|a, b| a < b) {
+                return Err(format!(
+                    "index `{}`: a bucket is empty or unsorted",
+                    self.field
+                ));
+            }
+            held += slots.len();
+        }
+        if held != filed {
+            return Err(format!(
+                "index `{}` holds {held} entries for {filed} row keys",
+                self.field
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -167,8 +314,7 @@ pub fn index_one<T: Entity, M, K: crate::query::fields::IndexKey<T, M, ()>>(
     K::new_index(field, Keys::One(get))
 }
 
-/// A boxed index for `#[entity(index(ordered))]` (for the derive): a hash index whose key
-/// type is checked to be totally ordered (the ordered index itself is not built yet).
+/// A boxed ordered index for `#[entity(index(ordered))]` (for the derive).
 #[doc(hidden)]
 pub fn index_ordered<T: Entity, M, K: crate::query::fields::OrderedKey<T, M, ()>>(
     field: &'static str,

@@ -2,40 +2,60 @@
 //!
 //! # Row storage
 //!
-//! Rows live densely in a `Vec<T>` (`rows`); a `BTreeMap` from id to slot (`slots`) finds a
-//! row by id in `O(log n)` and lists the slots in ascending id order. A scan walks the
-//! contiguous vector, so a query's predicate runs in a tight, cache-friendly loop (see
-//! [`crate::query`]) instead of chasing tree nodes.
+//! Rows live densely in a `Vec<T>` (`rows`); a hash map from id to slot (`slots`) finds a
+//! row by id in `O(1)`. A scan walks the contiguous vector, so a query's predicate runs in
+//! a tight, cache-friendly loop (see [`crate::query`]) instead of chasing tree nodes, and
+//! index buckets hold slots (see `bucket`), so an index lookup reads its rows directly.
+//! A removal moves the last row into the gap (`swap_remove`) and re-points that row's slot
+//! in `slots` and in every index.
 //!
 //! The default query order is ascending id. While every row was inserted with a larger id
 //! than the rows before it and none was moved out of place, the vector *is* in ascending id
 //! order (`sorted`), and a scan emits its matches as it finds them, stopping early under a
 //! `limit`. Otherwise (an out-of-order insert, a removal from the middle, an id change) a
-//! scan sorts its matching slots by id, `O(m log m)` in the `m` matches. Loading a snapshot or
-//! cloning a table rebuilds it in id order. [`Table::iter`] and serialization always go
-//! through `slots`, so they yield rows in ascending id order either way, and the encoded
-//! format (rows in ascending id order) does not depend on the storage.
+//! query orders its matches by id itself (see `query::exec`), and [`Table::iter`] walks a
+//! permutation of the slots in id order, computed on first use after a change and kept
+//! until the next one (`id_order`). Loading a snapshot or cloning a table rebuilds it in
+//! id order. Iteration and serialization yield rows in ascending id order either way, so
+//! the encoded format (rows in ascending id order) does not depend on the storage.
+//!
+//! # Hashing and HashDoS
+//!
+//! `slots` and the hash indexes use foldhash, seeded at random per map: a per-process
+//! random seed combined with a per-map seed, so two tables (and two runs) hash the same id
+//! differently. Ids and indexed values may come from users (through events), so someone
+//! may pick them to collide. foldhash is not a cryptographic hash; what its seeding
+//! guarantees is that no set of inputs collides in every map, so colliding ids must be
+//! found against one running process's secret seeds, from timing alone. A collision costs
+//! time (longer probe sequences in that one map), never correctness: every lookup compares
+//! the ids themselves. Nothing a query, an iteration or a snapshot returns depends on hash
+//! order: no hash map is ever enumerated.
 //!
 //! Invariants, kept by the mutation paths below:
 //! - `slots.len() == rows.len()`, and `slots[rows[s].id()] == s` for every slot `s`;
 //! - `sorted` implies that the ids of `rows` are strictly ascending;
-//! - the index invariant (see [`HashIndex`]).
+//! - `id_order`, when set, lists every slot once, in ascending id order of its row;
+//! - the index invariant (see `index`).
 //!
 //! Every mutation goes through [`Table::insert`], [`Table::update`], [`Table::remove`] or
-//! [`Table::clear`], and each of those keeps the index invariant in one place,
-//! `index`/`unindex` below, and records the change for watches (`changes`).
+//! [`Table::clear`], and each of those keeps the index invariant in one place and records
+//! the change for watches (`changes`).
 
+pub(crate) mod bucket;
 mod changes;
 pub(crate) mod index;
+mod iter;
 mod serde_impl;
 
 use std::borrow::Borrow;
-use std::collections::BTreeMap;
-use std::collections::btree_map;
+use std::collections::HashMap;
 use std::fmt;
-use std::iter::FusedIterator;
+use std::hash::Hash;
+use std::sync::OnceLock;
 
-pub(crate) use index::{AnyIndex, HashIndex, Keys};
+pub(crate) use bucket::{Bucket, Slot};
+pub(crate) use index::{AnyIndex, HashIndex, Keys, OrderedIndex, Seeded};
+pub use iter::Iter;
 
 pub(crate) use changes::{Change, ChangeLog};
 
@@ -82,9 +102,11 @@ pub struct Table<T: Entity> {
     /// The rows, densely; see the module docs for their order.
     rows: Vec<T>,
     /// Id → slot in `rows`.
-    slots: BTreeMap<T::Id, usize>,
+    slots: HashMap<T::Id, Slot, Seeded>,
     /// Whether `rows` is in ascending id order.
     sorted: bool,
+    /// The slots in ascending id order, when not `sorted` (reset by every mutation).
+    id_order: OnceLock<Box<[Slot]>>,
     indexes: Vec<Box<dyn AnyIndex<T>>>,
     /// What changed, for watchers (not serialized, not compared).
     pub(crate) changes: ChangeLog<T>,
@@ -94,8 +116,9 @@ impl<T: Entity> Default for Table<T> {
     fn default() -> Self {
         Self {
             rows: Vec::new(),
-            slots: BTreeMap::new(),
+            slots: HashMap::default(),
             sorted: true,
+            id_order: OnceLock::new(),
             indexes: T::indexes(),
             changes: ChangeLog::default(),
         }
@@ -105,7 +128,7 @@ impl<T: Entity> Default for Table<T> {
 impl<T: Entity + Clone> Clone for Table<T> {
     fn clone(&self) -> Self {
         let mut table = Self::default();
-        table.rows.reserve_exact(self.len());
+        table.reserve(self.len());
         for row in self.iter() {
             table.insert(row.clone());
         }
@@ -137,28 +160,46 @@ impl<T: Entity> Table<T> {
         Self::default()
     }
 
+    /// Reserves room for `additional` more rows.
+    pub fn reserve(&mut self, additional: usize) {
+        self.rows.reserve(additional);
+        self.slots.reserve(additional);
+    }
+
     /// How many live watch streams follow this table.
     pub(crate) fn watchers(&self) -> usize {
         self.changes.watchers()
     }
 
     /// Inserts `row`, replacing and returning the row that had the same id.
+    ///
+    /// # Panics
+    ///
+    /// If the table already holds `u32::MAX` rows.
     pub fn insert(&mut self, row: T) -> Option<T> {
         if let Some(&slot) = self.slots.get(row.id()) {
-            self.changes.record(row.id(), Some(slot));
-            let old = std::mem::replace(&mut self.rows[slot], row);
-            self.unindex(&old);
+            let at = slot as usize;
+            self.changes.record(row.id(), Some(at));
             for index in &mut self.indexes {
-                index.insert(&self.rows[slot]);
+                index.begin_update(&self.rows[at]);
+            }
+            let old = std::mem::replace(&mut self.rows[at], row);
+            for index in &mut self.indexes {
+                index.end_update(&self.rows[at], slot);
             }
             return Some(old);
         }
-        self.changes.record(row.id(), Some(self.rows.len()));
-        self.index(&row);
+        let at = self.rows.len();
+        let slot = Slot::try_from(at).expect("a table holds at most u32::MAX rows");
+        self.changes.record(row.id(), Some(at));
+        for index in &mut self.indexes {
+            index.insert(&row, slot);
+        }
         if self.rows.last().is_some_and(|last| last.id() > row.id()) {
             self.sorted = false;
         }
-        self.slots.insert(row.id().clone(), self.rows.len());
+        self.id_order.take();
+        self.slots.insert(row.id().clone(), slot);
         self.rows.push(row);
         None
     }
@@ -166,13 +207,14 @@ impl<T: Entity> Table<T> {
     /// The row with this id.
     ///
     /// The id may be given in any borrowed form of the id type, as with
-    /// [`BTreeMap::get`]: `get("bolt")` for a `String` id.
+    /// [`HashMap::get`]: `get("bolt")` for a `String` id.
+    #[inline]
     pub fn get<Q>(&self, id: &Q) -> Option<&T>
     where
         T::Id: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Hash + Eq + ?Sized,
     {
-        self.slots.get(id).map(|&slot| &self.rows[slot])
+        self.slots.get(id).map(|&slot| &self.rows[slot as usize])
     }
 
     /// Inserts the row with this id if there is none (made by `make`), then applies
@@ -205,10 +247,10 @@ impl<T: Entity> Table<T> {
     ) -> bool
     where
         T::Id: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Hash + Eq + ?Sized,
     {
         if let Some(&slot) = self.slots.get(id) {
-            let id = self.rows[slot].id().clone();
+            let id = self.rows[slot as usize].id().clone();
             self.update(&id, change);
             return false;
         }
@@ -238,7 +280,7 @@ impl<T: Entity> Table<T> {
     pub fn find_unique<Q>(&self, id: &Q) -> Option<&T>
     where
         T::Id: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Hash + Eq + ?Sized,
     {
         self.get(id)
     }
@@ -247,7 +289,7 @@ impl<T: Entity> Table<T> {
     pub fn contains<Q>(&self, id: &Q) -> bool
     where
         T::Id: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Hash + Eq + ?Sized,
     {
         self.slots.contains_key(id)
     }
@@ -260,31 +302,28 @@ impl<T: Entity> Table<T> {
         let Some(&slot) = self.slots.get(id) else {
             return false;
         };
-        self.changes.record(id, Some(slot));
-        let row = &mut self.rows[slot];
+        let at = slot as usize;
+        self.changes.record(id, Some(at));
         for index in &mut self.indexes {
-            index.begin_update(row);
+            index.begin_update(&self.rows[at]);
         }
-        change(row);
-        if row.id() == id {
-            for index in &mut self.indexes {
-                index.end_update(id, row);
-            }
+        change(&mut self.rows[at]);
+        for index in &mut self.indexes {
+            index.end_update(&self.rows[at], slot);
+        }
+        if self.rows[at].id() == id {
             return true;
         }
-        self.changes.record(row.id(), Some(slot));
         // The id changed: re-key the row, evicting whatever held the new id.
-        let new_id = row.id().clone();
+        self.id_order.take();
+        let new_id = self.rows[at].id().clone();
+        self.changes.record(&new_id, Some(at));
         self.slots.remove(id);
         if let Some(evicted) = self.slots.insert(new_id.clone(), slot) {
-            let evicted = self.take_slot(evicted);
-            self.unindex(&evicted);
+            self.take_slot(evicted);
         }
-        let slot = self.slots[&new_id];
-        for index in &mut self.indexes {
-            index.end_update(id, &self.rows[slot]);
-        }
-        if self.sorted && !self.in_order_at(slot) {
+        let at = self.slots[&new_id] as usize;
+        if self.sorted && !self.in_order_at(at) {
             self.sorted = false;
         }
         true
@@ -294,12 +333,11 @@ impl<T: Entity> Table<T> {
     pub fn remove<Q>(&mut self, id: &Q) -> Option<T>
     where
         T::Id: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Hash + Eq + ?Sized,
     {
         let slot = self.slots.remove(id)?;
         let row = self.take_slot(slot);
         self.changes.record(row.id(), None);
-        self.unindex(&row);
         Some(row)
     }
 
@@ -309,12 +347,14 @@ impl<T: Entity> Table<T> {
         self.rows.clear();
         self.slots.clear();
         self.sorted = true;
+        self.id_order.take();
         for index in &mut self.indexes {
             index.clear();
         }
     }
 
     /// Number of rows.
+    #[inline]
     pub fn len(&self) -> usize {
         self.rows.len()
     }
@@ -325,8 +365,15 @@ impl<T: Entity> Table<T> {
     }
 
     /// Rows in ascending id order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + ExactSizeIterator {
-        self.into_iter()
+    ///
+    /// `O(1)` to start while the rows are stored in id order (see the module docs);
+    /// otherwise the first call after a change sorts the slots by id once.
+    pub fn iter(&self) -> Iter<'_, T> {
+        if self.sorted {
+            Iter::dense(&self.rows)
+        } else {
+            Iter::ordered(&self.rows, self.id_order())
+        }
     }
 
     /// A typed query over this table: chain `where_*`, `order_by_*`, `limit`, then a terminal.
@@ -334,12 +381,19 @@ impl<T: Entity> Table<T> {
         T::Query::from_parts(self, QueryCore::new())
     }
 
-    /// Rows matching a reusable filter (`Order::filter().where_..()`), in its order.
+    /// Rows matching a reusable filter (`Order::filter().where_..()`), in its order,
+    /// cloned. [`find_many_ref`](Self::find_many_ref) borrows them instead.
     pub fn find_many(&self, filter: &impl QueryBuilder<Entity = T>) -> Vec<T>
     where
         T: Clone,
     {
         filter.core().collect(self)
+    }
+
+    /// Rows matching a reusable filter, in its order, borrowed from the table (no row is
+    /// copied).
+    pub fn find_many_ref(&self, filter: &impl QueryBuilder<Entity = T>) -> Vec<&T> {
+        filter.core().rows(self)
     }
 
     /// Number of rows matching a reusable filter (after its offset and limit).
@@ -358,103 +412,95 @@ impl<T: Entity> Table<T> {
     }
 
     /// The rows in storage order (used by the query executor to scan).
+    #[inline]
     pub(crate) fn dense(&self) -> &[T] {
         &self.rows
     }
 
     /// Whether [`dense`](Self::dense) is in ascending id order.
+    #[inline]
     pub(crate) fn is_sorted(&self) -> bool {
         self.sorted
     }
 
-    /// Removes the row at `slot` (already gone from `slots`) by moving the last row into its
-    /// place, and re-points the moved row's slot.
-    fn take_slot(&mut self, slot: usize) -> T {
-        let row = self.rows.swap_remove(slot);
-        if let Some(moved) = self.rows.get(slot) {
+    /// The slots in ascending id order of their rows (for an unsorted table).
+    fn id_order(&self) -> &[Slot] {
+        self.id_order.get_or_init(|| {
+            let mut order: Vec<Slot> = (0..self.rows.len() as Slot).collect();
+            order.sort_unstable_by(|&a, &b| {
+                self.rows[a as usize].id().cmp(self.rows[b as usize].id())
+            });
+            order.into_boxed_slice()
+        })
+    }
+
+    /// Removes the row at `slot` (already gone from `slots`) from the indexes and the rows,
+    /// by moving the last row into its place, and re-points the moved row's slot.
+    fn take_slot(&mut self, slot: Slot) -> T {
+        let at = slot as usize;
+        for index in &mut self.indexes {
+            index.remove(&self.rows[at], slot);
+        }
+        let row = self.rows.swap_remove(at);
+        if let Some(moved) = self.rows.get(at) {
+            let from = self.rows.len() as Slot;
+            for index in &mut self.indexes {
+                index.repoint(moved, from, slot);
+            }
             // Whatever id the moved row has now, `slots` maps it to the old last slot.
-            if let Some(at) = self.slots.get_mut(moved.id()) {
-                *at = slot;
+            if let Some(mapped) = self.slots.get_mut(moved.id()) {
+                *mapped = slot;
             }
             self.sorted = false;
         }
+        self.id_order.take();
         row
     }
 
-    /// Whether the row at `slot` sits between its neighbours in id order.
-    fn in_order_at(&self, slot: usize) -> bool {
-        let id = self.rows[slot].id();
-        (slot == 0 || self.rows[slot - 1].id() < id)
-            && self.rows.get(slot + 1).is_none_or(|next| id < next.id())
-    }
-
-    fn index(&mut self, row: &T) {
-        for index in &mut self.indexes {
-            index.insert(row);
+    /// Checks the invariants of the module docs, for tests: `Err` names the first broken one.
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
+        if self.slots.len() != self.rows.len() {
+            return Err(format!(
+                "{} slots for {} rows",
+                self.slots.len(),
+                self.rows.len()
+            ));
         }
-    }
-
-    fn unindex(&mut self, row: &T) {
-        for index in &mut self.indexes {
-            index.remove(row);
+        for (at, row) in self.rows.iter().enumerate() {
+            if self.slots.get(row.id()).map(|&s| s as usize) != Some(at) {
+                return Err(format!(
+                    "row {:?} at slot {at} is not mapped there",
+                    row.id()
+                ));
+            }
         }
-    }
-}
-
-/// The rows of a [`Table`] in ascending id order (from [`Table::iter`] or `&table`).
-#[must_use = "iterators are lazy and do nothing unless consumed"]
-pub struct Iter<'a, T: Entity> {
-    slots: btree_map::Values<'a, T::Id, usize>,
-    rows: &'a [T],
-}
-
-impl<T: Entity + fmt::Debug> fmt::Debug for Iter<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.clone()).finish()
-    }
-}
-
-impl<T: Entity> Clone for Iter<'_, T> {
-    fn clone(&self) -> Self {
-        Self {
-            slots: self.slots.clone(),
-            rows: self.rows,
+        if self.sorted && !self.rows.is_sorted_by(|a, b| a.id() < b.id()) {
+            return Err("marked sorted, but the ids are not ascending".into());
         }
+        if let Some(order) = self.id_order.get() {
+            let ids: Vec<&T::Id> = order.iter().map(|&s| self.rows[s as usize].id()).collect();
+            if order.len() != self.rows.len() || !ids.is_sorted_by(|a, b| a < b) {
+                return Err("the id order is stale".into());
+            }
+        }
+        for index in &self.indexes {
+            index.check(&self.rows)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the row at `at` sits between its neighbours in id order.
+    fn in_order_at(&self, at: usize) -> bool {
+        let id = self.rows[at].id();
+        (at == 0 || self.rows[at - 1].id() < id)
+            && self.rows.get(at + 1).is_none_or(|next| id < next.id())
     }
 }
-
-impl<'a, T: Entity> Iterator for Iter<'a, T> {
-    type Item = &'a T;
-
-    #[inline]
-    fn next(&mut self) -> Option<&'a T> {
-        self.slots.next().map(|&slot| &self.rows[slot])
-    }
-
-    #[inline]
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.slots.size_hint()
-    }
-}
-
-impl<T: Entity> DoubleEndedIterator for Iter<'_, T> {
-    #[inline]
-    fn next_back(&mut self) -> Option<Self::Item> {
-        self.slots.next_back().map(|&slot| &self.rows[slot])
-    }
-}
-
-impl<T: Entity> ExactSizeIterator for Iter<'_, T> {}
-
-impl<T: Entity> FusedIterator for Iter<'_, T> {}
 
 impl<'a, T: Entity> IntoIterator for &'a Table<T> {
     type Item = &'a T;
     type IntoIter = Iter<'a, T>;
     fn into_iter(self) -> Self::IntoIter {
-        Iter {
-            slots: self.slots.values(),
-            rows: &self.rows,
-        }
+        self.iter()
     }
 }

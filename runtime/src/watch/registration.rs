@@ -33,7 +33,7 @@ impl<T: Entity> Registration<T> {
         let registry = Registry::of(table, select, routes);
         let notify = Arc::new(Notify::new());
         let probe = core.route_probe();
-        let route = probe.as_ref().map(IndexProbe::route_keys);
+        let route = probe.as_ref().and_then(IndexProbe::route_keys);
         let mut inner = registry.inner.lock();
         let key = inner.next_key;
         inner.next_key += 1;

@@ -11,8 +11,9 @@
 //! - On reopen, a torn tail is cut and reported ([`RecoveryReport`]); damage
 //!   before the tail is an error naming segment and offset
 //!   ([`StorageError::Corrupt`]), never skipped: at open for the active segment,
-//!   on first read for a sealed one (each is validated whole before any of its
-//!   records is returned). A batch is recovered whole or not at all.
+//!   when read for a sealed one (every frame read is checked; a sealed segment
+//!   without a valid index file, `<first seq>.idx`, is validated whole on its
+//!   first read). A batch is recovered whole or not at all.
 //! - One writer per directory (an OS file lock); a second open fails at once.
 //! - A failed write or fsync poisons the log: later appends return the error.
 //! - No fsync runs on the caller's thread: each log has a sync thread that does

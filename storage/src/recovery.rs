@@ -2,8 +2,10 @@
 //!
 //! The last (active) segment is read and every record validated (frame checksum,
 //! contiguous seqs); earlier, sealed segments are checked at their header at
-//! open and validated whole on first read, so opening a long log costs one
-//! segment, not the whole history. Then:
+//! open and their index files (`sidecar`) loaded, so opening a long log costs
+//! one segment, not the whole history. A sealed segment's frames are checked as
+//! they are read; one without a valid index file is validated whole on its
+//! first read. Then:
 //! - A bad record in the *last* segment with no valid record after it is a torn
 //!   tail: the file is cut back to the last good record and fsynced, and the cut
 //!   is reported in the [`RecoveryReport`].

@@ -31,10 +31,6 @@ use crate::Seq;
 use crate::error::StorageError;
 use crate::log::{Inner, Look, Record};
 
-/// How many rounds (of a spin-loop hint and an atomic load, a few microseconds
-/// in all) a tail that just got records waits for the next append before it
-/// sleeps.
-const SPIN: u32 = 1024;
 /// How many records the `Stream` impl fetches at a time.
 const STREAM_BATCH: usize = 256;
 /// The fewest records one read of the segment files asks for (it also stops at
@@ -58,9 +54,6 @@ pub struct Tail {
     position: Seq,
     /// The `Stream` has ended (the log is closed and drained).
     ended: bool,
-    /// Records were found since the tail last slept (it may spin, see
-    /// [`SPIN`]).
-    hot: bool,
 }
 
 impl Tail {
@@ -73,7 +66,6 @@ impl Tail {
             sleeping: None,
             position: from,
             ended: false,
-            hot: false,
         }
     }
 
@@ -150,16 +142,6 @@ impl Tail {
                 }
                 Look::Nothing => {}
             }
-            // A tail that just got records spins a moment before it sleeps:
-            // under a steady stream of appends the next record is usually
-            // less than a microsecond away, and a sleeping tail costs the next
-            // append a wake-up (on another thread: a system call).
-            if self.hot {
-                self.hot = false;
-                if self.spin_for_append() {
-                    continue;
-                }
-            }
             let mut notified = Box::pin(Arc::clone(&self.inner.appended).notified_owned());
             notified.as_mut().enable();
             let waiting = Waiting::enter(&self.inner);
@@ -182,22 +164,10 @@ impl Tail {
     }
 
     /// Keeps a fetched batch (which starts at `next`); says whether it held any.
-    /// Spins up to [`SPIN`] rounds for a record past `next`; whether one came.
-    fn spin_for_append(&self) -> bool {
-        for _ in 0..SPIN {
-            if self.inner.last.load(Ordering::Acquire) >= self.next {
-                return true;
-            }
-            std::hint::spin_loop();
-        }
-        false
-    }
-
     fn keep(&mut self, batch: Vec<Record>) -> bool {
         let Some(last) = batch.last() else {
             return false;
         };
-        self.hot = true;
         debug_assert_eq!(batch.first().map(|r| r.seq), Some(self.next));
         self.next = last.seq + 1;
         self.buffered.extend(batch);

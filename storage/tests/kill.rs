@@ -37,11 +37,11 @@ use foldkit_storage::{FsyncPolicy, Log, LogOptions, Seq};
 /// Set in the child: the directory holding the three logs.
 const CHILD_DIR: &str = "FOLDKIT_STORAGE_KILL_CHILD_DIR";
 /// How long the child rests after the marker: far past the buffer window.
-const PAUSE: Duration = Duration::from_millis(300);
+const PAUSE: Duration = Duration::from_millis(600);
 /// The buffer window the docs name (`FsyncPolicy`, ¹).
 const WINDOW: Duration = Duration::from_millis(50);
 /// Slack for a loaded machine (the sync thread may wake late).
-const MARGIN: Duration = Duration::from_millis(250);
+const MARGIN: Duration = Duration::from_millis(550);
 /// The write buffer the docs name: less than this is ever held unwritten.
 const BUFFER: usize = 64 << 10;
 /// `timer`: appends before the marker (the marker is the last of them).

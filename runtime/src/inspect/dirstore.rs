@@ -27,7 +27,7 @@ use super::{Directory, InspectError};
 use crate::Seq;
 use crate::store::file::chain::Walk;
 use crate::store::file::files as store_files;
-use crate::store::file::{ChainReport, Envelope, NameCache, decode_record};
+use crate::store::file::{ChainReport, DecodeCache, Envelope, decode_record};
 use crate::store::{AppendBatch, Appended, EventStore, RecordedEvent, StoreError, StoreTail};
 
 /// At most this many payload bytes are kept from one scan (beyond `max`).
@@ -195,7 +195,7 @@ impl DirectoryStore {
         let arena = Bytes::from(arena);
         let mut events = Vec::with_capacity(found.len());
         let mut bad = None;
-        let mut names = NameCache::default();
+        let mut names = DecodeCache::default();
         for (seq, timestamp, range, segment, offset) in found {
             match decode_record(seq, timestamp, arena.slice(range), &mut names) {
                 Ok(event) => events.push(event),

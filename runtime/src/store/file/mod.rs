@@ -586,13 +586,13 @@ fn walk_chain(log: &Log) -> Result<ChainReport, StoreError> {
 /// the stream id and context of the record before (the records of one batch
 /// carry the same), so a batch decodes with no allocation per record.
 #[derive(Default)]
-pub(crate) struct NameCache {
+pub(crate) struct DecodeCache {
     names: Vec<Arc<str>>,
     stream: Option<Arc<str>>,
     context: Option<(Bytes, Arc<EventContext>)>,
 }
 
-impl NameCache {
+impl DecodeCache {
     fn name(&mut self, name: &str) -> Arc<str> {
         if let Some(found) = self.names.iter().find(|n| &***n == name) {
             return Arc::clone(found);
@@ -626,7 +626,7 @@ impl NameCache {
 }
 
 /// Decodes one log record into the event it holds.
-fn decode(record: Record, cache: &mut NameCache) -> Result<RecordedEvent, StoreError> {
+fn decode(record: Record, cache: &mut DecodeCache) -> Result<RecordedEvent, StoreError> {
     decode_record(record.seq, record.timestamp, record.payload, cache)
 }
 
@@ -635,7 +635,7 @@ pub(crate) fn decode_record(
     seq: Seq,
     timestamp: u64,
     payload: Bytes,
-    cache: &mut NameCache,
+    cache: &mut DecodeCache,
 ) -> Result<RecordedEvent, StoreError> {
     let envelope = Envelope::decode(&payload).map_err(|e| corrupt_record(seq, e))?;
     let body_at = payload.len() - envelope.body.len();
@@ -661,7 +661,7 @@ pub(crate) fn decode_record(
 
 fn decode_all(
     records: Vec<Record>,
-    names: &mut NameCache,
+    names: &mut DecodeCache,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     records.into_iter().map(|r| decode(r, names)).collect()
 }
@@ -672,7 +672,7 @@ fn stream_without_waiting(
     log: &Log,
     positions: &[Seq],
 ) -> Option<Result<Vec<RecordedEvent>, StoreError>> {
-    let mut cache = NameCache::default();
+    let mut cache = DecodeCache::default();
     let mut out = Vec::with_capacity(positions.len());
     for &position in positions {
         match log.read_nowait(position, 1)? {
@@ -700,7 +700,7 @@ fn read_blocking(log: &Log, from: Seq, max: usize) -> Result<Vec<RecordedEvent>,
         },
         other => storage("read the log", other),
     })?;
-    let mut names = NameCache::default();
+    let mut names = DecodeCache::default();
     records
         .map(|r| {
             r.map_err(|e| storage("read the log", e))
@@ -742,7 +742,7 @@ impl EventStore for FileStore {
             let from = from.max(1);
             if let Some(records) = self.inner.log.read_in_memory(from, max) {
                 let records = records.map_err(|e| storage("read the log", e))?;
-                return decode_all(records, &mut NameCache::default());
+                return decode_all(records, &mut DecodeCache::default());
             }
             let log = self.inner.log.clone();
             blocking(move || read_blocking(&log, from, max)).await
@@ -752,7 +752,7 @@ impl EventStore for FileStore {
     fn tail(&self, from: Seq) -> Box<dyn StoreTail> {
         Box::new(FileTail {
             tail: self.inner.log.tail(from.max(1)),
-            names: NameCache::default(),
+            names: DecodeCache::default(),
         })
     }
 
@@ -786,7 +786,7 @@ impl EventStore for FileStore {
                 return events;
             }
             blocking(move || {
-                let mut names = NameCache::default();
+                let mut names = DecodeCache::default();
                 let mut out = Vec::with_capacity(positions.len());
                 for position in positions {
                     let record = log
@@ -956,7 +956,7 @@ impl EventStore for FileStore {
         Some(
             records
                 .map_err(|e| storage("read the log", e))
-                .and_then(|r| decode_all(r, &mut NameCache::default())),
+                .and_then(|r| decode_all(r, &mut DecodeCache::default())),
         )
     }
 
@@ -968,7 +968,7 @@ impl EventStore for FileStore {
 /// A tail of the file store: the log's tail, decoded.
 struct FileTail {
     tail: foldkit_storage::Tail,
-    names: NameCache,
+    names: DecodeCache,
 }
 
 impl StoreTail for FileTail {

@@ -42,6 +42,10 @@
 //! | `foldkit_subscription_lag` | gauge | `subscription` | last position − the position the named subscription acknowledged (at start, per batch read, per ack) |
 //! | `foldkit_process_manager_lag` | gauge | `process_manager` | last position − the manager's checkpoint (per batch processed, per checkpoint) |
 //!
+//! The metrics recorded on every append and every fold batch (the first four
+//! and the two `foldkit_fold_*`) are registered when a `Db` opens, so that
+//! appending pays no key lookup: install the recorder before opening the Db.
+//!
 //! For both lags, "last position" is the store's, when the store answers it
 //! without waiting (the file store); otherwise (a remote store, whose answer
 //! would cost a round trip) the last position the consumer has read, a lower
@@ -60,26 +64,69 @@ pub(crate) fn batch_size(batch: &AppendBatch) -> (u64, u64) {
     (batch.events.len() as u64, bytes)
 }
 
-/// A batch was appended (not counted when it was deduplicated).
-pub(crate) fn appended((events, bytes): (u64, u64), appended: &Appended) {
-    if appended.deduplicated {
-        return;
-    }
-    metrics::counter!("foldkit_appends_total").increment(1);
-    metrics::counter!("foldkit_events_appended_total").increment(events);
-    metrics::counter!("foldkit_event_bytes_appended_total").increment(bytes);
-    metrics::gauge!("foldkit_last_position").set(*appended.positions.end() as f64);
+/// The metrics of appends through a Db, registered once (at open).
+pub(crate) struct AppendMetrics {
+    appends: metrics::Counter,
+    events: metrics::Counter,
+    bytes: metrics::Counter,
+    last_position: metrics::Gauge,
 }
 
-/// A fold batch of `state` ended at `applied`. The lag is recorded when the
-/// store answers its last position at once (the file store does; a remote
-/// store's answer is not waited for).
-pub(crate) fn folded(state: &'static str, store: Option<&dyn EventStore>, applied: Seq) {
-    metrics::gauge!("foldkit_fold_applied_position", "state" => state).set(applied as f64);
-    let last = store.and_then(|store| store.last_position().now_or_never());
-    if let Some(Ok(last)) = last {
-        let lag = last.unwrap_or(0).saturating_sub(applied);
-        metrics::gauge!("foldkit_fold_lag", "state" => state).set(lag as f64);
+impl AppendMetrics {
+    /// Registers the handles with the recorder installed now.
+    pub(crate) fn register() -> Self {
+        Self {
+            appends: metrics::counter!("foldkit_appends_total"),
+            events: metrics::counter!("foldkit_events_appended_total"),
+            bytes: metrics::counter!("foldkit_event_bytes_appended_total"),
+            last_position: metrics::gauge!("foldkit_last_position"),
+        }
+    }
+
+    /// A batch was appended (not counted when it was deduplicated).
+    pub(crate) fn appended(&self, (events, bytes): (u64, u64), appended: &Appended) {
+        if appended.deduplicated {
+            return;
+        }
+        self.appends.increment(1);
+        self.events.increment(events);
+        self.bytes.increment(bytes);
+        self.last_position.set(*appended.positions.end() as f64);
+    }
+}
+
+/// The metrics of one state's fold, registered once (when the state starts).
+pub(crate) struct FoldMetrics {
+    applied: metrics::Gauge,
+    lag: metrics::Gauge,
+}
+
+impl FoldMetrics {
+    /// Registers the handles of `state` with the recorder installed now.
+    pub(crate) fn register(state: &'static str) -> Self {
+        Self {
+            applied: metrics::gauge!("foldkit_fold_applied_position", "state" => state),
+            lag: metrics::gauge!("foldkit_fold_lag", "state" => state),
+        }
+    }
+
+    /// A fold batch ended at `applied`. The lag is recorded when the store
+    /// answers its last position at once (the file store does; a remote
+    /// store's answer is not waited for).
+    pub(crate) fn folded(&self, store: Option<&dyn EventStore>, applied: Seq) {
+        match store.and_then(|store| store.last_position().now_or_never()) {
+            Some(Ok(last)) => self.folded_behind(applied, Some(last.unwrap_or(0))),
+            _ => self.folded_behind(applied, None),
+        }
+    }
+
+    /// [`folded`](Self::folded) with the store's last position known (`None`:
+    /// unknown, no lag recorded).
+    pub(crate) fn folded_behind(&self, applied: Seq, last: Option<Seq>) {
+        self.applied.set(applied as f64);
+        if let Some(last) = last {
+            self.lag.set(last.saturating_sub(applied) as f64);
+        }
     }
 }
 

@@ -676,3 +676,80 @@ async fn db_handles_and_their_futures_can_move_between_threads() {
     send(&close);
     close.await.expect("close");
 }
+
+/// Waits (without `wait_for_seq`, which folds itself) until the fold task has
+/// folded `seq`.
+async fn folded_by_the_task(total: &foldkit::Handle<Total>, seq: Seq) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while total.applied_seq() < Some(seq) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the fold task never folded {seq}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_made_through_the_store_seam_are_folded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let total = db.state::<Total>();
+    let first = db.append(Counter::Add(1)).await.expect("append");
+    assert_eq!(total.applied_seq(), Some(first), "the appender folded it");
+    // Past the Db: the fold task must learn of it from the store.
+    let batch = AppendBatch::new(vec![NewEvent {
+        name: "counter".into(),
+        schema_version: 1,
+        payload: Counter::Add(2).encode().expect("encode"),
+    }]);
+    let appended = db.store().append(batch).await.expect("seam append");
+    folded_by_the_task(&total, *appended.positions.end()).await;
+    assert_eq!(total.read().sum, 3);
+    db.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_that_cannot_fold_in_place_wakes_the_fold_task() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    let total = db.state::<Total>();
+    let first = db.append(Counter::Add(0)).await.expect("append");
+    total.wait_for_seq(first).await.expect("folded");
+    // Let the fold task reach its sleep (else it may find the next append itself).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let seq = {
+        // A reader holds the state: the appender cannot fold, and must not wait.
+        let reading = total.read();
+        let seq = db.append(Counter::Add(5)).await.expect("append");
+        assert_eq!(reading.sum, 0);
+        seq
+    };
+    folded_by_the_task(&total, seq).await;
+    assert_eq!(total.read().sum, 5);
+    assert_eq!(total.read().seqs, vec![first, seq]);
+    db.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_while_the_appender_folds_does_not_fail_the_append() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::builder(dir.path())
+        .state::<Panicky>()
+        .open()
+        .await
+        .expect("open");
+    let state = db.state::<Panicky>();
+    db.append(Counter::Add(1)).await.expect("append");
+    let seq = db
+        .append(Counter::Reject)
+        .await
+        .expect("the append itself succeeded");
+    let error = state.wait_for_seq(seq).await.expect_err("stopped");
+    let DbError::Fold(failure) = error else {
+        panic!("expected a fold error, got {error:?}");
+    };
+    assert_eq!(failure.seq, seq);
+    assert!(matches!(failure.cause, FoldCause::Panicked), "{failure:?}");
+    assert_eq!(state.read().sum, 1);
+    db.close().await.expect("close");
+}

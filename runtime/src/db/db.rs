@@ -55,6 +55,8 @@ pub(crate) struct StartContext {
     pub(crate) restore: Option<Bundle>,
     /// The store's last position at open.
     pub(crate) last: Seq,
+    /// The store when it is the Db's own file store (see `Folder::local`).
+    pub(crate) file: Option<FileStore>,
 }
 
 /// A state being folded: its cell (type-erased) and how to stop its task.
@@ -81,6 +83,7 @@ pub(crate) fn start_state<S: State>(
             policy,
             Arc::clone(&context.snapshots),
             applied,
+            context.file.clone(),
         );
         let cell = Arc::new(StateCell::<S>::new(
             folder,
@@ -171,6 +174,7 @@ pub(crate) struct Inner {
     open_report: OpenReport,
     /// Running subscriptions and process managers (see `crate::process`).
     pub(crate) extensions: crate::process::Extensions,
+    append_metrics: crate::observability::AppendMetrics,
 }
 
 impl fmt::Debug for Db {
@@ -244,6 +248,7 @@ impl Db {
             snapshots: Arc::clone(&snapshots),
             restore: builder.snapshots.restore.clone(),
             last,
+            file: file.clone(),
         };
         let mut states = HashMap::new();
         let mut tasks = Vec::new();
@@ -273,6 +278,7 @@ impl Db {
                 snapshots,
                 open_report,
                 extensions: crate::process::Extensions::default(),
+                append_metrics: crate::observability::AppendMetrics::register(),
             }),
         };
         processes.start(&db).await?;
@@ -418,10 +424,21 @@ impl Db {
         let _appending = Appending::enter(&self.inner)?;
         let size = crate::observability::batch_size(&batch);
         let appended = match &self.inner.file {
-            Some(file) => file.append_direct(batch).await,
-            None => self.inner.store.append(batch).await,
-        }?;
-        crate::observability::appended(size, &appended);
+            // Each state folds the batch here, or its task is woken.
+            Some(file) => {
+                let states = &self.inner.states;
+                file.append_then(batch, |fresh| {
+                    let appended = fresh.appended;
+                    let records = fresh.records();
+                    for state in states.values() {
+                        state.slot.after_append(appended, records.as_deref());
+                    }
+                })
+                .await?
+            }
+            None => self.inner.store.append(batch).await?,
+        };
+        self.inner.append_metrics.appended(size, &appended);
         Ok(appended)
     }
 

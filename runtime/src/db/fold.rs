@@ -13,6 +13,16 @@
 //! `applied` in position order, skipping those another folder already did; so
 //! every record is folded exactly once, in order, whoever folds it.
 //!
+//! Over the Db's own file store, the appender folds too ([`after_append`]):
+//! right after its batch is in the log, it folds the batch into every state it
+//! can (same rules as a waiter), and wakes a state's task (`StateCell::kick`)
+//! only when it could not. The task of such a state, once caught up, sleeps on
+//! that wake-up and on the store's notice of appends made through the seam
+//! ([`FileStore::seam_appends`]), not on the log: an append that folded inline
+//! then costs no cross-thread wake-up, which is most of what a single append
+//! would otherwise cost. (Over other stores, appends may come from other
+//! processes: the task sleeps on the store's tail.)
+//!
 //! A hold (`StateCell::hold`) stops the fold at a position until it is lifted:
 //! records beyond it are kept by the task and folded later (bundles use it for
 //! one consistent cut across states).
@@ -34,9 +44,9 @@ use crate::db::handle::{FoldStatus, StateCell};
 use crate::db::policy::FoldErrorPolicy;
 use crate::db::registry::Registry;
 use crate::db::snapshots::{self, Snapshots};
-use crate::snapshot::RecordIdentity;
+use crate::snapshot::LastRecord;
 use crate::state::{Meta, State};
-use crate::store::{EventStore, RecordedEvent, StoreTail};
+use crate::store::{Appended, EventStore, FileStore, RecordedEvent, StoreTail};
 
 /// The most records folded under one write lock.
 const MAX_BATCH: usize = 1024;
@@ -64,6 +74,10 @@ pub(crate) struct Folder {
     /// `None` once the Db is closed (so handles that outlive the Db do not keep
     /// the store open).
     pub(crate) lock: Mutex<Option<Arc<dyn EventStore>>>,
+    /// The same store when it is the Db's own file store, whose every append
+    /// either goes through the Db (which calls [`after_append`]) or notifies
+    /// [`FileStore::seam_appends`]: the task then sleeps on those, not on the log.
+    pub(crate) local: Option<FileStore>,
 }
 
 impl Folder {
@@ -73,8 +87,10 @@ impl Folder {
         policy: FoldErrorPolicy,
         snapshots: Arc<Snapshots>,
         applied: Seq,
+        local: Option<FileStore>,
     ) -> Self {
         Self {
+            local,
             policy,
             registry,
             snapshots,
@@ -143,6 +159,68 @@ pub(crate) fn help<S: State>(cell: &StateCell<S>, seq: Seq) -> bool {
     }
 }
 
+/// After the Db appended `appended` (over its own file store; `records` are
+/// its records when the store could build them): folds it here when that is
+/// quick and free (as [`help`] decides), else wakes the fold task. A panic in
+/// `apply` stops the state (as it would in the task) but does not reach the
+/// appender, whose append has succeeded.
+pub(crate) fn after_append<S: State>(
+    cell: &StateCell<S>,
+    appended: &Appended,
+    records: Option<&[RecordedEvent]>,
+) {
+    let last = *appended.positions.end();
+    if cell.applied.load(Ordering::Acquire) >= last {
+        return;
+    }
+    let folded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match records {
+        Some(records) => fold_fresh(cell, records),
+        None => help(cell, last),
+    }));
+    if let (Ok(true), Some(local)) = (&folded, &cell.folder.local) {
+        let applied = cell.applied.load(Ordering::Acquire);
+        cell.metrics.folded_behind(applied, Some(local.last_now()));
+    }
+    match folded {
+        Ok(true) if !snapshots::due(cell) => {}
+        // Not folded (busy, behind, failed), or a snapshot is due: the task's work.
+        Ok(_) => cell.kick.notify_waiters(),
+        Err(_) => {} // the panic guard has stopped the state and said why
+    }
+}
+
+/// Folds `records`, a batch just appended, when everything before it is
+/// folded and no one else is folding (else as [`help`], which reads what is
+/// missing from the store's memory). Returns whether the batch is folded.
+fn fold_fresh<S: State>(cell: &StateCell<S>, records: &[RecordedEvent]) -> bool {
+    let (Some(first), Some(last)) = (records.first(), records.last()) else {
+        return true;
+    };
+    if cell.applied.load(Ordering::Acquire) + 1 != first.position {
+        return help(cell, last.position);
+    }
+    if last.position > *cell.hold.borrow() {
+        return false;
+    }
+    let Some(folding) = cell.folder.lock.try_lock() else {
+        return false;
+    };
+    if folding.is_none() || !matches!(cell.progress.borrow().status, FoldStatus::Running) {
+        return false; // the Db is closed, or the fold has stopped
+    }
+    if cell.applied.load(Ordering::Acquire) + 1 != first.position {
+        drop(folding);
+        return help(cell, last.position);
+    }
+    match fold_batch(cell, records, Lock::Try) {
+        Ok(folded) => folded,
+        Err(failed) => {
+            end_with_failure(cell, failed);
+            false
+        }
+    }
+}
+
 /// Marks the fold ended however the task exits (including a panic in `apply`).
 struct EndGuard<S: State>(Arc<StateCell<S>>);
 
@@ -180,7 +258,50 @@ async fn run<S: State>(
             return;
         }
         let limit = *hold.borrow_and_update();
-        let batch = if held.is_empty() {
+        let batch = if !held.is_empty() {
+            if held.first().is_some_and(|r| r.position <= limit) {
+                Ok(std::mem::take(&mut held))
+            } else {
+                tokio::select! {
+                    biased;
+                    changed = stop.changed() => match changed {
+                        Ok(()) => continue,
+                        Err(_) => return,
+                    },
+                    _ = hold.changed() => continue,
+                }
+            }
+        } else if let Some(local) = &cell.folder.local {
+            let applied = cell.applied.load(Ordering::Acquire);
+            if local.last_now() <= applied {
+                // Caught up: sleep until an append this task must fold. Both
+                // wake-ups are armed before looking again, so none is missed.
+                let kicked = cell.kick.notified();
+                let seam = local.seam_appends().notified();
+                tokio::pin!(kicked, seam);
+                kicked.as_mut().enable();
+                seam.as_mut().enable();
+                snapshots::after_batch(cell); // an appender may have asked for one
+                if local.last_now() <= cell.applied.load(Ordering::Acquire) {
+                    tokio::select! {
+                        biased;
+                        changed = stop.changed() => match changed {
+                            Ok(()) => continue,
+                            Err(_) => return, // the Db was dropped
+                        },
+                        _ = kicked => {}
+                        _ = seam => {}
+                        _ = hold.changed() => {}
+                    }
+                }
+                continue;
+            }
+            // Appenders folded what the tail would return next: skip it.
+            if tail.position() <= applied {
+                tail = local.tail(applied + 1);
+            }
+            tail.next_batch(MAX_BATCH).await
+        } else {
             tokio::select! {
                 biased;
                 changed = stop.changed() => match changed {
@@ -188,17 +309,6 @@ async fn run<S: State>(
                     Err(_) => return, // the Db was dropped
                 },
                 batch = tail.next_batch(MAX_BATCH) => batch,
-            }
-        } else if held.first().is_some_and(|r| r.position <= limit) {
-            Ok(std::mem::take(&mut held))
-        } else {
-            tokio::select! {
-                biased;
-                changed = stop.changed() => match changed {
-                    Ok(()) => continue,
-                    Err(_) => return,
-                },
-                _ = hold.changed() => continue,
             }
         };
         let mut records = match batch {
@@ -228,11 +338,8 @@ async fn run<S: State>(
             return;
         }
         snapshots::after_batch(cell);
-        crate::observability::folded(
-            S::NAME,
-            store.as_deref(),
-            cell.applied.load(Ordering::Acquire),
-        );
+        cell.metrics
+            .folded(store.as_deref(), cell.applied.load(Ordering::Acquire));
         // A long replay (full batches) must not starve the other tasks of this
         // worker; a live fold of a few records per wake-up yields only when
         // its coop budget runs out (a yield per batch would reschedule, and so
@@ -321,7 +428,7 @@ fn fold_batch<S: State>(
     std::mem::forget(unwinding); // no panic: disarm
     // Published under the write lock: a reader holding the read lock sees a value,
     // an applied position and a last identity that agree (snapshots rely on it).
-    *cell.last.lock() = Some(RecordIdentity::of(done));
+    *cell.last.lock() = Some(LastRecord::of(done));
     cell.publish_applied(done.position);
     cell.watch.after_batch(&state);
     drop(state);
@@ -346,7 +453,7 @@ impl<S: State> Drop for PanicGuard<'_, S> {
             .checked_sub(1)
             .and_then(|i| self.records.get(i))
         {
-            *self.cell.last.lock() = Some(RecordIdentity::of(done));
+            *self.cell.last.lock() = Some(LastRecord::of(done));
             self.cell.publish_applied(done.position);
         }
         let record = self.records.get(self.applying);

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::Seq;
 use crate::db::error::{DbError, FoldFailure};
 use crate::db::fold::{self, Folder};
-use crate::snapshot::RecordIdentity;
+use crate::snapshot::{LastRecord, RecordIdentity};
 use crate::state::State;
 use crate::watch::Routes;
 
@@ -56,7 +56,7 @@ pub(crate) struct StateCell<S> {
     pub(crate) value: RwLock<S>,
     pub(crate) applied: AtomicU64,
     /// The identity of the record at `applied` (`None` before the first).
-    pub(crate) last: parking_lot::Mutex<Option<RecordIdentity>>,
+    pub(crate) last: parking_lot::Mutex<Option<LastRecord>>,
     /// The fold goes no further than this position ([`NO_HOLD`]: no limit): how
     /// a bundle takes one consistent cut across states.
     pub(crate) hold: watch::Sender<Seq>,
@@ -64,6 +64,11 @@ pub(crate) struct StateCell<S> {
     pub(crate) progress: watch::Sender<Progress>,
     /// The watched tables: the fold wakes their watchers after each batch.
     pub(crate) watch: Routes<S>,
+    /// Wakes the fold task when an appender could not fold its batch inline
+    /// (see `fold::after_append`).
+    pub(crate) kick: tokio::sync::Notify,
+    /// The fold's gauges.
+    pub(crate) metrics: crate::observability::FoldMetrics,
 }
 
 impl<S: State> StateCell<S> {
@@ -79,7 +84,8 @@ impl<S: State> StateCell<S> {
             folder,
             value: RwLock::new(value),
             applied: AtomicU64::new(applied),
-            last: parking_lot::Mutex::new(last),
+            last: parking_lot::Mutex::new(last.map(LastRecord::Known)),
+            metrics: crate::observability::FoldMetrics::register(S::NAME),
             hold: watch::Sender::new(NO_HOLD),
             skipped: AtomicU64::new(0),
             progress: watch::Sender::new(Progress {
@@ -87,13 +93,20 @@ impl<S: State> StateCell<S> {
                 status: FoldStatus::Running,
             }),
             watch: Routes::default(),
+            kick: tokio::sync::Notify::new(),
         }
     }
 
     /// Publishes that every event up to `seq` has been folded, waking waiters.
     pub(crate) fn publish_applied(&self, seq: Seq) {
         self.applied.store(seq, Ordering::Release);
-        self.progress.send_modify(|p| p.applied = seq);
+        // Without receivers no one waits (the value is still updated): a
+        // receiver subscribes before it reads the value, under the channel's
+        // lock, so it either sees this seq or is counted here and woken.
+        self.progress.send_if_modified(|p| {
+            p.applied = seq;
+            self.progress.receiver_count() > 0
+        });
     }
 
     /// Publishes that the fold ended, waking waiters. A failure is kept over a
@@ -131,6 +144,12 @@ pub(crate) trait StateSlot: Any + Send + Sync {
     fn store(&self) -> Option<Arc<dyn crate::store::EventStore>>;
     /// How many snapshots of this state to keep.
     fn keep_snapshots(&self) -> usize;
+    /// The Db appended `appended` to its own file store: fold it now or wake the task.
+    fn after_append(
+        &self,
+        appended: &crate::store::Appended,
+        records: Option<&[crate::store::RecordedEvent]>,
+    );
 }
 
 impl<S: State> StateSlot for StateCell<S> {
@@ -172,6 +191,14 @@ impl<S: State> StateSlot for StateCell<S> {
 
     fn keep_snapshots(&self) -> usize {
         self.folder.snapshots.keep()
+    }
+
+    fn after_append(
+        &self,
+        appended: &crate::store::Appended,
+        records: Option<&[crate::store::RecordedEvent]>,
+    ) {
+        fold::after_append(self, appended, records);
     }
 }
 

@@ -26,7 +26,8 @@ pub(crate) struct Registered {
 /// The event types of one Db.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    by_type: HashMap<TypeId, Registered>,
+    /// Looked up on every append: a fast hasher (`TypeId`s are not user input).
+    by_type: HashMap<TypeId, Registered, foldhash::fast::FixedState>,
     names: Vec<Arc<str>>,
     /// Names met in the log that no registered type knows, reported once each.
     reported: Mutex<HashSet<Arc<str>>>,

@@ -257,7 +257,11 @@ pub(crate) fn encode<S: State>(
     cell: &StateCell<S>,
 ) -> Result<(Vec<u8>, Option<Seq>), SnapshotError> {
     let state = cell.value.read();
-    let last = *cell.last.lock();
+    let last = cell
+        .last
+        .lock()
+        .as_ref()
+        .map(crate::snapshot::LastRecord::identity);
     let applied = cell.applied.load(Ordering::Acquire);
     if applied > 0 && last.is_none_or(|l| l.seq != applied) {
         return Err(SnapshotError::Unidentified {
@@ -305,15 +309,25 @@ pub(crate) async fn write_now(state: &dyn StateSlot) -> Result<(), DbError> {
 }
 
 /// After a batch: snapshot if `every` positions were folded since the last one.
-pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
+/// Whether `snapshot_every` asks for a snapshot of `cell` now.
+pub(crate) fn due<S: State>(cell: &StateCell<S>) -> bool {
     let Some(every) = cell.folder.snapshots.every else {
-        return;
+        return false;
     };
     let applied = cell.applied.load(Ordering::Acquire);
-    let last = cell.folder.last_snapshot.load(Ordering::Acquire);
-    if applied < last.saturating_add(every) {
+    applied
+        >= cell
+            .folder
+            .last_snapshot
+            .load(Ordering::Acquire)
+            .saturating_add(every)
+}
+
+pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
+    if !due(cell) {
         return;
     }
+    let applied = cell.applied.load(Ordering::Acquire);
     let mut pending = cell.folder.pending_write.lock();
     if pending.as_ref().is_some_and(|write| !write.is_finished()) {
         tracing::debug!(

@@ -24,7 +24,58 @@ pub struct RecordIdentity {
     pub payload_crc: u32,
 }
 
+/// The last record a state folded, as kept by the fold: its identity is
+/// computed only when a snapshot needs it (a CRC per fold batch showed in
+/// the cost of every single append). Holding the payload keeps the buffer it
+/// was read into alive until the next batch.
+#[derive(Debug, Clone)]
+pub(crate) enum LastRecord {
+    /// Known already (restored from a snapshot).
+    Known(RecordIdentity),
+    /// The record itself.
+    Record {
+        seq: Seq,
+        timestamp: u64,
+        name: std::sync::Arc<str>,
+        payload: bytes::Bytes,
+    },
+}
+
+impl LastRecord {
+    /// The last record of a fold batch.
+    pub(crate) fn of(event: &RecordedEvent) -> Self {
+        LastRecord::Record {
+            seq: event.position,
+            timestamp: event.timestamp,
+            name: std::sync::Arc::clone(&event.name),
+            payload: event.payload.clone(),
+        }
+    }
+
+    /// Its identity.
+    pub(crate) fn identity(&self) -> RecordIdentity {
+        match self {
+            LastRecord::Known(identity) => *identity,
+            LastRecord::Record {
+                seq,
+                timestamp,
+                name,
+                payload,
+            } => RecordIdentity::from_parts(*seq, *timestamp, name, payload),
+        }
+    }
+}
+
 impl RecordIdentity {
+    fn from_parts(seq: Seq, timestamp: u64, name: &str, payload: &[u8]) -> Self {
+        let crc = crc32c::crc32c_append(crc32c::crc32c(name.as_bytes()), payload);
+        Self {
+            seq,
+            timestamp,
+            payload_crc: crc,
+        }
+    }
+
     /// The identity of `event`.
     pub fn of(event: &RecordedEvent) -> Self {
         let crc = crc32c::crc32c_append(crc32c::crc32c(event.name.as_bytes()), &event.payload);

@@ -13,6 +13,7 @@ pub mod identity;
 
 pub use bundle::Bundle;
 pub use codec::{SnapshotError, SnapshotHeader};
+pub(crate) use identity::LastRecord;
 pub use identity::{IdentityMismatch, RecordIdentity};
 
 #[cfg(test)]

@@ -103,6 +103,10 @@ struct Inner {
     /// Set when the close is complete (log closed, lock released).
     closed: AtomicBool,
     lock: Mutex<Option<File>>,
+    /// Notified after every append made through the seam ([`EventStore::append`]),
+    /// not after the owning Db's own appends ([`FileStore::append_then`]), which
+    /// tell its states themselves: see [`FileStore::seam_appends`].
+    seam: Arc<tokio::sync::Notify>,
 }
 
 /// What an append waits for after the writer lock.
@@ -218,6 +222,7 @@ impl FileStore {
                 }),
                 closed: AtomicBool::new(false),
                 lock: Mutex::new(Some(lock)),
+                seam: Arc::default(),
             }),
         })
     }
@@ -713,22 +718,109 @@ impl FileStore {
     /// [`EventStore::append`] without boxing its future: the Db's fast path for
     /// its default store.
     pub(crate) async fn append_direct(&self, batch: AppendBatch) -> Result<Appended, StoreError> {
+        let seam = &self.inner.seam;
+        self.append_then(batch, |_| seam.notify_waiters()).await
+    }
+
+    /// [`append_direct`](Self::append_direct) for the Db that owns this store:
+    /// instead of notifying [`seam_appends`](Self::seam_appends), it calls
+    /// `then` with the batch's positions as soon as the batch is readable
+    /// (before waiting for durability, with no `.await` in between, so a
+    /// dropped future never skips it): the Db folds the batch there, or wakes
+    /// its fold tasks. `then` is not called for a deduplicated batch.
+    pub(crate) async fn append_then(
+        &self,
+        batch: AppendBatch,
+        then: impl FnOnce(Fresh<'_>),
+    ) -> Result<Appended, StoreError> {
+        let (appended, durable) = loop {
+            match self.enqueue(&batch)? {
+                Step::Appended(appended, durable) => break (appended, durable),
+                Step::Rolling(roll) => roll.wait().await,
+            }
+        };
+        if let Durable::Wait(enqueued) = &durable
+            && !appended.deduplicated
         {
-            let (appended, durable) = loop {
-                match self.enqueue(&batch)? {
-                    Step::Appended(appended, durable) => break (appended, durable),
-                    Step::Rolling(roll) => roll.wait().await,
-                }
-            };
-            let waited = match &durable {
-                // The log's group commit, as the fsync policy asks.
-                Durable::Wait(enqueued) => self.inner.log.wait_durable(enqueued).await,
-                // A retry of an append that may still be waiting for its fsync.
-                Durable::SyncAll => self.inner.log.sync().await,
-            };
-            waited.map_err(|e| storage("make the append durable", e))?;
-            Ok(appended)
+            then(Fresh {
+                appended: &appended,
+                timestamp: enqueued.timestamp,
+                chained: self.inner.options.chain_hashes,
+                batch,
+            });
         }
+        let waited = match &durable {
+            // The log's group commit, as the fsync policy asks.
+            Durable::Wait(enqueued) => self.inner.log.wait_durable(enqueued).await,
+            // A retry of an append that may still be waiting for its fsync.
+            Durable::SyncAll => self.inner.log.sync().await,
+        };
+        waited.map_err(|e| storage("make the append durable", e))?;
+        Ok(appended)
+    }
+
+    /// Notified after each append made through [`EventStore::append`] (once the
+    /// batch is readable): the fold tasks of the Db that owns this store sleep
+    /// on it, and on their own wake-up, instead of on the log, so that the Db's
+    /// own appends, which fold inline, wake no task.
+    pub(crate) fn seam_appends(&self) -> &Arc<tokio::sync::Notify> {
+        &self.inner.seam
+    }
+
+    /// The last position in the log now (0 when empty), without a future.
+    pub(crate) fn last_now(&self) -> Seq {
+        self.inner.log.last_seq().unwrap_or(0)
+    }
+}
+
+/// A batch just appended by [`FileStore::append_then`]: its positions, and the
+/// batch itself, from which its records are built without reading them back.
+pub(crate) struct Fresh<'a> {
+    pub(crate) appended: &'a Appended,
+    timestamp: u64,
+    chained: bool,
+    batch: AppendBatch,
+}
+
+impl Fresh<'_> {
+    /// The batch's records as a read would return them (the same fields, the
+    /// payloads moved, not copied); `None` when the store keeps a hash chain
+    /// (the hashes are only in the log).
+    pub(crate) fn records(self) -> Option<Vec<RecordedEvent>> {
+        if self.chained {
+            return None;
+        }
+        let AppendBatch {
+            events,
+            stream,
+            context,
+            ..
+        } = self.batch;
+        let context = context.filter(|c| !c.is_empty());
+        let stream = stream.map(|s| {
+            let first = self.appended.stream_version + 1 - events.len() as u64;
+            (Arc::<str>::from(s.stream), first)
+        });
+        let positions = self.appended.positions.clone();
+        let records = positions
+            .zip(events)
+            .enumerate()
+            .map(|(i, (position, event))| {
+                let record = RecordedEvent::new(
+                    position,
+                    self.timestamp,
+                    event.name,
+                    event.schema_version,
+                    Bytes::from(event.payload),
+                )
+                .with_context(context.clone());
+                match &stream {
+                    Some((id, first)) => record.in_stream(Arc::clone(id), first + i as u64),
+                    None => record,
+                }
+            })
+            .collect();
+        Some(records)
     }
 }
 

@@ -54,6 +54,10 @@ const MAX_BATCH: usize = 1024;
 /// The most records a waiter folds itself; further behind, it waits for the task.
 const MAX_HELP: Seq = 64;
 
+/// The largest batch an appender folds itself ([`after_append`]); a larger one
+/// is folded by the task, in parallel with the appender's next batch.
+const MAX_IN_PLACE: usize = 8;
+
 /// Tells a fold task to stop: `Some(seq)` once it has folded up to `seq`.
 /// Dropping the sender stops it at once.
 pub(crate) type StopAt = watch::Sender<Option<Seq>>;
@@ -171,6 +175,12 @@ pub(crate) fn after_append<S: State>(
 ) {
     let last = *appended.positions.end();
     if cell.applied.load(Ordering::Acquire) >= last {
+        return;
+    }
+    if appended.positions.clone().count() > MAX_IN_PLACE {
+        // A large batch: the task folds it while the appender goes on (one
+        // wake-up per batch is cheap; folding it here would serialize).
+        cell.kick.notify_waiters();
         return;
     }
     let folded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match records {

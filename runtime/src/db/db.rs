@@ -500,7 +500,7 @@ impl Db {
         }
         if self.inner.snapshots.on_close {
             for state in self.inner.states.values() {
-                if let Err(error) = snapshots::write_now(state.slot.as_ref()).await {
+                if let Err(error) = snapshots::write_now(&state.slot).await {
                     tracing::warn!(state = state.slot.name(), error = %crate::chain::Chain(&error), "foldkit: no snapshot at close; the next open replays");
                 }
             }

@@ -8,9 +8,11 @@
 //!   ([`RecordIdentity::check`]), else `Default` at position 0. A snapshot of a
 //!   log that lost its tail (and maybe refilled it) is never used.
 //! - A snapshot is encoded under the state's read lock, where the value, its
-//!   applied position and the identity of its last record agree, and is written
-//!   only once the store has made that position durable (`sync` first), so a
-//!   snapshot never covers events a crash could lose.
+//!   applied position and the identity of its last record agree, straight into the
+//!   one buffer that is written (see `codec::encode`); the lock is released before
+//!   the write, which happens only once the store has made that position durable
+//!   (`sync` first), so a snapshot never covers events a crash could lose. Encoding
+//!   and decoding run on the blocking pool, never on an async worker.
 //! - `compact` drops only stored events below every state's newest snapshot;
 //!   the store keeps what aggregates replay.
 
@@ -291,13 +293,25 @@ async fn store_snapshot(
     Ok(())
 }
 
+/// Encodes `state` on the blocking pool (it walks every row: no work for an async worker),
+/// under the state's read lock for the encode only; the lock is released before the blob
+/// is written. If the caller is dropped meanwhile, the encode finishes and its blob is
+/// dropped: nothing is written.
+async fn encode_off_worker(state: &Arc<dyn StateSlot>) -> Result<(Vec<u8>, Option<Seq>), DbError> {
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || state.encode_snapshot())
+        .await
+        .map_err(|_| DbError::Closed)?
+        .map_err(DbError::Snapshot)
+}
+
 /// Encodes `state` now and stores it.
-pub(crate) async fn write_now(state: &dyn StateSlot) -> Result<(), DbError> {
+pub(crate) async fn write_now(state: &Arc<dyn StateSlot>) -> Result<(), DbError> {
     let store = state.store().ok_or(DbError::Closed)?;
     if state.applied_seq() == 0 {
         return Ok(()); // nothing folded: no empty snapshot
     }
-    let (blob, seq) = state.encode_snapshot().map_err(DbError::Snapshot)?;
+    let (blob, seq) = encode_off_worker(state).await?;
     store_snapshot(
         store.as_ref(),
         state.name(),
@@ -457,7 +471,7 @@ impl Db {
         }
         let mut bundle = Bundle::new();
         for slot in &slots {
-            let (blob, _) = slot.encode_snapshot().map_err(DbError::Snapshot)?;
+            let (blob, _) = encode_off_worker(slot).await?;
             bundle.push(blob).map_err(DbError::Snapshot)?;
         }
         drop(release);
@@ -472,7 +486,7 @@ impl Db {
     /// stored some of them.
     pub async fn snapshot_to_disk(&self) -> Result<(), DbError> {
         for slot in self.slots() {
-            write_now(slot.as_ref()).await?;
+            write_now(slot).await?;
         }
         Ok(())
     }

@@ -26,6 +26,9 @@ use crate::{Seq, State};
 
 pub(crate) const MAGIC: &[u8; 8] = b"FOLDSNAP";
 const FORMAT: u8 = 2;
+/// The header's bytes besides the name: magic, format, name_len, version, fingerprint,
+/// seq, timestamp, payload_crc, body_len.
+const HEADER_FIXED: usize = 8 + 1 + 2 + 4 + 8 + 8 + 8 + 4 + 8;
 
 /// Why a snapshot could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -112,15 +115,22 @@ pub struct SnapshotHeader {
 }
 
 /// Encodes `state`, which has folded every record up to `last` (`None`: none).
+///
+/// The body is serialized straight into the blob that is returned (and written), sized
+/// exactly beforehand by a counting pass that allocates nothing: so a snapshot costs one
+/// blob of memory beside the state, never a body plus its copy, nor a grown vector's
+/// spare half.
 pub fn encode<S: State>(state: &S, last: Option<RecordIdentity>) -> Result<Vec<u8>, SnapshotError> {
-    let body = postcard::to_allocvec(state).map_err(|source| SnapshotError::Encode {
+    let failed = |source| SnapshotError::Encode {
         state: S::NAME,
         source,
-    })?;
+    };
+    let body_len = postcard::experimental::serialized_size(state).map_err(failed)?;
     let name = S::NAME.as_bytes();
     let name_len = u16::try_from(name.len())
         .map_err(|_| SnapshotError::Malformed("state name longer than 65535 bytes"))?;
-    let mut out = Vec::with_capacity(body.len() + name.len() + 59);
+    let framed = HEADER_FIXED + name.len() + body_len;
+    let mut out = Vec::with_capacity(framed + 4);
     out.extend_from_slice(MAGIC);
     out.push(FORMAT);
     out.extend_from_slice(&name_len.to_le_bytes());
@@ -131,8 +141,12 @@ pub fn encode<S: State>(state: &S, last: Option<RecordIdentity>) -> Result<Vec<u
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&timestamp.to_le_bytes());
     out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&(body_len as u64).to_le_bytes());
+    let mut out = postcard::to_extend(state, out).map_err(failed)?;
+    if out.len() != framed {
+        // A `Serialize` impl that writes differently on a second pass (not a pure one).
+        return Err(failed(postcard::Error::SerializeBufferFull));
+    }
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     Ok(out)

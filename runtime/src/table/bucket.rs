@@ -107,6 +107,22 @@ impl Chunks {
 }
 
 impl Bucket {
+    /// The bucket of `slots` (ascending, distinct), shaped by its size in one step (a bulk
+    /// load builds each bucket once instead of growing it slot by slot); `None` when
+    /// `slots` is empty.
+    pub(crate) fn from_sorted(slots: Vec<Slot>) -> Option<Bucket> {
+        debug_assert!(slots.is_sorted_by(|a, b| a < b));
+        Some(match slots.len() {
+            0 => return None,
+            1 => Bucket::One(slots[0]),
+            len if len <= FEW_MAX => Bucket::Few(slots.into_boxed_slice()),
+            len => {
+                let chunks = slots.chunks(CHUNK_MAX).map(<[Slot]>::to_vec).collect();
+                Bucket::Many(Box::new(Chunks { chunks, len }))
+            }
+        })
+    }
+
     /// How many slots.
     #[inline]
     pub(crate) fn len(&self) -> usize {
@@ -312,6 +328,37 @@ mod tests {
         assert!(!bucket.contains(1) && bucket.contains(3) && !bucket.contains(10_008));
         assert_eq!(slots(&bucket), expected.iter().copied().collect::<Vec<_>>());
         assert_eq!(bucket.len(), expected.len());
+    }
+
+    #[test]
+    fn from_sorted_shapes_a_bucket_as_inserts_would() {
+        assert!(Bucket::from_sorted(Vec::new()).is_none());
+        for len in [1, 2, FEW_MAX, FEW_MAX + 1, CHUNK_MAX, 3 * CHUNK_MAX + 7] {
+            let wanted: Vec<Slot> = (0..len as Slot).map(|s| s * 3).collect();
+            let bucket = Bucket::from_sorted(wanted.clone()).expect("non-empty");
+            let mut grown = Bucket::One(wanted[0]);
+            wanted[1..].iter().for_each(|&slot| grown.insert(slot));
+            assert_eq!(slots(&bucket), wanted);
+            assert_eq!(bucket.len(), len);
+            assert_eq!(
+                std::mem::discriminant(&bucket),
+                std::mem::discriminant(&grown),
+                "{len} slots"
+            );
+            if let Bucket::Many(chunks) = &bucket {
+                assert!(
+                    chunks
+                        .chunks
+                        .iter()
+                        .all(|c| !c.is_empty() && c.len() <= CHUNK_MAX)
+                );
+            }
+            // Still a working bucket: an insert in the middle and a removal.
+            let mut bucket = bucket;
+            bucket.insert(1);
+            assert!(bucket.contains(1) && bucket.contains(0));
+            assert!(!bucket.remove(1) && !bucket.contains(1));
+        }
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub trait AnyIndex<T: Entity>: Send + Sync {
     fn end_update(&mut self, row: &T, slot: Slot);
     /// Drops every entry.
     fn clear(&mut self);
+    /// Replaces every entry with those of `rows`, each at its position (a bulk load: each
+    /// key is filed once, with its whole bucket, instead of growing it row by row).
+    fn load(&mut self, rows: &[T]);
     /// An empty index of the same shape.
     fn empty(&self) -> Box<dyn AnyIndex<T>>;
     /// Appends the routing hashes of `row`'s keys to `out` (see `query::route`).
@@ -88,11 +91,14 @@ pub trait KeyMap<K>: Default + Send + Sync + 'static {
     fn drop_key(&mut self, key: &K);
     /// Drops every key.
     fn clear(&mut self);
+    /// The map of `keyed`: every (key, slot) pair, in ascending slot order (a row whose
+    /// `Vec` field holds a key twice gives the pair twice, and it is filed once).
+    fn build(keyed: Vec<(&K, Slot)>) -> Self;
     /// Every key's bucket, in no particular order (for invariant checks only).
     fn buckets(&self) -> Box<dyn Iterator<Item = &Bucket> + '_>;
 }
 
-impl<K: Hash + Eq + Send + Sync + 'static> KeyMap<K> for HashMap<K, Bucket, Seeded> {
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyMap<K> for HashMap<K, Bucket, Seeded> {
     #[inline]
     fn bucket(&self, key: &K) -> Option<&Bucket> {
         self.get(key)
@@ -110,12 +116,29 @@ impl<K: Hash + Eq + Send + Sync + 'static> KeyMap<K> for HashMap<K, Bucket, Seed
     fn clear(&mut self) {
         HashMap::clear(self);
     }
+    fn build(keyed: Vec<(&K, Slot)>) -> Self {
+        // Group the slots by key (borrowed), then move each group into its bucket once.
+        let mut groups: HashMap<&K, Vec<Slot>, Seeded> = HashMap::default();
+        for (key, slot) in keyed {
+            let slots = groups.entry(key).or_default();
+            if slots.last() != Some(&slot) {
+                slots.push(slot);
+            }
+        }
+        let mut map = HashMap::with_capacity_and_hasher(groups.len(), Seeded::default());
+        for (key, slots) in groups {
+            if let Some(bucket) = Bucket::from_sorted(slots) {
+                map.insert(key.clone(), bucket);
+            }
+        }
+        map
+    }
     fn buckets(&self) -> Box<dyn Iterator<Item = &Bucket> + '_> {
         Box::new(self.values())
     }
 }
 
-impl<K: Ord + Send + Sync + 'static> KeyMap<K> for BTreeMap<K, Bucket> {
+impl<K: Ord + Clone + Send + Sync + 'static> KeyMap<K> for BTreeMap<K, Bucket> {
     #[inline]
     fn bucket(&self, key: &K) -> Option<&Bucket> {
         self.get(key)
@@ -132,6 +155,28 @@ impl<K: Ord + Send + Sync + 'static> KeyMap<K> for BTreeMap<K, Bucket> {
     }
     fn clear(&mut self) {
         BTreeMap::clear(self);
+    }
+    fn build(mut keyed: Vec<(&K, Slot)>) -> Self {
+        // Stable: the slots of one key stay ascending. Linear when the keys already arrive
+        // in order (timestamps of rows in id order); the map is then built bottom-up from
+        // the sorted groups.
+        keyed.sort_by(|a, b| a.0.cmp(b.0));
+        let mut keyed = keyed.into_iter().peekable();
+        let groups = std::iter::from_fn(|| {
+            let (key, first) = keyed.next()?;
+            if keyed.peek().is_none_or(|(next, _)| *next != key) {
+                // A key of one row (the usual case of nearly unique keys): no vector.
+                return Some((key.clone(), Bucket::One(first)));
+            }
+            let mut slots = vec![first];
+            while let Some((_, slot)) = keyed.next_if(|(next, _)| *next == key) {
+                if slots.last() != Some(&slot) {
+                    slots.push(slot);
+                }
+            }
+            Some((key.clone(), Bucket::from_sorted(slots)?))
+        });
+        groups.collect()
     }
     fn buckets(&self) -> Box<dyn Iterator<Item = &Bucket> + '_> {
         Box::new(self.values())
@@ -248,6 +293,15 @@ where
 
     fn clear(&mut self) {
         self.map.clear();
+    }
+
+    fn load(&mut self, rows: &[T]) {
+        let keys = self.keys;
+        let mut keyed = Vec::with_capacity(rows.len());
+        for (at, row) in rows.iter().enumerate() {
+            keyed.extend(keys.of(row).iter().map(|key| (key, at as Slot)));
+        }
+        self.map = M::build(keyed);
     }
 
     fn empty(&self) -> Box<dyn AnyIndex<T>> {

@@ -2,8 +2,11 @@
 //!
 //! # Row storage
 //!
-//! Rows live densely in a `Vec<T>` (`rows`); a hash map from id to slot (`slots`) finds a
-//! row by id in `O(1)`. A scan walks the contiguous vector, so a query's predicate runs in
+//! Rows live densely in a `Vec<T>` (`rows`); a hash table of slots keyed by the id of the
+//! row at each slot (`slots`) finds a row by id in `O(1)`. It stores the 4-byte slot only,
+//! not a copy of the id: a lookup compares the id in the row, which the caller reads next
+//! anyway, so the table costs 5 bytes per bucket instead of `size_of::<Id>() + 4` rounded
+//! up (17 for a `u64` id), and ids that own heap memory (`String`) are not stored twice. A scan walks the contiguous vector, so a query's predicate runs in
 //! a tight, cache-friendly loop (see [`crate::query`]) instead of chasing tree nodes, and
 //! index buckets hold slots (see `bucket`), so an index lookup reads its rows directly.
 //! A removal moves the last row into the gap (`swap_remove`) and re-points that row's slot
@@ -21,7 +24,7 @@
 //!
 //! # Hashing and HashDoS
 //!
-//! `slots` and the hash indexes use foldhash, seeded at random per map: a per-process
+//! `slots` (through `hasher`) and the hash indexes use foldhash, seeded at random per map: a per-process
 //! random seed combined with a per-map seed, so two tables (and two runs) hash the same id
 //! differently. Ids and indexed values may come from users (through events), so someone
 //! may pick them to collide. foldhash is not a cryptographic hash; what its seeding
@@ -32,7 +35,8 @@
 //! order: no hash map is ever enumerated.
 //!
 //! Invariants, kept by the mutation paths below:
-//! - `slots.len() == rows.len()`, and `slots[rows[s].id()] == s` for every slot `s`;
+//! - `slots.len() == rows.len()`, and `slots` holds every slot `s` once, under the hash
+//!   of `rows[s].id()`;
 //! - `sorted` implies that the ids of `rows` are strictly ascending;
 //! - `id_order`, when set, lists every slot once, in ascending id order of its row;
 //! - the index invariant (see `index`).
@@ -45,12 +49,12 @@ pub(crate) mod bucket;
 mod changes;
 pub(crate) mod index;
 mod iter;
+mod load;
 mod serde_impl;
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::OnceLock;
 
 pub(crate) use bucket::{Bucket, Slot};
@@ -101,8 +105,10 @@ use crate::query::{QueryBuilder, QueryCore};
 pub struct Table<T: Entity> {
     /// The rows, densely; see the module docs for their order.
     rows: Vec<T>,
-    /// Id → slot in `rows`.
-    slots: HashMap<T::Id, Slot, Seeded>,
+    /// The slots of `rows`, each under the hash (by `hasher`) of its row's id.
+    slots: hashbrown::HashTable<Slot>,
+    /// Hashes ids for `slots`.
+    hasher: Seeded,
     /// Whether `rows` is in ascending id order.
     sorted: bool,
     /// The slots in ascending id order, when not `sorted` (reset by every mutation).
@@ -116,7 +122,8 @@ impl<T: Entity> Default for Table<T> {
     fn default() -> Self {
         Self {
             rows: Vec::new(),
-            slots: HashMap::default(),
+            slots: hashbrown::HashTable::new(),
+            hasher: Seeded::default(),
             sorted: true,
             id_order: OnceLock::new(),
             indexes: T::indexes(),
@@ -127,12 +134,9 @@ impl<T: Entity> Default for Table<T> {
 
 impl<T: Entity + Clone> Clone for Table<T> {
     fn clone(&self) -> Self {
-        let mut table = Self::default();
-        table.reserve(self.len());
-        for row in self.iter() {
-            table.insert(row.clone());
-        }
-        table
+        let rows = self.iter().cloned().collect();
+        // The rows of a table have distinct ids, and no more than a table holds.
+        Self::from_rows(rows).unwrap_or_else(|_| unreachable!("a table's rows form a table"))
     }
 }
 
@@ -163,7 +167,9 @@ impl<T: Entity> Table<T> {
     /// Reserves room for `additional` more rows.
     pub fn reserve(&mut self, additional: usize) {
         self.rows.reserve(additional);
-        self.slots.reserve(additional);
+        let (rows, hasher) = (&self.rows, &self.hasher);
+        self.slots
+            .reserve(additional, |&s| hasher.hash_one(rows[s as usize].id()));
     }
 
     /// How many live watch streams follow this table.
@@ -177,7 +183,8 @@ impl<T: Entity> Table<T> {
     ///
     /// If the table already holds `u32::MAX` rows.
     pub fn insert(&mut self, row: T) -> Option<T> {
-        if let Some(&slot) = self.slots.get(row.id()) {
+        let hash = self.hasher.hash_one(row.id());
+        if let Some(slot) = self.find(hash, row.id()) {
             let at = slot as usize;
             self.changes.record(row.id(), Some(at));
             for index in &mut self.indexes {
@@ -199,22 +206,23 @@ impl<T: Entity> Table<T> {
             self.sorted = false;
         }
         self.id_order.take();
-        self.slots.insert(row.id().clone(), slot);
         self.rows.push(row);
+        self.map(hash, slot);
         None
     }
 
     /// The row with this id.
     ///
     /// The id may be given in any borrowed form of the id type, as with
-    /// [`HashMap::get`]: `get("bolt")` for a `String` id.
+    /// [`HashMap::get`](std::collections::HashMap::get): `get("bolt")` for a `String` id.
     #[inline]
     pub fn get<Q>(&self, id: &Q) -> Option<&T>
     where
         T::Id: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.slots.get(id).map(|&slot| &self.rows[slot as usize])
+        let slot = self.find(self.hasher.hash_one(id), id)?;
+        Some(&self.rows[slot as usize])
     }
 
     /// Inserts the row with this id if there is none (made by `make`), then applies
@@ -249,7 +257,7 @@ impl<T: Entity> Table<T> {
         T::Id: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if let Some(&slot) = self.slots.get(id) {
+        if let Some(slot) = self.find(self.hasher.hash_one(id), id) {
             let id = self.rows[slot as usize].id().clone();
             self.update(&id, change);
             return false;
@@ -291,7 +299,7 @@ impl<T: Entity> Table<T> {
         T::Id: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.slots.contains_key(id)
+        self.find(self.hasher.hash_one(id), id).is_some()
     }
 
     /// Changes the row with this id in place and re-indexes the fields that changed.
@@ -299,7 +307,8 @@ impl<T: Entity> Table<T> {
     ///
     /// If `change` alters the id, the row moves to its new id, replacing any row there.
     pub fn update(&mut self, id: &T::Id, change: impl FnOnce(&mut T)) -> bool {
-        let Some(&slot) = self.slots.get(id) else {
+        let old_hash = self.hasher.hash_one(id);
+        let Some(slot) = self.find(old_hash, id) else {
             return false;
         };
         let at = slot as usize;
@@ -318,11 +327,18 @@ impl<T: Entity> Table<T> {
         self.id_order.take();
         let new_id = self.rows[at].id().clone();
         self.changes.record(&new_id, Some(at));
-        self.slots.remove(id);
-        if let Some(evicted) = self.slots.insert(new_id.clone(), slot) {
+        self.unmap(old_hash, slot);
+        let new_hash = self.hasher.hash_one(&new_id);
+        // Another row holding the new id (this one is unmapped, so not found).
+        let evicted = self.find(new_hash, &new_id);
+        self.map(new_hash, slot);
+        if let Some(evicted) = evicted {
+            self.unmap(new_hash, evicted);
             self.take_slot(evicted);
         }
-        let at = self.slots[&new_id] as usize;
+        let Some(at) = self.find(new_hash, &new_id).map(|s| s as usize) else {
+            unreachable!("the re-keyed row is mapped");
+        };
         if self.sorted && !self.in_order_at(at) {
             self.sorted = false;
         }
@@ -335,7 +351,9 @@ impl<T: Entity> Table<T> {
         T::Id: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let slot = self.slots.remove(id)?;
+        let hash = self.hasher.hash_one(id);
+        let slot = self.find(hash, id)?;
+        self.unmap(hash, slot);
         let row = self.take_slot(slot);
         self.changes.record(row.id(), None);
         Some(row)
@@ -447,8 +465,9 @@ impl<T: Entity> Table<T> {
             for index in &mut self.indexes {
                 index.repoint(moved, from, slot);
             }
-            // Whatever id the moved row has now, `slots` maps it to the old last slot.
-            if let Some(mapped) = self.slots.get_mut(moved.id()) {
+            // Whatever id the moved row has now, `slots` holds it as the old last slot.
+            let hash = self.hasher.hash_one(moved.id());
+            if let Some(mapped) = self.slots.find_mut(hash, |&s| s == from) {
                 *mapped = slot;
             }
             self.sorted = false;
@@ -467,7 +486,8 @@ impl<T: Entity> Table<T> {
             ));
         }
         for (at, row) in self.rows.iter().enumerate() {
-            if self.slots.get(row.id()).map(|&s| s as usize) != Some(at) {
+            let hash = self.hasher.hash_one(row.id());
+            if self.find(hash, row.id()).map(|s| s as usize) != Some(at) {
                 return Err(format!(
                     "row {:?} at slot {at} is not mapped there",
                     row.id()
@@ -487,6 +507,34 @@ impl<T: Entity> Table<T> {
             index.check(&self.rows)?;
         }
         Ok(())
+    }
+
+    /// The slot of the row with this id (whose hash is `hash`).
+    #[inline]
+    fn find<Q>(&self, hash: u64, id: &Q) -> Option<Slot>
+    where
+        T::Id: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let rows = &self.rows;
+        self.slots
+            .find(hash, |&s| rows[s as usize].id().borrow() == id)
+            .copied()
+    }
+
+    /// Adds `slot` (absent) under `hash`, the hash of its row's id.
+    fn map(&mut self, hash: u64, slot: Slot) {
+        let (rows, hasher) = (&self.rows, &self.hasher);
+        self.slots
+            .insert_unique(hash, slot, |&s| hasher.hash_one(rows[s as usize].id()));
+    }
+
+    /// Drops `slot` from under `hash` (matched by the slot itself: the row's id may have
+    /// changed since it was mapped).
+    fn unmap(&mut self, hash: u64, slot: Slot) {
+        if let Ok(entry) = self.slots.find_entry(hash, |&s| s == slot) {
+            entry.remove();
+        }
     }
 
     /// Whether the row at `at` sits between its neighbours in id order.

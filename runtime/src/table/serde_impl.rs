@@ -1,5 +1,5 @@
 //! A table serializes as the sequence of its rows in id order; indexes are not stored and
-//! are rebuilt on load. Two rows with one id in the input are an error, never a silent drop.
+//! are rebuilt on load, in bulk (see `load`). Two rows with one id in the input are an error, never a silent drop.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -8,6 +8,7 @@ use serde::de::{Error as _, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Table;
+use super::load::LoadError;
 use crate::entity::Entity;
 
 impl<T: Entity + Serialize> Serialize for Table<T> {
@@ -32,17 +33,21 @@ impl<'de, T: Entity + Deserialize<'de>> Visitor<'de> for RowsVisitor<T> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Table<T>, A::Error> {
-        let mut table = Table::default();
+        // The length comes from the input: trust it only up to what it costs to be wrong
+        // (1 MiB of rows); past that the vector grows as rows actually arrive.
+        let cautious = (1 << 20) / std::mem::size_of::<T>().max(1);
+        let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(cautious));
         while let Some(row) = seq.next_element::<T>()? {
-            if table.contains(row.id()) {
-                return Err(A::Error::custom(format_args!(
-                    "table of `{}` holds id {:?} twice",
-                    T::NAME,
-                    row.id()
-                )));
-            }
-            table.insert(row);
+            rows.push(row);
         }
-        Ok(table)
+        Table::from_rows(rows).map_err(|error| match error {
+            LoadError::Duplicate(id) => {
+                A::Error::custom(format_args!("table of `{}` holds id {id:?} twice", T::NAME))
+            }
+            LoadError::TooMany(rows) => A::Error::custom(format_args!(
+                "table of `{}` has {rows} rows, more than a table holds",
+                T::NAME
+            )),
+        })
     }
 }

@@ -1,0 +1,339 @@
+//! Restart (issue #18): reopening an orders log from a snapshot at its tail, beside a full
+//! replay of the same log, in the same run; and what loading the rows leaves on the heap.
+//!
+//! `cargo bench -p foldkit --bench restart -- --warm-up-time 1 --measurement-time 3`
+//! (`FOLDKIT_RESTART_5M=1` adds the 5M-row case; building its log takes a minute.)
+//!
+//! Data: `N` orders placed (`Placed`, one event each), then 3 in 4 of them confirmed
+//! (`Confirmed`): 1.75 events per row. Order `i` has customer `i % 100_000` (10 orders
+//! each, hash-indexed) and `placed_at = T0 + i` (ordered index). One log is opened with no
+//! snapshot (a full replay); a copy of it with a snapshot 1,000 events from the tail.
+//!
+//! Groups:
+//! - `restart_1M` (and `restart_5M`): `full_replay` against `snapshot_at_tail`, each
+//!   opening the Db, waiting until the state has folded the whole log, and closing it.
+//! - `restore_1M`: the in-memory part of a restore: decoding the snapshot blob (rows, the
+//!   id → slot map and both indexes) against postcard decoding the same rows as a plain
+//!   `Vec<Order>` (the floor: no map, no index).
+//!
+//! Before `restart_*` runs, the peak RSS while the opened Db writes a snapshot is printed
+//! against its RSS before (steady state). Before `restore_1M` runs, the heap left by the rows (a counting global allocator: live
+//! bytes after building the state, minus before, over `N`) is printed for a table
+//! decoded from a snapshot and for one folded row by row.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use foldkit::prelude::*;
+use foldkit::snapshot::codec;
+
+/// Counts live heap bytes (requested sizes).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to `System` unchanged; only counts sizes on the side.
+// (A global allocator cannot be written without `unsafe`.)
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const T0: u64 = 1_700_000_000_000;
+const CUSTOMERS: u64 = 100_000;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Status {
+    Placed,
+    Confirmed,
+}
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Order {
+    #[entity(id)]
+    order_id: u64,
+    #[entity(index)]
+    customer: String,
+    status: Status,
+    total_cents: u64,
+    #[entity(index(ordered))]
+    placed_at: u64,
+}
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+enum Shop {
+    Placed {
+        order_id: u64,
+        customer: String,
+        total_cents: u64,
+        placed_at: u64,
+    },
+    Confirmed {
+        order_id: u64,
+    },
+}
+
+#[derive(State, Default, Serialize, Deserialize)]
+#[state(event = Shop)]
+struct Orders {
+    orders: Table<Order>,
+}
+
+impl Apply<Shop> for Orders {
+    fn apply(&mut self, event: Shop, _: &Meta) -> Result<(), FoldError> {
+        match event {
+            Shop::Placed {
+                order_id,
+                customer,
+                total_cents,
+                placed_at,
+            } => {
+                self.orders.insert(Order {
+                    order_id,
+                    customer,
+                    status: Status::Placed,
+                    total_cents,
+                    placed_at,
+                });
+            }
+            Shop::Confirmed { order_id } => {
+                self.orders
+                    .update(&order_id, |o| o.status = Status::Confirmed);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn placed(i: u64) -> Shop {
+    Shop::Placed {
+        order_id: i,
+        customer: format!("customer-{}", i % CUSTOMERS),
+        total_cents: (i * 7919) % 50_000,
+        placed_at: T0 + i,
+    }
+}
+
+/// The events of `rows` orders: every `Placed`, then `Confirmed` for 3 in 4.
+fn events(rows: u64) -> impl Iterator<Item = Shop> {
+    (0..rows).map(placed).chain(
+        (0..rows)
+            .filter(|i| i % 4 != 3)
+            .map(|order_id| Shop::Confirmed { order_id }),
+    )
+}
+
+async fn open(dir: &Path) -> Db {
+    Db::builder(dir)
+        .fsync(FsyncPolicy::Never)
+        .segment_size(64 << 20)
+        .state::<Orders>()
+        .snapshot_on_close(false)
+        .open()
+        .await
+        .expect("open")
+}
+
+/// Writes the log of `rows` orders into `dir`, with a snapshot `from_tail` events before
+/// its end when asked; returns the log's last position.
+async fn build(dir: &Path, rows: u64, from_tail: Option<u64>) -> u64 {
+    let db = open(dir).await;
+    let total = rows + rows - rows / 4;
+    let snapshot_at = from_tail.map(|back| total - back);
+    let mut all = events(rows).peekable();
+    let mut last = 0;
+    while all.peek().is_some() {
+        let room = snapshot_at
+            .filter(|&at| at > last)
+            .map_or(10_000, |at| (at - last).min(10_000));
+        let batch: Vec<Shop> = all.by_ref().take(room as usize).collect();
+        last = *db.append_batch(batch).await.expect("batch").end();
+        if Some(last) == snapshot_at {
+            db.state::<Orders>().wait_for_seq(last).await.expect("fold");
+            db.snapshot_to_disk().await.expect("snapshot");
+        }
+    }
+    assert_eq!(last, total);
+    db.close().await.expect("close");
+    last
+}
+
+/// Opens the Db in `dir`, waits until it has folded up to `last`, closes it.
+async fn restart(dir: &Path, last: u64) -> usize {
+    let db = open(dir).await;
+    let orders = db.state::<Orders>();
+    orders.wait_for_seq(last).await.expect("caught up");
+    let rows = orders.read().orders.len();
+    db.close().await.expect("close");
+    rows
+}
+
+/// A field of `/proc/self/status`, in kB.
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Peak RSS while a snapshot of the opened state is written, against the RSS before it
+/// (steady state: the Db open and folded), printed. The peak is reset first
+/// (`/proc/self/clear_refs`), so it is the snapshot's own.
+async fn snapshot_peak(dir: &Path, last: u64) {
+    let db = open(dir).await;
+    db.state::<Orders>()
+        .wait_for_seq(last)
+        .await
+        .expect("caught up");
+    let steady = status_kb("VmRSS");
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak RSS");
+    db.snapshot_to_disk().await.expect("snapshot");
+    let peak = status_kb("VmHWM");
+    println!(
+        "peak RSS during a snapshot: {peak} kB against {steady} kB steady ({:.2}x); heap {} kB",
+        peak as f64 / steady as f64,
+        LIVE.load(Ordering::Relaxed) / 1024
+    );
+    db.close().await.expect("close");
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Whether the command line's filter (if any) can select a benchmark of group `name`, so
+/// a filtered run does not build logs it will not use.
+fn wanted(name: &str) -> bool {
+    let mut args = std::env::args().skip(1);
+    let mut filter = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--warm-up-time" | "--measurement-time" | "--sample-size" | "--save-baseline"
+            | "--baseline" | "--profile-time" => {
+                args.next();
+            }
+            flag if flag.starts_with('-') => {}
+            positional => filter = Some(positional.to_owned()),
+        }
+    }
+    filter.is_none_or(|f| name.contains(&f) || f.contains(name))
+}
+
+fn restart_group(c: &mut Criterion, rows: u64, name: &str) {
+    if !wanted(name) {
+        return;
+    }
+    let rt = runtime();
+    let full = tempfile::tempdir().expect("tempdir");
+    let snapshotted = tempfile::tempdir().expect("tempdir");
+    let last = rt.block_on(build(full.path(), rows, None));
+    rt.block_on(build(snapshotted.path(), rows, Some(1000)));
+    assert_eq!(rt.block_on(restart(full.path(), last)), rows as usize);
+    assert_eq!(
+        rt.block_on(restart(snapshotted.path(), last)),
+        rows as usize
+    );
+    rt.block_on(snapshot_peak(snapshotted.path(), last));
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10);
+    group.bench_function("full_replay", |b| {
+        b.iter(|| rt.block_on(restart(full.path(), last)))
+    });
+    group.bench_function("snapshot_at_tail", |b| {
+        b.iter(|| rt.block_on(restart(snapshotted.path(), last)))
+    });
+    group.finish();
+}
+
+fn restart_1m(c: &mut Criterion) {
+    restart_group(c, 1_000_000, "restart_1M");
+}
+
+fn restart_5m(c: &mut Criterion) {
+    if std::env::var_os("FOLDKIT_RESTART_5M").is_some() {
+        restart_group(c, 5_000_000, "restart_5M");
+    }
+}
+
+/// The state after folding `rows` orders, row by row as the fold does.
+fn folded(rows: u64) -> Orders {
+    let mut state = Orders::default();
+    let meta = Meta::new(1, T0, 1);
+    for event in events(rows) {
+        state.apply(event, &meta).expect("apply");
+    }
+    state
+}
+
+/// Live heap bytes per row of the state `make` builds (what it leaves, not its peak).
+fn heap_per_row(rows: u64, make: impl FnOnce() -> Orders) -> (f64, Orders) {
+    let before = LIVE.load(Ordering::Relaxed);
+    let state = make();
+    let after = LIVE.load(Ordering::Relaxed);
+    (after.saturating_sub(before) as f64 / rows as f64, state)
+}
+
+fn restore(c: &mut Criterion) {
+    const ROWS: u64 = 1_000_000;
+    if !wanted("restore_1M") {
+        return;
+    }
+    let (fold_bytes, state) = heap_per_row(ROWS, || folded(ROWS));
+    let blob = codec::encode(&state, None).expect("encode");
+    let rows: Vec<Order> = state.orders.iter().cloned().collect();
+    drop(state);
+    let plain = postcard::to_allocvec(&rows).expect("encode");
+    let (load_bytes, decoded) =
+        heap_per_row(ROWS, || codec::decode::<Orders>(&blob).expect("decode").0);
+    drop(decoded);
+    println!(
+        "heap per row at {ROWS} rows: decoded from a snapshot {load_bytes:.1} B, folded row by row {fold_bytes:.1} B; \
+         snapshot blob {:.1} B per row; size_of::<Order>() = {} B",
+        blob.len() as f64 / ROWS as f64,
+        std::mem::size_of::<Order>()
+    );
+    let mut group = c.benchmark_group("restore_1M");
+    group.sample_size(10);
+    group.bench_function("baseline_postcard_vec_decode", |b| {
+        b.iter(|| postcard::from_bytes::<Vec<Order>>(black_box(&plain)).expect("decode"))
+    });
+    group.bench_function("decode_snapshot", |b| {
+        b.iter(|| codec::decode::<Orders>(black_box(&blob)).expect("decode"))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = restore, restart_1m, restart_5m
+}
+criterion_main!(benches);

@@ -1,0 +1,118 @@
+//! Heap per row of a table restored from a snapshot (issue #18): a counting global
+//! allocator measures the live bytes a decoded orders state holds, over its rows.
+//!
+//! Orders: a `u64` id, a hash-indexed customer (10 orders each), an ordered `placed_at`
+//! (unique), a status and a total; `size_of::<Order>()` is 56 bytes and the customer
+//! string 14 more, so the rest (the id → slot table, both indexes, slack) is what this
+//! guards. Inserting row by row left 184 B per row (a `BTreeMap` id → slot, half-full
+//! B-tree nodes, grown buckets, vector slack); the bulk load leaves ~126 B.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use foldkit::__private::check_table;
+use foldkit::prelude::*;
+use foldkit::snapshot::codec;
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to `System` unchanged; only counts sizes on the side.
+// (A global allocator cannot be written without `unsafe`.)
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Status {
+    Placed,
+    Confirmed,
+}
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Order {
+    #[entity(id)]
+    order_id: u64,
+    #[entity(index)]
+    customer: String,
+    status: Status,
+    total_cents: u64,
+    #[entity(index(ordered))]
+    placed_at: u64,
+}
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+enum Placed {
+    Order(u64),
+}
+
+#[derive(State, Default, Serialize, Deserialize)]
+#[state(event = Placed)]
+struct Orders {
+    orders: Table<Order>,
+}
+
+impl Apply<Placed> for Orders {
+    fn apply(&mut self, _: Placed, _: &Meta) -> Result<(), FoldError> {
+        Ok(())
+    }
+}
+
+/// The one test of this binary (the allocator counts every thread's bytes).
+#[test]
+fn a_restored_orders_table_holds_at_most_130_bytes_per_row() {
+    const ROWS: u64 = 250_000;
+    let mut state = Orders::default();
+    for i in 0..ROWS {
+        state.orders.insert(Order {
+            order_id: i,
+            customer: format!("customer-{:05}", i % (ROWS / 10)),
+            status: if i % 4 == 3 {
+                Status::Placed
+            } else {
+                Status::Confirmed
+            },
+            total_cents: (i * 7919) % 50_000,
+            placed_at: 1_700_000_000_000 + i,
+        });
+    }
+    let blob = codec::encode(&state, None).expect("encode");
+    drop(state);
+    let before = LIVE.load(Ordering::Relaxed);
+    let (restored, _) = codec::decode::<Orders>(&blob).expect("decode");
+    let per_row = (LIVE.load(Ordering::Relaxed) - before) as f64 / ROWS as f64;
+    check_table(&restored.orders).expect("a consistent table");
+    assert_eq!(restored.orders.len(), ROWS as usize);
+    assert_eq!(
+        restored
+            .orders
+            .query()
+            .where_customer("customer-00007")
+            .ids(),
+        (0..10).map(|k| 7 + k * (ROWS / 10)).collect::<Vec<_>>()
+    );
+    assert!(
+        per_row <= 130.0,
+        "a restored table holds {per_row:.1} B per row (56 B of row, 14 B of customer)"
+    );
+}

@@ -10,6 +10,7 @@ use super::Direction;
 use super::fields::{
     ContainsField, EqField, IndexKey, OptionField, OrdField, OrderedKey, SortField,
 };
+use super::list::ClauseList;
 use super::order::{ByKey, OrderKey};
 use super::predicate::{Clause, Cost, Test};
 use super::probe::IndexProbe;
@@ -22,7 +23,7 @@ use super::probe::IndexProbe;
 #[must_use = "a query plan does nothing until it is run"]
 pub struct QueryCore<T> {
     /// Ordered by [`Cost`], cheapest first (see `push`).
-    pub(super) clauses: Vec<Clause<T>>,
+    pub(super) clauses: ClauseList<T>,
     pub(super) order: Vec<OrderKey<T>>,
     pub(super) offset: usize,
     pub(super) limit: Option<usize>,
@@ -63,7 +64,7 @@ impl<T> QueryCore<T> {
     /// A plan that matches every row, in id order.
     pub fn new() -> Self {
         Self {
-            clauses: Vec::new(),
+            clauses: ClauseList::Empty,
             order: Vec::new(),
             offset: 0,
             limit: None,
@@ -73,7 +74,7 @@ impl<T> QueryCore<T> {
 
     /// Whether `row` passes every clause (order, offset and limit aside).
     pub fn matches(&self, row: &T) -> bool {
-        self.clauses.iter().all(|clause| clause.test.test(row))
+        self.clauses.iter().all(|clause| clause.test().test(row))
     }
 
     /// The number of clauses (`where_*` and `filter` calls).
@@ -92,11 +93,7 @@ impl<T> QueryCore<T> {
     }
 
     fn test(self, cost: Cost, test: impl Fn(&T) -> bool + Send + Sync + 'static) -> Self {
-        self.push(Clause {
-            test: Arc::new(Test(test)),
-            cost,
-            probe: None,
-        })
+        self.push(Clause::test_only(Arc::new(Test(test)), cost))
     }
 
     /// Adds `clause` after every clause that costs no more, so `clauses` stays ordered by
@@ -111,11 +108,7 @@ impl<T> QueryCore<T> {
 
     /// Adds an index-capable clause: `probe` is its row test as well as its index probe.
     fn probed(self, probe: IndexProbe<T>, cost: Cost) -> Self {
-        self.push(Clause {
-            test: probe.predicate(),
-            cost,
-            probe: Some(probe),
-        })
+        self.push(Clause::probed(probe, cost))
     }
 
     /// Keeps rows for which `keep` returns true.

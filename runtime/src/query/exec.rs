@@ -32,9 +32,9 @@ use super::QueryCore;
 use super::order::{ById, SortKey, TopK};
 use super::plan::{Access, Want};
 use super::predicate::Clause;
-use super::probe::{Buckets, IndexProbe};
+use super::probe::{Buckets, Candidates, IndexProbe};
 use crate::entity::Entity;
-use crate::table::{Slot, Table};
+use crate::table::{Bucket, Slot, Table};
 
 /// Rows in the first run of a scan that may stop early; each later run doubles, up to
 /// [`LONGEST_RUN`].
@@ -169,12 +169,12 @@ impl<T: Entity> QueryCore<T> {
             None => out.extend(run),
             Some((first, rest)) => {
                 let from = out.len();
-                first.test.select(run, out);
+                first.test().select(run, out);
                 for clause in rest {
                     if out.len() == from {
                         break;
                     }
-                    clause.test.refine(out, from);
+                    clause.test().refine(out, from);
                 }
             }
         }
@@ -213,11 +213,11 @@ impl<T: Entity> QueryCore<T> {
                         first.select_before(chunk, worst, &rest, &mut run);
                         (before, since_before) = (run.len() as f64 / size, 0);
                         since_passing = since_passing.saturating_add(1);
-                        for clause in &self.clauses {
+                        for clause in self.clauses.iter() {
                             if run.is_empty() {
                                 break;
                             }
-                            clause.test.refine(&mut run, 0);
+                            clause.test().refine(&mut run, 0);
                         }
                     } else {
                         self.select(chunk, &mut run);
@@ -246,7 +246,7 @@ impl<T: Entity> QueryCore<T> {
             if out.len() == from {
                 break;
             }
-            clause.test.refine(out, from);
+            clause.test().refine(out, from);
         }
         exhausted
     }
@@ -408,12 +408,74 @@ impl<T: Entity> QueryCore<T> {
         if take == 0 || table.is_empty() {
             return Vec::new();
         }
+        if let Some(rows) = self.one_bucket(table, offset, take) {
+            return rows;
+        }
         let k = offset.saturating_add(take);
         let k = (k < table.len()).then_some(k);
         let access = self.access(table, Want::Rows { k });
         let mut out = self.run(table, access, k);
         out.drain(..offset.min(out.len()));
         out
+    }
+
+    /// The results of a query that is one index lookup of one key and nothing else (no
+    /// ordering, no other clause), on a table whose rows are stored in id order: the
+    /// bucket's rows, read straight into a vector of the right size. `None` when the query
+    /// is not of that shape, or when the planner would scan instead (the bucket holds too
+    /// many of the rows), so the general path decides.
+    ///
+    /// It is what the general path does for such a query (the bucket's slots are in id
+    /// order, so its rows are the result), without the planning, the sink and the runs
+    /// that the general path needs for everything else: for a lookup that returns a
+    /// handful of rows those cost more than the lookup itself (issue #18).
+    fn one_bucket<'t>(
+        &self,
+        table: &'t Table<T>,
+        offset: usize,
+        take: usize,
+    ) -> Option<Vec<&'t T>> {
+        let [clause] = self.clauses.as_slice() else {
+            return None;
+        };
+        let probe = clause.probe()?;
+        if !self.order.is_empty() || self.force.is_some() || !table.is_sorted() {
+            return None;
+        }
+        if probe.0.is_range() {
+            return None;
+        }
+        let Candidates::Exact { buckets, size } = probe.0.candidates(table, usize::MAX) else {
+            return None;
+        };
+        let bucket = match buckets.as_slice() {
+            [] => return Some(Vec::new()),
+            [bucket] => *bucket,
+            _ => return None,
+        };
+        if !Self::index_beats_scan(size, table.len()) {
+            return None;
+        }
+        let rows = table.dense();
+        let row = |&slot: &Slot| &rows[slot as usize];
+        Some(match bucket {
+            Bucket::One(slot) if offset == 0 => vec![row(slot)],
+            Bucket::One(_) => Vec::new(),
+            Bucket::Few(slots) => {
+                let end = offset.saturating_add(take).min(slots.len());
+                slots
+                    .get(offset..end)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(row)
+                    .collect()
+            }
+            Bucket::Many(_) => {
+                let mut out = Vec::with_capacity(size.saturating_sub(offset).min(take));
+                out.extend(bucket.iter().skip(offset).take(take).map(|slot| row(&slot)));
+                out
+            }
+        })
     }
 
     /// The result rows, borrowed from `table`.
@@ -493,7 +555,7 @@ impl<T: Entity> QueryCore<T> {
             [] => return rows.len(),
             [only] => {
                 for run in runs(rows.len(), early) {
-                    seen += only.test.count(&rows[run]);
+                    seen += only.test().count(&rows[run]);
                     if seen >= stop {
                         break;
                     }

@@ -131,8 +131,7 @@ impl<T: Entity> QueryCore<T> {
             Access::Scan => Plan::Scan,
             Access::Index { by, size, .. } => Plan::Index {
                 field: self.clauses[by]
-                    .probe
-                    .as_ref()
+                    .probe()
                     .map_or("?", |probe| field(probe.0.index())),
                 candidates: size,
             },
@@ -174,7 +173,7 @@ impl<T: Entity> QueryCore<T> {
             Some((by, size, buckets))
                 if forced_index
                     || want == Want::Count && self.clauses.len() == 1
-                    || size.saturating_mul(FETCH) < scan_cost =>
+                    || Self::index_beats_scan(size, scan_cost) =>
             {
                 Access::Index { by, size, buckets }
             }
@@ -198,6 +197,13 @@ impl<T: Entity> QueryCore<T> {
             }
         }
         otherwise
+    }
+
+    /// Whether reading `size` candidates through an index costs less than a scan that
+    /// costs `scan_cost`.
+    #[inline]
+    pub(super) fn index_beats_scan(size: usize, scan_cost: usize) -> bool {
+        size.saturating_mul(FETCH) < scan_cost
     }
 
     /// What a scan costs for `want`: `n`, or less when it stops early (no ordering, rows
@@ -241,7 +247,7 @@ impl<T: Entity> QueryCore<T> {
         let cap = if forced { usize::MAX } else { n / FETCH };
         let mut best: Option<(usize, usize, Buckets<'t>)> = None;
         for (at, clause) in self.clauses.iter().enumerate() {
-            let Some(probe) = &clause.probe else {
+            let Some(probe) = clause.probe() else {
                 continue;
             };
             // No use collecting more candidates than the best so far.
@@ -250,7 +256,7 @@ impl<T: Entity> QueryCore<T> {
                 let small = SAMPLE.min(limit);
                 match probe.0.candidates(table, small) {
                     Candidates::Over if limit > small => {
-                        let (passing, seen) = sample(table.dense(), |row| clause.test.test(row));
+                        let (passing, seen) = sample(table.dense(), |row| clause.test().test(row));
                         let estimate = passing.saturating_mul(n) / seen.max(1);
                         if estimate >= limit {
                             continue;
@@ -280,7 +286,7 @@ impl<T: Entity> QueryCore<T> {
         let mut probe: Option<IndexProbe<T>> = None;
         let mut satisfied = Vec::new();
         for (at, clause) in self.clauses.iter().enumerate() {
-            let Some(range) = &clause.probe else {
+            let Some(range) = clause.probe() else {
                 continue;
             };
             if !range.0.is_range() || range.0.index() != walker.0.index() {

@@ -101,19 +101,63 @@ impl Cost {
 
 /// One `where_*` or `filter` clause: a row test, its cost class, and for index-capable
 /// clauses the probe that names the candidate rows without scanning (the same object as
-/// the test, so an indexed clause is one allocation).
+/// the test, so an indexed clause is one allocation, and one reference count).
 pub(super) struct Clause<T> {
-    pub(super) test: Arc<dyn Predicate<T>>,
+    kind: Kind<T>,
     pub(super) cost: Cost,
-    pub(super) probe: Option<IndexProbe<T>>,
+}
+
+/// What a clause holds: a plain row test, or a probe that is its row test too.
+enum Kind<T> {
+    Test(Arc<dyn Predicate<T>>),
+    Probe(IndexProbe<T>),
+}
+
+impl<T> Clause<T> {
+    /// A clause that only tests rows.
+    pub(super) fn test_only(test: Arc<dyn Predicate<T>>, cost: Cost) -> Self {
+        Self {
+            kind: Kind::Test(test),
+            cost,
+        }
+    }
+
+    /// An index-capable clause: `probe` is its row test as well.
+    pub(super) fn probed(probe: IndexProbe<T>, cost: Cost) -> Self {
+        Self {
+            kind: Kind::Probe(probe),
+            cost,
+        }
+    }
+
+    /// The clause's row test.
+    #[inline]
+    pub(super) fn test(&self) -> &dyn Predicate<T> {
+        match &self.kind {
+            Kind::Test(test) => &**test,
+            Kind::Probe(probe) => &*probe.0,
+        }
+    }
+
+    /// The clause's index probe, if it can name its candidates from an index.
+    #[inline]
+    pub(super) fn probe(&self) -> Option<&IndexProbe<T>> {
+        match &self.kind {
+            Kind::Test(_) => None,
+            Kind::Probe(probe) => Some(probe),
+        }
+    }
 }
 
 impl<T> Clone for Clause<T> {
     fn clone(&self) -> Self {
+        let kind = match &self.kind {
+            Kind::Test(test) => Kind::Test(test.clone()),
+            Kind::Probe(probe) => Kind::Probe(probe.clone()),
+        };
         Self {
-            test: self.test.clone(),
+            kind,
             cost: self.cost,
-            probe: self.probe.clone(),
         }
     }
 }

@@ -34,11 +34,6 @@ impl<T> Clone for IndexProbe<T> {
 }
 
 impl<T> IndexProbe<T> {
-    /// The row test of this probe's clause.
-    pub(super) fn predicate(&self) -> Arc<dyn Predicate<T>> {
-        self.0.clone()
-    }
-
     /// A lookup of `keys` in the hash index at `slot`.
     pub(super) fn hash_lookup<K, R>(slot: usize, keys: KeyList<K>, read: R) -> Self
     where

@@ -84,7 +84,7 @@ impl<T> QueryCore<T> {
     pub(crate) fn route_probe(&self) -> Option<IndexProbe<T>> {
         self.clauses
             .iter()
-            .filter_map(|clause| clause.probe.as_ref())
+            .filter_map(|clause| clause.probe())
             .find(|probe| probe.0.route_keys().is_some())
             .cloned()
     }

@@ -429,7 +429,9 @@ impl Db {
                 let states = &self.inner.states;
                 file.append_then(batch, |fresh| {
                     let appended = fresh.appended;
-                    let records = fresh.records();
+                    // Larger batches go to the fold tasks: no records to build.
+                    let small = fresh.len() <= fold::MAX_IN_PLACE;
+                    let records = small.then(|| fresh.records()).flatten();
                     for state in states.values() {
                         state.slot.after_append(appended, records.as_deref());
                     }

@@ -56,7 +56,7 @@ const MAX_HELP: Seq = 64;
 
 /// The largest batch an appender folds itself ([`after_append`]); a larger one
 /// is folded by the task, in parallel with the appender's next batch.
-const MAX_IN_PLACE: usize = 8;
+pub(crate) const MAX_IN_PLACE: usize = 8;
 
 /// Tells a fold task to stop: `Some(seq)` once it has folded up to `seq`.
 /// Dropping the sender stops it at once.
@@ -164,7 +164,8 @@ pub(crate) fn help<S: State>(cell: &StateCell<S>, seq: Seq) -> bool {
 }
 
 /// After the Db appended `appended` (over its own file store; `records` are
-/// its records when the store could build them): folds it here when that is
+/// its records when the store could build them, and the batch is at most
+/// [`MAX_IN_PLACE`] events, the only ones folded here): folds it here when that is
 /// quick and free (as [`help`] decides), else wakes the fold task. A panic in
 /// `apply` stops the state (as it would in the task) but does not reach the
 /// appender, whose append has succeeded.
@@ -177,7 +178,8 @@ pub(crate) fn after_append<S: State>(
     if cell.applied.load(Ordering::Acquire) >= last {
         return;
     }
-    if appended.positions.clone().count() > MAX_IN_PLACE {
+    let len = last - appended.positions.start() + 1;
+    if len > MAX_IN_PLACE as Seq {
         // A large batch: the task folds it while the appender goes on (one
         // wake-up per batch is cheap; folding it here would serialize).
         cell.kick.notify_waiters();

@@ -55,7 +55,8 @@ pub(crate) struct StateCell<S> {
     pub(crate) folder: Folder,
     pub(crate) value: RwLock<S>,
     pub(crate) applied: AtomicU64,
-    /// The identity of the record at `applied` (`None` before the first).
+    /// The record at `applied` (`None` before the first), whose identity a
+    /// snapshot computes when it needs it.
     pub(crate) last: parking_lot::Mutex<Option<LastRecord>>,
     /// The fold goes no further than this position ([`NO_HOLD`]: no limit): how
     /// a bundle takes one consistent cut across states.

@@ -299,10 +299,12 @@ async fn store_snapshot(
 /// dropped: nothing is written.
 async fn encode_off_worker(state: &Arc<dyn StateSlot>) -> Result<(Vec<u8>, Option<Seq>), DbError> {
     let state = Arc::clone(state);
-    tokio::task::spawn_blocking(move || state.encode_snapshot())
-        .await
-        .map_err(|_| DbError::Closed)?
-        .map_err(DbError::Snapshot)
+    match tokio::task::spawn_blocking(move || state.encode_snapshot()).await {
+        Ok(encoded) => encoded.map_err(DbError::Snapshot),
+        // A panic in the state's `Serialize` is the caller's, as it was on this thread.
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => Err(DbError::Closed), // the runtime is shutting down
+    }
 }
 
 /// Encodes `state` now and stores it.
@@ -322,7 +324,6 @@ pub(crate) async fn write_now(state: &Arc<dyn StateSlot>) -> Result<(), DbError>
     .await
 }
 
-/// After a batch: snapshot if `every` positions were folded since the last one.
 /// Whether `snapshot_every` asks for a snapshot of `cell` now.
 pub(crate) fn due<S: State>(cell: &StateCell<S>) -> bool {
     let Some(every) = cell.folder.snapshots.every else {
@@ -337,6 +338,7 @@ pub(crate) fn due<S: State>(cell: &StateCell<S>) -> bool {
             .saturating_add(every)
 }
 
+/// After a batch: snapshot if `every` positions were folded since the last one.
 pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
     if !due(cell) {
         return;

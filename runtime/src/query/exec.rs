@@ -34,7 +34,7 @@ use super::plan::{Access, Want};
 use super::predicate::Clause;
 use super::probe::{Buckets, Candidates, IndexProbe};
 use crate::entity::Entity;
-use crate::table::{Bucket, Slot, Table};
+use crate::table::{Slot, Table};
 
 /// Rows in the first run of a scan that may stop early; each later run doubles, up to
 /// [`LONGEST_RUN`].
@@ -457,25 +457,15 @@ impl<T: Entity> QueryCore<T> {
             return None;
         }
         let rows = table.dense();
-        let row = |&slot: &Slot| &rows[slot as usize];
-        Some(match bucket {
-            Bucket::One(slot) if offset == 0 => vec![row(slot)],
-            Bucket::One(_) => Vec::new(),
-            Bucket::Few(slots) => {
-                let end = offset.saturating_add(take).min(slots.len());
-                slots
-                    .get(offset..end)
-                    .unwrap_or(&[])
-                    .iter()
-                    .map(row)
-                    .collect()
-            }
-            Bucket::Many(_) => {
-                let mut out = Vec::with_capacity(size.saturating_sub(offset).min(take));
-                out.extend(bucket.iter().skip(offset).take(take).map(|slot| row(&slot)));
-                out
-            }
-        })
+        let mut out = Vec::with_capacity(size.saturating_sub(offset).min(take));
+        out.extend(
+            bucket
+                .iter()
+                .skip(offset)
+                .take(take)
+                .map(|slot| &rows[slot as usize]),
+        );
+        Some(out)
     }
 
     /// The result rows, borrowed from `table`.

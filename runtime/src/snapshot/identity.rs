@@ -78,12 +78,7 @@ impl RecordIdentity {
 
     /// The identity of `event`.
     pub fn of(event: &RecordedEvent) -> Self {
-        let crc = crc32c::crc32c_append(crc32c::crc32c(event.name.as_bytes()), &event.payload);
-        Self {
-            seq: event.position,
-            timestamp: event.timestamp,
-            payload_crc: crc,
-        }
+        Self::from_parts(event.position, event.timestamp, &event.name, &event.payload)
     }
 
     /// Whether `store` holds this very event.

@@ -783,6 +783,11 @@ pub(crate) struct Fresh<'a> {
 }
 
 impl Fresh<'_> {
+    /// How many events the batch holds.
+    pub(crate) fn len(&self) -> usize {
+        self.batch.events.len()
+    }
+
     /// The batch's records as a read would return them (the same fields, the
     /// payloads moved, not copied); `None` when the store keeps a hash chain
     /// (the hashes are only in the log).

@@ -60,6 +60,7 @@ mod sync;
 mod tail;
 
 pub use error::StorageError;
+pub use frame::crc32c_append;
 pub use log::{Enqueue, Enqueued, Log, Record, RollWait};
 pub use observe::SLOW_FSYNC;
 pub use options::{FsyncHook, FsyncPolicy, LogOptions};

@@ -18,6 +18,7 @@ use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
 
 use crate::Seq;
+use crate::db::body;
 use crate::db::builder::{DbBuilder, StoreChoice};
 use crate::db::close::Closing;
 use crate::db::error::DbError;
@@ -30,6 +31,7 @@ use crate::db::snapshots::{self, Snapshots};
 use crate::event::Event;
 use crate::snapshot::Bundle;
 use crate::state::State;
+use crate::store::file::{BatchRef, EventRef, Fresh, Step};
 use crate::store::{
     AppendBatch, EventContext, EventStore, FileStore, FileStoreOptions, NewEvent, StoreError,
 };
@@ -339,8 +341,51 @@ impl Db {
     /// If the future is dropped before it completes, the event may or may not
     /// have been appended (never half); it is then durable at the next sync.
     pub async fn append<E: Event>(&self, event: E) -> Result<Seq, DbError> {
-        let seqs = self.append_batch_with(None, std::iter::once(event)).await?;
-        Ok(*seqs.start())
+        let Some(file) = &self.inner.file else {
+            let seqs = self.append_batch_with(None, std::iter::once(event)).await?;
+            return Ok(*seqs.start());
+        };
+        // The common append, over the Db's own file store: the event is encoded
+        // into a reused buffer and put in the log from there, with no `Vec` of
+        // events and no allocation but the record folded in place.
+        let appending = Appending::enter(&self.inner)?;
+        let name = &self.inner.registry.get::<E>()?.name;
+        let tried = body::with_buffer(|body| {
+            event.encode_into(body)?;
+            let one = BatchRef::one(EventRef {
+                name,
+                schema_version: E::VERSION,
+                payload: body,
+            });
+            Ok::<_, DbError>(
+                match file.try_append_then(one, |fresh| self.fold_fresh(fresh))? {
+                    Step::Appended(appended, durable) => Ok((appended, durable, body.len())),
+                    // The body cannot wait in the shared buffer: it goes the owned way.
+                    Step::Rolling(_) => Err(body.clone()),
+                },
+            )
+        })?;
+        let (appended, durable, bytes) = match tried {
+            Ok(done) => done,
+            Err(payload) => {
+                drop(appending);
+                let event = NewEvent {
+                    name: Arc::clone(name),
+                    schema_version: E::VERSION,
+                    payload,
+                };
+                return Ok(*self
+                    .append_raw(AppendBatch::new(vec![event]))
+                    .await?
+                    .positions
+                    .start());
+            }
+        };
+        file.wait_durable(&durable).await?;
+        self.inner
+            .append_metrics
+            .appended((1, bytes as u64), &appended);
+        Ok(*appended.positions.start())
     }
 
     /// [`append`](Self::append) with a context (correlation id, causation,
@@ -426,22 +471,24 @@ impl Db {
         let appended = match &self.inner.file {
             // Each state folds the batch here, or its task is woken.
             Some(file) => {
-                let states = &self.inner.states;
-                file.append_then(batch, |fresh| {
-                    let appended = fresh.appended;
-                    // Larger batches go to the fold tasks: no records to build.
-                    let small = fresh.len() <= fold::MAX_IN_PLACE;
-                    let records = small.then(|| fresh.records()).flatten();
-                    for state in states.values() {
-                        state.slot.after_append(appended, records.as_deref());
-                    }
-                })
-                .await?
+                file.append_then(BatchRef::from(&batch), |fresh| self.fold_fresh(fresh))
+                    .await?
             }
             None => self.inner.store.append(batch).await?,
         };
         self.inner.append_metrics.appended(size, &appended);
         Ok(appended)
+    }
+
+    /// Each state folds a batch just appended to the Db's file store in place,
+    /// or its task is woken.
+    fn fold_fresh(&self, fresh: Fresh<'_>) {
+        // Larger batches go to the fold tasks: no records to build.
+        let small = fresh.len() <= fold::MAX_IN_PLACE;
+        let records = small.then(|| fresh.records()).flatten();
+        for state in self.inner.states.values() {
+            state.slot.after_append(fresh.appended, records.as_deref());
+        }
     }
 
     /// Closes the Db: refuses new appends, makes every appended event durable,

@@ -10,6 +10,7 @@
 //! - [`streams`] and [`aggregates`]: streams with optimistic concurrency, commands.
 
 mod aggregates;
+mod body;
 mod builder;
 mod close;
 #[allow(clippy::module_inception)] // `db::db` holds the `Db` type; the folder is the runtime.

@@ -24,13 +24,14 @@ pub struct RecordIdentity {
     pub payload_crc: u32,
 }
 
-/// The last record a state folded, as kept by the fold: its identity is
-/// computed only when a snapshot needs it (a CRC per fold batch showed in
-/// the cost of every single append). Holding the payload keeps the buffer it
-/// was read into alive until the next batch.
+/// The last record a state folded, as kept by the fold: the identity of a
+/// short record is computed at once (a few instructions), a long one's only
+/// when a snapshot needs it (its CRC per fold batch showed in the cost of
+/// every single append); holding its payload keeps the buffer it was read
+/// into alive until the next batch.
 #[derive(Debug, Clone)]
 pub(crate) enum LastRecord {
-    /// Known already (restored from a snapshot).
+    /// Known already (a short record, or restored from a snapshot).
     Known(RecordIdentity),
     /// The record itself.
     Record {
@@ -42,8 +43,15 @@ pub(crate) enum LastRecord {
 }
 
 impl LastRecord {
+    /// Payloads up to this long get their identity at once: cheaper than
+    /// sharing the payload's buffer (a reference count, often an allocation).
+    const EAGER_UP_TO: usize = 512;
+
     /// The last record of a fold batch.
     pub(crate) fn of(event: &RecordedEvent) -> Self {
+        if event.payload.len() <= Self::EAGER_UP_TO {
+            return LastRecord::Known(RecordIdentity::of(event));
+        }
         LastRecord::Record {
             seq: event.position,
             timestamp: event.timestamp,
@@ -68,7 +76,10 @@ impl LastRecord {
 
 impl RecordIdentity {
     fn from_parts(seq: Seq, timestamp: u64, name: &str, payload: &[u8]) -> Self {
-        let crc = crc32c::crc32c_append(crc32c::crc32c(name.as_bytes()), payload);
+        let crc = foldkit_storage::crc32c_append(
+            foldkit_storage::crc32c_append(0, name.as_bytes()),
+            payload,
+        );
         Self {
             seq,
             timestamp,

@@ -231,16 +231,22 @@ pub(crate) struct Header<'a> {
 }
 
 impl Header<'_> {
-    /// Writes the header then `body` into a new buffer; returns it and the
-    /// offset of the (zeroed) hash, if any.
-    pub(crate) fn encode(&self, body: &[u8]) -> Result<(Vec<u8>, Option<usize>), EnvelopeError> {
+    /// Writes the header then `body` into `buf` (cleared first, its capacity
+    /// kept: the writer reuses one buffer per event); returns the offset of the
+    /// (zeroed) hash, if any.
+    pub(crate) fn encode_into(
+        &self,
+        body: &[u8],
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<usize>, EnvelopeError> {
         let invalid = |field, reason| EnvelopeError::Invalid { field, reason };
         let name_len = u8::try_from(self.name.len())
             .ok()
             .filter(|&n| n > 0)
             .ok_or(invalid("event name", "must be 1 to 255 bytes"))?;
         let mut flags = 0;
-        let mut buf = Vec::with_capacity(16 + self.name.len() + body.len());
+        buf.clear();
+        buf.reserve(16 + self.name.len() + body.len());
         buf.extend_from_slice(&[FORMAT, 0]);
         buf.extend_from_slice(&self.version.to_le_bytes());
         buf.push(name_len);
@@ -279,6 +285,14 @@ impl Header<'_> {
         });
         buf[1] = flags;
         buf.extend_from_slice(body);
+        Ok(hash_at)
+    }
+
+    /// [`encode_into`](Self::encode_into) a new buffer.
+    #[cfg(test)]
+    pub(crate) fn encode(&self, body: &[u8]) -> Result<(Vec<u8>, Option<usize>), EnvelopeError> {
+        let mut buf = Vec::new();
+        let hash_at = self.encode_into(body, &mut buf)?;
         Ok((buf, hash_at))
     }
 }

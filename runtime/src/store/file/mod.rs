@@ -21,6 +21,7 @@
 //! File I/O runs on the blocking pool; reads of recent records come from the
 //! log's memory window without leaving the caller's thread.
 
+mod batch;
 pub(crate) mod chain;
 mod envelope;
 pub(crate) mod files;
@@ -40,6 +41,8 @@ use parking_lot::Mutex;
 
 pub use envelope::{Envelope, EnvelopeError, HASH_LEN};
 
+use self::batch::Scratch;
+pub(crate) use self::batch::{BatchRef, EventRef, Fresh};
 use self::envelope::Header;
 use self::index::{Index, identity};
 use super::{
@@ -110,13 +113,13 @@ struct Inner {
 }
 
 /// What an append waits for after the writer lock.
-enum Durable {
+pub(crate) enum Durable {
     Wait(foldkit_storage::Enqueued),
     SyncAll,
 }
 
 /// What one try of an append did.
-enum Step {
+pub(crate) enum Step {
     Appended(Appended, Durable),
     /// The log's active segment is full: wait for the roll, then try again.
     Rolling(RollWait),
@@ -126,6 +129,8 @@ struct Writer {
     index: Index,
     /// Set by `close` first: refuses appends from then on.
     closing: bool,
+    /// The buffers the envelopes of a batch are encoded into.
+    scratch: Scratch,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -219,6 +224,7 @@ impl FileStore {
                 writer: Mutex::new(Writer {
                     index,
                     closing: false,
+                    scratch: Scratch::default(),
                 }),
                 closed: AtomicBool::new(false),
                 lock: Mutex::new(Some(lock)),
@@ -284,38 +290,34 @@ impl FileStore {
 
     /// Puts the batch in the log under the writer lock; returns what to wait on
     /// (or the segment roll to wait for before trying again).
-    fn enqueue(&self, batch: &AppendBatch) -> Result<Step, StoreError> {
-        let AppendBatch {
-            events,
-            stream,
-            context,
-            idempotency_key,
-        } = batch;
-        if events.is_empty() {
+    fn enqueue(&self, batch: BatchRef<'_>) -> Result<Step, StoreError> {
+        let events = batch.len();
+        if events == 0 {
             return Err(StoreError::InvalidBatch("an empty batch".into()));
         }
-        let count = u32::try_from(events.len()).map_err(|_| {
+        let count = u32::try_from(events).map_err(|_| {
             StoreError::InvalidBatch("more than u32::MAX events in one batch".into())
         })?;
-        let context_bytes = match context.as_deref().filter(|c| !c.is_empty()) {
-            Some(context) => Some(postcard::to_allocvec(context).map_err(|e| {
+        let context_bytes = match batch.context.filter(|c| !c.is_empty()) {
+            Some(context) => Some(postcard::to_allocvec(&**context).map_err(|e| {
                 StoreError::InvalidBatch(format!("the context cannot be encoded: {e}"))
             })?),
             None => None,
         };
         let chain = self.inner.options.chain_hashes;
-        let mut writer = self.inner.writer.lock();
+        let mut guard = self.inner.writer.lock();
+        let writer = &mut *guard;
         if writer.closing {
             return Err(StoreError::Closed);
         }
-        if let Some(key) = idempotency_key.as_deref()
+        if let Some(key) = batch.idempotency_key
             && let Some(first) = writer.index.keys.get(key)
         {
             let mut appended = first.clone();
             appended.deduplicated = true;
             return Ok(Step::Appended(appended, Durable::SyncAll));
         }
-        let version = match &stream {
+        let version = match batch.stream {
             Some(s) => {
                 if s.stream.is_empty() {
                     return Err(StoreError::InvalidBatch("an empty stream id".into()));
@@ -332,38 +334,27 @@ impl FileStore {
             }
             None => 0,
         };
-        // One event (the common append) needs no Vec of payloads.
-        let mut single: Option<Vec<u8>> = None;
-        let mut many = Vec::new();
+        // Each envelope is encoded into a buffer the writer keeps (no allocation
+        // once the buffers have grown to the size of the events appended).
+        let scratch = writer.scratch.take(events);
         let mut hash_at = Vec::new();
-        for (i, event) in events.iter().enumerate() {
+        for (i, (event, buf)) in batch.events().zip(scratch.iter_mut()).enumerate() {
             let header = Header {
                 version: event.schema_version,
-                name: &event.name,
-                stream: stream
-                    .as_ref()
+                name: event.name,
+                stream: batch
+                    .stream
                     .map(|s| (s.stream.as_str(), version + 1 + i as u64)),
                 context: context_bytes.as_deref(),
-                idempotency_key: idempotency_key
-                    .as_deref()
-                    .filter(|_| i == 0)
-                    .map(|k| (k, count)),
+                idempotency_key: batch.idempotency_key.filter(|_| i == 0).map(|k| (k, count)),
                 hash: chain,
             };
-            let (bytes, at) = header
-                .encode(&event.payload)
+            let at = header
+                .encode_into(event.payload, buf)
                 .map_err(|e| StoreError::InvalidBatch(format!("event `{}`: {e}", event.name)))?;
-            if events.len() == 1 {
-                single = Some(bytes);
-            } else {
-                many.push(bytes);
-            }
             hash_at.extend(at);
         }
-        let payloads: &[Vec<u8>] = match &single {
-            Some(bytes) => std::slice::from_ref(bytes),
-            None => &many,
-        };
+        let payloads = &*scratch;
         let log = &self.inner.log;
         let enqueued = if chain {
             let mut head = writer.index.head.unwrap_or([0; HASH_LEN]);
@@ -394,23 +385,23 @@ impl FileStore {
         let positions = enqueued.seqs.clone();
         let appended = Appended {
             positions: positions.clone(),
-            stream_version: stream.as_ref().map_or(0, |_| version + events.len() as u64),
+            stream_version: batch.stream.map_or(0, |_| version + events as u64),
             deduplicated: false,
         };
         let index = &mut writer.index;
         for (i, position) in positions.enumerate() {
-            let stream = stream
-                .as_ref()
+            let stream = batch
+                .stream
                 .map(|s| (s.stream.as_str(), version + 1 + i as u64));
-            let key = idempotency_key
-                .as_deref()
+            let key = batch
+                .idempotency_key
                 .filter(|_| i == 0)
                 .map(|k| (k, appended.clone()));
             // The identity of the covered record is computed when the index is
             // persisted (`persist_index_blocking`), not on every append.
             index.record(position, 0, stream, key);
         }
-        drop(writer);
+        drop(guard);
         Ok(Step::Appended(appended, Durable::Wait(enqueued)))
     }
 
@@ -719,44 +710,68 @@ impl FileStore {
     /// its default store.
     pub(crate) async fn append_direct(&self, batch: AppendBatch) -> Result<Appended, StoreError> {
         let seam = &self.inner.seam;
-        self.append_then(batch, |_| seam.notify_waiters()).await
+        self.append_then(BatchRef::from(&batch), |_| seam.notify_waiters())
+            .await
     }
 
     /// [`append_direct`](Self::append_direct) for the Db that owns this store:
-    /// instead of notifying [`seam_appends`](Self::seam_appends), it calls
-    /// `then` with the batch's positions as soon as the batch is readable
-    /// (before waiting for durability, with no `.await` in between, so a
-    /// dropped future never skips it): the Db folds the batch there, or wakes
-    /// its fold tasks. `then` is not called for a deduplicated batch.
+    /// see [`try_append_then`](Self::try_append_then).
     pub(crate) async fn append_then(
         &self,
-        batch: AppendBatch,
-        then: impl FnOnce(Fresh<'_>),
+        batch: BatchRef<'_>,
+        mut then: impl FnMut(Fresh<'_>),
     ) -> Result<Appended, StoreError> {
         let (appended, durable) = loop {
-            match self.enqueue(&batch)? {
+            match self.try_append_then(batch, &mut then)? {
                 Step::Appended(appended, durable) => break (appended, durable),
                 Step::Rolling(roll) => roll.wait().await,
             }
         };
-        if let Durable::Wait(enqueued) = &durable
+        self.wait_durable(&durable).await?;
+        Ok(appended)
+    }
+
+    /// The synchronous half of an append: puts the batch in the log, or says
+    /// that the log is rolling its segment (wait for it, then try again).
+    ///
+    /// Instead of notifying [`seam_appends`](Self::seam_appends), it calls
+    /// `then` with the batch's positions as soon as the batch is readable, so
+    /// the Db folds the batch there or wakes its fold tasks; `then` is not
+    /// called for a deduplicated batch. The batch is appended even if the
+    /// caller never waits with [`wait_durable`](Self::wait_durable) (it is
+    /// then durable at the next sync).
+    pub(crate) fn try_append_then(
+        &self,
+        batch: BatchRef<'_>,
+        then: impl FnOnce(Fresh<'_>),
+    ) -> Result<Step, StoreError> {
+        let step = self.enqueue(batch)?;
+        if let Step::Appended(appended, Durable::Wait(enqueued)) = &step
             && !appended.deduplicated
         {
             then(Fresh {
-                appended: &appended,
+                appended,
                 timestamp: enqueued.timestamp,
                 chained: self.inner.options.chain_hashes,
                 batch,
             });
         }
-        let waited = match &durable {
+        Ok(step)
+    }
+
+    /// Waits until an append is as durable as the fsync policy promises.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: the batch stays appended, durable at a later sync.
+    pub(crate) async fn wait_durable(&self, durable: &Durable) -> Result<(), StoreError> {
+        let waited = match durable {
             // The log's group commit, as the fsync policy asks.
             Durable::Wait(enqueued) => self.inner.log.wait_durable(enqueued).await,
             // A retry of an append that may still be waiting for its fsync.
             Durable::SyncAll => self.inner.log.sync().await,
         };
-        waited.map_err(|e| storage("make the append durable", e))?;
-        Ok(appended)
+        waited.map_err(|e| storage("make the append durable", e))
     }
 
     /// Notified after each append made through [`EventStore::append`] (once the
@@ -770,62 +785,6 @@ impl FileStore {
     /// The last position in the log now (0 when empty), without a future.
     pub(crate) fn last_now(&self) -> Seq {
         self.inner.log.last_seq().unwrap_or(0)
-    }
-}
-
-/// A batch just appended by [`FileStore::append_then`]: its positions, and the
-/// batch itself, from which its records are built without reading them back.
-pub(crate) struct Fresh<'a> {
-    pub(crate) appended: &'a Appended,
-    timestamp: u64,
-    chained: bool,
-    batch: AppendBatch,
-}
-
-impl Fresh<'_> {
-    /// How many events the batch holds.
-    pub(crate) fn len(&self) -> usize {
-        self.batch.events.len()
-    }
-
-    /// The batch's records as a read would return them (the same fields, the
-    /// payloads moved, not copied); `None` when the store keeps a hash chain
-    /// (the hashes are only in the log).
-    pub(crate) fn records(self) -> Option<Vec<RecordedEvent>> {
-        if self.chained {
-            return None;
-        }
-        let AppendBatch {
-            events,
-            stream,
-            context,
-            ..
-        } = self.batch;
-        let context = context.filter(|c| !c.is_empty());
-        let stream = stream.map(|s| {
-            let first = self.appended.stream_version + 1 - events.len() as u64;
-            (Arc::<str>::from(s.stream), first)
-        });
-        let positions = self.appended.positions.clone();
-        let records = positions
-            .zip(events)
-            .enumerate()
-            .map(|(i, (position, event))| {
-                let record = RecordedEvent::new(
-                    position,
-                    self.timestamp,
-                    event.name,
-                    event.schema_version,
-                    Bytes::from(event.payload),
-                )
-                .with_context(context.clone());
-                match &stream {
-                    Some((id, first)) => record.in_stream(Arc::clone(id), first + i as u64),
-                    None => record,
-                }
-            })
-            .collect();
-        Some(records)
     }
 }
 

@@ -145,11 +145,11 @@ async fn every_append_is_visible_after_its_wait() {
     db.close().await.expect("close");
 }
 
-/// Single appends take the encode-in-place path; while the log rolls a full
+/// Single appends and small batches take the encode-in-place path; while the log rolls a full
 /// segment they wait and go the owned way. Either way each is appended and
 /// folded exactly once, in order, and replays the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_single_appends_across_segment_rolls_fold_exactly_once() {
+async fn concurrent_small_appends_across_segment_rolls_fold_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let open_small = || {
         Db::builder(dir.path())
@@ -164,8 +164,18 @@ async fn concurrent_single_appends_across_segment_rolls_fold_exactly_once() {
             let db = db.clone();
             tokio::spawn(async move {
                 let mut seqs = Vec::new();
-                for i in 0..300u64 {
-                    seqs.push(db.append(Counter::Add(w * 1000 + i)).await.expect("append"));
+                let mut i = 0;
+                while i < 300u64 {
+                    let value = w * 1000 + i;
+                    if i % 3 == 0 {
+                        // A small batch: packed like a single event, folded in place.
+                        let batch = [Counter::Add(value), Counter::Add(value + 1)];
+                        seqs.extend(db.append_batch(batch).await.expect("append batch"));
+                        i += 2;
+                    } else {
+                        seqs.push(db.append(Counter::Add(value)).await.expect("append"));
+                        i += 1;
+                    }
                 }
                 seqs
             })

@@ -31,7 +31,7 @@ use crate::db::snapshots::{self, Snapshots};
 use crate::event::Event;
 use crate::snapshot::Bundle;
 use crate::state::State;
-use crate::store::file::{BatchRef, EventRef, Fresh, Step};
+use crate::store::file::{BatchRef, Fresh, Step};
 use crate::store::{
     AppendBatch, EventContext, EventStore, FileStore, FileStoreOptions, NewEvent, StoreError,
 };
@@ -341,51 +341,8 @@ impl Db {
     /// If the future is dropped before it completes, the event may or may not
     /// have been appended (never half); it is then durable at the next sync.
     pub async fn append<E: Event>(&self, event: E) -> Result<Seq, DbError> {
-        let Some(file) = &self.inner.file else {
-            let seqs = self.append_batch_with(None, std::iter::once(event)).await?;
-            return Ok(*seqs.start());
-        };
-        // The common append, over the Db's own file store: the event is encoded
-        // into a reused buffer and put in the log from there, with no `Vec` of
-        // events and no allocation but the record folded in place.
-        let appending = Appending::enter(&self.inner)?;
-        let name = &self.inner.registry.get::<E>()?.name;
-        let tried = body::with_buffer(|body| {
-            event.encode_into(body)?;
-            let one = BatchRef::one(EventRef {
-                name,
-                schema_version: E::VERSION,
-                payload: body,
-            });
-            Ok::<_, DbError>(
-                match file.try_append_then(one, |fresh| self.fold_fresh(fresh))? {
-                    Step::Appended(appended, durable) => Ok((appended, durable, body.len())),
-                    // The body cannot wait in the shared buffer: it goes the owned way.
-                    Step::Rolling(_) => Err(body.clone()),
-                },
-            )
-        })?;
-        let (appended, durable, bytes) = match tried {
-            Ok(done) => done,
-            Err(payload) => {
-                drop(appending);
-                let event = NewEvent {
-                    name: Arc::clone(name),
-                    schema_version: E::VERSION,
-                    payload,
-                };
-                return Ok(*self
-                    .append_raw(AppendBatch::new(vec![event]))
-                    .await?
-                    .positions
-                    .start());
-            }
-        };
-        file.wait_durable(&durable).await?;
-        self.inner
-            .append_metrics
-            .appended((1, bytes as u64), &appended);
-        Ok(*appended.positions.start())
+        let seqs = self.append_batch_with(None, std::iter::once(event)).await?;
+        Ok(*seqs.start())
     }
 
     /// [`append`](Self::append) with a context (correlation id, causation,
@@ -434,9 +391,48 @@ impl Db {
         context: Option<Arc<EventContext>>,
         events: impl IntoIterator<Item = E>,
     ) -> Result<RangeInclusive<Seq>, DbError> {
-        let mut batch = AppendBatch::new(self.encode_events(events)?);
-        batch.context = context;
-        Ok(self.append_raw(batch).await?.positions)
+        let Some(file) = &self.inner.file else {
+            let mut batch = AppendBatch::new(self.encode_events(events)?);
+            batch.context = context;
+            return Ok(self.append_raw(batch).await?.positions);
+        };
+        // Over the Db's own file store, the events are encoded into a reused
+        // buffer and put in the log from there: no `Vec` per event, no
+        // allocation for an append of one event but the record folded in place.
+        let appending = Appending::enter(&self.inner)?;
+        let name = &self.inner.registry.get::<E>()?.name;
+        let tried = body::with_bodies(|bodies| {
+            for event in events {
+                event.encode_into(&mut bodies.bytes)?;
+                bodies.end_body();
+            }
+            if bodies.ends.is_empty() {
+                return Err(DbError::EmptyBatch { event: E::NAME });
+            }
+            let batch = BatchRef::packed(name, E::VERSION, &bodies.bytes, &bodies.ends)
+                .with_context(context.as_ref());
+            Ok(
+                match file.try_append_then(batch, |fresh| self.fold_fresh(fresh))? {
+                    Step::Appended(appended, durable) => Ok((
+                        appended,
+                        durable,
+                        (batch.len() as u64, bodies.bytes.len() as u64),
+                    )),
+                    // The bodies cannot wait in the shared buffer: they go the owned way.
+                    Step::Rolling(_) => Err(batch.to_owned_batch()),
+                },
+            )
+        })?;
+        let (appended, durable, size) = match tried {
+            Ok(done) => done,
+            Err(owned) => {
+                drop(appending);
+                return Ok(self.append_raw(owned).await?.positions);
+            }
+        };
+        file.wait_durable(&durable).await?;
+        self.inner.append_metrics.appended(size, &appended);
+        Ok(appended.positions)
     }
 
     /// The events as the store takes them.

@@ -38,7 +38,13 @@ impl<'a> From<&'a NewEvent> for EventRef<'a> {
 
 #[derive(Debug, Clone, Copy)]
 enum Events<'a> {
-    One(EventRef<'a>),
+    /// Events of one type, their bodies back to back: body `i` ends at `ends[i]`.
+    Packed {
+        name: &'a Arc<str>,
+        schema_version: u32,
+        bodies: &'a [u8],
+        ends: &'a [usize],
+    },
     Many(&'a [NewEvent]),
 }
 
@@ -52,31 +58,102 @@ pub(crate) struct BatchRef<'a> {
 }
 
 impl<'a> BatchRef<'a> {
-    /// One event, to no stream, without context or key.
-    pub(crate) fn one(event: EventRef<'a>) -> Self {
+    /// Events of one type, to no stream, without context or key: body `i` of
+    /// `bodies` ends at `ends[i]` (ascending, the last at most `bodies.len()`).
+    pub(crate) fn packed(
+        name: &'a Arc<str>,
+        schema_version: u32,
+        bodies: &'a [u8],
+        ends: &'a [usize],
+    ) -> Self {
+        debug_assert!(ends.windows(2).all(|w| w[0] <= w[1]));
+        debug_assert!(ends.last().is_none_or(|&end| end <= bodies.len()));
         BatchRef {
-            events: Events::One(event),
+            events: Events::Packed {
+                name,
+                schema_version,
+                bodies,
+                ends,
+            },
             stream: None,
             context: None,
             idempotency_key: None,
         }
     }
 
+    /// The batch, with `context` on every event.
+    pub(crate) fn with_context(mut self, context: Option<&'a Arc<EventContext>>) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// The batch as the seam takes it, every body copied (for an append that
+    /// must wait before it can try again).
+    pub(crate) fn to_owned_batch(self) -> AppendBatch {
+        let mut batch = AppendBatch::new(
+            self.events()
+                .map(|event| NewEvent {
+                    name: Arc::clone(event.name),
+                    schema_version: event.schema_version,
+                    payload: event.payload.to_vec(),
+                })
+                .collect(),
+        );
+        batch.stream = self.stream.cloned();
+        batch.context = self.context.cloned();
+        batch.idempotency_key = self.idempotency_key.map(str::to_owned);
+        batch
+    }
+
     /// How many events the batch holds.
     pub(crate) fn len(&self) -> usize {
         match self.events {
-            Events::One(_) => 1,
+            Events::Packed { ends, .. } => ends.len(),
             Events::Many(events) => events.len(),
         }
     }
 
     /// The events, in order.
-    pub(crate) fn events(&self) -> impl Iterator<Item = EventRef<'a>> + 'a {
-        let (one, many) = match self.events {
-            Events::One(event) => (Some(event), &[][..]),
-            Events::Many(events) => (None, events),
+    pub(crate) fn events(&self) -> EventsIter<'a> {
+        EventsIter {
+            events: self.events,
+            at: 0,
+        }
+    }
+}
+
+/// The events of a [`BatchRef`], in order.
+pub(crate) struct EventsIter<'a> {
+    events: Events<'a>,
+    at: usize,
+}
+
+impl<'a> Iterator for EventsIter<'a> {
+    type Item = EventRef<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<EventRef<'a>> {
+        let i = self.at;
+        let event = match self.events {
+            Events::Packed {
+                name,
+                schema_version,
+                bodies,
+                ends,
+            } => {
+                let end = *ends.get(i)?;
+                let start = i.checked_sub(1).map_or(0, |before| ends[before]);
+                EventRef {
+                    name,
+                    schema_version,
+                    // In bounds: `packed` takes ascending ends within the bodies.
+                    payload: &bodies[start..end],
+                }
+            }
+            Events::Many(events) => EventRef::from(events.get(i)?),
         };
-        one.into_iter().chain(many.iter().map(EventRef::from))
+        self.at = i + 1;
+        Some(event)
     }
 }
 
@@ -135,16 +212,16 @@ impl Fresh<'_> {
                 None => record,
             }
         };
-        let positions = self.appended.positions.clone();
-        Some(match batch.events {
-            Events::One(event) => FreshRecords::One([record(0, *positions.start(), event)]),
-            Events::Many(_) => FreshRecords::Many(
-                positions
-                    .zip(batch.events())
-                    .enumerate()
-                    .map(|(i, (position, event))| record(i, position, event))
-                    .collect(),
-            ),
+        let mut records = self
+            .appended
+            .positions
+            .clone()
+            .zip(batch.events())
+            .enumerate()
+            .map(|(i, (position, event))| record(i, position, event));
+        Some(match (batch.len(), records.next()) {
+            (1, Some(one)) => FreshRecords::One([one]),
+            (_, first) => FreshRecords::Many(first.into_iter().chain(records).collect()),
         })
     }
 }

@@ -42,7 +42,7 @@ use parking_lot::Mutex;
 pub use envelope::{Envelope, EnvelopeError, HASH_LEN};
 
 use self::batch::Scratch;
-pub(crate) use self::batch::{BatchRef, EventRef, Fresh};
+pub(crate) use self::batch::{BatchRef, Fresh};
 use self::envelope::Header;
 use self::index::{Index, identity};
 use super::{

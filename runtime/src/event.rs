@@ -35,9 +35,10 @@ pub trait Event: Serialize + DeserializeOwned + Send + 'static {
 
     /// Appends the event, encoded with the current schema (postcard), to `buf`.
     ///
-    /// The runtime writes events with this method, so a record's header and body
-    /// share one buffer. Override `encode_into` (not only `encode`) to change the
-    /// body format; `decode` must read what it writes.
+    /// The runtime encodes events with this method, the events of one append
+    /// back to back in a buffer it reuses, so it must only append to `buf`.
+    /// Override `encode_into` (not only `encode`) to change the body format;
+    /// `decode` must read what it writes.
     fn encode_into(&self, buf: &mut Vec<u8>) -> Result<(), CodecError> {
         *buf = postcard::to_extend(self, std::mem::take(buf)).map_err(|source| {
             CodecError::Encode {

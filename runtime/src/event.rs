@@ -35,8 +35,7 @@ pub trait Event: Serialize + DeserializeOwned + Send + 'static {
 
     /// Appends the event, encoded with the current schema (postcard), to `buf`.
     ///
-    /// The runtime encodes events with this method, the events of one append
-    /// back to back in a buffer it reuses, so it must only append to `buf`.
+    /// The runtime encodes events with this method, into a buffer it reuses.
     /// Override `encode_into` (not only `encode`) to change the body format;
     /// `decode` must read what it writes.
     fn encode_into(&self, buf: &mut Vec<u8>) -> Result<(), CodecError> {

@@ -812,3 +812,71 @@ async fn a_panic_while_the_appender_folds_does_not_fail_the_append() {
     assert_eq!(state.read().sum, 1);
     db.close().await.expect("close");
 }
+
+/// An event whose `encode_into` replaces the buffer it is given rather than
+/// appending to it (its documentation allows any body format).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Replacing(u64);
+
+impl Event for Replacing {
+    const NAME: &'static str = "replacing";
+    const VERSION: u32 = 1;
+
+    fn variant_name(&self) -> &'static str {
+        "Replacing"
+    }
+
+    fn encode_into(&self, buf: &mut Vec<u8>) -> Result<(), CodecError> {
+        *buf = postcard::to_allocvec(self).expect("encode");
+        Ok(())
+    }
+
+    fn decode(version: u32, bytes: &[u8]) -> Result<Self, CodecError> {
+        foldkit::__private::decode_oldest(version, bytes)
+    }
+}
+
+/// Every `Replacing` value, in order.
+#[derive(Default, Serialize, Deserialize, Debug)]
+struct Seen {
+    values: Vec<u64>,
+}
+
+impl State for Seen {
+    const NAME: &'static str = "Seen";
+    const VERSION: u32 = 1;
+    const FINGERPRINT: u64 = 3;
+
+    const EVENTS: &'static [foldkit::EventType] = &[foldkit::EventType::of::<Replacing>()];
+
+    fn apply_recorded(
+        &mut self,
+        recorded: &foldkit::__private::RecordedEvent,
+        _meta: &Meta,
+    ) -> Result<bool, FoldCause> {
+        let Some(Replacing(value)) = foldkit::__private::decode_if::<Replacing>(recorded)? else {
+            return Ok(false);
+        };
+        self.values.push(value);
+        Ok(true)
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_events_whose_encoder_replaces_its_buffer_is_stored_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::builder(dir.path())
+        .fsync(FsyncPolicy::Never)
+        .state::<Seen>()
+        .open()
+        .await
+        .expect("open db");
+    let seqs = db
+        .append_batch([Replacing(1), Replacing(2), Replacing(3)])
+        .await
+        .expect("append batch");
+    let seen = db.state::<Seen>();
+    seen.wait_for_seq(*seqs.end()).await.expect("folded");
+    assert_eq!(seen.read().values, [1, 2, 3]);
+    db.close().await.expect("close");
+}

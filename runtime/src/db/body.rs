@@ -20,12 +20,20 @@ pub(crate) struct Bodies {
     pub(crate) bytes: Vec<u8>,
     /// Where each body ends in `bytes` (so body `i` is `ends[i - 1]..ends[i]`).
     pub(crate) ends: Vec<usize>,
+    /// The body being encoded.
+    one: Vec<u8>,
 }
 
 impl Bodies {
-    /// Ends the body just written to `bytes`.
-    pub(crate) fn end_body(&mut self) {
+    /// Encodes `event` as the next body. Through a buffer of its own, so an
+    /// `encode_into` that does more than append to the buffer it is given
+    /// cannot touch the bodies before it.
+    pub(crate) fn push<E: crate::Event>(&mut self, event: &E) -> Result<(), crate::CodecError> {
+        self.one.clear();
+        event.encode_into(&mut self.one)?;
+        self.bytes.extend_from_slice(&self.one);
         self.ends.push(self.bytes.len());
+        Ok(())
     }
 }
 
@@ -49,6 +57,9 @@ pub(crate) fn with_bodies<R>(f: impl FnOnce(&mut Bodies) -> R) -> R {
         if bodies.ends.capacity() > KEEP_BYTES / 8 {
             bodies.ends = Vec::new();
         }
+        if bodies.one.capacity() > KEEP_BYTES {
+            bodies.one = Vec::new();
+        }
         Some(out)
     });
     match (shared, f) {
@@ -66,7 +77,7 @@ mod tests {
     fn the_buffer_is_empty_on_entry_and_a_nested_call_gets_its_own() {
         with_bodies(|outer| {
             outer.bytes.extend_from_slice(b"outer");
-            outer.end_body();
+            outer.ends.push(5);
             with_bodies(|inner| {
                 assert!(inner.bytes.is_empty() && inner.ends.is_empty());
                 inner.bytes.extend_from_slice(b"inner");

@@ -403,8 +403,7 @@ impl Db {
         let name = &self.inner.registry.get::<E>()?.name;
         let tried = body::with_bodies(|bodies| {
             for event in events {
-                event.encode_into(&mut bodies.bytes)?;
-                bodies.end_body();
+                bodies.push(&event)?;
             }
             if bodies.ends.is_empty() {
                 return Err(DbError::EmptyBatch { event: E::NAME });

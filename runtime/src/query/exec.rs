@@ -34,7 +34,7 @@ use super::plan::{Access, Want};
 use super::predicate::Clause;
 use super::probe::{Buckets, Candidates, IndexProbe};
 use crate::entity::Entity;
-use crate::table::{Slot, Table};
+use crate::table::{Bucket, Slot, Table};
 
 /// Rows in the first run of a scan that may stop early; each later run doubles, up to
 /// [`LONGEST_RUN`].
@@ -76,6 +76,63 @@ fn index_runs(early: bool) -> impl Iterator<Item = usize> {
         next = (next * 2).min(INDEX_RUN);
         Some(run)
     })
+}
+
+/// The slots of `buckets` (pairwise disjoint, each ascending, `size` in all, every
+/// slot below `rows`) in ascending order. Many of the rows: marked in a bitmap of
+/// the table and read back in order (a pass over `rows / 64` words); few: gathered
+/// and sorted (each bucket is a run the stable sort merges).
+fn in_slot_order(buckets: &[&Bucket], size: usize, rows: usize) -> SlotOrder {
+    if size.saturating_mul(16) >= rows {
+        let mut words = vec![0u64; rows.div_ceil(64)];
+        for bucket in buckets {
+            for slot in bucket.iter() {
+                let slot = slot as usize;
+                words[slot / 64] |= 1 << (slot % 64);
+            }
+        }
+        SlotOrder::Bits {
+            words,
+            at: 0,
+            word: 0,
+        }
+    } else {
+        let mut slots: Vec<Slot> = buckets.iter().flat_map(|bucket| bucket.iter()).collect();
+        slots.sort();
+        SlotOrder::Sorted(slots.into_iter())
+    }
+}
+
+/// Slots in ascending order, from [`in_slot_order`].
+enum SlotOrder {
+    /// Set bits of `words`; `word` is what is left of `words[at - 1]`.
+    Bits {
+        words: Vec<u64>,
+        at: usize,
+        word: u64,
+    },
+    Sorted(std::vec::IntoIter<Slot>),
+}
+
+impl Iterator for SlotOrder {
+    type Item = Slot;
+
+    #[inline]
+    fn next(&mut self) -> Option<Slot> {
+        match self {
+            SlotOrder::Sorted(slots) => slots.next(),
+            SlotOrder::Bits { words, at, word } => {
+                while *word == 0 {
+                    *word = *words.get(*at)?;
+                    *at += 1;
+                }
+                let bit = word.trailing_zeros();
+                *word &= *word - 1;
+                // Below `rows`, which came from a `u32` slot count.
+                Some(((*at - 1) * 64) as Slot + bit)
+            }
+        }
+    }
 }
 
 /// Where matching rows go (see the module docs).
@@ -297,10 +354,8 @@ impl<T: Entity> QueryCore<T> {
                     many => {
                         // Rows must arrive in id order, which (the rows being in id
                         // order) is slot order.
-                        let mut slots: Vec<Slot> =
-                            many.iter().flat_map(|bucket| bucket.iter()).collect();
-                        slots.sort_unstable();
-                        Self::take_first(rows, slots.into_iter(), &others, out, *k);
+                        let slots = in_slot_order(many, size, rows.len());
+                        Self::take_first(rows, slots, &others, out, *k);
                     }
                 }
             }
@@ -453,7 +508,7 @@ impl<T: Entity> QueryCore<T> {
             [bucket] => *bucket,
             _ => return None,
         };
-        if !Self::index_beats_scan(size, table.len()) {
+        if !Self::index_beats_scan(size, 1, table.len()) {
             return None;
         }
         let rows = table.dense();

@@ -6,7 +6,8 @@
 //! Also: the first command after reopening a Db of 1M events in 100K streams
 //! (the stream index is loaded from `streams.idx`, not rebuilt by a scan), on
 //! a stream of 10 events that no earlier iteration touched, beside the same
-//! first command on a new stream (nothing to read: the cold-cache floor), a
+//! first command on a new stream (nothing to read: the cold-cache floor), on a
+//! stream whose 10 events one command appended together (one range read), a
 //! second command after a first one (the history read alone), and a warm
 //! command on the same Db.
 //!
@@ -139,6 +140,8 @@ fn commands(c: &mut Criterion) {
 fn first_command_after_reopen(c: &mut Criterion) {
     const EVENTS: u64 = 1_000_000;
     const STREAMS: u64 = 100_000;
+    const BATCHED: u64 = 1_000;
+    const BATCHED_IDS: u64 = 10_000_000;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -169,6 +172,17 @@ fn first_command_after_reopen(c: &mut Criterion) {
                 .expect("append");
             }
         }
+        // And a few streams whose 10 events came from one command (one batch,
+        // consecutive positions): read back in one range, not one read per event.
+        for k in 0..BATCHED {
+            db.append_to(
+                &format!("counter/{}", BATCHED_IDS + k),
+                foldkit::ExpectedVersion::NoStream,
+                (0..EVENTS / STREAMS).map(|_| CounterEvent::Added(1)),
+            )
+            .await
+            .expect("append");
+        }
         db.close().await.expect("close");
     });
     let mut group = c.benchmark_group("aggregate_after_reopen");
@@ -190,6 +204,31 @@ fn first_command_after_reopen(c: &mut Criterion) {
                 let mut spent = Duration::ZERO;
                 for _ in 0..iters {
                     let id = fresh();
+                    let db = open(dir.path().to_path_buf()).await;
+                    let counters = db.aggregate::<Counter>();
+                    let start = Instant::now();
+                    let done = counters.execute(id, 1).await.expect("execute");
+                    spent += start.elapsed();
+                    assert_eq!(done.version, history + 1, "a stream of {history} events");
+                    db.close().await.expect("close");
+                }
+                spent
+            })
+        });
+    });
+    // The first command on a stream whose 10 events were appended together.
+    let mut next_batched = 0u64;
+    group.bench_function("open_then_first_execute_batched_history", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    next_batched += 1;
+                    assert!(
+                        next_batched < BATCHED,
+                        "the bench ran out of batched streams"
+                    );
+                    let id = BATCHED_IDS + next_batched;
                     let db = open(dir.path().to_path_buf()).await;
                     let counters = db.aggregate::<Counter>();
                     let start = Instant::now();

@@ -4,8 +4,12 @@
 //! handle + apply on an in-memory struct with no log.
 //!
 //! Also: the first command after reopening a Db of 1M events in 100K streams
-//! (the stream index is loaded from `streams.idx`, not rebuilt by a scan),
-//! beside a warm command on the same Db.
+//! (the stream index is loaded from `streams.idx`, not rebuilt by a scan), on
+//! a stream of 10 events that no earlier iteration touched, beside the same
+//! first command on a new stream (nothing to read: the cold-cache floor), on a
+//! stream whose 10 events one command appended together (one range read), a
+//! second command after a first one (the history read alone), and a warm
+//! command on the same Db.
 //!
 //! `cargo bench -p foldkit --bench aggregate`
 
@@ -136,6 +140,8 @@ fn commands(c: &mut Criterion) {
 fn first_command_after_reopen(c: &mut Criterion) {
     const EVENTS: u64 = 1_000_000;
     const STREAMS: u64 = 100_000;
+    const BATCHED: u64 = 1_000;
+    const BATCHED_IDS: u64 = 10_000_000;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -166,20 +172,111 @@ fn first_command_after_reopen(c: &mut Criterion) {
                 .expect("append");
             }
         }
+        // And a few streams whose 10 events came from one command (one batch,
+        // consecutive positions): read back in one range, not one read per event.
+        for k in 0..BATCHED {
+            db.append_to(
+                &format!("counter/{}", BATCHED_IDS + k),
+                foldkit::ExpectedVersion::NoStream,
+                (0..EVENTS / STREAMS).map(|_| CounterEvent::Added(1)),
+            )
+            .await
+            .expect("append");
+        }
         db.close().await.expect("close");
     });
     let mut group = c.benchmark_group("aggregate_after_reopen");
     group.sample_size(10);
+    // Every measured command runs on a stream no earlier iteration touched
+    // (criterion calls each routine several times, restarting its `iters`):
+    // a stream of exactly `EVENTS / STREAMS` events, read from the log, never
+    // one that an earlier command grew or left in the page cache's hot spots.
+    let mut next = 0u64;
+    let mut fresh = move || {
+        next += 1;
+        assert!(next < STREAMS / 2, "the bench ran out of untouched streams");
+        next
+    };
+    let history = EVENTS / STREAMS;
     group.bench_function("open_then_first_execute_1m_events", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let mut spent = Duration::ZERO;
-                for i in 0..iters {
+                for _ in 0..iters {
+                    let id = fresh();
                     let db = open(dir.path().to_path_buf()).await;
                     let counters = db.aggregate::<Counter>();
                     let start = Instant::now();
-                    black_box(counters.execute(i % STREAMS, 1).await.expect("execute"));
+                    let done = counters.execute(id, 1).await.expect("execute");
                     spent += start.elapsed();
+                    assert_eq!(done.version, history + 1, "a stream of {history} events");
+                    db.close().await.expect("close");
+                }
+                spent
+            })
+        });
+    });
+    // The first command on a stream whose 10 events were appended together.
+    let mut next_batched = 0u64;
+    group.bench_function("open_then_first_execute_batched_history", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    next_batched += 1;
+                    assert!(
+                        next_batched < BATCHED,
+                        "the bench ran out of batched streams"
+                    );
+                    let id = BATCHED_IDS + next_batched;
+                    let db = open(dir.path().to_path_buf()).await;
+                    let counters = db.aggregate::<Counter>();
+                    let start = Instant::now();
+                    let done = counters.execute(id, 1).await.expect("execute");
+                    spent += start.elapsed();
+                    assert_eq!(done.version, history + 1, "a stream of {history} events");
+                    db.close().await.expect("close");
+                }
+                spent
+            })
+        });
+    });
+    // The same first command, on a stream with no events: nothing to read, so
+    // what is left is the cost of running cold code on cold caches right after
+    // the open (which streams tens of MB through them).
+    group.bench_function("open_then_first_execute_new_stream", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let id = STREAMS + fresh();
+                    let db = open(dir.path().to_path_buf()).await;
+                    let counters = db.aggregate::<Counter>();
+                    let start = Instant::now();
+                    let done = counters.execute(id, 1).await.expect("execute");
+                    spent += start.elapsed();
+                    assert_eq!(done.version, 1, "a new stream");
+                    db.close().await.expect("close");
+                }
+                spent
+            })
+        });
+    });
+    // A command on a stream of `history` events from the log, but after a
+    // first command warmed the code: the cost of reading the history alone.
+    group.bench_function("open_then_second_execute_1m_events", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let (warm, id) = (STREAMS + fresh(), fresh());
+                    let db = open(dir.path().to_path_buf()).await;
+                    let counters = db.aggregate::<Counter>();
+                    counters.execute(warm, 1).await.expect("execute");
+                    let start = Instant::now();
+                    let done = counters.execute(id, 1).await.expect("execute");
+                    spent += start.elapsed();
+                    assert_eq!(done.version, history + 1, "a stream of {history} events");
                     db.close().await.expect("close");
                 }
                 spent

@@ -494,3 +494,86 @@ async fn read_models_see_stream_ids() {
     let shared = Arc::new(db);
     shared.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn the_first_command_after_a_reopen_replays_the_stream_and_appends_at_its_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = open(dir.path()).await;
+        let accounts = db.aggregate::<Account>();
+        accounts
+            .execute("x", Command::Open("X".into()))
+            .await
+            .expect("open");
+        // Events of `x` one by one and in batches, with 0 to 70 events of other
+        // streams between them (nearer and farther than one read's range).
+        for round in 0..12u64 {
+            let deposits =
+                (0..1 + round % 3).map(|k| AccountEvent::Deposited { amount: round + k });
+            let version = accounts.load("x").await.expect("load").version;
+            db.append_to("account/x", ExpectedVersion::Exact(version), deposits)
+                .await
+                .expect("append to x");
+            for other in 0..(round * 37) % 71 {
+                db.append_to(
+                    &format!("account/other-{round}-{other}"),
+                    ExpectedVersion::NoStream,
+                    [AccountEvent::Opened { owner: "O".into() }],
+                )
+                .await
+                .expect("append to another stream");
+            }
+        }
+        db.close().await.expect("close");
+    }
+    // What the history holds: 1 + (1 + 2 + 3) * 4 events, the sum of every deposit.
+    let (events, balance) = (
+        25,
+        (0..12u64)
+            .map(|r| (0..1 + r % 3).map(|k| r + k).sum::<u64>())
+            .sum::<u64>(),
+    );
+
+    let db = open(dir.path()).await;
+    let accounts = db.aggregate::<Account>();
+    // The first call on the instance is a command (nothing cached, no `load`).
+    let done = accounts
+        .execute("x", Command::Withdraw(1))
+        .await
+        .expect("withdraw");
+    assert_eq!(
+        (done.version, done.state.balance),
+        (events + 1, balance - 1)
+    );
+    // A client that decided on the version before that command conflicts, and
+    // writes nothing.
+    let stale = accounts
+        .execute_expecting("x", ExpectedVersion::Exact(events), Command::Withdraw(1))
+        .await
+        .expect_err("a stale version");
+    assert!(stale.is_conflict(), "{stale:?}");
+    let Some(DbError::Conflict { actual, .. }) = stale.db_error() else {
+        panic!("expected a conflict, got {stale:?}");
+    };
+    assert_eq!(*actual, events + 1);
+    assert_eq!(
+        accounts.events("x").await.expect("events").len() as u64,
+        events + 1
+    );
+    // An instance with no stream: version 0 after the reopen too.
+    let refused = accounts
+        .execute("nobody", Command::Deposit(1))
+        .await
+        .expect_err("not open");
+    assert_eq!(refused.rejected(), Some(&AccountError::NotOpen));
+    let opened = accounts
+        .execute_expecting(
+            "nobody",
+            ExpectedVersion::NoStream,
+            Command::Open("N".into()),
+        )
+        .await
+        .expect("open");
+    assert_eq!(opened.version, 1);
+    db.close().await.expect("close");
+}

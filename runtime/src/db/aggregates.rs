@@ -516,16 +516,27 @@ impl<A: Aggregate> Aggregates<A> {
 
     /// The state at the stream's current version: the cached one if current,
     /// caught up with the events it misses if behind, replayed otherwise.
+    ///
+    /// An instance not in the cache (the first command after a restart) is
+    /// replayed from one read of its whole stream, whose last event gives the
+    /// version: no separate version lookup (a second probe of the store's
+    /// index, cold then). A cached one asks the version first, so that a current
+    /// cache reads nothing.
     async fn current(&self, stream: &str, cached: Option<(A, u64)>) -> Result<(A, u64), DbError> {
-        let actual = self.db.stream_version(stream).await?;
-        let (mut state, mut version) = match cached {
-            Some((state, version)) if version <= actual => (state, version),
-            _ => (A::default(), 0),
+        let (mut state, mut version, until) = match cached {
+            Some((state, version)) => {
+                let actual = self.db.stream_version(stream).await?;
+                match version <= actual {
+                    true => (state, version, actual),
+                    false => (A::default(), 0, actual),
+                }
+            }
+            None => (A::default(), 0, u64::MAX),
         };
-        if version < actual {
+        if version < until {
             for stored in self
                 .db
-                .read_stream_versions::<A::Event>(stream, version + 1..=actual)
+                .read_stream_versions::<A::Event>(stream, version + 1..=until)
                 .await?
             {
                 state.apply(&stored.event);

@@ -27,6 +27,7 @@ mod envelope;
 pub(crate) mod files;
 pub(crate) mod index;
 mod names;
+mod stream_read;
 
 use std::fs::{File, TryLockError};
 use std::ops::RangeInclusive;
@@ -662,29 +663,6 @@ fn decode_all(
     records.into_iter().map(|r| decode(r, names)).collect()
 }
 
-/// The events at `positions`, if all can be read without waiting on a disk
-/// (in the log's memory, or in the page cache: see `Log::read_nowait`).
-fn stream_without_waiting(
-    log: &Log,
-    positions: &[Seq],
-) -> Option<Result<Vec<RecordedEvent>, StoreError>> {
-    let mut cache = DecodeCache::default();
-    let mut out = Vec::with_capacity(positions.len());
-    for &position in positions {
-        match log.read_nowait(position, 1)? {
-            Ok(mut records) => match records.pop() {
-                Some(record) => match decode(record, &mut cache) {
-                    Ok(event) => out.push(event),
-                    Err(error) => return Some(Err(error)),
-                },
-                None => return None,
-            },
-            Err(error) => return Some(Err(storage("read the log", error))),
-        }
-    }
-    Some(Ok(out))
-}
-
 /// Reads up to `max` records from `from` (blocking).
 fn read_blocking(log: &Log, from: Seq, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
     let end = from.saturating_add(max as u64);
@@ -817,12 +795,13 @@ impl EventStore for FileStore {
         stream: &str,
         versions: RangeInclusive<u64>,
     ) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
+        // The first version asked for is at `positions[0]`.
+        let first_version = (*versions.start()).max(1);
         let positions: Vec<Seq> = {
             let writer = self.inner.writer.lock();
             match writer.index.streams.get(stream) {
                 Some(all) => {
-                    let start =
-                        usize::try_from(versions.start().saturating_sub(1)).unwrap_or(usize::MAX);
+                    let start = usize::try_from(first_version - 1).unwrap_or(usize::MAX);
                     let end = usize::try_from(*versions.end())
                         .unwrap_or(usize::MAX)
                         .min(all.len());
@@ -832,27 +811,19 @@ impl EventStore for FileStore {
             }
         };
         let log = self.inner.log.clone();
+        let stream = stream.to_owned();
         Box::pin(async move {
             if positions.is_empty() {
                 return Ok(Vec::new());
             }
             // Recent streams are in the log's memory, older ones usually in the
             // page cache: then no trip to the blocking pool.
-            if let Some(events) = stream_without_waiting(&log, &positions) {
+            if let Some(events) =
+                stream_read::without_waiting(&log, &stream, first_version, &positions)
+            {
                 return events;
             }
-            blocking(move || {
-                let mut names = DecodeCache::default();
-                let mut out = Vec::with_capacity(positions.len());
-                for position in positions {
-                    let record = log
-                        .read(position)
-                        .map_err(|e| storage(&format!("read position {position}"), e))?;
-                    out.push(decode(record, &mut names)?);
-                }
-                Ok(out)
-            })
-            .await
+            blocking(move || stream_read::blocking(&log, &stream, first_version, &positions)).await
         })
     }
 

@@ -128,6 +128,13 @@ pub(crate) enum Step {
 
 struct Writer {
     index: Index,
+    /// The `covered` of the stream index file as it is on disk, if it is known to
+    /// hold this index: the index only grows with `covered`, so a persist with
+    /// nothing new to cover is skipped (no rewrite and two fsyncs per close of a
+    /// store that only read). The file is a cache (an open checks it against the
+    /// log and scans the tail after it), so a stale value costs a rescan, never
+    /// correctness.
+    on_disk: Option<Seq>,
     /// Set by `close` first: refuses appends from then on.
     closing: bool,
     /// The buffers the envelopes of a batch are encoded into.
@@ -216,7 +223,7 @@ impl FileStore {
         }
         let log =
             Log::open(dir.join("log"), log_options).map_err(|e| storage("open the log", e))?;
-        let index = load_index(&dir, &log, options.chain_hashes)?;
+        let (index, on_disk) = load_index(&dir, &log, options.chain_hashes)?;
         Ok(FileStore {
             inner: Arc::new(Inner {
                 dir,
@@ -224,6 +231,7 @@ impl FileStore {
                 options,
                 writer: Mutex::new(Writer {
                     index,
+                    on_disk,
                     closing: false,
                     scratch: Scratch::default(),
                 }),
@@ -407,9 +415,12 @@ impl FileStore {
     }
 
     fn persist_index_blocking(inner: &Inner) -> Result<(), StoreError> {
-        let bytes = {
+        let (covered, bytes) = {
             let mut writer = inner.writer.lock();
             let covered = writer.index.covered;
+            if writer.on_disk == Some(covered) {
+                return Ok(());
+            }
             if covered > 0 {
                 let record = inner
                     .log
@@ -417,9 +428,11 @@ impl FileStore {
                     .map_err(|e| storage("read the record the stream index covers", e))?;
                 writer.index.covered_identity = identity(record.timestamp, &record.payload);
             }
-            writer.index.encode()
+            (covered, writer.index.encode())
         };
-        files::write_atomic(&inner.dir.join(INDEX_FILE), &bytes)
+        files::write_atomic(&inner.dir.join(INDEX_FILE), &bytes)?;
+        inner.writer.lock().on_disk = Some(covered);
+        Ok(())
     }
 }
 
@@ -461,7 +474,9 @@ fn check_format(dir: &Path) -> Result<(), StoreError> {
 
 /// Loads `streams.idx` if it matches the log, then folds in the log's tail;
 /// rebuilds from the whole log otherwise. With a chain, walks the whole chain.
-fn load_index(dir: &Path, log: &Log, chain: bool) -> Result<Index, StoreError> {
+/// The store's stream index, and the `covered` of its file on disk when that file
+/// holds it whole (nothing of the log after it).
+fn load_index(dir: &Path, log: &Log, chain: bool) -> Result<(Index, Option<Seq>), StoreError> {
     let last = log.last_seq().unwrap_or(0);
     let persisted = match files::read_optional(&dir.join(INDEX_FILE))? {
         Some(bytes) => match Index::decode(&bytes) {
@@ -477,6 +492,7 @@ fn load_index(dir: &Path, log: &Log, chain: bool) -> Result<Index, StoreError> {
         },
         None => None,
     };
+    let on_disk = persisted.as_ref().map(|index| index.covered);
     let mut index = persisted.unwrap_or_default();
     let first = log.first_seq().unwrap_or(1);
     let from = (index.covered + 1).max(first);
@@ -485,7 +501,7 @@ fn load_index(dir: &Path, log: &Log, chain: bool) -> Result<Index, StoreError> {
         index.head = report.head;
     }
     if from > last {
-        return Ok(index);
+        return Ok((index, on_disk));
     }
     let records = log
         .range(from..=last)
@@ -528,7 +544,7 @@ fn load_index(dir: &Path, log: &Log, chain: bool) -> Result<Index, StoreError> {
             batch = None;
         }
     }
-    Ok(index)
+    Ok((index, on_disk))
 }
 
 /// Whether a persisted index was built from this log.

@@ -210,22 +210,27 @@ fn bump(store: &Weak<Inner>, position: Option<Seq>) -> bool {
 
 /// The announcer: after this instance appended, one `pg_notify` with the
 /// highest position appended so far. Appends that happen while a NOTIFY is in
-/// flight are covered by the next one, so under load they coalesce.
+/// flight, or within [`PgStoreBuilder::notify_interval`](crate::PgStoreBuilder::notify_interval)
+/// of the last one, are covered by the next one: under load, notifications
+/// coalesce (a NOTIFY is a transaction of its own, and wakes every listener),
+/// while a lone append is announced at once.
 pub(crate) async fn announce(store: Weak<Inner>, wake: Arc<Notify>) {
     loop {
         // Wait without keeping the store alive.
         wake.notified().await;
         let Some(inner) = store.upgrade() else { return };
+        let started = tokio::time::Instant::now();
         let position = inner.signal.borrow().max_committed;
         let sent = async {
             let client = inner.client().await.map_err(|f| f.error)?;
-            // A notification needs no durability: do not wait for a WAL flush.
-            // (The payload is a number, so inlining it is safe.)
+            // A notification needs no durability: do not wait for a WAL flush
+            // (`set_config(.., true)` holds for this statement's transaction).
+            let statement = client
+                .prepare_cached(NOTIFY_SQL)
+                .await
+                .map_err(|e| StoreError::backend("notify other instances", e))?;
             client
-                .batch_execute(&format!(
-                    "BEGIN; SET LOCAL synchronous_commit = off; \
-                     SELECT pg_notify('{CHANNEL}', '{position}'); COMMIT;"
-                ))
+                .execute(&statement, &[&CHANNEL, &position.to_string()])
                 .await
                 .map_err(|e| StoreError::backend("notify other instances", e))
         }
@@ -234,5 +239,12 @@ pub(crate) async fn announce(store: Weak<Inner>, wake: Arc<Notify>) {
             // Other instances fall back to polling; the next append tries again.
             tracing::debug!(server = %inner.describe, error = %e, "foldkit-postgres: NOTIFY failed");
         }
+        let next = started + inner.notify_interval;
+        drop(inner);
+        // A wake-up meanwhile is kept by `Notify`: it is announced after this.
+        tokio::time::sleep_until(next).await;
     }
 }
+
+/// One statement, one round trip: the notification, committed asynchronously.
+const NOTIFY_SQL: &str = "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)";

@@ -507,3 +507,63 @@ fn concurrent_appends_grouped_into_one_transaction_keep_their_own_answers() {
         assert_eq!(stored.len(), 33, "nothing else was written");
     });
 }
+
+#[test]
+fn appends_within_the_notify_interval_share_one_notification() {
+    use futures::StreamExt;
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let interval = Duration::from_millis(300);
+        let store = PgStore::builder(&url)
+            .notify_interval(interval)
+            .connect()
+            .await
+            .expect("connect");
+        // Another instance's view: a plain LISTEN on the channel.
+        let (client, mut connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("listener");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = messages.next().await {
+                if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                    let _ = tx.send(n.payload().to_owned());
+                }
+            }
+        });
+        client
+            .batch_execute("LISTEN foldkit_events")
+            .await
+            .expect("listen");
+        let started = std::time::Instant::now();
+        let mut last = 0;
+        for i in 0..20u8 {
+            let appended = store
+                .append(AppendBatch::new(vec![event("E", &[i])]))
+                .await
+                .expect("append");
+            last = *appended.positions.end();
+        }
+        let elapsed = started.elapsed();
+        tokio::time::sleep(interval * 2).await;
+        let mut payloads = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            payloads.push(p);
+        }
+        let most = (elapsed.as_millis() / interval.as_millis()) as usize + 2;
+        assert!(
+            !payloads.is_empty() && payloads.len() <= most,
+            "20 appends in {elapsed:?}: {} notifications (at most {most}): {payloads:?}",
+            payloads.len()
+        );
+        assert_eq!(
+            payloads.last().map(String::as_str),
+            Some(last.to_string().as_str()),
+            "the last append is announced"
+        );
+        drop(client);
+    });
+}

@@ -353,6 +353,7 @@ DECLARE
     off     bigint := 0;
     keyed   integer := 0;
     ts      bigint;
+    unlocked boolean;
 BEGIN
     IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
         RAISE EXCEPTION 'foldkit_append_batches must be the first write of its transaction'
@@ -419,7 +420,7 @@ BEGIN
             RETURNING foldkit_events.position
         )
         SELECT s.f, s.l, s.c, pg_advisory_unlock(__APPEND_LOCK__)
-          INTO f, l, cnt
+          INTO f, l, cnt, unlocked
           FROM (SELECT min(ins.position) AS f, max(ins.position) AS l, count(*) AS c FROM ins) s;
         IF cnt <> total THEN
             RAISE EXCEPTION 'a stream of the group moved during the append' USING ERRCODE = 'FK002';

@@ -567,3 +567,82 @@ fn appends_within_the_notify_interval_share_one_notification() {
         drop(client);
     });
 }
+
+#[test]
+fn grouped_appends_keep_their_streams_keys_and_contexts() {
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = Arc::new(PgStore::connect(&url).await.expect("connect"));
+        let batch = |i: u32| {
+            let events = (0..=i % 3)
+                .map(|k| event(&format!("E{k}"), &[i as u8, k as u8]))
+                .collect();
+            let context = EventContext::new()
+                .correlation_id(format!("c{i}"))
+                .caused_by(u64::from(i) + 1)
+                .actor(format!("a{i}"))
+                .with("i", i.to_string());
+            AppendBatch::new(events)
+                .to_stream(format!("g/{i}"), ExpectedVersion::NoStream)
+                .idempotency_key(format!("k{i}"))
+                .with_context(Arc::new(context))
+        };
+        let all = |store: Arc<PgStore>| {
+            futures::future::join_all((0..24u32).map(move |i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.append(batch(i)).await.expect("append") })
+            }))
+        };
+        let first: Vec<_> = all(store.clone())
+            .await
+            .into_iter()
+            .map(|r| r.expect("join"))
+            .collect();
+        // Every batch again, at once: the keys answer, nothing is written twice.
+        let again: Vec<_> = all(store.clone())
+            .await
+            .into_iter()
+            .map(|r| r.expect("join"))
+            .collect();
+        let stored = store.read(1, 1000).await.expect("read");
+        assert_eq!(stored.len(), (0..24).map(|i| i % 3 + 1).sum::<usize>());
+        assert!(stored.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+        for (i, (a, b)) in first.iter().zip(&again).enumerate() {
+            let n = i as u64 % 3 + 1;
+            assert!(
+                !a.deduplicated && b.deduplicated,
+                "batch {i}: {a:?} then {b:?}"
+            );
+            assert_eq!(
+                (a.positions.clone(), a.stream_version),
+                (b.positions.clone(), n)
+            );
+            assert_eq!(
+                a.positions.clone().count() as u64,
+                n,
+                "batch {i}: consecutive"
+            );
+            let expected = batch(i as u32);
+            for (k, position) in a.positions.clone().enumerate() {
+                let e = &stored[(position - 1) as usize];
+                assert_eq!(e.position, position);
+                let s = e.stream.as_ref().expect("in a stream");
+                assert_eq!(
+                    (&*s.id, s.version),
+                    (format!("g/{i}").as_str(), k as u64 + 1)
+                );
+                assert_eq!(
+                    (&*e.name, &e.payload[..]),
+                    (&*expected.events[k].name, &expected.events[k].payload[..])
+                );
+                assert_eq!(
+                    e.context.as_deref(),
+                    expected.context.as_deref(),
+                    "batch {i}"
+                );
+            }
+        }
+    });
+}

@@ -63,12 +63,14 @@ impl PgStoreBuilder {
         self
     }
 
-    /// The shortest time between two notifications this store sends to other
-    /// instances (default 1 ms). A lone append is announced at once; appends
-    /// that follow within the interval are announced together by one NOTIFY at
-    /// its end, so a busy writer costs the server one small transaction (and
-    /// each listener one wake-up) per interval instead of one per append. Other
-    /// instances see an append at most this much later.
+    /// The shortest time between two notifications to other instances while
+    /// this store appends faster than it notifies (default 1 ms). A lone append
+    /// is announced at once; when appends commit while a NOTIFY is in flight
+    /// (a busy writer), the next NOTIFY waits until this interval after the
+    /// last and covers all of them, so a busy writer costs the server one small
+    /// transaction (and each listener one wake-up) per interval instead of one
+    /// per append. Other instances then see an append up to this much later
+    /// (with tokio's timer, at least about 1 ms). Zero: never wait.
     pub fn notify_interval(mut self, interval: Duration) -> Self {
         self.notify_interval = interval;
         self

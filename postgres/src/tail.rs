@@ -210,10 +210,11 @@ fn bump(store: &Weak<Inner>, position: Option<Seq>) -> bool {
 
 /// The announcer: after this instance appended, one `pg_notify` with the
 /// highest position appended so far. Appends that happen while a NOTIFY is in
-/// flight, or within [`PgStoreBuilder::notify_interval`](crate::PgStoreBuilder::notify_interval)
-/// of the last one, are covered by the next one: under load, notifications
-/// coalesce (a NOTIFY is a transaction of its own, and wakes every listener),
-/// while a lone append is announced at once.
+/// flight are covered by the next one, sent (when there were such appends) no
+/// sooner than [`PgStoreBuilder::notify_interval`](crate::PgStoreBuilder::notify_interval)
+/// after the last: under load, notifications coalesce (a NOTIFY is a
+/// transaction of its own, and wakes every listener), while a lone append is
+/// announced at once.
 pub(crate) async fn announce(store: Weak<Inner>, wake: Arc<Notify>) {
     loop {
         // Wait without keeping the store alive.
@@ -239,10 +240,16 @@ pub(crate) async fn announce(store: Weak<Inner>, wake: Arc<Notify>) {
             // Other instances fall back to polling; the next append tries again.
             tracing::debug!(server = %inner.describe, error = %e, "foldkit-postgres: NOTIFY failed");
         }
-        let next = started + inner.notify_interval;
+        // Appends committed while the NOTIFY was in flight mean a busy writer:
+        // then wait out the interval, so that the next NOTIFY covers them and
+        // whatever follows. (A lone append, as in a request/response loop, is
+        // never delayed.) A wake-up meanwhile is kept by `Notify`.
+        let busy = inner.signal.borrow().max_committed > position;
+        let interval = inner.notify_interval;
         drop(inner);
-        // A wake-up meanwhile is kept by `Notify`: it is announced after this.
-        tokio::time::sleep_until(next).await;
+        if busy && !interval.is_zero() {
+            tokio::time::sleep_until(started + interval).await;
+        }
     }
 }
 

@@ -565,7 +565,9 @@ fn a_busy_writer_sends_one_notification_per_notify_interval() {
         while let Ok(p) = rx.try_recv() {
             payloads.push(p);
         }
-        let most = (elapsed.as_millis() / interval.as_millis()) as usize + 3;
+        // One per interval once the writer is seen busy, plus a few sent before
+        // an append happened to commit during one (without the interval: ~35).
+        let most = (elapsed.as_millis() / interval.as_millis()) as usize + 8;
         assert!(
             !payloads.is_empty() && payloads.len() <= most,
             "80 appends in {elapsed:?}: {} notifications (at most {most}): {payloads:?}",

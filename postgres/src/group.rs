@@ -3,8 +3,9 @@
 //! Every append goes through a queue served by a few worker tasks. A worker
 //! takes what is queued (up to [`MAX_GROUP`] batches, no two for the same
 //! stream or idempotency key) and appends it with one call of
-//! `foldkit_append_group`: one round trip, one hold of the append lock, one
-//! commit (one WAL flush) for the whole group, while each batch keeps its own
+//! `foldkit_append_batches`: one round trip, one hold of the append lock, one
+//! `INSERT` of all the group's events, one commit (one WAL flush) for the
+//! whole group, while each batch keeps its own
 //! answer (appended, duplicate, conflict). A lone append is a group of one and
 //! takes the single-batch path ([`append::append`]) with its retries.
 //!
@@ -26,7 +27,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::append::{self, Prepared};
 use crate::error::{is_connection_loss, sqlstate};
-use crate::schema::{APPEND_GROUP_FN, STATE_KEY_RACE, STATE_STREAM_MOVED};
+use crate::schema::{APPEND_BATCHES_FN, STATE_KEY_RACE, STATE_STREAM_MOVED};
 use crate::store::Inner;
 
 /// The most batches one transaction carries.
@@ -157,44 +158,54 @@ enum GroupError {
     RolledBack,
 }
 
+/// The group call: per-batch arrays, then per-event arrays (see
+/// [`APPEND_BATCHES_FN`]); prepared once per connection.
+const CALL_SQL: &str = "SELECT * FROM foldkit_append_batches\
+     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
 async fn call(
     inner: &Inner,
     group: &[Pending],
 ) -> Result<Vec<Result<Appended, StoreError>>, GroupError> {
+    debug_assert!(CALL_SQL.contains(APPEND_BATCHES_FN));
     let client = inner.client().await.map_err(|_| GroupError::RolledBack)?;
-    let batches: Vec<&Prepared> = group.iter().map(|p| &p.prepared).collect();
-    let mut counts: Vec<i32> = Vec::with_capacity(batches.len());
-    let mut streams: Vec<Option<&str>> = Vec::new();
-    let mut expected: Vec<i64> = Vec::new();
-    let mut keys: Vec<Option<&str>> = Vec::new();
-    let mut names: Vec<&str> = Vec::new();
-    let mut versions: Vec<i32> = Vec::new();
-    let mut payloads: Vec<&[u8]> = Vec::new();
-    let mut correlation: Vec<Option<&str>> = Vec::new();
-    let mut causation: Vec<Option<i64>> = Vec::new();
-    let mut actors: Vec<Option<&str>> = Vec::new();
-    let mut metadata: Vec<Option<&str>> = Vec::new();
-    for b in &batches {
-        let parts = b.parts();
-        counts.push(parts.names.len() as i32);
+    let n = group.len();
+    let events: usize = group.iter().map(|p| p.prepared.parts().names.len()).sum();
+    let mut counts: Vec<i32> = Vec::with_capacity(n);
+    let mut streams: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut expected: Vec<i64> = Vec::with_capacity(n);
+    let mut keys: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut correlation: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut causation: Vec<Option<i64>> = Vec::with_capacity(n);
+    let mut actors: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut metadata: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut batch_of: Vec<i32> = Vec::with_capacity(events);
+    let mut names: Vec<&str> = Vec::with_capacity(events);
+    let mut versions: Vec<i32> = Vec::with_capacity(events);
+    let mut payloads: Vec<&[u8]> = Vec::with_capacity(events);
+    for (i, p) in group.iter().enumerate() {
+        let parts = p.prepared.parts();
+        // At most MAX_GROUP batches, and a batch's length came from a Vec.
+        counts.push(i32::try_from(parts.names.len()).unwrap_or(i32::MAX));
         streams.push(parts.stream);
         expected.push(parts.expected);
         keys.push(parts.key);
-        names.extend(parts.names.iter().map(|n| &**n));
-        versions.extend_from_slice(parts.schema_versions);
-        payloads.extend(parts.payloads.iter().map(Vec::as_slice));
         correlation.push(parts.correlation_id);
         causation.push(parts.causation);
         actors.push(parts.actor);
         metadata.push(parts.metadata);
+        let batch = i as i32 + 1;
+        batch_of.extend(std::iter::repeat_n(batch, parts.names.len()));
+        names.extend(parts.names.iter().map(|n| &**n));
+        versions.extend_from_slice(parts.schema_versions);
+        payloads.extend(parts.payloads.iter().map(Vec::as_slice));
     }
-    let sql =
-        format!("SELECT * FROM {APPEND_GROUP_FN}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
-    let params: [&(dyn ToSql + Sync); 11] = [
+    let params: [&(dyn ToSql + Sync); 12] = [
         &counts,
         &streams,
         &expected,
         &keys,
+        &batch_of,
         &names,
         &versions,
         &payloads,
@@ -203,33 +214,55 @@ async fn call(
         &actors,
         &metadata,
     ];
-    let statement = match client.prepare_cached(&sql).await {
+    let statement = match client.prepare_cached(CALL_SQL).await {
         Ok(s) => s,
         Err(e) => return Err(failed(client, e)),
     };
-    let rows = match client.query(&statement, &params).await {
-        Ok(rows) => rows,
+    let row = match client.query_one(&statement, &params).await {
+        Ok(row) => row,
         Err(e) => return Err(failed(client, e)),
     };
-    if rows.len() != group.len() {
-        tracing::error!(
-            rows = rows.len(),
-            batches = group.len(),
-            "foldkit-postgres: foldkit_append_group answered the wrong number of rows"
+    Ok(answers(group, &row))
+}
+
+/// Each batch's answer from the function's one row of per-batch arrays.
+fn answers(group: &[Pending], row: &tokio_postgres::Row) -> Vec<Result<Appended, StoreError>> {
+    let what = "the result of foldkit_append_batches";
+    type Columns = (Vec<String>, Vec<Option<i64>>, Vec<Option<i64>>, Vec<i64>);
+    let columns: Result<Columns, String> = (|| {
+        let columns: Columns = (
+            row.try_get(0).map_err(|e| e.to_string())?,
+            row.try_get(1).map_err(|e| e.to_string())?,
+            row.try_get(2).map_err(|e| e.to_string())?,
+            row.try_get(3).map_err(|e| e.to_string())?,
         );
+        let lengths = [
+            columns.0.len(),
+            columns.1.len(),
+            columns.2.len(),
+            columns.3.len(),
+        ];
+        if lengths.iter().any(|&l| l != group.len()) {
+            return Err(format!("{lengths:?} answers for {} batches", group.len()));
+        }
+        Ok(columns)
+    })();
+    match columns {
+        Ok((statuses, firsts, lasts, versions)) => group
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                append::outcome(&p.prepared, &statuses[i], firsts[i], lasts[i], versions[i])
+            })
+            .collect(),
+        Err(reason) => {
+            tracing::error!(%reason, "foldkit-postgres: {what} is malformed");
+            group
+                .iter()
+                .map(|_| Err(crate::error::corrupt(what, reason.clone())))
+                .collect()
+        }
     }
-    let mut out = Vec::with_capacity(group.len());
-    for (i, b) in batches.iter().enumerate() {
-        let result = match rows.get(i) {
-            Some(row) => append::outcome(b, row.get(0), row.get(1), row.get(2), row.get(3)),
-            None => Err(crate::error::corrupt(
-                "the result of foldkit_append_group",
-                format!("no row for batch {i}"),
-            )),
-        };
-        out.push(result);
-    }
-    Ok(out)
 }
 
 /// Classifies a failed group call; drops a connection that may hold the lock.

@@ -41,6 +41,7 @@
 //! foldkit_schema_migrations (version integer primary key, applied_at)
 //! foldkit_clock       -- a sequence: the last timestamp handed out
 //! foldkit_append(..)  -- the append function (one round trip per batch)
+//! foldkit_append_batches(..) -- several batches in one transaction (group commit)
 //! ```
 //!
 //! Tools that only look (the `foldkit` command line tool's `--postgres URL`)
@@ -52,7 +53,7 @@
 //! `SELECT position, stream_version, event_name, timestamp_ms FROM foldkit_events
 //! WHERE stream_id = 'account/42' ORDER BY stream_version`.
 //!
-//! Appends go through `foldkit_append` only; a row inserted by hand breaks the
+//! Appends go through `foldkit_append` or `foldkit_append_batches` only; a row inserted by hand breaks the
 //! guarantees below.
 //!
 //! # Why the order is gap-free
@@ -101,7 +102,8 @@
 //! commit the appending store sends `pg_notify` from a separate statement (so
 //! the notify queue's commit lock never covers an append's WAL flush, and with
 //! `synchronous_commit = off`: a notification needs no durability; under load
-//! notifications coalesce). Tails treat a notification only as a hint and
+//! notifications coalesce, at most one per
+//! [`PgStoreBuilder::notify_interval`]). Tails treat a notification only as a hint and
 //! re-read gap-free from their own position; they also poll
 //! ([`PgStoreBuilder::poll_interval`]), so a lost notification or a listener
 //! that is reconnecting costs latency, never an event. Lost connections are
@@ -112,8 +114,8 @@
 //!
 //! Concurrent appends of one store share a transaction: a few worker tasks
 //! take what is queued (no two batches of one stream or key in a group) and
-//! append it with one call of `foldkit_append_group` (one lock hold, one
-//! commit), while each batch keeps its own answer; a group that fails as a
+//! append it with one call of `foldkit_append_batches` (one lock hold, one
+//! `INSERT` of every event, one commit), while each batch keeps its own answer; a group that fails as a
 //! whole is appended again batch by batch. A lone append takes the
 //! single-batch path, so it waits for nothing.
 //!

@@ -27,8 +27,9 @@ pub(crate) const CHANNEL: &str = "foldkit_events";
 /// The name of the append function (one round trip per append).
 pub(crate) const APPEND_FN: &str = "foldkit_append";
 
-/// The function appending several batches in one transaction.
-pub(crate) const APPEND_GROUP_FN: &str = "foldkit_append_group";
+/// The function appending several batches in one transaction (schema
+/// version 2; `foldkit_append_group` of version 1 stays for older builds).
+pub(crate) const APPEND_BATCHES_FN: &str = "foldkit_append_batches";
 
 /// SQLSTATE raised by the append function when a concurrent writer of the
 /// same stream got there first (its commit was pending when we looked).
@@ -38,7 +39,7 @@ pub(crate) const STATE_STREAM_MOVED: &str = "FK002";
 pub(crate) const STATE_KEY_RACE: &str = "FK003";
 
 /// The migrations, in order: `MIGRATIONS[i]` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -310,6 +311,153 @@ END
 $fn$;
 "#;
 
+/// Version 2: `foldkit_append_batches`, the set-based group append. Where
+/// `foldkit_append_group` runs one `INSERT` (and one key and one version
+/// lookup) per batch, this runs one statement per step for the whole group:
+/// one lookup of the keys, one of the stream versions, one `INSERT` of every
+/// event (which also releases the lock), one `INSERT` of the keys. Per-event
+/// arrays carry each event's batch (`p_batch`, 1-based); the answer is one row
+/// of per-batch arrays (status, first and last position, stream version).
+const V2: &str = r#"
+CREATE FUNCTION foldkit_append_batches(
+    p_counts          integer[],
+    p_streams         text[],
+    p_expected        bigint[],
+    p_keys            text[],
+    p_batch           integer[],
+    p_names           text[],
+    p_schema_versions integer[],
+    p_payloads        bytea[],
+    p_correlation_ids text[],
+    p_causations      bigint[],
+    p_actors          text[],
+    p_metadata        text[],
+    OUT statuses        text[],
+    OUT first_positions bigint[],
+    OUT last_positions  bigint[],
+    OUT stream_versions bigint[]
+)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    nb      integer := cardinality(p_counts);
+    go      boolean[] := array_fill(true, ARRAY[nb]);
+    base    bigint[]  := array_fill(NULL::bigint, ARRAY[nb]);
+    b       integer;
+    cur     bigint;
+    f       bigint;
+    l       bigint;
+    v       bigint;
+    n       bigint;
+    cnt     bigint;
+    total   bigint := 0;
+    off     bigint := 0;
+    keyed   integer := 0;
+    ts      bigint;
+    unlocked boolean;
+BEGIN
+    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'foldkit_append_batches must be the first write of its transaction'
+            USING ERRCODE = 'FK001';
+    END IF;
+    statuses        := array_fill('appended'::text, ARRAY[nb]);
+    first_positions := array_fill(NULL::bigint, ARRAY[nb]);
+    last_positions  := array_fill(NULL::bigint, ARRAY[nb]);
+    stream_versions := array_fill(0::bigint, ARRAY[nb]);
+    IF cardinality(array_remove(p_keys, NULL)) > 0 THEN
+        FOR b, f, l, v IN
+            SELECT k.b, i.first_position, i.last_position, i.stream_version
+              FROM unnest(p_keys) WITH ORDINALITY AS k(key, b)
+              JOIN foldkit_idempotency i ON i.key = k.key
+        LOOP
+            go[b] := false;
+            statuses[b] := 'duplicate'; first_positions[b] := f; last_positions[b] := l;
+            stream_versions[b] := v;
+        END LOOP;
+    END IF;
+    IF cardinality(array_remove(p_streams, NULL)) > 0 THEN
+        FOR b, cur IN
+            SELECT s.b, (SELECT coalesce(max(e.stream_version), 0) FROM foldkit_events e
+                          WHERE e.stream_id = s.stream)
+              FROM unnest(p_streams) WITH ORDINALITY AS s(stream, b)
+             WHERE s.stream IS NOT NULL
+        LOOP
+            IF go[b] THEN
+                stream_versions[b] := cur;
+                IF p_expected[b] >= 0 AND cur <> p_expected[b] THEN
+                    go[b] := false;
+                    statuses[b] := 'conflict';
+                END IF;
+            END IF;
+        END LOOP;
+    END IF;
+    -- Offsets: the events of batch b are p_names[off + 1 .. off + n].
+    FOR b IN 1..nb LOOP
+        n := p_counts[b];
+        IF go[b] THEN
+            total := total + n;
+            IF p_streams[b] IS NOT NULL THEN
+                base[b] := stream_versions[b] - off;
+            END IF;
+            IF p_keys[b] IS NOT NULL THEN keyed := keyed + 1; END IF;
+        END IF;
+        off := off + n;
+    END LOOP;
+
+    IF total > 0 THEN
+        PERFORM pg_advisory_lock(__APPEND_LOCK__);
+        ts := setval('foldkit_clock', greatest((extract(epoch FROM clock_timestamp()) * 1000)::bigint,
+                                               (SELECT c.last_value FROM foldkit_clock c)));
+        WITH ins AS (
+            INSERT INTO foldkit_events (stream_id, stream_version, event_name, schema_version,
+                                        timestamp_ms, correlation_id, causation, actor, metadata, payload)
+            SELECT p_streams[u.b], base[u.b] + u.ord, u.name, u.sver, ts, p_correlation_ids[u.b],
+                   p_causations[u.b], p_actors[u.b], p_metadata[u.b]::jsonb, u.payload
+              FROM unnest(p_names, p_schema_versions, p_payloads, p_batch)
+                   WITH ORDINALITY AS u(name, sver, payload, b, ord)
+             WHERE go[u.b]
+             ORDER BY u.ord
+            ON CONFLICT ON CONSTRAINT foldkit_events_stream_version DO NOTHING
+            RETURNING foldkit_events.position
+        )
+        SELECT s.f, s.l, s.c, pg_advisory_unlock(__APPEND_LOCK__)
+          INTO f, l, cnt, unlocked
+          FROM (SELECT min(ins.position) AS f, max(ins.position) AS l, count(*) AS c FROM ins) s;
+        IF cnt <> total THEN
+            RAISE EXCEPTION 'a stream of the group moved during the append' USING ERRCODE = 'FK002';
+        END IF;
+        IF l - f + 1 <> total THEN
+            RAISE EXCEPTION 'positions % to % are not consecutive for % events', f, l, total
+                USING ERRCODE = 'FK004';
+        END IF;
+        FOR b IN 1..nb LOOP
+            IF go[b] THEN
+                n := p_counts[b];
+                first_positions[b] := f;
+                last_positions[b] := f + n - 1;
+                f := f + n;
+                IF p_streams[b] IS NOT NULL THEN
+                    stream_versions[b] := stream_versions[b] + n;
+                END IF;
+            END IF;
+        END LOOP;
+        IF keyed > 0 THEN
+            INSERT INTO foldkit_idempotency (key, first_position, last_position, stream_version)
+            SELECT k.key, k.f, k.l, k.v
+              FROM unnest(p_keys, first_positions, last_positions, stream_versions, go)
+                   AS k(key, f, l, v, g)
+             WHERE k.g AND k.key IS NOT NULL
+            ON CONFLICT (key) DO NOTHING;
+            GET DIAGNOSTICS cnt = ROW_COUNT;
+            IF cnt <> keyed THEN
+                RAISE EXCEPTION 'an idempotency key of the group was appended concurrently'
+                    USING ERRCODE = 'FK003';
+            END IF;
+        END IF;
+    END IF;
+END
+$fn$;
+"#;
+
 /// Creates or upgrades the schema; returns the version found before.
 pub(crate) async fn migrate(client: &mut Client) -> Result<u32, StoreError> {
     let tx = client
@@ -413,23 +561,26 @@ mod tests {
 
     #[test]
     fn no_exit_while_the_append_lock_is_held() {
-        let locks: Vec<_> = V1
-            .match_indices("pg_advisory_lock(__APPEND_LOCK__)")
-            .collect();
-        let unlocks: Vec<_> = V1
-            .match_indices("pg_advisory_unlock(__APPEND_LOCK__)")
-            .collect();
-        assert_eq!(
-            (locks.len(), unlocks.len()),
-            (2, 2),
-            "one hold per function"
-        );
-        for ((lock, _), (unlock, _)) in locks.iter().zip(&unlocks) {
-            let held = &V1[*lock..*unlock];
-            assert!(
-                !held.contains("RAISE") && !held.contains("RETURN;"),
-                "no exit while locked: {held}"
+        // V1: foldkit_append and foldkit_append_group; V2: foldkit_append_batches.
+        for (migration, functions) in [(V1, 2), (V2, 1)] {
+            let locks: Vec<_> = migration
+                .match_indices("pg_advisory_lock(__APPEND_LOCK__)")
+                .collect();
+            let unlocks: Vec<_> = migration
+                .match_indices("pg_advisory_unlock(__APPEND_LOCK__)")
+                .collect();
+            assert_eq!(
+                (locks.len(), unlocks.len()),
+                (functions, functions),
+                "one hold per function"
             );
+            for ((lock, _), (unlock, _)) in locks.iter().zip(&unlocks) {
+                let held = &migration[*lock..*unlock];
+                assert!(
+                    !held.contains("RAISE") && !held.contains("RETURN;"),
+                    "no exit while locked: {held}"
+                );
+            }
         }
     }
 }

@@ -33,6 +33,7 @@ pub struct PgStoreBuilder {
     url: String,
     pool_size: usize,
     poll_interval: Duration,
+    notify_interval: Duration,
     retry_for: Duration,
     read_only: bool,
 }
@@ -59,6 +60,19 @@ impl PgStoreBuilder {
     /// the fallback when a NOTIFY is lost (e.g. while the listener reconnects).
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
+        self
+    }
+
+    /// The shortest time between two notifications to other instances while
+    /// this store appends faster than it notifies (default 1 ms). A lone append
+    /// is announced at once; when appends commit while a NOTIFY is in flight
+    /// (a busy writer), the next NOTIFY waits until this interval after the
+    /// last and covers all of them, so a busy writer costs the server one small
+    /// transaction (and each listener one wake-up) per interval instead of one
+    /// per append. Other instances then see an append up to this much later
+    /// (with tokio's timer, at least about 1 ms). Zero: never wait.
+    pub fn notify_interval(mut self, interval: Duration) -> Self {
+        self.notify_interval = interval;
         self
     }
 
@@ -99,6 +113,8 @@ pub(crate) struct Inner {
     pub(crate) signal: watch::Sender<Signal>,
     pub(crate) announce: Arc<Notify>,
     pub(crate) poll_interval: Duration,
+    /// The shortest time between two NOTIFYs ([`PgStoreBuilder::notify_interval`]).
+    pub(crate) notify_interval: Duration,
     pub(crate) retry_for: Duration,
     /// Opened with [`PgStoreBuilder::read_only`]: writes are refused.
     pub(crate) read_only: bool,
@@ -136,6 +152,7 @@ impl PgStore {
             url: url.to_owned(),
             pool_size: 16,
             poll_interval: Duration::from_millis(500),
+            notify_interval: Duration::from_millis(1),
             retry_for: Duration::from_secs(30),
             read_only: false,
         }
@@ -208,6 +225,7 @@ impl PgStore {
             signal,
             announce: Arc::new(Notify::new()),
             poll_interval: options.poll_interval,
+            notify_interval: options.notify_interval,
             retry_for: options.retry_for,
             read_only: options.read_only,
             queue,

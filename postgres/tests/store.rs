@@ -507,3 +507,156 @@ fn concurrent_appends_grouped_into_one_transaction_keep_their_own_answers() {
         assert_eq!(stored.len(), 33, "nothing else was written");
     });
 }
+
+#[test]
+fn a_busy_writer_sends_one_notification_per_notify_interval() {
+    use futures::StreamExt;
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let interval = Duration::from_millis(300);
+        let store = PgStore::builder(&url)
+            .notify_interval(interval)
+            .connect()
+            .await
+            .expect("connect");
+        // Another instance's view: a plain LISTEN on the channel.
+        let (client, mut connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("listener");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = messages.next().await {
+                if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                    let _ = tx.send(n.payload().to_owned());
+                }
+            }
+        });
+        client
+            .batch_execute("LISTEN foldkit_events")
+            .await
+            .expect("listen");
+        let started = std::time::Instant::now();
+        // A busy store: eight writers, so appends commit while a NOTIFY is in flight.
+        let store = Arc::new(store);
+        let writers = (0..8u8).map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut last = 0;
+                for i in 0..10u8 {
+                    let appended = store
+                        .append(AppendBatch::new(vec![event("E", &[w, i])]))
+                        .await
+                        .expect("append");
+                    last = *appended.positions.end();
+                }
+                last
+            })
+        });
+        let mut last = 0;
+        for w in futures::future::join_all(writers).await {
+            last = last.max(w.expect("writer"));
+        }
+        let elapsed = started.elapsed();
+        tokio::time::sleep(interval * 2).await;
+        let mut payloads = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            payloads.push(p);
+        }
+        // One per interval once the writer is seen busy, plus a few sent before
+        // an append happened to commit during one (without the interval: ~35).
+        let most = (elapsed.as_millis() / interval.as_millis()) as usize + 8;
+        assert!(
+            !payloads.is_empty() && payloads.len() <= most,
+            "80 appends in {elapsed:?}: {} notifications (at most {most}): {payloads:?}",
+            payloads.len()
+        );
+        assert_eq!(
+            payloads.last().map(String::as_str),
+            Some(last.to_string().as_str()),
+            "the last append is announced"
+        );
+        drop(client);
+    });
+}
+
+#[test]
+fn grouped_appends_keep_their_streams_keys_and_contexts() {
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = Arc::new(PgStore::connect(&url).await.expect("connect"));
+        let batch = |i: u32| {
+            let events = (0..=i % 3)
+                .map(|k| event(&format!("E{k}"), &[i as u8, k as u8]))
+                .collect();
+            let context = EventContext::new()
+                .correlation_id(format!("c{i}"))
+                .caused_by(u64::from(i) + 1)
+                .actor(format!("a{i}"))
+                .with("i", i.to_string());
+            AppendBatch::new(events)
+                .to_stream(format!("g/{i}"), ExpectedVersion::NoStream)
+                .idempotency_key(format!("k{i}"))
+                .with_context(Arc::new(context))
+        };
+        let all = |store: Arc<PgStore>| {
+            futures::future::join_all((0..24u32).map(move |i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.append(batch(i)).await.expect("append") })
+            }))
+        };
+        let first: Vec<_> = all(store.clone())
+            .await
+            .into_iter()
+            .map(|r| r.expect("join"))
+            .collect();
+        // Every batch again, at once: the keys answer, nothing is written twice.
+        let again: Vec<_> = all(store.clone())
+            .await
+            .into_iter()
+            .map(|r| r.expect("join"))
+            .collect();
+        let stored = store.read(1, 1000).await.expect("read");
+        assert_eq!(stored.len(), (0..24).map(|i| i % 3 + 1).sum::<usize>());
+        assert!(stored.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+        for (i, (a, b)) in first.iter().zip(&again).enumerate() {
+            let n = i as u64 % 3 + 1;
+            assert!(
+                !a.deduplicated && b.deduplicated,
+                "batch {i}: {a:?} then {b:?}"
+            );
+            assert_eq!(
+                (a.positions.clone(), a.stream_version),
+                (b.positions.clone(), n)
+            );
+            assert_eq!(
+                a.positions.clone().count() as u64,
+                n,
+                "batch {i}: consecutive"
+            );
+            let expected = batch(i as u32);
+            for (k, position) in a.positions.clone().enumerate() {
+                let e = &stored[(position - 1) as usize];
+                assert_eq!(e.position, position);
+                let s = e.stream.as_ref().expect("in a stream");
+                assert_eq!(
+                    (&*s.id, s.version),
+                    (format!("g/{i}").as_str(), k as u64 + 1)
+                );
+                assert_eq!(
+                    (&*e.name, &e.payload[..]),
+                    (&*expected.events[k].name, &expected.events[k].payload[..])
+                );
+                assert_eq!(
+                    e.context.as_deref(),
+                    expected.context.as_deref(),
+                    "batch {i}"
+                );
+            }
+        }
+    });
+}

@@ -959,6 +959,33 @@ impl EventStore for FileStore {
         })
     }
 
+    fn write_snapshot_streamed(
+        &self,
+        state: &str,
+        source: super::SnapshotSource,
+    ) -> BoxFuture<'_, Result<Seq, StoreError>> {
+        static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = self.state_dir(state);
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            let dir = dir?;
+            let nonce = NONCE.fetch_add(1, Ordering::Relaxed);
+            let at = dir.clone();
+            let (tmp, position) = blocking(move || files::write_tmp(&at, nonce, source)).await?;
+            if let Err(error) = self.sync().await {
+                // Not committed: drop the file (the sync's error is the one reported).
+                let _ = blocking(move || Ok(std::fs::remove_file(&tmp))).await;
+                return Err(error);
+            }
+            blocking(move || {
+                files::commit(&tmp, &files::snapshot_path(&dir, position))?;
+                FileStore::persist_index_blocking(&inner)
+            })
+            .await?;
+            Ok(position)
+        })
+    }
+
     fn list_snapshots(&self, state: &str) -> BoxFuture<'_, Result<Vec<Seq>, StoreError>> {
         let dir = self.state_dir(state);
         Box::pin(async move {

@@ -74,3 +74,28 @@ async fn a_streamed_snapshot_leaves_no_temporary_file() {
     );
     store.close().await.expect("close");
 }
+
+/// A streamed snapshot's temporary file that a crash left behind is removed at the next
+/// open; the snapshots beside it stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_removes_a_crashed_stream() {
+    use foldkit::store::EventStore;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FileStore::open_async(dir.path(), Default::default())
+        .await
+        .expect("open");
+    store
+        .write_snapshot("S", 4, b"kept".to_vec())
+        .await
+        .expect("write");
+    store.close().await.expect("close");
+    drop(store);
+    let left = dir.path().join("snapshots/S/streaming-3.tmp");
+    std::fs::write(&left, b"half a snapshot").expect("write");
+    let store = FileStore::open_async(dir.path(), Default::default())
+        .await
+        .expect("reopen");
+    assert!(!left.exists(), "the crashed stream is removed");
+    assert_eq!(store.list_snapshots("S").await.expect("list"), [4]);
+    store.close().await.expect("close");
+}

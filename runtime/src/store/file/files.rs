@@ -59,6 +59,34 @@ pub(crate) fn write_tmp(
     }
 }
 
+/// Removes the streamed snapshots' temporary files that a crash left in the state
+/// directories under `snapshots` (called at open, under the store's lock, so no write is
+/// running): they were never committed, and nothing else removes them.
+pub(crate) fn remove_stale_streams(snapshots: &Path) -> Result<(), StoreError> {
+    let states = match fs::read_dir(snapshots) {
+        Ok(states) => states,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error("list", snapshots, e)),
+    };
+    for state in states {
+        let state = state.map_err(|e| io_error("list", snapshots, e))?.path();
+        let Ok(files) = fs::read_dir(&state) else {
+            continue; // not a directory
+        };
+        for file in files {
+            let path = file.map_err(|e| io_error("list", &state, e))?.path();
+            let stale = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("streaming-") && name.ends_with(".tmp"));
+            if stale {
+                fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Renames the fsynced `tmp` into `path` and makes the rename durable.
 pub(crate) fn commit(tmp: &Path, path: &Path) -> Result<(), StoreError> {
     fs::rename(tmp, path).map_err(|e| io_error("rename", tmp, e))?;

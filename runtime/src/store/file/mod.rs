@@ -191,6 +191,7 @@ impl FileStore {
             }
             Err(TryLockError::Error(e)) => return Err(io("lock", &dir.join("LOCK"))(e)),
         }
+        files::remove_stale_streams(&dir.join("snapshots"))?;
         let format_path = dir.join(FORMAT_FILE);
         if !format_path.exists() {
             files::write_atomic(

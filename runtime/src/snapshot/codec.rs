@@ -160,20 +160,26 @@ pub fn encode_to<S: State>(
 ) -> Result<u64, EncodeToError> {
     let body_len = body_len(state)?;
     let head = header::<S>(last, body_len)?;
-    let mut sink = Sink {
-        buf: Vec::with_capacity(STREAM_CHUNK.min(head.len() + body_len)),
+    let framed = (head.len() + body_len) as u64;
+    let mut buf = Vec::with_capacity(STREAM_CHUNK.min(head.len() + body_len));
+    buf.extend_from_slice(&head);
+    let mut error = None;
+    let flavor = Chunked {
+        buf,
         out,
         crc: 0,
         written: 0,
-        error: None,
+        error: &mut error,
     };
-    sink.buf.extend_from_slice(&head);
-    let framed = (head.len() + body_len) as u64;
-    let serialized = postcard::serialize_with_flavor(state, Chunked(&mut sink));
-    if let Some(error) = sink.error.take() {
-        return Err(EncodeToError::Io(error));
-    }
-    serialized.map_err(encode_failed::<S>)?;
+    let mut sink = match postcard::serialize_with_flavor(state, flavor) {
+        Ok(sink) => sink,
+        Err(failed) => {
+            return Err(match error {
+                Some(io) => EncodeToError::Io(io),
+                None => encode_failed::<S>(failed).into(),
+            });
+        }
+    };
     sink.flush()?;
     if sink.written != framed {
         // A `Serialize` impl that writes differently on a second pass (not a pure one).
@@ -218,17 +224,18 @@ fn header<S: State>(
     Ok(out)
 }
 
-/// The bounded buffer of [`encode_to`]: full chunks go to `out`, through the checksum.
-struct Sink<'w> {
+/// The postcard flavor of [`encode_to`]: a bounded buffer whose full chunks go to `out`,
+/// through the checksum.
+struct Chunked<'w, 'e> {
     buf: Vec<u8>,
     out: &'w mut dyn std::io::Write,
     crc: u32,
     written: u64,
     /// The sink's error, kept here: postcard's errors cannot carry it.
-    error: Option<std::io::Error>,
+    error: &'e mut Option<std::io::Error>,
 }
 
-impl Sink<'_> {
+impl Chunked<'_, '_> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.crc = crc32c::crc32c_append(self.crc, &self.buf);
         self.out.write_all(&self.buf)?;
@@ -236,41 +243,39 @@ impl Sink<'_> {
         self.buf.clear();
         Ok(())
     }
-}
 
-/// The postcard flavor writing into a [`Sink`].
-struct Chunked<'s, 'w>(&'s mut Sink<'w>);
-
-impl Chunked<'_, '_> {
+    #[inline]
     fn room(&mut self) -> postcard::Result<()> {
-        if self.0.buf.len() < STREAM_CHUNK {
+        if self.buf.len() < STREAM_CHUNK {
             return Ok(());
         }
-        self.0.flush().map_err(|error| {
-            self.0.error = Some(error);
+        self.flush().map_err(|error| {
+            *self.error = Some(error);
             postcard::Error::SerializeBufferFull
         })
     }
 }
 
-impl postcard::ser_flavors::Flavor for Chunked<'_, '_> {
-    type Output = ();
+impl<'w, 'e> postcard::ser_flavors::Flavor for Chunked<'w, 'e> {
+    type Output = Self;
 
+    #[inline]
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.0.buf.push(byte);
+        self.buf.push(byte);
         self.room()
     }
 
+    #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
         for part in data.chunks(STREAM_CHUNK) {
-            self.0.buf.extend_from_slice(part);
+            self.buf.extend_from_slice(part);
             self.room()?;
         }
         Ok(())
     }
 
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
+    fn finalize(self) -> postcard::Result<Self> {
+        Ok(self)
     }
 }
 

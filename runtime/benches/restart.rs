@@ -16,10 +16,11 @@
 //!   id → slot map and both indexes) against postcard decoding the same rows as a plain
 //!   `Vec<Order>` (the floor: no map, no index).
 //!
-//! Before `restart_*` runs, the peak RSS while the opened Db writes a snapshot is printed
-//! against its RSS before (steady state). Before `restore_1M` runs, the heap left by the rows (a counting global allocator: live
+//! Before `restore_1M` runs, the heap left by the rows (a counting global allocator: live
 //! bytes after building the state, minus before, over `N`) is printed for a table
-//! decoded from a snapshot and for one folded row by row.
+//! decoded from a snapshot and for one folded row by row. Peak RSS (steady, during a
+//! snapshot, on reopen) is measured by the `rss_probe` example instead, each phase in a
+//! fresh process: in this process the logs built before would blur it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -190,37 +191,6 @@ async fn restart(dir: &Path, last: u64) -> usize {
     rows
 }
 
-/// A field of `/proc/self/status`, in kB.
-fn status_kb(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Peak RSS while a snapshot of the opened state is written, against the RSS before it
-/// (steady state: the Db open and folded), printed. The peak is reset first
-/// (`/proc/self/clear_refs`), so it is the snapshot's own.
-async fn snapshot_peak(dir: &Path, last: u64) {
-    let db = open(dir).await;
-    db.state::<Orders>()
-        .wait_for_seq(last)
-        .await
-        .expect("caught up");
-    let steady = status_kb("VmRSS");
-    std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak RSS");
-    db.snapshot_to_disk().await.expect("snapshot");
-    let peak = status_kb("VmHWM");
-    println!(
-        "peak RSS during a snapshot: {peak} kB against {steady} kB steady ({:.2}x); heap {} kB",
-        peak as f64 / steady as f64,
-        LIVE.load(Ordering::Relaxed) / 1024
-    );
-    db.close().await.expect("close");
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -261,7 +231,6 @@ fn restart_group(c: &mut Criterion, rows: u64, name: &str) {
         rt.block_on(restart(snapshotted.path(), last)),
         rows as usize
     );
-    rt.block_on(snapshot_peak(snapshotted.path(), last));
     let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.bench_function("full_replay", |b| {

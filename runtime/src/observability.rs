@@ -175,6 +175,14 @@ pub(crate) fn snapshot_write(state: &'static str, bytes: usize) -> SnapshotWrite
 }
 
 impl SnapshotWrite {
+    /// The snapshot's size, once known (a streamed write learns it at the end).
+    pub(crate) fn sized(self, bytes: u64) -> Self {
+        Self {
+            bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+            ..self
+        }
+    }
+
     /// The snapshot at `seq` is stored.
     pub(crate) fn done(self, seq: Option<Seq>) {
         let elapsed = self.began.elapsed();

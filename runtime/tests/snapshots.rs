@@ -409,3 +409,52 @@ async fn compact_drops_only_what_every_state_has_snapshotted_and_time_travel_wor
     );
     db.close().await.expect("close");
 }
+
+/// A value whose `Serialize` panics once it is armed (a bug in a user's impl).
+#[derive(Default, Deserialize, Debug)]
+struct Fuse(bool);
+
+impl Serialize for Fuse {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        assert!(!self.0, "the state's Serialize panicked");
+        serializer.serialize_bool(false)
+    }
+}
+
+#[derive(State, Default, Serialize, Deserialize, Debug)]
+#[state(event = Ev)]
+struct Fragile {
+    fuse: Fuse,
+}
+
+impl Apply<Ev> for Fragile {
+    fn apply(&mut self, _: Ev, _: &Meta) -> Result<(), FoldError> {
+        self.fuse.0 = true;
+        Ok(())
+    }
+}
+
+/// The encode runs inside the store's streamed write, on the blocking pool: a panic
+/// there still reaches the caller of `snapshot_to_disk` as a panic, not as a store error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "the state's Serialize panicked")]
+async fn a_panic_in_a_snapshot_encode_reaches_the_caller() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::builder(dir.path())
+        .state::<Fragile>()
+        .snapshot_on_close(false)
+        .open()
+        .await
+        .expect("open");
+    let seq = db.append(put(1)).await.expect("append");
+    db.state::<Fragile>()
+        .wait_for_seq(seq)
+        .await
+        .expect("folded");
+    let outcome = db.snapshot_to_disk().await;
+    // Not the error itself: its text may quote the panic's message.
+    unreachable!(
+        "the snapshot returned (ok: {}) instead of panicking",
+        outcome.is_ok()
+    );
+}

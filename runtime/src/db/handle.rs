@@ -133,6 +133,11 @@ pub(crate) trait StateSlot: Any + Send + Sync {
     fn release_store(&self);
     /// The state as a snapshot blob, with the seq it reflects.
     fn encode_snapshot(&self) -> Result<(Vec<u8>, Option<Seq>), crate::snapshot::SnapshotError>;
+    /// The state as a snapshot, streamed to `out`, with the seq it reflects and its size.
+    fn encode_snapshot_to(
+        &self,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(Option<Seq>, u64), crate::snapshot::codec::EncodeToError>;
     /// The background snapshot write still running, if any (for `close` to await).
     fn take_pending_write(&self) -> Option<tokio::task::JoinHandle<()>>;
     /// Limits the fold to positions up to `seq` ([`NO_HOLD`]: no limit).
@@ -168,6 +173,13 @@ impl<S: State> StateSlot for StateCell<S> {
 
     fn encode_snapshot(&self) -> Result<(Vec<u8>, Option<Seq>), crate::snapshot::SnapshotError> {
         crate::db::snapshots::encode(self)
+    }
+
+    fn encode_snapshot_to(
+        &self,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(Option<Seq>, u64), crate::snapshot::codec::EncodeToError> {
+        crate::db::snapshots::encode_to(self, out)
     }
 
     fn take_pending_write(&self) -> Option<tokio::task::JoinHandle<()>> {

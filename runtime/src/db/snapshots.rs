@@ -259,6 +259,28 @@ pub(crate) fn encode<S: State>(
     cell: &StateCell<S>,
 ) -> Result<(Vec<u8>, Option<Seq>), SnapshotError> {
     let state = cell.value.read();
+    let last = identified(cell)?;
+    Ok((codec::encode(&*state, last)?, last.map(|l| l.seq)))
+}
+
+/// The state's value, encoded under its read lock and streamed to `out` in bounded
+/// chunks (see [`codec::encode_to`]); returns the applied position it reflects and the
+/// bytes written. The lock
+/// is held while the bytes are handed to `out` (for a file: copied to the page cache),
+/// and released before anything makes them durable.
+pub(crate) fn encode_to<S: State>(
+    cell: &StateCell<S>,
+    out: &mut dyn std::io::Write,
+) -> Result<(Option<Seq>, u64), codec::EncodeToError> {
+    let state = cell.value.read();
+    let last = identified(cell)?;
+    let bytes = codec::encode_to(&*state, last, out)?;
+    Ok((last.map(|l| l.seq), bytes))
+}
+
+/// The identity of the last record `cell` folded (under its read lock): `Unidentified`
+/// when a fold panicked and it is not known.
+fn identified<S: State>(cell: &StateCell<S>) -> Result<Option<RecordIdentity>, SnapshotError> {
     let last = cell
         .last
         .lock()
@@ -271,26 +293,7 @@ pub(crate) fn encode<S: State>(
             seq: applied,
         });
     }
-    Ok((codec::encode(&*state, last)?, last.map(|l| l.seq)))
-}
-
-/// Writes `blob` (at `seq`) once the store has made `seq` durable, then drops
-/// snapshots beyond the newest `keep`.
-async fn store_snapshot(
-    store: &dyn EventStore,
-    name: &'static str,
-    seq: Option<Seq>,
-    blob: Vec<u8>,
-    keep: usize,
-) -> Result<(), DbError> {
-    let write = crate::observability::snapshot_write(name, blob.len());
-    store.sync().await?;
-    store.write_snapshot(name, seq.unwrap_or(0), blob).await?;
-    write.done(seq);
-    for old in store.list_snapshots(name).await?.into_iter().skip(keep) {
-        store.remove_snapshot(name, old).await?;
-    }
-    Ok(())
+    Ok(last)
 }
 
 /// Encodes `state` on the blocking pool (it walks every row: no work for an async worker),
@@ -307,21 +310,64 @@ async fn encode_off_worker(state: &Arc<dyn StateSlot>) -> Result<(Vec<u8>, Optio
     }
 }
 
-/// Encodes `state` now and stores it.
+/// Encodes `state` now and stores it, streamed: the store runs the encode off the async
+/// workers and hands it its sink (a file store: the snapshot's temporary file), so no
+/// blob of the whole snapshot is ever held; it makes the position durable in the log
+/// before the snapshot is committed (see [`EventStore::write_snapshot_streamed`]).
 pub(crate) async fn write_now(state: &Arc<dyn StateSlot>) -> Result<(), DbError> {
     let store = state.store().ok_or(DbError::Closed)?;
     if state.applied_seq() == 0 {
         return Ok(()); // nothing folded: no empty snapshot
     }
-    let (blob, seq) = encode_off_worker(state).await?;
-    store_snapshot(
-        store.as_ref(),
-        state.name(),
-        seq,
-        blob,
-        state.keep_snapshots(),
-    )
-    .await
+    let name = state.name();
+    let failure: Arc<parking_lot::Mutex<Option<EncodeFailure>>> = Arc::default();
+    let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let source = {
+        let (state, failure) = (Arc::clone(state), Arc::clone(&failure));
+        let written_bytes = Arc::clone(&bytes);
+        Box::new(move |out: &mut dyn std::io::Write| {
+            let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                state.encode_snapshot_to(out)
+            }));
+            let why = match encoded {
+                Ok(Ok((seq, bytes))) => {
+                    written_bytes.store(bytes, Ordering::Relaxed);
+                    return Ok(seq.unwrap_or(0));
+                }
+                Ok(Err(codec::EncodeToError::Io(error))) => return Err(error),
+                Ok(Err(codec::EncodeToError::Snapshot(error))) => EncodeFailure::Snapshot(error),
+                Err(panic) => EncodeFailure::Panic(panic),
+            };
+            *failure.lock() = Some(why);
+            Err(std::io::Error::other("the snapshot could not be encoded"))
+        })
+    };
+    let write = crate::observability::snapshot_write(name, 0);
+    let written = store.write_snapshot_streamed(name, source).await;
+    match (written, failure.lock().take()) {
+        // A panic in the state's `Serialize` is the caller's, as it was on this thread.
+        (_, Some(EncodeFailure::Panic(panic))) => std::panic::resume_unwind(panic),
+        (_, Some(EncodeFailure::Snapshot(error))) => return Err(DbError::Snapshot(error)),
+        (Err(error), None) => return Err(error.into()),
+        (Ok(seq), None) => write
+            .sized(bytes.load(Ordering::Relaxed))
+            .done((seq > 0).then_some(seq)),
+    }
+    for old in store
+        .list_snapshots(name)
+        .await?
+        .into_iter()
+        .skip(state.keep_snapshots())
+    {
+        store.remove_snapshot(name, old).await?;
+    }
+    Ok(())
+}
+
+/// Why a streamed encode gave no snapshot (its sink only sees an `io::Error`).
+enum EncodeFailure {
+    Snapshot(SnapshotError),
+    Panic(Box<dyn std::any::Any + Send>),
 }
 
 /// Whether `snapshot_every` asks for a snapshot of `cell` now.
@@ -339,7 +385,12 @@ pub(crate) fn due<S: State>(cell: &StateCell<S>) -> bool {
 }
 
 /// After a batch: snapshot if `every` positions were folded since the last one.
-pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
+///
+/// The snapshot is written by a task of its own, streamed as [`write_now`] does (the
+/// encode runs on the blocking pool, not in the fold), at the position folded when the
+/// encode takes the read lock. A panic in the state's `Serialize` ends that task, which
+/// `close` reports; the fold goes on.
+pub(crate) fn after_batch<S: State>(cell: &Arc<StateCell<S>>) {
     if !due(cell) {
         return;
     }
@@ -353,20 +404,13 @@ pub(crate) fn after_batch<S: State>(cell: &StateCell<S>) {
         );
         return; // one write at a time; a later batch tries again
     }
-    let Some(store) = cell.folder.store() else {
+    if cell.folder.store().is_none() {
         return;
-    };
+    }
     cell.folder.last_snapshot.store(applied, Ordering::Release);
-    let (blob, seq) = match encode(cell) {
-        Ok(encoded) => encoded,
-        Err(error) => {
-            tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot encode a snapshot");
-            return;
-        }
-    };
-    let keep = cell.folder.snapshots.keep;
+    let slot: Arc<dyn StateSlot> = cell.clone();
     *pending = Some(tokio::spawn(async move {
-        if let Err(error) = store_snapshot(store.as_ref(), S::NAME, seq, blob, keep).await {
+        if let Err(error) = write_now(&slot).await {
             tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot write a snapshot");
         }
     }));

@@ -119,18 +119,97 @@ pub struct SnapshotHeader {
 /// The body is serialized straight into the blob that is returned (and written), sized
 /// exactly beforehand by a counting pass that allocates nothing: so a snapshot costs one
 /// blob of memory beside the state, never a body plus its copy, nor a grown vector's
-/// spare half.
+/// spare half. [`encode_to`] streams it instead, holding no blob at all.
 pub fn encode<S: State>(state: &S, last: Option<RecordIdentity>) -> Result<Vec<u8>, SnapshotError> {
-    let failed = |source| SnapshotError::Encode {
+    let body_len = body_len(state)?;
+    let mut out = header::<S>(last, body_len)?;
+    let framed = out.len() + body_len;
+    out.reserve_exact(body_len + 4);
+    let mut out = postcard::to_extend(state, out).map_err(encode_failed::<S>)?;
+    if out.len() != framed {
+        // A `Serialize` impl that writes differently on a second pass (not a pure one).
+        return Err(encode_failed::<S>(postcard::Error::SerializeBufferFull));
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// How many bytes [`encode_to`] hands `out` at a time (its only buffer).
+pub const STREAM_CHUNK: usize = 1 << 20;
+
+/// Why [`encode_to`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeToError {
+    /// The state could not be encoded.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The sink refused bytes.
+    #[error("cannot write the snapshot")]
+    Io(#[from] std::io::Error),
+}
+
+/// Encodes `state` as [`encode`] does (the same bytes), writing them to `out` in chunks of
+/// at most [`STREAM_CHUNK`] bytes as they are produced: the snapshot's memory is one chunk,
+/// whatever the state's size. The checksum is computed over the chunks on the way.
+/// Returns the number of bytes written.
+pub fn encode_to<S: State>(
+    state: &S,
+    last: Option<RecordIdentity>,
+    out: &mut dyn std::io::Write,
+) -> Result<u64, EncodeToError> {
+    let body_len = body_len(state)?;
+    let head = header::<S>(last, body_len)?;
+    let framed = (head.len() + body_len) as u64;
+    let mut buf = Vec::with_capacity(STREAM_CHUNK.min(head.len() + body_len));
+    buf.extend_from_slice(&head);
+    let mut error = None;
+    let flavor = Chunked {
+        buf,
+        out,
+        crc: 0,
+        written: 0,
+        error: &mut error,
+    };
+    let mut sink = match postcard::serialize_with_flavor(state, flavor) {
+        Ok(sink) => sink,
+        Err(failed) => {
+            return Err(match error {
+                Some(io) => EncodeToError::Io(io),
+                None => encode_failed::<S>(failed).into(),
+            });
+        }
+    };
+    sink.flush()?;
+    if sink.written != framed {
+        // A `Serialize` impl that writes differently on a second pass (not a pure one).
+        return Err(encode_failed::<S>(postcard::Error::SerializeBufferFull).into());
+    }
+    sink.out.write_all(&sink.crc.to_le_bytes())?;
+    Ok(framed + 4)
+}
+
+/// The body's exact encoded length (a counting pass that allocates nothing).
+fn body_len<S: State>(state: &S) -> Result<usize, SnapshotError> {
+    postcard::experimental::serialized_size(state).map_err(encode_failed::<S>)
+}
+
+fn encode_failed<S: State>(source: postcard::Error) -> SnapshotError {
+    SnapshotError::Encode {
         state: S::NAME,
         source,
-    };
-    let body_len = postcard::experimental::serialized_size(state).map_err(failed)?;
+    }
+}
+
+/// The bytes before the body: magic through `body_len`.
+fn header<S: State>(
+    last: Option<RecordIdentity>,
+    body_len: usize,
+) -> Result<Vec<u8>, SnapshotError> {
     let name = S::NAME.as_bytes();
     let name_len = u16::try_from(name.len())
         .map_err(|_| SnapshotError::Malformed("state name longer than 65535 bytes"))?;
-    let framed = HEADER_FIXED + name.len() + body_len;
-    let mut out = Vec::with_capacity(framed + 4);
+    let mut out = Vec::with_capacity(HEADER_FIXED + name.len());
     out.extend_from_slice(MAGIC);
     out.push(FORMAT);
     out.extend_from_slice(&name_len.to_le_bytes());
@@ -142,14 +221,62 @@ pub fn encode<S: State>(state: &S, last: Option<RecordIdentity>) -> Result<Vec<u
     out.extend_from_slice(&timestamp.to_le_bytes());
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(&(body_len as u64).to_le_bytes());
-    let mut out = postcard::to_extend(state, out).map_err(failed)?;
-    if out.len() != framed {
-        // A `Serialize` impl that writes differently on a second pass (not a pure one).
-        return Err(failed(postcard::Error::SerializeBufferFull));
-    }
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
     Ok(out)
+}
+
+/// The postcard flavor of [`encode_to`]: a bounded buffer whose full chunks go to `out`,
+/// through the checksum.
+struct Chunked<'w, 'e> {
+    buf: Vec<u8>,
+    out: &'w mut dyn std::io::Write,
+    crc: u32,
+    written: u64,
+    /// The sink's error, kept here: postcard's errors cannot carry it.
+    error: &'e mut Option<std::io::Error>,
+}
+
+impl Chunked<'_, '_> {
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.crc = crc32c::crc32c_append(self.crc, &self.buf);
+        self.out.write_all(&self.buf)?;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    #[inline]
+    fn room(&mut self) -> postcard::Result<()> {
+        if self.buf.len() < STREAM_CHUNK {
+            return Ok(());
+        }
+        self.flush().map_err(|error| {
+            *self.error = Some(error);
+            postcard::Error::SerializeBufferFull
+        })
+    }
+}
+
+impl<'w, 'e> postcard::ser_flavors::Flavor for Chunked<'w, 'e> {
+    type Output = Self;
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.buf.push(byte);
+        self.room()
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        for part in data.chunks(STREAM_CHUNK) {
+            self.buf.extend_from_slice(part);
+            self.room()?;
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Self> {
+        Ok(self)
+    }
 }
 
 /// Checks a blob's framing and checksum and returns its header and body.

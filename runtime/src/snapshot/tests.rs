@@ -187,3 +187,63 @@ fn bundle_round_trips_and_rejects_damage() {
         );
     }
 }
+
+/// A sink that records the size of every write, failing once `fail_after` bytes are in.
+struct Recording {
+    bytes: Vec<u8>,
+    writes: Vec<usize>,
+    fail_after: usize,
+}
+
+impl std::io::Write for Recording {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.fail_after {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.bytes.extend_from_slice(buf);
+        self.writes.push(buf.len());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_streamed_encode_writes_the_same_bytes_in_bounded_chunks() {
+    let mut state = tally(1000);
+    state.label = "x".repeat(3 * codec::STREAM_CHUNK + 17); // one long string: > 3 chunks
+    let blob = codec::encode(&state, Some(id(9))).expect("encode");
+    let mut sink = Recording {
+        bytes: Vec::new(),
+        writes: Vec::new(),
+        fail_after: usize::MAX,
+    };
+    let written = codec::encode_to(&state, Some(id(9)), &mut sink).expect("encode");
+    assert_eq!(written, blob.len() as u64);
+    assert!(sink.bytes == blob, "the streamed bytes are the blob's");
+    assert!(sink.writes.len() > 3, "{:?}", sink.writes);
+    assert!(
+        sink.writes.iter().all(|&n| n <= 2 * codec::STREAM_CHUNK),
+        "{:?}",
+        sink.writes
+    );
+    let (back, last) = codec::decode::<Tally>(&sink.bytes).expect("decode");
+    assert_eq!((back, last), (state, Some(id(9))));
+}
+
+#[test]
+fn a_streamed_encode_reports_a_failing_sink() {
+    let mut state = tally(10);
+    state.label = "x".repeat(2 * codec::STREAM_CHUNK);
+    let mut sink = Recording {
+        bytes: Vec::new(),
+        writes: Vec::new(),
+        fail_after: codec::STREAM_CHUNK + 10,
+    };
+    let error = codec::encode_to(&state, None, &mut sink).expect_err("the sink fails");
+    assert!(
+        matches!(&error, codec::EncodeToError::Io(e) if e.to_string() == "disk full"),
+        "{error:?}"
+    );
+}

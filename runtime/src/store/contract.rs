@@ -579,6 +579,49 @@ pub async fn snapshots_and_checkpoints<F: StoreFactory>(factory: &F) {
     store.close().await.expect("close");
 }
 
+/// A streamed snapshot is stored at the position its source returns, whole; one whose
+/// source fails is not stored at all (nor does it replace the one at its position).
+pub async fn streamed_snapshots_are_whole_or_absent<F: StoreFactory>(factory: &F) {
+    let store = open(factory, "streamed").await;
+    store.append(one("e", b"1")).await.expect("append");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
+    let bytes = big.clone();
+    let position = store
+        .write_snapshot_streamed(
+            "S",
+            Box::new(move |out: &mut dyn std::io::Write| {
+                for part in bytes.chunks(100_000) {
+                    out.write_all(part)?;
+                }
+                Ok(1)
+            }),
+        )
+        .await
+        .expect("streamed write");
+    assert_eq!(position, 1);
+    assert_eq!(store.list_snapshots("S").await.expect("list"), [1]);
+    assert!(
+        store.read_snapshot("S", 1).await.expect("read").as_deref() == Some(&big[..]),
+        "the streamed bytes are stored whole"
+    );
+    let failed = store
+        .write_snapshot_streamed(
+            "S",
+            Box::new(|out: &mut dyn std::io::Write| {
+                out.write_all(b"half a snapshot")?;
+                Err(std::io::Error::other("the encode failed"))
+            }),
+        )
+        .await;
+    assert!(failed.is_err(), "a failing source fails the write");
+    assert_eq!(store.list_snapshots("S").await.expect("list"), [1]);
+    assert!(
+        store.read_snapshot("S", 1).await.expect("read").as_deref() == Some(&big[..]),
+        "a failed write leaves the stored snapshot as it was"
+    );
+    store.close().await.expect("close");
+}
+
 /// After `close`, appends are refused and tails end once they have read everything.
 pub async fn close_refuses_appends_and_ends_tails<F: StoreFactory>(factory: &F) {
     let store = open(factory, "close").await;
@@ -621,6 +664,7 @@ macro_rules! store_contract_tests {
             tails_are_gap_free_and_cancel_safe,
             restart_keeps_everything,
             snapshots_and_checkpoints,
+            streamed_snapshots_are_whole_or_absent,
             close_refuses_appends_and_ends_tails,
         );
     };

@@ -45,6 +45,10 @@ pub use record::{
 use crate::Seq;
 pub use crate::db::ExpectedVersion;
 
+/// Writes one snapshot's bytes into the sink it is given and returns the position the
+/// snapshot is at (see [`EventStore::write_snapshot_streamed`]).
+pub type SnapshotSource = Box<dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<Seq> + Send>;
+
 /// Where a Db's events, snapshots and checkpoints live. See the [module docs](self)
 /// for the contract every implementation keeps.
 ///
@@ -99,6 +103,41 @@ pub trait EventStore: Send + Sync + 'static {
         position: Seq,
         bytes: Vec<u8>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Stores the snapshot that `source` writes, at the position `source` returns, as
+    /// [`write_snapshot`](Self::write_snapshot) does (complete or absent), once that
+    /// position is durable in the log ([`sync`](Self::sync) runs after `source` and
+    /// before the snapshot is committed). Returns the position.
+    ///
+    /// `source` is blocking work (it encodes a whole state): the store runs it off the
+    /// async workers. The default collects its bytes and calls `write_snapshot`; the
+    /// file store streams them into the snapshot's temporary file instead, so a snapshot
+    /// is never held in memory whole.
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped call stores nothing or the whole snapshot; `source` may still run to
+    /// its end on the blocking pool.
+    fn write_snapshot_streamed(
+        &self,
+        state: &str,
+        source: SnapshotSource,
+    ) -> BoxFuture<'_, Result<Seq, StoreError>> {
+        let state = state.to_owned();
+        Box::pin(async move {
+            let encoded = tokio::task::spawn_blocking(move || {
+                let mut bytes = Vec::new();
+                source(&mut bytes).map(|position| (bytes, position))
+            })
+            .await
+            .map_err(|e| StoreError::backend("run a snapshot encode on the blocking pool", e))?;
+            let (bytes, position) = encoded
+                .map_err(|e| StoreError::backend(format!("encode a snapshot of {state}"), e))?;
+            self.sync().await?;
+            self.write_snapshot(&state, position, bytes).await?;
+            Ok(position)
+        })
+    }
 
     /// The positions of the stored snapshots of `state`, newest first.
     fn list_snapshots(&self, state: &str) -> BoxFuture<'_, Result<Vec<Seq>, StoreError>>;

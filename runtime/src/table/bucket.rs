@@ -2,18 +2,23 @@
 //!
 //! An index maps a key to a [`Bucket`] of the slots of the rows holding it, so a lookup
 //! reads the rows directly instead of looking every id up again. A bucket is shaped by its
-//! size: one slot inline (the usual case for an ordered index over nearly unique keys such
-//! as timestamps), a sorted boxed slice for a few, and for many a sorted list of sorted
-//! chunks ([`Chunks`]): reading it is as fast as reading an array (a bucket holding a
+//! size: one or two slots inline (one is the usual case for an ordered index over nearly
+//! unique keys such as timestamps), a sorted boxed slice for a few, and for many a sorted
+//! list of sorted chunks ([`Chunks`]): reading it is as fast as reading an array (a bucket holding a
 //! third of the table must read faster than a scan of the table), and adding or removing
 //! one slot moves at most one chunk's worth of slots, so it stays cheap for the bucket of
 //! a low-cardinality key.
+//!
+//! A bucket is 16 bytes (an ordered index's B-tree stores it inline beside each key, so
+//! every byte of it counts once per row there): the heap shapes are thin pointers. `Few`
+//! boxes its boxed slice (16 bytes beside the slots) for that; inline `Two` spares small
+//! buckets that cost.
 //!
 //! Invariants (kept by the methods below):
 //! - a bucket is never empty (the index drops the key instead; see [`Bucket::remove`]);
 //! - slots iterate in ascending order, each once: [`Bucket::insert`] of a slot already
 //!   there changes nothing, so a row whose `Vec` field holds one key twice is filed once;
-//! - `Few` holds 2..=[`FEW_MAX`] slots;
+//! - `Two` holds 2 slots, ascending; `Few` holds 3..=[`FEW_MAX`] slots;
 //! - a `Many`'s chunks are non-empty, each sorted, each holding at most [`CHUNK_MAX`]
 //!   slots, all of one chunk below all of the next; `len` is their total.
 
@@ -33,10 +38,12 @@ const CHUNK_MAX: usize = 1024;
 pub enum Bucket {
     /// Exactly one slot.
     One(Slot),
-    /// 2..=`FEW_MAX` slots, sorted.
-    Few(Box<[Slot]>),
-    /// More slots. Boxed so that a bucket is 24 bytes, not 32: most buckets of an ordered
-    /// index over nearly unique keys are `One`, and sit inline in the index's nodes.
+    /// Two slots, ascending.
+    Two([Slot; 2]),
+    /// 3..=`FEW_MAX` slots, sorted. Boxed twice so that the bucket holds a thin pointer
+    /// (a boxed slice is 16 bytes: a bucket holding one inline would be 24).
+    Few(Box<Box<[Slot]>>),
+    /// More slots (boxed for the same reason).
     Many(Box<Chunks>),
 }
 
@@ -115,7 +122,8 @@ impl Bucket {
         Some(match slots.len() {
             0 => return None,
             1 => Bucket::One(slots[0]),
-            len if len <= FEW_MAX => Bucket::Few(slots.into_boxed_slice()),
+            2 => Bucket::Two([slots[0], slots[1]]),
+            len if len <= FEW_MAX => Bucket::Few(Box::new(slots.into_boxed_slice())),
             len => {
                 let chunks = slots.chunks(CHUNK_MAX).map(<[Slot]>::to_vec).collect();
                 Bucket::Many(Box::new(Chunks { chunks, len }))
@@ -128,6 +136,7 @@ impl Bucket {
     pub(crate) fn len(&self) -> usize {
         match self {
             Bucket::One(_) => 1,
+            Bucket::Two(_) => 2,
             Bucket::Few(slots) => slots.len(),
             Bucket::Many(slots) => slots.len,
         }
@@ -138,6 +147,7 @@ impl Bucket {
     pub(crate) fn iter(&self) -> BucketIter<'_> {
         match self {
             Bucket::One(slot) => BucketIter::One(Some(*slot)),
+            Bucket::Two(slots) => BucketIter::Few(slots.iter()),
             Bucket::Few(slots) => BucketIter::Few(slots.iter()),
             Bucket::Many(slots) => BucketIter::Many(slots.iter()),
         }
@@ -147,6 +157,7 @@ impl Bucket {
     pub(crate) fn contains(&self, slot: Slot) -> bool {
         match self {
             Bucket::One(one) => *one == slot,
+            Bucket::Two(two) => two.contains(&slot),
             Bucket::Few(slots) => slots.binary_search(&slot).is_ok(),
             Bucket::Many(slots) => slots.contains(slot),
         }
@@ -157,7 +168,15 @@ impl Bucket {
         match self {
             Bucket::One(one) => {
                 if *one != slot {
-                    *self = Bucket::Few(Box::from([slot.min(*one), slot.max(*one)]));
+                    *self = Bucket::Two([slot.min(*one), slot.max(*one)]);
+                }
+            }
+            Bucket::Two(two) => {
+                if let Err(at) = two.binary_search(&slot) {
+                    let mut three = [slot; 3];
+                    three[..at].copy_from_slice(&two[..at]);
+                    three[at + 1..].copy_from_slice(&two[at..]);
+                    *self = Bucket::Few(Box::new(Box::from(three)));
                 }
             }
             Bucket::Few(slots) => {
@@ -169,7 +188,7 @@ impl Bucket {
                     grown.extend_from_slice(&slots[..at]);
                     grown.push(slot);
                     grown.extend_from_slice(&slots[at..]);
-                    *slots = grown.into_boxed_slice();
+                    **slots = grown.into_boxed_slice();
                 } else {
                     let mut many = Vec::with_capacity(slots.len() + 1);
                     many.extend_from_slice(&slots[..at]);
@@ -189,24 +208,33 @@ impl Bucket {
     pub(crate) fn remove(&mut self, slot: Slot) -> bool {
         match self {
             Bucket::One(one) => *one == slot,
+            Bucket::Two(two) => {
+                if let Ok(at) = two.binary_search(&slot) {
+                    *self = Bucket::One(two[1 - at]);
+                }
+                false
+            }
             Bucket::Few(slots) => {
                 let Ok(at) = slots.binary_search(&slot) else {
                     return false;
                 };
-                if slots.len() == 2 {
-                    *self = Bucket::One(slots[1 - at]);
+                if slots.len() == 3 {
+                    let mut two = [0; 2];
+                    two[..at].copy_from_slice(&slots[..at]);
+                    two[at..].copy_from_slice(&slots[at + 1..]);
+                    *self = Bucket::Two(two);
                 } else {
                     let mut shrunk = Vec::with_capacity(slots.len() - 1);
                     shrunk.extend_from_slice(&slots[..at]);
                     shrunk.extend_from_slice(&slots[at + 1..]);
-                    *slots = shrunk.into_boxed_slice();
+                    **slots = shrunk.into_boxed_slice();
                 }
                 false
             }
             Bucket::Many(slots) => {
                 if slots.remove(slot) && slots.len <= FEW_AGAIN {
                     let few: Box<[Slot]> = slots.iter().copied().collect();
-                    *self = Bucket::Few(few);
+                    *self = Bucket::Few(Box::new(few));
                 }
                 false
             }
@@ -267,6 +295,25 @@ mod tests {
 
     fn slots(bucket: &Bucket) -> Vec<Slot> {
         bucket.iter().collect()
+    }
+
+    #[test]
+    fn a_bucket_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Bucket>(), 16);
+    }
+
+    #[test]
+    fn three_and_two_slots_take_any_position() {
+        for gone in [1, 5, 9] {
+            let mut bucket = Bucket::from_sorted(vec![1, 5, 9]).expect("non-empty");
+            assert!(!bucket.remove(gone));
+            let left: Vec<Slot> = [1, 5, 9].into_iter().filter(|&s| s != gone).collect();
+            assert!(matches!(bucket, Bucket::Two(_)));
+            assert_eq!(slots(&bucket), left);
+            bucket.insert(gone);
+            assert!(matches!(bucket, Bucket::Few(_)));
+            assert_eq!(slots(&bucket), [1, 5, 9]);
+        }
     }
 
     #[test]
@@ -333,7 +380,7 @@ mod tests {
     #[test]
     fn from_sorted_shapes_a_bucket_as_inserts_would() {
         assert!(Bucket::from_sorted(Vec::new()).is_none());
-        for len in [1, 2, FEW_MAX, FEW_MAX + 1, CHUNK_MAX, 3 * CHUNK_MAX + 7] {
+        for len in [1, 2, 3, FEW_MAX, FEW_MAX + 1, CHUNK_MAX, 3 * CHUNK_MAX + 7] {
             let wanted: Vec<Slot> = (0..len as Slot).map(|s| s * 3).collect();
             let bucket = Bucket::from_sorted(wanted.clone()).expect("non-empty");
             let mut grown = Bucket::One(wanted[0]);
@@ -366,9 +413,12 @@ mod tests {
         let mut bucket = Bucket::One(9);
         bucket.repoint(9, 3);
         assert_eq!(slots(&bucket), [3]);
-        let mut bucket = Bucket::Few(Box::from([1, 4, 9]));
+        let mut bucket = Bucket::Few(Box::new(Box::from([1, 4, 9])));
         bucket.repoint(9, 2);
         assert_eq!(slots(&bucket), [1, 2, 4]);
+        let mut bucket = Bucket::Two([4, 9]);
+        bucket.repoint(9, 2);
+        assert_eq!(slots(&bucket), [2, 4]);
         let mut bucket = Bucket::One(0);
         (1..100).for_each(|slot| bucket.insert(slot));
         assert!(matches!(bucket, Bucket::Many(_)));

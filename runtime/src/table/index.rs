@@ -92,8 +92,12 @@ pub trait KeyMap<K>: Default + Send + Sync + 'static {
     /// Drops every key.
     fn clear(&mut self);
     /// The map of `keyed`: every (key, slot) pair, in ascending slot order (a row whose
-    /// `Vec` field holds a key twice gives the pair twice, and it is filed once).
-    fn build(keyed: Vec<(&K, Slot)>) -> Self;
+    /// `Vec` field holds a key twice gives the pair twice, and it is filed once). The
+    /// pairs are read from the rows as they are needed (`Clone`: a build may read them
+    /// twice), not collected first.
+    fn build<'k>(keyed: impl Iterator<Item = (&'k K, Slot)> + Clone) -> Self
+    where
+        K: 'k;
     /// Every key's bucket, in no particular order (for invariant checks only).
     fn buckets(&self) -> Box<dyn Iterator<Item = &Bucket> + '_>;
 }
@@ -116,7 +120,10 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyMap<K> for HashMap<K, Buck
     fn clear(&mut self) {
         HashMap::clear(self);
     }
-    fn build(keyed: Vec<(&K, Slot)>) -> Self {
+    fn build<'k>(keyed: impl Iterator<Item = (&'k K, Slot)> + Clone) -> Self
+    where
+        K: 'k,
+    {
         // Group the slots by key (borrowed), then move each group into its bucket once.
         let mut groups: HashMap<&K, Vec<Slot>, Seeded> = HashMap::default();
         for (key, slot) in keyed {
@@ -156,12 +163,40 @@ impl<K: Ord + Clone + Send + Sync + 'static> KeyMap<K> for BTreeMap<K, Bucket> {
     fn clear(&mut self) {
         BTreeMap::clear(self);
     }
-    fn build(mut keyed: Vec<(&K, Slot)>) -> Self {
-        // Stable: the slots of one key stay ascending. Linear when the keys already arrive
-        // in order (timestamps of rows in id order); the map is then built bottom-up from
-        // the sorted groups.
-        keyed.sort_by(|a, b| a.0.cmp(b.0));
-        let mut keyed = keyed.into_iter().peekable();
+    fn build<'k>(keyed: impl Iterator<Item = (&'k K, Slot)> + Clone) -> Self
+    where
+        K: 'k,
+    {
+        // Keys that already arrive in order (timestamps of rows in id order) are grouped
+        // straight from the rows; others are collected and sorted first (stable: the slots
+        // of one key stay ascending). The map is then built bottom-up from the groups.
+        if keyed.clone().is_sorted_by(|a, b| a.0 <= b.0) {
+            return Self::grouped(keyed);
+        }
+        let mut sorted: Vec<(&K, Slot)> = keyed.collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        Self::grouped(sorted.into_iter())
+    }
+    fn buckets(&self) -> Box<dyn Iterator<Item = &Bucket> + '_> {
+        Box::new(self.values())
+    }
+}
+
+/// Building an ordered index's map from its pairs in key order.
+trait Grouped<K> {
+    /// The map of `keyed`, (key, slot) pairs in ascending key order, and for one key in
+    /// ascending slot order.
+    fn grouped<'k>(keyed: impl Iterator<Item = (&'k K, Slot)>) -> Self
+    where
+        K: 'k;
+}
+
+impl<K: Ord + Clone> Grouped<K> for BTreeMap<K, Bucket> {
+    fn grouped<'k>(keyed: impl Iterator<Item = (&'k K, Slot)>) -> Self
+    where
+        K: 'k,
+    {
+        let mut keyed = keyed.peekable();
         let groups = std::iter::from_fn(|| {
             let (key, first) = keyed.next()?;
             if keyed.peek().is_none_or(|(next, _)| *next != key) {
@@ -177,9 +212,6 @@ impl<K: Ord + Clone + Send + Sync + 'static> KeyMap<K> for BTreeMap<K, Bucket> {
             Some((key.clone(), Bucket::from_sorted(slots)?))
         });
         groups.collect()
-    }
-    fn buckets(&self) -> Box<dyn Iterator<Item = &Bucket> + '_> {
-        Box::new(self.values())
     }
 }
 
@@ -297,10 +329,10 @@ where
 
     fn load(&mut self, rows: &[T]) {
         let keys = self.keys;
-        let mut keyed = Vec::with_capacity(rows.len());
-        for (at, row) in rows.iter().enumerate() {
-            keyed.extend(keys.of(row).iter().map(|key| (key, at as Slot)));
-        }
+        let keyed = rows
+            .iter()
+            .enumerate()
+            .flat_map(move |(at, row)| keys.of(row).iter().map(move |key| (key, at as Slot)));
         self.map = M::build(keyed);
     }
 

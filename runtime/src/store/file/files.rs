@@ -32,6 +32,67 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     sync_dir(dir)
 }
 
+/// Writes what `source` produces to a new temporary file in `dir` (named by `nonce`,
+/// unique among concurrent writes), through `source`'s own bounded buffer, and fsyncs it;
+/// returns the file and the position `source` returned. The caller commits it with
+/// [`commit`] once that position is durable; on an error the file is removed.
+pub(crate) fn write_tmp(
+    dir: &Path,
+    nonce: u64,
+    source: crate::store::SnapshotSource,
+) -> Result<(PathBuf, Seq), StoreError> {
+    fs::create_dir_all(dir).map_err(|e| io_error("create directory", dir, e))?;
+    let tmp = dir.join(format!("streaming-{nonce}.tmp"));
+    let written = File::create(&tmp)
+        .map_err(|e| io_error("create", &tmp, e))
+        .and_then(|mut file| {
+            let position = source(&mut file).map_err(|e| io_error("write", &tmp, e))?;
+            file.sync_all().map_err(|e| io_error("fsync", &tmp, e))?;
+            Ok(position)
+        });
+    match written {
+        Ok(position) => Ok((tmp, position)),
+        Err(error) => {
+            let _ = fs::remove_file(&tmp); // nothing to keep; the error says what failed
+            Err(error)
+        }
+    }
+}
+
+/// Removes the streamed snapshots' temporary files that a crash left in the state
+/// directories under `snapshots` (called at open, under the store's lock, so no write is
+/// running): they were never committed, and nothing else removes them.
+pub(crate) fn remove_stale_streams(snapshots: &Path) -> Result<(), StoreError> {
+    let states = match fs::read_dir(snapshots) {
+        Ok(states) => states,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error("list", snapshots, e)),
+    };
+    for state in states {
+        let state = state.map_err(|e| io_error("list", snapshots, e))?.path();
+        let Ok(files) = fs::read_dir(&state) else {
+            continue; // not a directory
+        };
+        for file in files {
+            let path = file.map_err(|e| io_error("list", &state, e))?.path();
+            let stale = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("streaming-") && name.ends_with(".tmp"));
+            if stale {
+                fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Renames the fsynced `tmp` into `path` and makes the rename durable.
+pub(crate) fn commit(tmp: &Path, path: &Path) -> Result<(), StoreError> {
+    fs::rename(tmp, path).map_err(|e| io_error("rename", tmp, e))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
 /// Makes a rename or removal in `dir` durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)

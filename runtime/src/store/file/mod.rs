@@ -204,6 +204,7 @@ impl FileStore {
             }
             Err(TryLockError::Error(e)) => return Err(io("lock", &dir.join("LOCK"))(e)),
         }
+        files::remove_stale_streams(&dir.join("snapshots"))?;
         let format_path = dir.join(FORMAT_FILE);
         if !format_path.exists() {
             files::write_atomic(
@@ -902,6 +903,33 @@ impl EventStore for FileStore {
                 FileStore::persist_index_blocking(&inner)
             })
             .await
+        })
+    }
+
+    fn write_snapshot_streamed(
+        &self,
+        state: &str,
+        source: super::SnapshotSource,
+    ) -> BoxFuture<'_, Result<Seq, StoreError>> {
+        static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = self.state_dir(state);
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            let dir = dir?;
+            let nonce = NONCE.fetch_add(1, Ordering::Relaxed);
+            let at = dir.clone();
+            let (tmp, position) = blocking(move || files::write_tmp(&at, nonce, source)).await?;
+            if let Err(error) = self.sync().await {
+                // Not committed: drop the file (the sync's error is the one reported).
+                let _ = blocking(move || Ok(std::fs::remove_file(&tmp))).await;
+                return Err(error);
+            }
+            blocking(move || {
+                files::commit(&tmp, &files::snapshot_path(&dir, position))?;
+                FileStore::persist_index_blocking(&inner)
+            })
+            .await?;
+            Ok(position)
         })
     }
 

@@ -22,10 +22,8 @@
 //! snapshot, on reopen) is measured by the `rss_probe` example instead, each phase in a
 //! fresh process: in this process the logs built before would blur it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -33,129 +31,12 @@ use foldkit::prelude::*;
 use foldkit::snapshot::codec;
 
 /// Counts live heap bytes (requested sizes).
-struct Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to `System` unchanged; only counts sizes on the side.
-// (A global allocator cannot be written without `unsafe`.)
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-const T0: u64 = 1_700_000_000_000;
-const CUSTOMERS: u64 = 100_000;
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Status {
-    Placed,
-    Confirmed,
-}
-
-#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
-struct Order {
-    #[entity(id)]
-    order_id: u64,
-    #[entity(index)]
-    customer: String,
-    status: Status,
-    total_cents: u64,
-    #[entity(index(ordered))]
-    placed_at: u64,
-}
-
-#[derive(Event, Serialize, Deserialize, Clone, Debug)]
-enum Shop {
-    Placed {
-        order_id: u64,
-        customer: String,
-        total_cents: u64,
-        placed_at: u64,
-    },
-    Confirmed {
-        order_id: u64,
-    },
-}
-
-#[derive(State, Default, Serialize, Deserialize)]
-#[state(event = Shop)]
-struct Orders {
-    orders: Table<Order>,
-}
-
-impl Apply<Shop> for Orders {
-    fn apply(&mut self, event: Shop, _: &Meta) -> Result<(), FoldError> {
-        match event {
-            Shop::Placed {
-                order_id,
-                customer,
-                total_cents,
-                placed_at,
-            } => {
-                self.orders.insert(Order {
-                    order_id,
-                    customer,
-                    status: Status::Placed,
-                    total_cents,
-                    placed_at,
-                });
-            }
-            Shop::Confirmed { order_id } => {
-                self.orders
-                    .update(&order_id, |o| o.status = Status::Confirmed);
-            }
-        }
-        Ok(())
-    }
-}
-
-fn placed(i: u64) -> Shop {
-    Shop::Placed {
-        order_id: i,
-        customer: format!("customer-{}", i % CUSTOMERS),
-        total_cents: (i * 7919) % 50_000,
-        placed_at: T0 + i,
-    }
-}
-
-/// The events of `rows` orders: every `Placed`, then `Confirmed` for 3 in 4.
-fn events(rows: u64) -> impl Iterator<Item = Shop> {
-    (0..rows).map(placed).chain(
-        (0..rows)
-            .filter(|i| i % 4 != 3)
-            .map(|order_id| Shop::Confirmed { order_id }),
-    )
-}
-
-async fn open(dir: &Path) -> Db {
-    Db::builder(dir)
-        .fsync(FsyncPolicy::Never)
-        .segment_size(64 << 20)
-        .state::<Orders>()
-        .snapshot_on_close(false)
-        .open()
-        .await
-        .expect("open")
-}
+#[path = "support/orders.rs"]
+mod orders;
+use orders::{Order, Orders, Shop, T0, events, open};
 
 /// Writes the log of `rows` orders into `dir`, with a snapshot `from_tail` events before
 /// its end when asked; returns the log's last position.
@@ -264,9 +145,9 @@ fn folded(rows: u64) -> Orders {
 
 /// Live heap bytes per row of the state `make` builds (what it leaves, not its peak).
 fn heap_per_row(rows: u64, make: impl FnOnce() -> Orders) -> (f64, Orders) {
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting_alloc::live();
     let state = make();
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = counting_alloc::live();
     (after.saturating_sub(before) as f64 / rows as f64, state)
 }
 

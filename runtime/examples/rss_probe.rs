@@ -21,73 +21,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use foldkit::prelude::*;
-
-const T0: u64 = 1_700_000_000_000;
-const CUSTOMERS: u64 = 100_000;
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Status {
-    Placed,
-    Confirmed,
-}
-
-#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
-struct Order {
-    #[entity(id)]
-    order_id: u64,
-    #[entity(index)]
-    customer: String,
-    status: Status,
-    total_cents: u64,
-    #[entity(index(ordered))]
-    placed_at: u64,
-}
-
-#[derive(Event, Serialize, Deserialize, Clone, Debug)]
-enum Shop {
-    Placed {
-        order_id: u64,
-        customer: String,
-        total_cents: u64,
-        placed_at: u64,
-    },
-    Confirmed {
-        order_id: u64,
-    },
-}
-
-#[derive(State, Default, Serialize, Deserialize)]
-#[state(event = Shop)]
-struct Orders {
-    orders: Table<Order>,
-}
-
-impl Apply<Shop> for Orders {
-    fn apply(&mut self, event: Shop, _: &Meta) -> Result<(), FoldError> {
-        match event {
-            Shop::Placed {
-                order_id,
-                customer,
-                total_cents,
-                placed_at,
-            } => {
-                self.orders.insert(Order {
-                    order_id,
-                    customer,
-                    status: Status::Placed,
-                    total_cents,
-                    placed_at,
-                });
-            }
-            Shop::Confirmed { order_id } => {
-                self.orders
-                    .update(&order_id, |o| o.status = Status::Confirmed);
-            }
-        }
-        Ok(())
-    }
-}
+#[path = "../benches/support/orders.rs"]
+mod orders;
+use orders::{Orders, Shop, events, open};
 
 /// The rows whose events number about `events` (1.75 per row).
 fn rows_for(events: u64) -> u64 {
@@ -95,32 +31,6 @@ fn rows_for(events: u64) -> u64 {
 }
 
 /// The events of `rows` orders: every `Placed`, then `Confirmed` for 3 in 4.
-fn events(rows: u64) -> impl Iterator<Item = Shop> {
-    (0..rows)
-        .map(|i| Shop::Placed {
-            order_id: i,
-            customer: format!("customer-{}", i % CUSTOMERS),
-            total_cents: (i * 7919) % 50_000,
-            placed_at: T0 + i,
-        })
-        .chain(
-            (0..rows)
-                .filter(|i| i % 4 != 3)
-                .map(|order_id| Shop::Confirmed { order_id }),
-        )
-}
-
-async fn open(dir: &Path) -> Db {
-    Db::builder(dir)
-        .fsync(FsyncPolicy::Never)
-        .segment_size(64 << 20)
-        .state::<Orders>()
-        .snapshot_on_close(false)
-        .open()
-        .await
-        .expect("open the Db")
-}
-
 /// A field of `/proc/self/status`, in kB.
 fn status_kb(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");

@@ -11,43 +11,15 @@
 //! for 10 events and a 13-byte id (sizes as requested from the allocator,
 //! without its own per-allocation overhead).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use foldkit::ExpectedVersion;
 use foldkit::store::{AppendBatch, EventStore, FileStore, FileStoreOptions, NewEvent};
 use foldkit_storage::{FsyncPolicy, Log, LogOptions};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to `System` unchanged; only counts sizes on the side.
-// (A global allocator cannot be written without `unsafe`.)
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+#[path = "../benches/support/counting_alloc.rs"]
+mod counting_alloc;
 
 const STREAMS: u64 = 20_000;
 const EVENTS_PER_STREAM: u64 = 10;
@@ -91,13 +63,13 @@ fn fill(dir: &Path, in_streams: bool) {
 /// The live heap a store of `dir` holds once opened (index loaded, no scan),
 /// the heap its log alone holds, and its number of streams.
 fn held_after_open(dir: &Path) -> (usize, usize, usize) {
-    let before = LIVE.load(Ordering::SeqCst);
+    let before = counting_alloc::live();
     let log = Log::open(dir.join("log"), LogOptions::default()).expect("open the log");
-    let log_held = LIVE.load(Ordering::SeqCst).saturating_sub(before);
+    let log_held = counting_alloc::live().saturating_sub(before);
     drop(log);
-    let before = LIVE.load(Ordering::SeqCst);
+    let before = counting_alloc::live();
     let store = FileStore::open(dir, options()).expect("reopen");
-    let held = LIVE.load(Ordering::SeqCst).saturating_sub(before);
+    let held = counting_alloc::live().saturating_sub(before);
     let streams = store.stream_count();
     drop(store);
     (held, log_held, streams)

@@ -9,59 +9,16 @@
 //! buckets, and leaves 119 B with 16-byte ones (the ordered index stores one per row).
 //! The test prints each structure's share (`-- --nocapture`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use foldkit::__private::check_table;
 use foldkit::prelude::*;
 use foldkit::snapshot::codec;
 
-struct Counting;
+#[path = "../benches/support/counting_alloc.rs"]
+mod counting_alloc;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to `System` unchanged; only counts sizes on the side.
-// (A global allocator cannot be written without `unsafe`.)
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Status {
-    Placed,
-    Confirmed,
-}
-
-#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
-struct Order {
-    #[entity(id)]
-    order_id: u64,
-    #[entity(index)]
-    customer: String,
-    status: Status,
-    total_cents: u64,
-    #[entity(index(ordered))]
-    placed_at: u64,
-}
+#[path = "../benches/support/orders.rs"]
+mod orders;
+use orders::{Order, Status};
 
 #[derive(Event, Serialize, Deserialize, Clone, Debug)]
 enum Placed {
@@ -125,9 +82,9 @@ where
     }
     let blob = postcard::to_allocvec(&table).expect("encode");
     drop(table);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting_alloc::live();
     let restored: Table<E> = postcard::from_bytes(&blob).expect("decode");
-    let bytes = LIVE.load(Ordering::Relaxed) - before;
+    let bytes = counting_alloc::live() - before;
     assert_eq!(restored.len(), ROWS as usize);
     bytes as f64 / ROWS as f64
 }
@@ -178,9 +135,9 @@ fn a_restored_orders_table_holds_at_most_120_bytes_per_row() {
     }
     let blob = codec::encode(&state, None).expect("encode");
     drop(state);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = counting_alloc::live();
     let (restored, _) = codec::decode::<Orders>(&blob).expect("decode");
-    let per_row = (LIVE.load(Ordering::Relaxed) - before) as f64 / ROWS as f64;
+    let per_row = (counting_alloc::live() - before) as f64 / ROWS as f64;
     println!("per row, both indexes: {per_row:.1} B");
     check_table(&restored.orders).expect("a consistent table");
     assert_eq!(restored.orders.len(), ROWS as usize);

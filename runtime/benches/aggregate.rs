@@ -198,90 +198,59 @@ fn first_command_after_reopen(c: &mut Criterion) {
         next
     };
     let history = EVENTS / STREAMS;
-    group.bench_function("open_then_first_execute_1m_events", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    let id = fresh();
-                    let db = open(dir.path().to_path_buf()).await;
-                    let counters = db.aggregate::<Counter>();
-                    let start = Instant::now();
-                    let done = counters.execute(id, 1).await.expect("execute");
-                    spent += start.elapsed();
-                    assert_eq!(done.version, history + 1, "a stream of {history} events");
-                    db.close().await.expect("close");
+    // Per iteration: open the Db, run the command `pick` names (after a first one
+    // on its `warm` stream, if any), time it, check the version it left, close.
+    let time_after_reopen = |iters: u64, pick: &mut dyn FnMut() -> (Option<u64>, u64, u64)| {
+        rt.block_on(async {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let (warm, id, version) = pick();
+                let db = open(dir.path().to_path_buf()).await;
+                let counters = db.aggregate::<Counter>();
+                if let Some(warm) = warm {
+                    counters.execute(warm, 1).await.expect("execute");
                 }
-                spent
-            })
-        });
+                let start = Instant::now();
+                let done = counters.execute(id, 1).await.expect("execute");
+                spent += start.elapsed();
+                assert_eq!(done.version, version, "stream {id}");
+                db.close().await.expect("close");
+            }
+            spent
+        })
+    };
+    group.bench_function("open_then_first_execute_1m_events", |b| {
+        b.iter_custom(|iters| time_after_reopen(iters, &mut || (None, fresh(), history + 1)))
     });
     // The first command on a stream whose 10 events were appended together.
     let mut next_batched = 0u64;
     group.bench_function("open_then_first_execute_batched_history", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    next_batched += 1;
-                    assert!(
-                        next_batched < BATCHED,
-                        "the bench ran out of batched streams"
-                    );
-                    let id = BATCHED_IDS + next_batched;
-                    let db = open(dir.path().to_path_buf()).await;
-                    let counters = db.aggregate::<Counter>();
-                    let start = Instant::now();
-                    let done = counters.execute(id, 1).await.expect("execute");
-                    spent += start.elapsed();
-                    assert_eq!(done.version, history + 1, "a stream of {history} events");
-                    db.close().await.expect("close");
-                }
-                spent
+            time_after_reopen(iters, &mut || {
+                next_batched += 1;
+                assert!(
+                    next_batched < BATCHED,
+                    "the bench ran out of batched streams"
+                );
+                (None, BATCHED_IDS + next_batched, history + 1)
             })
-        });
+        })
     });
     // The same first command, on a stream with no events: nothing to read, so
     // what is left is the cost of running cold code on cold caches right after
     // the open (which streams tens of MB through them).
     group.bench_function("open_then_first_execute_new_stream", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    let id = STREAMS + fresh();
-                    let db = open(dir.path().to_path_buf()).await;
-                    let counters = db.aggregate::<Counter>();
-                    let start = Instant::now();
-                    let done = counters.execute(id, 1).await.expect("execute");
-                    spent += start.elapsed();
-                    assert_eq!(done.version, 1, "a new stream");
-                    db.close().await.expect("close");
-                }
-                spent
-            })
-        });
+        b.iter_custom(|iters| time_after_reopen(iters, &mut || (None, STREAMS + fresh(), 1)))
     });
     // A command on a stream of `history` events from the log, but after a
     // first command warmed the code: the cost of reading the history alone.
     group.bench_function("open_then_second_execute_1m_events", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    let (warm, id) = (STREAMS + fresh(), fresh());
-                    let db = open(dir.path().to_path_buf()).await;
-                    let counters = db.aggregate::<Counter>();
-                    counters.execute(warm, 1).await.expect("execute");
-                    let start = Instant::now();
-                    let done = counters.execute(id, 1).await.expect("execute");
-                    spent += start.elapsed();
-                    assert_eq!(done.version, history + 1, "a stream of {history} events");
-                    db.close().await.expect("close");
-                }
-                spent
+            time_after_reopen(iters, &mut || {
+                let (warm, id) = (STREAMS + fresh(), fresh());
+                (Some(warm), id, history + 1)
             })
-        });
+        })
     });
     let db = rt.block_on(open(dir.path().to_path_buf()));
     let counters = db.aggregate::<Counter>();

@@ -51,6 +51,14 @@ macro_rules! order_shape {
             $(#[$placed])?
             placed_at: u64,
         }
+
+        impl $name {
+            /// Row `i` of the test table.
+            fn row(i: u64) -> Self {
+                let Order { order_id, customer, status, total_cents, placed_at } = order(i);
+                Self { order_id, customer, status, total_cents, placed_at }
+            }
+        }
     };
 }
 order_shape!(Plain);
@@ -69,6 +77,17 @@ fn status(i: u64) -> Status {
 
 fn customer(i: u64) -> String {
     format!("customer-{:05}", i % (ROWS / 10))
+}
+
+/// Row `i`: 10 orders per customer, `placed_at` unique.
+fn order(i: u64) -> Order {
+    Order {
+        order_id: i,
+        customer: customer(i),
+        status: status(i),
+        total_cents: (i * 7919) % 50_000,
+        placed_at: 1_700_000_000_000 + i,
+    }
 }
 
 /// Live bytes per row of a `Table<E>` decoded from the rows `make` builds.
@@ -93,27 +112,9 @@ where
 #[test]
 fn a_restored_orders_table_holds_at_most_120_bytes_per_row() {
     // Where the bytes go: each index's share is the difference its declaration makes.
-    let plain = restored_bytes_per_row(|i| Plain {
-        order_id: i,
-        customer: customer(i),
-        status: status(i),
-        total_cents: (i * 7919) % 50_000,
-        placed_at: 1_700_000_000_000 + i,
-    });
-    let hash = restored_bytes_per_row(|i| HashOnly {
-        order_id: i,
-        customer: customer(i),
-        status: status(i),
-        total_cents: (i * 7919) % 50_000,
-        placed_at: 1_700_000_000_000 + i,
-    });
-    let ordered = restored_bytes_per_row(|i| OrderedOnly {
-        order_id: i,
-        customer: customer(i),
-        status: status(i),
-        total_cents: (i * 7919) % 50_000,
-        placed_at: 1_700_000_000_000 + i,
-    });
+    let plain = restored_bytes_per_row(Plain::row);
+    let hash = restored_bytes_per_row(HashOnly::row);
+    let ordered = restored_bytes_per_row(OrderedOnly::row);
     let row = std::mem::size_of::<Order>() as f64;
     println!(
         "per row: row {row:.1} B, customer string + id -> slot {:.1} B, hash index {:.1} B, \
@@ -125,13 +126,7 @@ fn a_restored_orders_table_holds_at_most_120_bytes_per_row() {
 
     let mut state = Orders::default();
     for i in 0..ROWS {
-        state.orders.insert(Order {
-            order_id: i,
-            customer: customer(i),
-            status: status(i),
-            total_cents: (i * 7919) % 50_000,
-            placed_at: 1_700_000_000_000 + i,
-        });
+        state.orders.insert(order(i));
     }
     let blob = codec::encode(&state, None).expect("encode");
     drop(state);

@@ -397,8 +397,7 @@ impl Db {
             return Ok(self.append_raw(batch).await?.positions);
         };
         // Over the Db's own file store, the events are encoded into a reused
-        // buffer and put in the log from there: no `Vec` per event, no
-        // allocation for an append of one event but the record folded in place.
+        // buffer and put in the log from there: no `Vec` or allocation per event.
         let appending = Appending::enter(&self.inner)?;
         let name = &self.inner.registry.get::<E>()?.name;
         let tried = body::with_bodies(|bodies| {

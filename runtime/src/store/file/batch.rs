@@ -2,9 +2,9 @@
 //! batch just appended, built from it.
 //!
 //! The writer only reads a batch: an owned [`AppendBatch`] (what the seam
-//! takes) and the Db's single event, encoded into a reused buffer, are both
-//! seen through [`BatchRef`], so the most common append (one event, no
-//! stream) needs no `Vec` of events. [`Fresh`] hands the Db the records of
+//! takes) and the Db's own appends, their events encoded back to back into a
+//! reused buffer (`db::body`), are both seen through [`BatchRef`], so an
+//! append through the Db needs no `Vec` of events. [`Fresh`] hands the Db the records of
 //! the batch it appended, without reading them back from the log, so it can
 //! fold them in place.
 

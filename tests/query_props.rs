@@ -397,6 +397,7 @@ impl Tables {
         // Snapshots rebuild the same indexes.
         let bytes = postcard::to_stdvec(&self.rows).expect("encode");
         let back: Table<Row> = postcard::from_bytes(&bytes).expect("decode");
+        check_table(&back).map_err(TestCaseError::fail)?;
         prop_assert_eq!(back.find_many(&filter), expected);
         let bytes = postcard::to_stdvec(&self.ranked).expect("encode");
         let back: Table<Ranked> = postcard::from_bytes(&bytes).expect("decode");

@@ -117,16 +117,19 @@ impl Bucket {
     /// The bucket of `slots` (ascending, distinct), shaped by its size in one step (a bulk
     /// load builds each bucket once instead of growing it slot by slot); `None` when
     /// `slots` is empty.
-    pub(crate) fn from_sorted(slots: Vec<Slot>) -> Option<Bucket> {
+    pub(crate) fn from_sorted(slots: &[Slot]) -> Option<Bucket> {
         debug_assert!(slots.is_sorted_by(|a, b| a < b));
-        Some(match slots.len() {
-            0 => return None,
-            1 => Bucket::One(slots[0]),
-            2 => Bucket::Two([slots[0], slots[1]]),
-            len if len <= FEW_MAX => Bucket::Few(Box::new(slots.into_boxed_slice())),
-            len => {
+        Some(match *slots {
+            [] => return None,
+            [one] => Bucket::One(one),
+            [first, second] => Bucket::Two([first, second]),
+            _ if slots.len() <= FEW_MAX => Bucket::Few(Box::new(slots.into())),
+            _ => {
                 let chunks = slots.chunks(CHUNK_MAX).map(<[Slot]>::to_vec).collect();
-                Bucket::Many(Box::new(Chunks { chunks, len }))
+                Bucket::Many(Box::new(Chunks {
+                    chunks,
+                    len: slots.len(),
+                }))
             }
         })
     }
@@ -305,7 +308,7 @@ mod tests {
     #[test]
     fn three_and_two_slots_take_any_position() {
         for gone in [1, 5, 9] {
-            let mut bucket = Bucket::from_sorted(vec![1, 5, 9]).expect("non-empty");
+            let mut bucket = Bucket::from_sorted(&[1, 5, 9]).expect("non-empty");
             assert!(!bucket.remove(gone));
             let left: Vec<Slot> = [1, 5, 9].into_iter().filter(|&s| s != gone).collect();
             assert!(matches!(bucket, Bucket::Two(_)));
@@ -379,10 +382,10 @@ mod tests {
 
     #[test]
     fn from_sorted_shapes_a_bucket_as_inserts_would() {
-        assert!(Bucket::from_sorted(Vec::new()).is_none());
+        assert!(Bucket::from_sorted(&[]).is_none());
         for len in [1, 2, 3, FEW_MAX, FEW_MAX + 1, CHUNK_MAX, 3 * CHUNK_MAX + 7] {
             let wanted: Vec<Slot> = (0..len as Slot).map(|s| s * 3).collect();
-            let bucket = Bucket::from_sorted(wanted.clone()).expect("non-empty");
+            let bucket = Bucket::from_sorted(&wanted).expect("non-empty");
             let mut grown = Bucket::One(wanted[0]);
             wanted[1..].iter().for_each(|&slot| grown.insert(slot));
             assert_eq!(slots(&bucket), wanted);

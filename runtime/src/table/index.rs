@@ -124,19 +124,57 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyMap<K> for HashMap<K, Buck
     where
         K: 'k,
     {
-        // Group the slots by key (borrowed), then move each group into its bucket once.
-        let mut groups: HashMap<&K, Vec<Slot>, Seeded> = HashMap::default();
+        // Number each distinct key (borrowed) in order of first sight and note which
+        // key every pair has; then place all slots key by key in one vector (a counting
+        // sort, stable: a key's slots stay ascending) and file each key once, with a
+        // bucket made from its run. One hash probe per pair and one allocation per
+        // bucket, instead of a vector per key grown slot by slot.
+        let mut numbers: HashMap<&K, u32, Seeded> = HashMap::default();
+        let mut keys: Vec<&K> = Vec::new();
+        // Per key: its slot count, then (after the prefix sum) where its run ends.
+        let mut ends: Vec<usize> = Vec::new();
+        // Per key: the last slot filed, so a row whose `Vec` field holds a key twice
+        // files it once (pairs come in ascending slot order).
+        let mut last: Vec<Slot> = Vec::new();
+        let mut pairs: Vec<(u32, Slot)> = Vec::with_capacity(keyed.size_hint().0);
         for (key, slot) in keyed {
-            let slots = groups.entry(key).or_default();
-            if slots.last() != Some(&slot) {
-                slots.push(slot);
+            let number = *numbers.entry(key).or_insert_with(|| {
+                keys.push(key);
+                ends.push(0);
+                last.push(Slot::MAX);
+                // At most one key per pair, and pairs are slots of a table (< u32::MAX).
+                (keys.len() - 1) as u32
+            });
+            let at = number as usize;
+            if last[at] != slot {
+                last[at] = slot;
+                ends[at] += 1;
+                pairs.push((number, slot));
             }
         }
-        let mut map = HashMap::with_capacity_and_hasher(groups.len(), Seeded::default());
-        for (key, slots) in groups {
-            if let Some(bucket) = Bucket::from_sorted(slots) {
+        drop(numbers);
+        let mut total = 0;
+        for end in &mut ends {
+            total += *end;
+            *end = total;
+        }
+        // Fill each run from its end backwards, walking the pairs backwards: the
+        // slots of a run come out ascending.
+        let mut runs: Vec<Slot> = vec![0; total];
+        let mut fill = ends.clone();
+        for &(number, slot) in pairs.iter().rev() {
+            let at = &mut fill[number as usize];
+            *at -= 1;
+            runs[*at] = slot;
+        }
+        drop(pairs);
+        let mut map = HashMap::with_capacity_and_hasher(keys.len(), Seeded::default());
+        let mut start = 0;
+        for (key, end) in keys.into_iter().zip(ends) {
+            if let Some(bucket) = Bucket::from_sorted(&runs[start..end]) {
                 map.insert(key.clone(), bucket);
             }
+            start = end;
         }
         map
     }
@@ -209,7 +247,7 @@ impl<K: Ord + Clone> Grouped<K> for BTreeMap<K, Bucket> {
                     slots.push(slot);
                 }
             }
-            Some((key.clone(), Bucket::from_sorted(slots)?))
+            Some((key.clone(), Bucket::from_sorted(&slots)?))
         });
         groups.collect()
     }

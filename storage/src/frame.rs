@@ -18,6 +18,12 @@
 
 /// The size of a frame header.
 pub(crate) const HEADER_LEN: usize = 32;
+/// The largest payload a frame may carry, whatever the log's configured
+/// `max_record_size`: that limit is checked on append only. A record already
+/// stored passed it when it was written (and carries its checksum), so reads and
+/// recovery accept any length up to this cap: reopening a log with a lower limit
+/// must neither fail nor cut acknowledged records as a torn tail.
+pub(crate) const MAX_PAYLOAD: usize = 1 << 30;
 /// Set on every record of a batch but the last.
 pub(crate) const BATCH_CONTINUES: u32 = 1;
 const KNOWN_FLAGS: u32 = BATCH_CONTINUES;

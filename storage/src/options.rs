@@ -141,11 +141,14 @@ impl LogOptions {
         self
     }
 
-    /// The largest payload accepted (default 16 MiB). Clamped to `1..=1 GiB`: 0
-    /// is read as 1, and more than 1 GiB as 1 GiB (the frame's length is a
-    /// `u32`, and a reader must be able to hold one record in memory).
+    /// The largest payload an append accepts (default 16 MiB). Clamped to
+    /// `1..=1 GiB`: 0 is read as 1, and more than 1 GiB as 1 GiB (the frame's
+    /// length is a `u32`, and a reader must be able to hold one record in memory).
+    ///
+    /// The limit applies to new appends only: records already in the log, written
+    /// under a higher limit, stay readable after a reopen with a lower one.
     pub fn max_record_size(mut self, bytes: usize) -> Self {
-        self.max_record_size = bytes.clamp(1, 1 << 30);
+        self.max_record_size = bytes.clamp(1, crate::frame::MAX_PAYLOAD);
         self
     }
 

@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 
 use crate::Seq;
 use crate::error::StorageError;
+use crate::frame;
 use crate::lock::DirLock;
 use crate::options::LogOptions;
 use crate::recovery::{self, RecoveryReport, SegmentIndex};
@@ -90,7 +91,7 @@ impl Log {
             .map_err(|e| StorageError::io("create log directory", &dir, e))?;
         let lock = DirLock::acquire(&dir)?;
         let began = std::time::Instant::now();
-        let recovered = recovery::recover(&dir, options.max_record_size)?;
+        let recovered = recovery::recover(&dir, frame::MAX_PAYLOAD)?;
         crate::observe::opened(&dir, &recovered.report, began);
         let mut segments = recovered.segments;
         let active = match segments.last() {

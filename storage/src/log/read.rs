@@ -109,7 +109,7 @@ impl Log {
         }
         let span = st.memory_span(from, max)?;
         drop(st);
-        Some(span.records(self.inner.options.max_record_size))
+        Some(span.records(frame::MAX_PAYLOAD))
     }
 
     /// Up to `max` records from `from` on, if they can be read without waiting
@@ -129,14 +129,14 @@ impl Log {
             }
             if let Some(span) = st.memory_span(from, max) {
                 drop(st);
-                return Some(span.records(self.inner.options.max_record_size));
+                return Some(span.records(frame::MAX_PAYLOAD));
             }
             match st.file_span(from, max) {
                 FileSpan::Read(read) if read.reader.is_some() => read,
                 _ => return None,
             }
         };
-        read_file_nowait(&read, self.inner.options.max_record_size)
+        read_file_nowait(&read, frame::MAX_PAYLOAD)
     }
 
     /// A tail from `from`: the records already appended, then live ones.
@@ -194,8 +194,7 @@ impl Inner {
         end: Seq,
         replace: bool,
     ) -> Result<(), StorageError> {
-        let (offsets, len) =
-            recovery::index_sealed(path, first_seq, end, self.options.max_record_size)?;
+        let (offsets, len) = recovery::index_sealed(path, first_seq, end, frame::MAX_PAYLOAD)?;
         let sparse = sidecar::sparsify(&offsets);
         let expect = sidecar::Expect {
             first_seq,
@@ -225,7 +224,7 @@ impl Inner {
         match st.memory_span(from, max) {
             Some(span) => {
                 drop(st);
-                Ok(Look::Records(span.records(self.options.max_record_size)?))
+                Ok(Look::Records(span.records(frame::MAX_PAYLOAD)?))
             }
             None => Ok(Look::File),
         }
@@ -251,7 +250,7 @@ impl Inner {
                 }
                 if let Some(span) = st.memory_span(from, max) {
                     drop(st);
-                    return span.records(self.options.max_record_size);
+                    return span.records(frame::MAX_PAYLOAD);
                 }
                 match st.file_span(from, max) {
                     FileSpan::Nothing => return Ok(Vec::new()),
@@ -266,7 +265,7 @@ impl Inner {
                     FileSpan::Read(read) => break read,
                 }
             };
-            let (records, opened) = match read_file(&read, self.options.max_record_size) {
+            let (records, opened) = match read_file(&read, frame::MAX_PAYLOAD) {
                 Err(StorageError::Corrupt { .. }) if read.sealed && !reindexed => {
                     // The index may be stale (an index file describing other
                     // bytes): index the segment by reading it whole, which reports

@@ -134,7 +134,16 @@ impl Index {
             let count = r.count(8)?;
             let mut positions = Vec::with_capacity(count);
             for _ in 0..count {
-                positions.push(r.u64()?);
+                let position = r.u64()?;
+                // A stream's positions ascend, within what the index covers: reads
+                // compute spans from them.
+                if position == 0 || position > index.covered {
+                    return Err("a stream position beyond what the index covers");
+                }
+                if positions.last().is_some_and(|&last| last >= position) {
+                    return Err("a stream's positions out of order");
+                }
+                positions.push(position);
             }
             index.streams.insert(Arc::from(id), positions);
         }
@@ -144,6 +153,9 @@ impl Index {
             let len = usize::from(r.u16()?);
             let key = std::str::from_utf8(r.take(len)?).map_err(|_| "key not UTF-8")?;
             let (first, last, stream_version) = (r.u64()?, r.u64()?, r.u64()?);
+            if first == 0 || first > last {
+                return Err("an idempotency key's positions out of order");
+            }
             index.keys.insert(
                 Box::from(key),
                 Appended {
@@ -230,6 +242,32 @@ mod tests {
         assert_eq!(back.head, Some([7; 32]));
         assert_eq!(back.keys["key"].positions, 3..=4);
         assert!(back.keys["key"].deduplicated);
+    }
+
+    /// An index whose checksum matches but whose positions cannot be (written by a
+    /// bug, or crafted) is refused, so reads never compute a span from them.
+    #[test]
+    fn positions_out_of_order_or_beyond_the_covered_record_are_refused() {
+        let checksummed = |index: &Index| index.encode();
+        let mut backwards = sample();
+        backwards.streams.insert(Arc::from("b"), vec![3, 2]);
+        let mut repeated = sample();
+        repeated.streams.insert(Arc::from("b"), vec![2, 2]);
+        let mut beyond = sample();
+        beyond.streams.insert(Arc::from("b"), vec![1, 4]);
+        let mut zero = sample();
+        zero.streams.insert(Arc::from("b"), vec![0]);
+        for (case, index) in [
+            ("backwards", backwards),
+            ("repeated", repeated),
+            ("beyond", beyond),
+            ("zero", zero),
+        ] {
+            assert!(Index::decode(&checksummed(&index)).is_err(), "{case}");
+        }
+        let mut key = sample();
+        key.keys.get_mut("key").expect("key").positions = 4..=3;
+        assert!(Index::decode(&key.encode()).is_err(), "key range");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub(crate) mod files;
 pub(crate) mod index;
 mod names;
 mod stream_read;
+#[cfg(test)]
+mod tests;
 
 use std::fs::{File, TryLockError};
 use std::ops::RangeInclusive;
@@ -111,6 +113,10 @@ struct Inner {
     /// not after the owning Db's own appends ([`FileStore::append_then`]), which
     /// tell its states themselves: see [`FileStore::seam_appends`].
     seam: Arc<tokio::sync::Notify>,
+    /// Held (on the blocking pool only) while the stream index is persisted: one
+    /// `streams.tmp` is written, fsynced and renamed at a time, so two snapshot
+    /// tasks never interleave their writes into one file.
+    persisting: Mutex<()>,
 }
 
 /// What an append waits for after the writer lock.
@@ -239,6 +245,7 @@ impl FileStore {
                 closed: AtomicBool::new(false),
                 lock: Mutex::new(Some(lock)),
                 seam: Arc::default(),
+                persisting: Mutex::new(()),
             }),
         })
     }
@@ -415,25 +422,61 @@ impl FileStore {
         Ok(Step::Appended(appended, Durable::Wait(enqueued)))
     }
 
+    /// Writes the stream index to `streams.idx` unless the copy there covers as much.
+    /// Runs on the blocking pool. The writer lock (which appenders take on async
+    /// workers) is never held across file I/O: the identity of the covered record
+    /// is read from the log's memory under it when that record is there (the
+    /// usual case: it is the newest), and otherwise from its file without the
+    /// lock, after which the index is taken only if it still covers that record.
     fn persist_index_blocking(inner: &Inner) -> Result<(), StoreError> {
-        let (covered, bytes) = {
+        let _one_at_a_time = inner.persisting.lock();
+        let mut read_from_file: Option<(Seq, u64)> = None;
+        let (covered, bytes) = loop {
             let mut writer = inner.writer.lock();
             let covered = writer.index.covered;
             if writer.on_disk == Some(covered) {
                 return Ok(());
             }
             if covered > 0 {
-                let record = inner
-                    .log
-                    .read(covered)
-                    .map_err(|e| storage("read the record the stream index covers", e))?;
-                writer.index.covered_identity = identity(record.timestamp, &record.payload);
+                let known = read_from_file
+                    .filter(|&(seq, _)| seq == covered)
+                    .map(|(_, identity)| identity);
+                let identity = match known {
+                    Some(identity) => identity,
+                    None => match inner.log.read_in_memory(covered, 1) {
+                        Some(records) => {
+                            let records = records.map_err(|e| storage(COVERED, e))?;
+                            let record = records.first().ok_or_else(|| missing(covered))?;
+                            identity(record.timestamp, &record.payload)
+                        }
+                        None => {
+                            drop(writer);
+                            let record =
+                                inner.log.read(covered).map_err(|e| storage(COVERED, e))?;
+                            read_from_file =
+                                Some((covered, identity(record.timestamp, &record.payload)));
+                            continue;
+                        }
+                    },
+                };
+                writer.index.covered_identity = identity;
             }
-            (covered, writer.index.encode())
+            break (covered, writer.index.encode());
         };
         files::write_atomic(&inner.dir.join(INDEX_FILE), &bytes)?;
         inner.writer.lock().on_disk = Some(covered);
         Ok(())
+    }
+}
+
+/// What reading the record the stream index covers is for, in its errors.
+const COVERED: &str = "read the record the stream index covers";
+
+/// The record the stream index covers is not in the log (it was just appended).
+fn missing(covered: Seq) -> StoreError {
+    StoreError::Corrupt {
+        what: format!("the log, at position {covered}"),
+        reason: "the record the stream index covers is missing".into(),
     }
 }
 
@@ -512,13 +555,26 @@ fn load_index(dir: &Path, log: &Log, chain: bool) -> Result<(Index, Option<Seq>)
         let record = record.map_err(|e| storage("scan the log", e))?;
         let envelope =
             Envelope::decode(&record.payload).map_err(|e| corrupt_record(record.seq, e))?;
-        let key = envelope.idempotency_key.map(|(key, count)| {
+        if let Some((key, count)) = envelope.idempotency_key {
+            // A keyed batch of `count` events starts here: its last position and
+            // stream version must exist (a record can pass its checksum and still
+            // carry numbers no append wrote).
             let first_version = envelope.stream.map_or(0, |(_, v)| v);
+            let span = u64::from(count).checked_sub(1);
+            let fits = span.is_some_and(|span| {
+                record.seq.checked_add(span).is_some()
+                    && (first_version == 0 || first_version.checked_add(span).is_some())
+            });
+            if !fits {
+                return Err(corrupt_record(
+                    record.seq,
+                    format!("an idempotency key over {count} events that cannot follow it"),
+                ));
+            }
             batch = Some((key.to_owned(), record.seq, count, first_version));
-            key
-        });
-        let _ = key;
+        }
         let keyed = match &batch {
+            // The sums were checked when the batch started.
             Some((key, first, count, first_version))
                 if record.seq == first + u64::from(*count) - 1 =>
             {

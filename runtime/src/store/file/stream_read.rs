@@ -45,7 +45,8 @@ fn next_run(positions: &[Seq]) -> Run<'_> {
         end += 1;
     }
     let wanted = &positions[..end];
-    let span = wanted[end - 1] - wanted[0] + 1;
+    // Positions ascend (the index refuses others at load), so this never saturates.
+    let span = wanted[end - 1].saturating_sub(wanted[0]) + 1;
     Run { wanted, span }
 }
 

@@ -15,7 +15,9 @@
 //! - A batch whose last record is missing is dropped whole (cut back to its first
 //!   record), so a batch is recovered completely or not at all.
 //! - A last segment whose header was never completely written (a crash while it
-//!   was created) is removed; the one before it is then recovered as the last.
+//!   was created) is removed; the one before it then becomes the active one. It
+//!   was fsynced before that segment was created (a roll syncs first), so it is
+//!   checked as a sealed one: a bad frame in it is corruption, not a torn tail.
 //! - Nothing read from the directory sizes an allocation or indexes a slice
 //!   unchecked: a segment name that is not 20 digits of a seq in
 //!   `1..=i64::MAX`, an entry that is not a regular file, or a sealed segment
@@ -202,19 +204,21 @@ pub(crate) struct Recovered {
 pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageError> {
     let mut found = segment::list(dir)?;
     let mut report = RecoveryReport::default();
-    // The last segment, read whole; removed first if its header was never
-    // written (a crash while it was created), so that the one before it is then
-    // recovered as the last (scanned whole, its torn tail cut).
+    // The last segment, read whole; set aside if its header was never written (a
+    // crash while it was created), so that the one before it is then recovered as
+    // the last. That one was sealed: a roll fsyncs a segment before it creates the
+    // next, so its end cannot be torn, and it is scanned as a sealed segment (a
+    // bad frame is corruption, reported, never cut).
     let mut last_bytes = None;
+    let mut unwritten: Option<(PathBuf, u64)> = None;
     if let Some((first_seq, path)) = found.last() {
         let bytes = fs::read(path).map_err(|e| StorageError::io("read segment", path, e))?;
         let never_written =
             bytes.len() < SEGMENT_HEADER_LEN as usize || bytes.iter().all(|&b| b == 0);
         if segment::check_header(&bytes, *first_seq).is_err() && never_written {
-            fs::remove_file(path).map_err(|e| StorageError::io("remove torn segment", path, e))?;
-            segment::sync_dir(dir)?;
-            report.removed_segments += 1;
-            report.truncated_bytes += bytes.len() as u64;
+            // Removed once the segment before it checked out (below): until then it
+            // stays, so a failed open leaves the evidence for the next one.
+            unwritten = Some((path.clone(), bytes.len() as u64));
             found.pop();
         } else {
             last_bytes = Some(bytes);
@@ -238,7 +242,14 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
         };
         segment::check_header(&bytes, first_seq)
             .map_err(|reason| corrupt(&path, 0, reason.into()))?;
-        let index = scan(&path, first_seq, &bytes, true, max_len, &mut report)?;
+        let index = scan(
+            &path,
+            first_seq,
+            &bytes,
+            unwritten.is_none(),
+            max_len,
+            &mut report,
+        )?;
         last_timestamp = index
             .offsets
             .last()
@@ -246,6 +257,12 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
             .and_then(|head| frame::parse_header(head, max_len).ok())
             .map_or(0, |header| header.timestamp);
         segments.push(index);
+    }
+    if let Some((path, len)) = unwritten {
+        fs::remove_file(&path).map_err(|e| StorageError::io("remove torn segment", &path, e))?;
+        segment::sync_dir(dir)?;
+        report.removed_segments += 1;
+        report.truncated_bytes += len;
     }
     report.records = segments.iter().map(|s| s.end_seq() - s.first_seq).sum();
     report.segments = segments.len();

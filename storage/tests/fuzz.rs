@@ -420,3 +420,33 @@ async fn the_segment_before_a_removed_unwritten_one_becomes_the_active_one() {
     let log = Log::open(dir.path(), LogOptions::default()).expect("reopen");
     assert_eq!(log.range(..).expect("range").count(), 4);
 }
+
+/// The segment before a removed, never-written one was fsynced before that one
+/// was created (a roll syncs first): damage at its end is corruption, reported
+/// at open, not a torn tail to cut (which would drop acknowledged records).
+#[test]
+fn damage_at_the_end_of_the_segment_before_a_removed_unwritten_one_is_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut first = segment_header(1);
+    for seq in 1..=3 {
+        first.extend(frame(seq, 1, 0, format!("record {seq}").as_bytes()));
+    }
+    // The last record's final byte is lost.
+    first.pop();
+    std::fs::write(dir.path().join(name(1)), &first).expect("write");
+    std::fs::write(dir.path().join(name(4)), b"").expect("write");
+    // Every open says so: the failed one left the unwritten segment in place.
+    for _ in 0..2 {
+        match Log::open(dir.path(), LogOptions::default()) {
+            Err(StorageError::Corrupt { segment, .. }) => {
+                assert_eq!(segment, dir.path().join(name(1)));
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join(name(1))).expect("read"),
+        first,
+        "nothing was cut"
+    );
+}

@@ -126,6 +126,22 @@ impl ScanOptions {
     }
 }
 
+/// The length of the segment at `path` and its first header bytes (fewer when
+/// the file is shorter than a header).
+fn read_header(path: &Path) -> Result<(u64, Vec<u8>), StorageError> {
+    use std::io::Read;
+    let file = fs::File::open(path).map_err(|e| StorageError::io("open segment", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| StorageError::io("stat segment", path, e))?
+        .len();
+    let mut header = Vec::with_capacity(segment::SEGMENT_HEADER_LEN as usize);
+    file.take(segment::SEGMENT_HEADER_LEN)
+        .read_to_end(&mut header)
+        .map_err(|e| StorageError::io("read segment header", path, e))?;
+    Ok((len, header))
+}
+
 /// Reads every segment in `dir` without locking or repairing, calling `visit`
 /// with each valid record from `options.from` on, in seq order, and reports the
 /// segments, a torn tail and the first damage. `visit` returns `false` to stop
@@ -155,9 +171,23 @@ pub fn scan(
         // A whole segment before `from` is skipped, but only when the next one
         // starts at or before `from` (so no record of interest is in it).
         if next_first.is_some_and(|next| next <= options.from) {
-            let bytes = fs::metadata(path)
-                .map_err(|e| StorageError::io("stat segment", path, e))?
-                .len();
+            let (bytes, header) = read_header(path)?;
+            if let Err(reason) = segment::check_header(&header, *first_seq) {
+                report.segments.push(ScannedSegment {
+                    path: path.clone(),
+                    first_seq: *first_seq,
+                    records: 0,
+                    bytes,
+                });
+                report.corruption = Some(Damage {
+                    segment: path.clone(),
+                    offset: 0,
+                    bytes,
+                    dropped_records: 0,
+                    reason: reason.to_owned(),
+                });
+                return Ok(report);
+            }
             report.segments.push(ScannedSegment {
                 path: path.clone(),
                 first_seq: *first_seq,

@@ -128,3 +128,20 @@ async fn the_repair_lock_is_refused_beside_a_writer() {
     log.close().await.expect("close");
     RepairLock::acquire(dir.path()).expect("free after close");
 }
+
+/// A segment skipped because it lies wholly before `from` still has its header
+/// checked: a damaged one is reported, not passed over.
+#[tokio::test]
+async fn a_skipped_segment_with_a_damaged_header_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write(dir.path(), 200).await;
+    log.close().await.expect("close");
+    let first = segments(dir.path())[0].clone();
+    let mut bytes = fs::read(&first).expect("read");
+    bytes[0] ^= 0xff;
+    fs::write(&first, &bytes).expect("damage the header");
+    let (seen, report) = seqs(dir.path(), 150);
+    assert!(seen.is_empty(), "{seen:?}");
+    let damage = report.corruption.expect("the damaged header is reported");
+    assert_eq!((damage.segment, damage.offset), (first, 0));
+}

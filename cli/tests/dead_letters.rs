@@ -1,6 +1,6 @@
 //! `foldkit dead-letters` on real directories: a process manager whose every
 //! command fails, beside the running Db and after it closed; a directory
-//! without managers; a snapshot of an earlier build; a damaged one.
+//! without managers; bytes of the unreleased format 1; a damaged one.
 
 mod common;
 
@@ -208,12 +208,13 @@ async fn a_damaged_manager_snapshot_fails_the_listing_and_verify() {
 }
 
 #[tokio::test]
-async fn a_snapshot_of_an_earlier_build_is_named_not_misread() {
+async fn bytes_in_the_unreleased_format_1_are_reported_unusable_never_misread() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = parked_three(dir.path()).await;
     let letters = db.dead_letters().list();
     db.close().await.expect("close");
-    // Format 1: the bare postcard of (1, state, dead letters).
+    // Format 1 of development builds (never released, not read): the bare
+    // postcard of (1, state, dead letters), no checksum, no name.
     #[derive(serde::Serialize)]
     struct Old<'a> {
         format: u32,
@@ -231,17 +232,19 @@ async fn a_snapshot_of_an_earlier_build_is_named_not_misread() {
     }
     let listed = foldkit(&["dead-letters", path(dir.path())]);
     assert_eq!(listed.status.code(), Some(1), "{}", stdout(&listed));
+    let err = stderr(&listed);
     assert!(
-        stderr(&listed).contains("written by an earlier foldkit (format 1)"),
-        "{}",
-        stderr(&listed)
+        err.contains("the dead letters of process manager `admit` cannot be read")
+            && err.contains("no FOLDPMGR magic"),
+        "{err}"
     );
-    // The service still restores it: verify warns, it does not fail.
+    assert!(!err.contains("panicked"), "{err}");
+    // The service would refuse it too: verify fails, naming the file and why.
     let verify = foldkit(&["verify", path(dir.path())]);
     let text = stdout(&verify);
-    assert_eq!(verify.status.code(), Some(0), "{text}");
+    assert_eq!(verify.status.code(), Some(1), "{text}");
     assert!(
-        text.contains("warning") && text.contains("format 1"),
+        text.contains("error") && text.contains("no FOLDPMGR magic") && text.contains(".snap"),
         "{text}"
     );
 }

@@ -358,10 +358,12 @@ pub(crate) async fn checkpoint_names(inner: &Inner) -> Result<Vec<String>, Failu
     .await
 }
 
-/// A `u64` as a `bigint`, or an invalid-input error naming `what`.
+/// A `u64` as a `bigint`, or [`StoreError::OutOfRange`] naming `what`.
 pub(crate) fn signed(value: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| {
-        StoreError::InvalidBatch(format!("{what} {value} is beyond PostgreSQL's bigint"))
+    i64::try_from(value).map_err(|_| StoreError::OutOfRange {
+        what: what.to_owned(),
+        value,
+        max: i64::MAX.unsigned_abs(),
     })
 }
 
@@ -485,4 +487,31 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
             format!("unexpected value: {e}"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StoreError, signed};
+
+    #[test]
+    fn a_position_beyond_bigint_is_out_of_range_not_an_invalid_append() {
+        assert_eq!(signed(7, "snapshot position").unwrap(), 7);
+        let error = signed(u64::MAX, "checkpoint position").unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                StoreError::OutOfRange { what, value: u64::MAX, max }
+                    if what == "checkpoint position" && *max == i64::MAX as u64
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "checkpoint position {} is out of range: this store keeps at most {}",
+                u64::MAX,
+                i64::MAX
+            )
+        );
+    }
 }

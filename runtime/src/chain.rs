@@ -91,7 +91,10 @@ mod tests {
                 cause: FoldCause::Decode(codec()),
             }),
             Box::new(DbError::Fold(Arc::new(fold))),
-            Box::new(IdentityMismatch::Unreadable("x".into())),
+            Box::new(IdentityMismatch::Unreadable {
+                seq: 3,
+                source: store(),
+            }),
             Box::new(codec()),
             Box::new(store()),
             Box::new(crate::snapshot::SnapshotError::Decode {

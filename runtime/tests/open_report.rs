@@ -156,3 +156,68 @@ async fn open_reports_the_snapshot_each_state_used() {
     let _: Option<DbError> = None;
     db.close().await.expect("close");
 }
+
+/// A sum whose `Deserialize` panics on 13: a user's decoder that trips over
+/// bytes it did not expect.
+#[derive(Serialize, Default, Debug, Clone, PartialEq)]
+struct Fragile(u64);
+
+impl<'de> Deserialize<'de> for Fragile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        assert_ne!(value, 13, "Fragile cannot hold 13");
+        Ok(Fragile(value))
+    }
+}
+
+#[derive(State, Default, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[state(event = Ev)]
+struct Touchy {
+    sum: Fragile,
+}
+
+impl Apply<Ev> for Touchy {
+    fn apply(&mut self, event: Ev, _: &Meta) -> Result<(), FoldError> {
+        if let Ev::Add(n) = event {
+            self.sum.0 += n;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_whose_decode_panics_is_rejected_with_the_panic_and_the_state_replays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = || Db::builder(dir.path()).state::<Touchy>().open();
+    let db = open().await.expect("open");
+    let last = db.append(Ev::Add(13)).await.expect("append");
+    db.state::<Touchy>().wait_for_seq(last).await.expect("fold");
+    db.close().await.expect("close (writes the snapshot)");
+    assert!(
+        dir.path()
+            .join(format!("snapshots/Touchy/{last:020}.snap"))
+            .is_file()
+    );
+
+    // Not `DbError::Closed`, not a panic: the snapshot is refused, and why.
+    let db = open().await.expect("open despite the panicking decode");
+    let started = db
+        .open_report()
+        .state("Touchy")
+        .expect("registered")
+        .clone();
+    assert_eq!(started.snapshot, SnapshotUse::Replay);
+    assert_eq!(started.rejected.len(), 1, "{started:?}");
+    assert_eq!(started.rejected[0].seq, last);
+    let reason = &started.rejected[0].reason;
+    assert!(
+        reason.contains("panicked") && reason.contains("Fragile cannot hold 13"),
+        "{reason}"
+    );
+    db.state::<Touchy>()
+        .wait_for_seq(last)
+        .await
+        .expect("replay");
+    assert_eq!(db.state::<Touchy>().read().sum, Fragile(13));
+    db.close().await.expect("close");
+}

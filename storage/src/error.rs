@@ -89,6 +89,15 @@ pub enum StorageError {
     /// The log was closed.
     #[error("the log is closed")]
     Closed,
+    /// A file read on tokio's blocking pool was cancelled before it ran: the
+    /// runtime is shutting down.
+    #[error("{op} `{}` was cancelled: the runtime is shutting down", path.display())]
+    Cancelled {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+    },
 }
 
 impl StorageError {

@@ -105,13 +105,18 @@ impl Tail {
             if let Some(reading) = self.reading.as_mut() {
                 let result = ready!(Pin::new(reading).poll(cx));
                 self.reading = None;
-                let batch = result.unwrap_or_else(|e| {
-                    Err(StorageError::io(
-                        "read segments of",
-                        &self.inner.dir,
-                        std::io::Error::other(e.to_string()),
-                    ))
-                })?;
+                let batch = match result {
+                    Ok(batch) => batch?,
+                    // A panic in the read is a bug of this crate: it is not
+                    // turned into an error of the disk's.
+                    Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                    Err(_) => {
+                        return Poll::Ready(Err(StorageError::Cancelled {
+                            op: "read segments of",
+                            path: self.inner.dir.clone(),
+                        }));
+                    }
+                };
                 if self.keep(batch) {
                     // Read ahead: the next file read runs while these records
                     // are consumed.

@@ -336,3 +336,44 @@ async fn an_append_polled_once_and_dropped_does_not_stop_the_log() {
     let log = Log::open(dir.path(), options(FsyncPolicy::Always)).expect("reopen");
     assert_eq!(contents(&log).len(), 21);
 }
+
+/// A tail whose file read is cancelled by the runtime's shutdown (the blocking
+/// pool refuses it) gets `StorageError::Cancelled` naming the directory, not an
+/// I/O error the disk never reported.
+#[test]
+fn a_tail_read_cancelled_by_a_runtime_shutdown_is_named_as_such() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    writer.block_on(async {
+        let log = Log::open(dir.path(), options(FsyncPolicy::Always)).expect("open");
+        append_n(&log, 0, 5).await;
+        log.close().await.expect("close");
+    });
+    // Reopened, the records are on file only: a tail reads them on the pool,
+    // which a runtime shut down refuses (the read is cancelled, never run).
+    let log = Log::open(dir.path(), options(FsyncPolicy::Always)).expect("reopen");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let handle = runtime.handle().clone();
+    runtime.shutdown_background();
+    let _entered = handle.enter();
+    let mut tail = log.tail(1);
+    let mut next = pin!(tail.next_batch(10));
+    let mut cx = Context::from_waker(Waker::noop());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let result = loop {
+        if let Poll::Ready(result) = next.as_mut().poll(&mut cx) {
+            break result;
+        }
+        assert!(std::time::Instant::now() < deadline, "the tail hangs");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    match result {
+        Err(StorageError::Cancelled { path, .. }) => assert_eq!(path, dir.path()),
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+}

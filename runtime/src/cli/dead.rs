@@ -28,20 +28,23 @@ pub(crate) fn run(
     let mut outcome = Outcome::Ok;
     let mut shown = 0usize;
     for manager in &managers {
-        for (position, reason) in &manager.skipped {
+        for (position, error) in &manager.skipped {
             let _ = writeln!(
                 io.err,
-                "foldkit: warning: process manager `{}`: the snapshot at {position} is unusable ({reason})",
-                manager.process_manager
+                "foldkit: warning: process manager `{}`: the snapshot at {position} is unusable ({})",
+                manager.process_manager,
+                error.why()
             );
         }
         let letters = match &manager.letters {
             Ok(letters) => letters,
-            Err(reason) => {
+            Err(error) => {
                 let _ = writeln!(
                     io.err,
-                    "foldkit: error: the dead letters of process manager `{}` cannot be read (snapshot at {}): {reason}",
-                    manager.process_manager, manager.checkpoint
+                    "foldkit: error: the dead letters of process manager `{}` cannot be read (snapshot at {}): {}",
+                    manager.process_manager,
+                    manager.checkpoint,
+                    error.why()
                 );
                 outcome = Outcome::Failed;
                 continue;

@@ -6,8 +6,8 @@ use serde_json::json;
 use super::source::{Rt, Source};
 use super::{CliError, Io, Outcome, out};
 use crate::inspect::{
-    Checkpoint, ManagerDeadLetters, Severity, Snapshot, SnapshotContents, VerifyReport,
-    checkpoints, dead_letters_in, hex, snapshots as list_snapshots, verify_store,
+    Checkpoint, ExamineError, ManagerDeadLetters, Severity, Snapshot, SnapshotContents,
+    VerifyReport, checkpoints, dead_letters_in, hex, snapshots as list_snapshots, verify_store,
 };
 use crate::store::EventStore;
 
@@ -85,14 +85,14 @@ pub(crate) fn info(
                 "name": c.name,
                 "position": c.position.as_ref().ok(),
                 "lag": c.position.as_ref().ok().map(|p| last.saturating_sub(*p)),
-                "error": c.position.as_ref().err(),
+                "error": c.position.as_ref().err().map(ExamineError::why),
             })).collect::<Vec<_>>(),
             "process_managers": listing.dead_letters.iter().map(|m| json!({
                 "name": m.process_manager,
                 "checkpoint": m.checkpoint,
                 "lag": last.saturating_sub(m.checkpoint),
                 "dead_letters": m.letters.as_ref().ok().map(Vec::len),
-                "error": m.letters.as_ref().err(),
+                "error": m.letters.as_ref().err().map(ExamineError::why),
             })).collect::<Vec<_>>(),
             "dead_letters": dead_count,
             "errors": errors,
@@ -163,7 +163,7 @@ pub(crate) fn info(
                 checkpoint.name,
                 last.saturating_sub(*position)
             )?,
-            Err(reason) => out!(io, "  {:<30} unreadable: {reason}", checkpoint.name)?,
+            Err(error) => out!(io, "  {:<30} unreadable: {}", checkpoint.name, error.why())?,
         }
     }
     out!(
@@ -184,10 +184,11 @@ pub(crate) fn info(
                 manager.process_manager,
                 letters.len()
             )?,
-            Err(reason) => out!(
+            Err(error) => out!(
                 io,
-                "  {:<30} unreadable ({at}): {reason}",
-                manager.process_manager
+                "  {:<30} unreadable ({at}): {}",
+                manager.process_manager,
+                error.why()
             )?,
         }
     }
@@ -215,10 +216,7 @@ fn snapshot_line(snapshot: &Snapshot) -> String {
             "{lead}  process manager, {} dead letter(s)",
             dead_letters.len()
         ),
-        Ok(SnapshotContents::LegacyProcessManager) => {
-            format!("{lead}  process manager, format 1 (dead letters not readable by tools)")
-        }
-        Err(reason) => format!("{lead}  UNUSABLE: {reason}"),
+        Err(error) => format!("{lead}  UNUSABLE: {}", error.why()),
     }
 }
 
@@ -244,11 +242,7 @@ fn snapshot_json(snapshot: &Snapshot) -> serde_json::Value {
             value["dead_letters"] = dead_letters.len().into();
             value["state_bytes"] = (*state_bytes).into();
         }
-        Ok(SnapshotContents::LegacyProcessManager) => {
-            value["kind"] = "process_manager".into();
-            value["format"] = 1.into();
-        }
-        Err(reason) => value["error"] = reason.clone().into(),
+        Err(error) => value["error"] = error.why().into(),
     }
     value
 }

@@ -13,6 +13,12 @@
 //!   the write, which happens only once the store has made that position durable
 //!   (`sync` first), so a snapshot never covers events a crash could lose. Encoding
 //!   and decoding run on the blocking pool, never on an async worker.
+//! - A panic while *decoding* a snapshot (the state's `Deserialize` on bytes that
+//!   pass the checksum: crafted, or of another definition) rejects that snapshot
+//!   like any other that does not decode, with the panic's message as the reason,
+//!   and the state starts from an older one or replays: stored bytes never decide
+//!   whether `open` panics. A panic while *encoding* is the caller's (it is
+//!   resumed on the calling task), as it would be on that thread.
 //! - `compact` drops only stored events below every state's newest snapshot;
 //!   the store keeps what aggregates replay.
 
@@ -25,7 +31,7 @@ use crate::db::db::{Db, StartContext};
 use crate::db::error::{DbError, FoldCause};
 use crate::db::handle::{Handle, NO_HOLD, StateCell, StateSlot};
 use crate::db::open_report::{RejectedSnapshot, SnapshotUse};
-use crate::snapshot::{Bundle, RecordIdentity, SnapshotError, codec};
+use crate::snapshot::{Bundle, IdentityMismatch, RecordIdentity, SnapshotError, codec};
 use crate::state::{Meta, State};
 use crate::store::EventStore;
 
@@ -130,12 +136,7 @@ pub(crate) async fn initial_state<S: State>(context: &StartContext) -> Result<St
     let last = context.last;
     let mut rejected = Vec::new();
     if let Some(blob) = context.restore.as_ref().and_then(|b| b.get(S::NAME)) {
-        let decoded = {
-            let blob = blob.to_vec();
-            tokio::task::spawn_blocking(move || codec::decode::<S>(&blob))
-                .await
-                .map_err(|_| DbError::Closed)?
-        };
+        let decoded = decode_off_worker::<S>(blob.to_vec()).await?;
         let refuse = |seq, reason: String| RejectedSnapshot {
             seq,
             from_bundle: true,
@@ -160,7 +161,8 @@ pub(crate) async fn initial_state<S: State>(context: &StartContext) -> Result<St
                         rejected,
                     });
                 }
-                Err(why) => {
+                Err(mismatch) => {
+                    let why = crate::chain::Chain(&mismatch).to_string();
                     tracing::warn!(
                         state = S::NAME,
                         why,
@@ -170,9 +172,13 @@ pub(crate) async fn initial_state<S: State>(context: &StartContext) -> Result<St
                     return Ok(Start::replay(rejected));
                 }
             },
-            Err(error) => {
-                tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: the bundle's snapshot is unusable; replaying");
-                rejected.push(refuse(0, crate::chain::Chain(&error).to_string()));
+            Err(why) => {
+                tracing::warn!(
+                    state = S::NAME,
+                    why,
+                    "foldkit: the bundle's snapshot is unusable; replaying"
+                );
+                rejected.push(refuse(0, why));
                 return Ok(Start::replay(rejected));
             }
         }
@@ -199,10 +205,37 @@ pub(crate) async fn initial_state<S: State>(context: &StartContext) -> Result<St
 }
 
 /// Whether the log holds the record `identity` names (`None`: covers nothing).
-async fn check(store: &dyn EventStore, identity: Option<RecordIdentity>) -> Result<(), String> {
+async fn check(
+    store: &dyn EventStore,
+    identity: Option<RecordIdentity>,
+) -> Result<(), IdentityMismatch> {
     match identity {
-        Some(identity) => identity.check(store).await.map_err(|e| e.to_string()),
+        Some(identity) => identity.check(store).await,
         None => Ok(()),
+    }
+}
+
+/// Decodes a snapshot of `S` on the blocking pool, or says why it is unusable
+/// (its error and causes, or the message of a panic in `S`'s `Deserialize`:
+/// see the module's invariants). Fails only if the runtime is shutting down.
+async fn decode_off_worker<S: State>(
+    bytes: Vec<u8>,
+) -> Result<Result<(S, Option<RecordIdentity>), String>, DbError> {
+    match tokio::task::spawn_blocking(move || codec::decode::<S>(&bytes)).await {
+        Ok(decoded) => Ok(decoded.map_err(|error| crate::chain::Chain(&error).to_string())),
+        Err(join) if join.is_panic() => {
+            let panic = join.into_panic();
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(not a string)");
+            Ok(Err(format!(
+                "decoding it panicked (in the `Deserialize` of `{}`): {message}",
+                S::NAME
+            )))
+        }
+        Err(_) => Err(DbError::Closed), // the runtime is shutting down
     }
 }
 
@@ -217,7 +250,7 @@ async fn newest_matching<S: State>(
         Ok(positions) => positions,
         Err(error) => {
             tracing::warn!(state = S::NAME, error = %crate::chain::Chain(&error), "foldkit: cannot list snapshots; replaying");
-            return Ok((None, vec![(0, error.to_string())]));
+            return Ok((None, vec![(0, crate::chain::Chain(&error).to_string())]));
         }
     };
     for position in positions.into_iter().filter(|&p| p <= at_most) {
@@ -225,22 +258,19 @@ async fn newest_matching<S: State>(
             Ok(Some(bytes)) => bytes,
             Ok(None) => continue,
             Err(error) => {
-                skipped.push((position, error.to_string()));
+                skipped.push((position, crate::chain::Chain(&error).to_string()));
                 continue;
             }
         };
-        let decoded = tokio::task::spawn_blocking(move || codec::decode::<S>(&bytes))
-            .await
-            .map_err(|_| DbError::Closed)?;
-        let why = match decoded {
+        let why = match decode_off_worker::<S>(bytes).await? {
             Ok((state, identity)) if identity.map_or(0, |i| i.seq) == position => {
                 match check(store, identity).await {
                     Ok(()) => return Ok((Some((state, identity)), skipped)),
-                    Err(why) => why,
+                    Err(mismatch) => crate::chain::Chain(&mismatch).to_string(),
                 }
             }
             Ok(_) => "the snapshot's header and its stored position disagree".to_owned(),
-            Err(error) => crate::chain::Chain(&error).to_string(),
+            Err(why) => why,
         };
         tracing::warn!(
             state = S::NAME,

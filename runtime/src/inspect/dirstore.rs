@@ -580,6 +580,74 @@ mod tests {
         writer.close().await.unwrap();
     }
 
+    /// A directory of three events whose second record's payload is damaged.
+    async fn damaged_second_record() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = FileStore::open_async(dir.path(), FileStoreOptions::default())
+            .await
+            .unwrap();
+        for n in 0..3u8 {
+            writer.append(event(n)).await.unwrap();
+        }
+        writer.close().await.unwrap();
+        let segment = std::fs::read_dir(dir.path().join("log"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "seg"))
+            .unwrap();
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let len = bytes.len();
+        bytes[len - 200] ^= 0x01;
+        std::fs::write(&segment, &bytes).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn the_file_store_names_damage_by_segment_and_offset_as_the_inspector_does() {
+        let dir = damaged_second_record().await;
+        let inspected = match Directory::open(dir.path())
+            .unwrap()
+            .store()
+            .read(2, 10)
+            .await
+        {
+            Err(StoreError::Corrupt { what, .. }) => what,
+            other => panic!("expected Corrupt, got {other:?}"),
+        };
+        match FileStore::open_async(dir.path(), FileStoreOptions::default()).await {
+            Err(StoreError::Corrupt { what, reason }) => {
+                assert!(
+                    what.contains(".seg`") && what.contains("at byte offset"),
+                    "the place, not the action: {what}"
+                );
+                assert_eq!(what, inspected, "one place, whoever reads it");
+                assert!(reason.contains("open the log"), "the action: {reason}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_check_that_cannot_read_its_event_keeps_the_store_error() {
+        let dir = damaged_second_record().await;
+        let store = Directory::open(dir.path()).unwrap().store();
+        let identity = crate::snapshot::RecordIdentity {
+            seq: 2,
+            timestamp: 0,
+            payload_crc: 0,
+        };
+        let mismatch = identity.check(&store).await.unwrap_err();
+        match &mismatch {
+            crate::snapshot::IdentityMismatch::Unreadable {
+                seq: 2,
+                source: StoreError::Corrupt { what, .. },
+            } => assert!(what.contains("byte offset"), "{what}"),
+            other => panic!("expected Unreadable with the store's Corrupt, got {other:?}"),
+        }
+        let source = std::error::Error::source(&mismatch).expect("the store error is the source");
+        assert!(source.to_string().contains("corrupt data at"), "{source}");
+    }
+
     #[tokio::test]
     async fn a_read_from_damage_is_corrupt_naming_segment_and_offset() {
         let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::contents::{SnapshotContents, examine};
+use super::contents::{ExamineError, SnapshotContents, examine};
 use super::{Directory, InspectError};
 use crate::Seq;
 use crate::store::file::files as store_files;
@@ -23,14 +23,14 @@ pub struct Snapshot {
     /// Its size in bytes.
     pub size: u64,
     /// What it holds (framing and checksum checked), or why it is unusable.
-    pub contents: Result<SnapshotContents, String>,
+    pub contents: Result<SnapshotContents, ExamineError>,
 }
 
 impl Snapshot {
     /// Reads what `bytes`, stored as `state`'s snapshot at `position`, hold.
     pub(crate) fn of(state: String, position: Seq, path: Option<PathBuf>, bytes: &[u8]) -> Self {
         Snapshot {
-            contents: examine(&state, bytes),
+            contents: examine(&state, position, bytes),
             state,
             position,
             path,
@@ -55,7 +55,7 @@ pub struct Checkpoint {
     /// The file, when the store is a directory.
     pub path: Option<PathBuf>,
     /// The position it records, or why it is unreadable.
-    pub position: Result<Seq, String>,
+    pub position: Result<Seq, ExamineError>,
 }
 
 impl Checkpoint {
@@ -118,10 +118,10 @@ impl Directory {
             }
             let state = unescape(&state_dir.file_name().unwrap_or_default().to_string_lossy());
             let mut positions =
-                store_files::list_snapshots(&state_dir).map_err(|e| InspectError::Io {
-                    op: "list",
+                store_files::list_snapshots(&state_dir).map_err(|source| InspectError::Store {
+                    op: "list the snapshots in",
                     path: state_dir.clone(),
-                    source: std::io::Error::other(e.to_string()),
+                    source,
                 })?;
             positions.reverse();
             for position in positions {
@@ -153,12 +153,14 @@ impl Directory {
             }
             let name = unescape(&path.file_stem().unwrap_or_default().to_string_lossy());
             let position = match fs::read(&path) {
-                Ok(bytes) => {
-                    store_files::decode_checkpoint(&path, &bytes).map_err(|e| e.to_string())
-                }
+                Ok(bytes) => store_files::decode_checkpoint(&path, &bytes),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => Err(e.to_string()),
-            };
+                Err(e) => Err(store_files::io_error("read", &path, e)),
+            }
+            .map_err(|source| ExamineError::Checkpoint {
+                name: name.clone(),
+                source: source.into(),
+            });
             found.push(Checkpoint {
                 name,
                 path: Some(path),

@@ -38,7 +38,7 @@ mod verify;
 
 use std::path::{Path, PathBuf};
 
-pub use contents::{SnapshotContents, examine, process_manager_of};
+pub use contents::{ExamineError, SnapshotContents, examine, process_manager_of};
 pub use dirstore::{DirectoryStore, WINDOW_BYTES};
 pub use events::{EventFilter, InspectedEvent};
 pub use files::{Checkpoint, Snapshot};
@@ -89,6 +89,18 @@ pub enum InspectError {
     /// A file could not be read, or the log directory holds a file that is not a segment's.
     #[error("cannot read the log")]
     Storage(#[from] foldkit_storage::StorageError),
+    /// The file store's own reader failed on a file or directory (listing a
+    /// state's snapshots, ..).
+    #[error("cannot {op} `{}`", path.display())]
+    Store {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The store's error.
+        #[source]
+        source: crate::store::StoreError,
+    },
     /// A file could not be read.
     #[error("cannot {op} `{}`", path.display())]
     Io {

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use super::contents::{SnapshotContents, process_manager_of};
+use super::contents::{ExamineError, SnapshotContents, process_manager_of};
 use super::files::{Checkpoint, Snapshot};
 use super::verify::{Severity, VerifyReport, check_checkpoints, check_snapshot};
 use crate::Seq;
@@ -22,7 +22,7 @@ use crate::store::{EventStore, RecordedEvent, StoreError};
 const PAGE: usize = 4096;
 
 /// A snapshot's position and what it holds (or why it is unusable).
-type Examined = (Seq, Result<SnapshotContents, String>);
+type Examined = (Seq, Result<SnapshotContents, ExamineError>);
 
 /// Every stored snapshot, by name then position (oldest first), each checked
 /// (framing and CRC) but not decoded. A snapshot removed while listing (a
@@ -56,7 +56,10 @@ pub async fn checkpoints(store: &dyn EventStore) -> Result<Vec<Checkpoint>, Stor
         let position = match store.read_checkpoint(&name).await {
             Ok(Some(position)) => Ok(position),
             Ok(None) => continue, // removed meanwhile
-            Err(StoreError::Corrupt { what, reason }) => Err(format!("{what}: {reason}")),
+            Err(source @ StoreError::Corrupt { .. }) => Err(ExamineError::Checkpoint {
+                name: name.clone(),
+                source: source.into(),
+            }),
             Err(other) => return Err(other),
         };
         found.push(Checkpoint {
@@ -77,10 +80,10 @@ pub struct ManagerDeadLetters {
     /// The position of the snapshot read: the manager's checkpoint.
     pub checkpoint: Seq,
     /// Its parked reactions, by causing position; or why they cannot be read.
-    pub letters: Result<Vec<DeadLetter>, String>,
+    pub letters: Result<Vec<DeadLetter>, ExamineError>,
     /// Newer snapshots that were unusable (the service restores the one read,
     /// as this does): their position and why.
-    pub skipped: Vec<(Seq, String)>,
+    pub skipped: Vec<(Seq, ExamineError)>,
 }
 
 /// The dead letters of every process manager with a snapshot in `store`, by
@@ -101,7 +104,7 @@ pub async fn dead_letters(store: &dyn EventStore) -> Result<Vec<ManagerDeadLette
             let Some(bytes) = store.read_snapshot(&name, position).await? else {
                 continue; // removed meanwhile
             };
-            let contents = super::examine(&name, &bytes);
+            let contents = super::examine(&name, position, &bytes);
             let usable = contents.is_ok();
             examined.push((position, contents));
             if usable {
@@ -143,13 +146,11 @@ fn pick(manager: &str, examined: Vec<Examined>) -> Option<ManagerDeadLetters> {
                 mut dead_letters, ..
             }) => {
                 dead_letters.sort_by_key(|l| (l.id.causation, l.id.index));
-                Ok(dead_letters)
+                dead_letters
             }
-            Ok(SnapshotContents::LegacyProcessManager) => {
-                Err(crate::process::PersistError::Legacy.to_string())
-            }
-            Ok(_) => {
-                skipped.push((position, "a state's snapshot, not a manager's".to_owned()));
+            Ok(SnapshotContents::State(_)) => {
+                let name = format!("{}{manager}", crate::process::persist::SNAPSHOT_PREFIX);
+                skipped.push((position, ExamineError::NotAManager { name, position }));
                 continue;
             }
             Err(reason) => {
@@ -160,7 +161,7 @@ fn pick(manager: &str, examined: Vec<Examined>) -> Option<ManagerDeadLetters> {
         return Some(ManagerDeadLetters {
             process_manager: manager.to_owned(),
             checkpoint: position,
-            letters,
+            letters: Ok(letters),
             skipped,
         });
     }

@@ -387,21 +387,9 @@ pub(crate) fn check_snapshot<'a>(
             }
             return None;
         }
-        Ok(SnapshotContents::LegacyProcessManager) => {
-            report.problem(
-                Severity::Warning,
-                place,
-                None,
-                format!(
-                    "process manager snapshot `{}` {}",
-                    snapshot.state,
-                    crate::process::PersistError::Legacy
-                ),
-            );
-            return None;
-        }
-        Err(reason) => {
-            report.problem(Severity::Error, place, None, format!("snapshot: {reason}"));
+        Err(error) => {
+            let why = error.why();
+            report.problem(Severity::Error, place, None, format!("snapshot: {why}"));
             return None;
         }
     };
@@ -442,9 +430,7 @@ pub(crate) fn check_checkpoints(
     report.checkpoints = checkpoints.len();
     for checkpoint in checkpoints {
         match &checkpoint.position {
-            Err(reason) => {
-                report.problem(Severity::Error, checkpoint.place(), None, reason.clone())
-            }
+            Err(error) => report.problem(Severity::Error, checkpoint.place(), None, error.why()),
             Ok(position) if *position > last && complete => report.problem(
                 Severity::Warning,
                 checkpoint.place(),

@@ -13,9 +13,8 @@
 //!   close. The snapshot's position *is* the checkpoint: state and position can
 //!   never disagree. The snapshot is framed and checksummed, with the dead
 //!   letters ahead of the state, so tools that know none of the service's types
-//!   (`foldkit dead-letters`, [`crate::inspect::dead_letters`]) read them; a
-//!   snapshot in the layout of earlier builds is still restored, and rewritten
-//!   at the next checkpoint.
+//!   (`foldkit dead-letters`, [`crate::inspect::dead_letters`]) read them; bytes
+//!   that fail the framing or the checksum are refused, never read as a state.
 //! - **makes each reaction take effect once.** The reaction `i` of the event at
 //!   position `p` is appended with the context `causation: p`, the workflow's
 //!   correlation id, actor `process-manager:<NAME>`, and the metadata

@@ -17,12 +17,10 @@
 //! service's types (the `foldkit` command line tool) reads them, and skips the
 //! state; the CRC makes a damaged snapshot an error, never a wrong state.
 //!
-//! Format 1 (earlier builds) was the bare postcard encoding of `(format = 1,
-//! state, dead letters)`: its dead letters follow a state only the manager's
-//! type can decode. It is still restored (its first byte, postcard's `1`, can
-//! never start the magic); tools report that they cannot read it
-//! ([`PersistError::Legacy`]), and the manager's next checkpoint rewrites it
-//! as format 2.
+//! Format 1 (the bare postcard of `(1, state, dead letters)`, with no checksum
+//! and no name) was only ever written by unreleased development builds; it is
+//! not read: such bytes are malformed like any others without the magic, so a
+//! damaged or foreign blob never loads as a wrong state.
 //!
 //! Invariant: nothing read here sizes an allocation or indexes a slice before
 //! it was checked against the bytes that remain (and the CRC checked first).
@@ -36,10 +34,8 @@ use super::dead::DeadLetter;
 pub(crate) const SNAPSHOT_PREFIX: &str = "process-manager.";
 
 const MAGIC: &[u8; 8] = b"FOLDPMGR";
-/// The format this build writes.
+/// The format this build writes (and the only one it reads).
 pub(crate) const FORMAT: u8 = 2;
-/// The format of earlier builds (postcard of `(1, state, dead)`), still restored.
-const LEGACY_FORMAT: u32 = 1;
 
 /// Why a process manager snapshot cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,7 +55,7 @@ pub enum PersistError {
         computed: u32,
     },
     /// A format this build does not read.
-    #[error("process manager snapshot format {0}; this build reads formats 1 and {FORMAT}")]
+    #[error("process manager snapshot format {0}; this build reads format {FORMAT}")]
     Format(u8),
     /// The snapshot of another manager.
     #[error("snapshot of process manager `{found}` cannot restore `{expected}`")]
@@ -69,12 +65,6 @@ pub enum PersistError {
         /// The manager it was written by.
         found: String,
     },
-    /// A format-1 snapshot: its dead letters follow the state, which only the
-    /// manager's own type decodes.
-    #[error(
-        "written by an earlier foldkit (format 1): its dead letters can only be read by the service itself; its next checkpoint rewrites it in a readable format"
-    )]
-    Legacy,
     /// A part does not encode (a state serde cannot write, a name too long).
     #[error("the {part} of the process manager snapshot does not encode: {reason}")]
     Encode {
@@ -137,9 +127,6 @@ pub(crate) fn encode<S: Serialize>(
 /// Reads the framing and the dead letters (not the state) of a snapshot.
 pub(crate) fn parts(bytes: &[u8]) -> Result<Parts<'_>, PersistError> {
     if !bytes.starts_with(MAGIC) {
-        if bytes.first() == Some(&(LEGACY_FORMAT as u8)) {
-            return Err(PersistError::Legacy);
-        }
         return Err(PersistError::Malformed("no FOLDPMGR magic"));
     }
     let (body, crc) = bytes
@@ -150,7 +137,9 @@ pub(crate) fn parts(bytes: &[u8]) -> Result<Parts<'_>, PersistError> {
     if stored != computed {
         return Err(PersistError::Checksum { stored, computed });
     }
-    let mut rest = &body[MAGIC.len()..];
+    let mut rest = body.get(MAGIC.len()..).ok_or(PersistError::Malformed(
+        "shorter than its magic and checksum",
+    ))?;
     let format = *take(&mut rest, 1)?
         .first()
         .ok_or(PersistError::Malformed("no format byte"))?;
@@ -166,54 +155,40 @@ pub(crate) fn parts(bytes: &[u8]) -> Result<Parts<'_>, PersistError> {
     if !rest.is_empty() {
         return Err(PersistError::Malformed("bytes after the state"));
     }
-    let dead = postcard::from_bytes(dead_bytes).map_err(|e| PersistError::Decode {
-        part: "dead letters",
-        reason: e.to_string(),
-    })?;
+    let dead = whole(dead_bytes, "dead letters")?;
     Ok(Parts { name, dead, state })
 }
 
-/// Decodes a snapshot of manager `name` (format 2, or format 1 of earlier builds).
+/// Decodes a snapshot of manager `name`.
 pub(crate) fn decode<S: DeserializeOwned>(
     name: &str,
     bytes: &[u8],
 ) -> Result<(S, Vec<DeadLetter>), PersistError> {
-    let parts = match parts(bytes) {
-        Ok(parts) => parts,
-        Err(PersistError::Legacy) => return decode_legacy(bytes),
-        Err(e) => return Err(e),
-    };
+    let parts = parts(bytes)?;
     if parts.name != name {
         return Err(PersistError::Foreign {
             expected: name.to_owned(),
             found: parts.name,
         });
     }
-    let state = postcard::from_bytes(parts.state).map_err(|e| PersistError::Decode {
-        part: "state",
-        reason: e.to_string(),
-    })?;
+    let state = whole(parts.state, "state")?;
     Ok((state, parts.dead))
 }
 
-#[derive(serde::Deserialize)]
-struct Legacy<S> {
-    format: u32,
-    state: S,
-    dead: Vec<DeadLetter>,
-}
-
-fn decode_legacy<S: DeserializeOwned>(bytes: &[u8]) -> Result<(S, Vec<DeadLetter>), PersistError> {
-    let legacy: Legacy<S> = postcard::from_bytes(bytes).map_err(|e| PersistError::Decode {
-        part: "state",
-        reason: format!("format 1: {e}"),
+/// Decodes `part` from all of `bytes`: bytes left over mean the part is not
+/// what was written (postcard's `from_bytes` would ignore them).
+fn whole<T: DeserializeOwned>(bytes: &[u8], part: &'static str) -> Result<T, PersistError> {
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| PersistError::Decode {
+        part,
+        reason: e.to_string(),
     })?;
-    if legacy.format != LEGACY_FORMAT {
-        return Err(PersistError::Malformed(
-            "a format-1 snapshot must say format 1",
-        ));
+    if !rest.is_empty() {
+        return Err(PersistError::Decode {
+            part,
+            reason: format!("{} byte(s) left over after it", rest.len()),
+        });
     }
-    Ok((legacy.state, legacy.dead))
+    Ok(value)
 }
 
 /// Takes `n` bytes off the front of `rest`, or fails if fewer remain.
@@ -293,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn a_format_1_snapshot_restores_but_tools_cannot_read_it() {
+    fn bytes_in_the_unreleased_format_1_are_malformed_never_a_state() {
         #[derive(serde::Serialize)]
         struct Old<'a> {
             format: u32,
@@ -306,8 +281,73 @@ mod tests {
             dead: &[letter()],
         })
         .unwrap();
-        assert_eq!(parts(&old).unwrap_err(), PersistError::Legacy);
-        let (state, dead): (u64, _) = decode("pm", &old).unwrap();
-        assert_eq!((state, dead), (9, vec![letter()]));
+        assert_eq!(
+            parts(&old).unwrap_err(),
+            PersistError::Malformed("no FOLDPMGR magic")
+        );
+        assert_eq!(
+            decode::<u64>("pm", &old).unwrap_err(),
+            PersistError::Malformed("no FOLDPMGR magic")
+        );
+        // Any blob starting with postcard's `1` (what told format 1 apart).
+        assert!(decode::<u8>("pm", &[1, 7, 0]).is_err());
+    }
+
+    /// Re-frames `dead` and `state` as they are, with a valid CRC: what a
+    /// writer that encoded something else (or a forger) would leave.
+    fn framed(name: &str, dead: &[u8], state: &[u8]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.push(FORMAT);
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&(dead.len() as u64).to_le_bytes());
+        out.extend_from_slice(dead);
+        out.extend_from_slice(&(state.len() as u64).to_le_bytes());
+        out.extend_from_slice(state);
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn a_part_with_bytes_left_over_is_an_error_not_a_shorter_value() {
+        let dead = postcard::to_allocvec(&vec![letter()]).unwrap();
+        // A u64 state followed by a stray byte: postcard alone would read 5.
+        let mut state = postcard::to_allocvec(&5u64).unwrap();
+        state.push(0x2a);
+        let error = decode::<u64>("pm", &framed("pm", &dead, &state)).unwrap_err();
+        assert!(
+            matches!(&error, PersistError::Decode { part: "state", reason } if reason.contains("left over")),
+            "{error:?}"
+        );
+        let mut long_dead = dead.clone();
+        long_dead.push(0);
+        let state = postcard::to_allocvec(&5u64).unwrap();
+        let error = parts(&framed("pm", &long_dead, &state)).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                PersistError::Decode {
+                    part: "dead letters",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        let (value, letters) = decode::<u64>("pm", &framed("pm", &dead, &state)).unwrap();
+        assert_eq!((value, letters), (5, vec![letter()]));
+    }
+
+    #[test]
+    fn a_blob_of_the_magic_alone_or_less_is_malformed() {
+        for len in 0..=MAGIC.len() + 4 {
+            let bytes = &encode("pm", &[], &0u8).unwrap()[..len];
+            assert!(parts(bytes).is_err(), "{len} bytes");
+        }
+        // The magic and a CRC of it: the body is the magic, nothing after.
+        let mut bytes = MAGIC.to_vec();
+        let crc = crc32c::crc32c(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        assert!(matches!(parts(&bytes), Err(PersistError::Malformed(_))));
     }
 }

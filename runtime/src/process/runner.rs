@@ -157,7 +157,7 @@ fn snapshot_name<P: ProcessManager>() -> String {
 
 fn store_error<P: ProcessManager>(source: StoreError) -> DbError {
     DbError::Process(match source {
-        StoreError::InvalidBatch(reason) => ProcessError::InvalidName {
+        StoreError::InvalidName { reason, .. } => ProcessError::InvalidName {
             name: P::NAME,
             reason,
         },

@@ -23,8 +23,12 @@ impl Bundle {
     }
 
     /// Adds one state's snapshot blob (from `handle.snapshot()`), after checking it.
+    /// A blob that fails its checks is refused as [`SnapshotError::BundleEntry`]
+    /// (naming the place it would have had, and its state if readable).
     pub fn push(&mut self, blob: Vec<u8>) -> Result<(), SnapshotError> {
-        codec::read_header(&blob)?;
+        if let Err(error) = codec::read_header(&blob) {
+            return Err(entry_error(self.blobs.len(), &blob, error));
+        }
         self.blobs.push(blob);
         Ok(())
     }
@@ -87,15 +91,17 @@ impl Bundle {
         }
         let count = u32::from_le_bytes([head[9], head[10], head[11], head[12]]);
         let mut bundle = Bundle::new();
-        for _ in 0..count {
+        for index in 0..count as usize {
+            let cut =
+                |what, partial: &[u8]| entry_error(index, partial, SnapshotError::Malformed(what));
             let (len, after) = rest
                 .split_first_chunk::<8>()
-                .ok_or(SnapshotError::Malformed("bundle truncated"))?;
+                .ok_or_else(|| cut("the bundle ends before this entry's length", &[]))?;
             let len = usize::try_from(u64::from_le_bytes(*len))
-                .map_err(|_| SnapshotError::Malformed("bundle entry too large"))?;
+                .map_err(|_| cut("its length does not fit in memory", after))?;
             let (blob, after) = after
                 .split_at_checked(len)
-                .ok_or(SnapshotError::Malformed("bundle truncated"))?;
+                .ok_or_else(|| cut("the bundle ends inside this entry", after))?;
             bundle.push(blob.to_vec())?;
             rest = after;
         }
@@ -105,5 +111,14 @@ impl Bundle {
             ));
         }
         Ok(bundle)
+    }
+}
+
+/// Entry `index` (whose bytes, perhaps cut short, are `blob`) is unusable.
+fn entry_error(index: usize, blob: &[u8], source: SnapshotError) -> SnapshotError {
+    SnapshotError::BundleEntry {
+        index,
+        name: codec::declared_name(blob),
+        source: Box::new(source),
     }
 }

@@ -31,7 +31,7 @@ const FORMAT: u8 = 2;
 const HEADER_FIXED: usize = 8 + 1 + 2 + 4 + 8 + 8 + 8 + 4 + 8;
 
 /// Why a snapshot could not be used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
     /// The bytes are not a foldkit snapshot, or are cut short.
@@ -96,6 +96,21 @@ pub enum SnapshotError {
         state: &'static str,
         /// What postcard reported.
         source: postcard::Error,
+    },
+    /// An entry of a [`Bundle`](super::Bundle) is unusable (cut short, or a
+    /// blob that fails its checks): `source` says why.
+    #[error(
+        "bundle entry {index}{} is unusable",
+        name.as_ref().map(|n| format!(" (state `{n}`, as its header says)")).unwrap_or_default()
+    )]
+    BundleEntry {
+        /// Its place in the bundle, from 0.
+        index: usize,
+        /// The state name its header declares, if that much of it is readable.
+        name: Option<String>,
+        /// What is wrong with it.
+        #[source]
+        source: Box<SnapshotError>,
     },
 }
 
@@ -330,6 +345,19 @@ pub fn read_header(bytes: &[u8]) -> Result<(SnapshotHeader, &[u8]), SnapshotErro
         }),
     };
     Ok((header, body))
+}
+
+/// The state name a blob's header declares, read without checking anything
+/// else: for messages about a blob that fails its checks.
+pub(crate) fn declared_name(bytes: &[u8]) -> Option<String> {
+    let mut r = Reader(bytes);
+    if r.take(8).ok()? != MAGIC {
+        return None;
+    }
+    r.take(1).ok()?;
+    let name_len = usize::from(u16::from_le_bytes(r.array().ok()?));
+    let name = std::str::from_utf8(r.take(name_len).ok()?).ok()?;
+    Some(name.to_owned())
 }
 
 /// Decodes a blob written by [`encode`] for the same definition of `S`.

@@ -101,7 +101,12 @@ impl RecordIdentity {
         let found = match store.read(self.seq, 1).await {
             Ok(events) => events.into_iter().next(),
             Err(StoreError::NotFound { .. }) => None,
-            Err(error) => return Err(IdentityMismatch::Unreadable(error.to_string())),
+            Err(source) => {
+                return Err(IdentityMismatch::Unreadable {
+                    seq: self.seq,
+                    source,
+                });
+            }
         };
         match found {
             Some(event) if event.position == self.seq => {
@@ -121,7 +126,7 @@ impl RecordIdentity {
 }
 
 /// Why a snapshot does not belong to the log it would resume.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentityMismatch {
     /// The log has no event at the snapshot's position (its tail was lost or cut).
@@ -141,7 +146,14 @@ pub enum IdentityMismatch {
         /// What the log holds.
         found: RecordIdentity,
     },
-    /// The event could not be read.
-    #[error("the event at the snapshot's position cannot be read: {0}")]
-    Unreadable(String),
+    /// The event could not be read: the store's error is the
+    /// [`source`](std::error::Error::source).
+    #[error("the log's event at position {seq}, the snapshot's last, cannot be read")]
+    Unreadable {
+        /// The snapshot's last position.
+        seq: Seq,
+        /// Why the store could not read it.
+        #[source]
+        source: StoreError,
+    },
 }

@@ -188,6 +188,95 @@ fn bundle_round_trips_and_rejects_damage() {
     }
 }
 
+/// Frames `entries` as a bundle declaring `count` entries, with a valid CRC:
+/// what a buggy writer (or a forger) could leave.
+fn framed_bundle(count: u32, entries: &[&[u8]]) -> Vec<u8> {
+    let mut out = b"FOLDBNDL".to_vec();
+    out.push(1);
+    out.extend_from_slice(&count.to_le_bytes());
+    for entry in entries {
+        out.extend_from_slice(entry);
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+#[test]
+fn a_bad_bundle_entry_is_named_by_its_place_and_state() {
+    use super::bundle::Bundle;
+    let good = codec::encode(&tally(5), Some(id(5))).expect("encode");
+    let mut bundle = Bundle::new();
+    bundle.push(good.clone()).expect("push");
+
+    // A blob whose checksum fails: refused as entry 1, of state `tally`.
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x01;
+    match bundle.push(flipped).unwrap_err() {
+        SnapshotError::BundleEntry {
+            index: 1,
+            name: Some(name),
+            source,
+        } => {
+            assert_eq!(name, "tally");
+            assert!(
+                matches!(*source, SnapshotError::Checksum { .. }),
+                "{source:?}"
+            );
+        }
+        other => panic!("expected BundleEntry, got {other:?}"),
+    }
+    match bundle.push(b"junk".to_vec()).unwrap_err() {
+        SnapshotError::BundleEntry {
+            index: 1,
+            name: None,
+            ..
+        } => {}
+        other => panic!("expected BundleEntry, got {other:?}"),
+    }
+
+    // A bundle that declares more entries than it holds.
+    let len = (good.len() as u64).to_le_bytes();
+    let error = Bundle::from_bytes(&framed_bundle(2, &[&len, &good])).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SnapshotError::BundleEntry {
+                index: 1,
+                name: None,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.to_string(), "bundle entry 1 is unusable");
+    // An entry cut short: named by the state its header declares.
+    let long = (good.len() as u64 + 10).to_le_bytes();
+    let error = Bundle::from_bytes(&framed_bundle(1, &[&long, &good])).unwrap_err();
+    match &error {
+        SnapshotError::BundleEntry {
+            index: 0,
+            name: Some(name),
+            source,
+        } => {
+            assert_eq!(name, "tally");
+            assert!(
+                source.to_string().contains("ends inside this entry"),
+                "{source}"
+            );
+        }
+        other => panic!("expected BundleEntry, got {other:?}"),
+    }
+    assert_eq!(
+        error.to_string(),
+        "bundle entry 0 (state `tally`, as its header says) is unusable"
+    );
+    // The well-formed one parses.
+    let parsed = Bundle::from_bytes(&framed_bundle(1, &[&len, &good])).expect("parse");
+    assert_eq!(parsed, bundle);
+}
+
 /// A sink that records the size of every write, failing once `fail_after` bytes are in.
 struct Recording {
     bytes: Vec<u8>,

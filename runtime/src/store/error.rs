@@ -29,6 +29,28 @@ pub enum StoreError {
     /// The batch was malformed (empty, an empty stream id, a name too long, ..).
     #[error("invalid append: {0}")]
     InvalidBatch(String),
+    /// A name the store cannot keep: a state's snapshots or a subscription's
+    /// checkpoint under it (empty, control characters, too long once escaped, ..).
+    #[error("{kind} {name:?} cannot be stored: {reason}")]
+    InvalidName {
+        /// What kind of name it is ("state name", "subscription name", ..).
+        kind: &'static str,
+        /// The name given.
+        name: String,
+        /// Why the store refuses it.
+        reason: String,
+    },
+    /// A value given to the store is beyond what it can keep (a position past
+    /// PostgreSQL's `bigint`): nothing was written.
+    #[error("{what} {value} is out of range: this store keeps at most {max}")]
+    OutOfRange {
+        /// What the value is ("snapshot position", ..).
+        what: String,
+        /// The value given.
+        value: u64,
+        /// The largest value the store keeps.
+        max: u64,
+    },
     /// The position is not (or no longer) stored.
     #[error("position {position} is not stored (the store holds {first:?}..={last:?})")]
     NotFound {

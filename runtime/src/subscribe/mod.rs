@@ -224,10 +224,12 @@ impl<S: Selection> SubscriptionBuilder<S> {
             .read_checkpoint(&self.name)
             .await
             .map_err(|e| match e {
-                crate::store::StoreError::InvalidBatch(reason) => SubscribeError::InvalidName {
-                    name: self.name.clone(),
-                    reason,
-                },
+                crate::store::StoreError::InvalidName { reason, .. } => {
+                    SubscribeError::InvalidName {
+                        name: self.name.clone(),
+                        reason,
+                    }
+                }
                 other => SubscribeError::Store {
                     name: self.name.clone(),
                     source: other,

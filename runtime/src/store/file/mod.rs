@@ -156,12 +156,18 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
+/// A log error as the store's: damage is [`StoreError::Corrupt`] at its segment
+/// and offset (`what` is the place; the action, "read the log", is in `reason`).
 fn storage(action: &str, error: StorageError) -> StoreError {
     match error {
         StorageError::Closed => StoreError::Closed,
-        StorageError::Corrupt { .. } => StoreError::Corrupt {
-            what: action.to_owned(),
-            reason: error.to_string(),
+        StorageError::Corrupt {
+            segment,
+            offset,
+            reason,
+        } => StoreError::Corrupt {
+            what: format!("segment `{}` at byte offset {offset}", segment.display()),
+            reason: format!("{reason} (found while trying to {action})"),
         },
         other => StoreError::backend(action.to_owned(), other),
     }

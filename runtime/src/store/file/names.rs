@@ -11,11 +11,13 @@ use crate::store::StoreError;
 /// Longest escaped name: well under the 255-byte limit of common file systems.
 const MAX_LEN: usize = 200;
 
-/// The file name for `name`, or why `name` cannot be stored (`what` says what
-/// kind of name it is, for the error).
-pub(crate) fn escape(what: &str, name: &str) -> Result<String, StoreError> {
-    let invalid = |reason: &str| {
-        StoreError::InvalidBatch(format!("{what} {name:?} cannot be stored: {reason}"))
+/// The file name for `name`, or why `name` cannot be stored
+/// ([`StoreError::InvalidName`]; `kind` says what kind of name it is).
+pub(crate) fn escape(kind: &'static str, name: &str) -> Result<String, StoreError> {
+    let invalid = |reason: &str| StoreError::InvalidName {
+        kind,
+        name: name.to_owned(),
+        reason: reason.to_owned(),
     };
     if name.is_empty() {
         return Err(invalid("it is empty"));
@@ -97,5 +99,21 @@ mod tests {
         assert!(escape("state", "").is_err());
         assert!(escape("state", "a\nb").is_err());
         assert!(escape("state", &"x".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn a_refused_name_is_an_invalid_name_not_an_invalid_append() {
+        let error = escape("subscription name", "a\nb").unwrap_err();
+        match &error {
+            crate::store::StoreError::InvalidName { kind, name, reason } => {
+                assert_eq!((*kind, name.as_str()), ("subscription name", "a\nb"));
+                assert!(reason.contains("control characters"), "{reason}");
+            }
+            other => panic!("expected InvalidName, got {other:?}"),
+        }
+        assert_eq!(
+            error.to_string(),
+            "subscription name \"a\\nb\" cannot be stored: it contains control characters"
+        );
     }
 }

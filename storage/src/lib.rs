@@ -20,6 +20,9 @@
 //!   every fsync (group commit) and segment roll; the async methods await it.
 //!   The sync methods [`Log::open`], [`Log::read`], [`Log::range`] and
 //!   [`Log::truncate_before`] do file I/O: call them from a blocking context.
+//! - What an open finds is durable once it returns: it fsyncs the active
+//!   segment, unless the synced mark (`SYNCED`, written after the close's
+//!   fsync) shows that the segment is unchanged since an fsync covered it.
 //! - Every async method of [`Log`] and [`Tail`] is cancel safe or says in its
 //!   `# Cancel safety` section exactly what a drop leaves behind.
 //! - A directory that was not written by this crate (names, headers, lengths)
@@ -57,6 +60,7 @@ mod recovery;
 mod segment;
 mod sidecar;
 mod sync;
+mod synced;
 mod tail;
 
 pub use error::StorageError;

@@ -224,7 +224,19 @@ impl Inner {
             (prepared, arrived)
         };
         let result = prepared.and_then(|to| {
-            fsync(&to.file, &to.path, self.options.fsync_hook.as_ref()).map(|()| to.last)
+            // The close's round: nothing is written after it, so the next open
+            // need not fsync again (see `synced`). Taken before the fsync and
+            // recorded before the publish, so before the close releases the
+            // directory.
+            let mark = to
+                .closed
+                .then(|| crate::synced::Mark::of(to.first_seq, &to.file))
+                .flatten();
+            fsync(&to.file, &to.path, self.options.fsync_hook.as_ref())?;
+            if let Some(mark) = mark {
+                mark.record(&self.dir);
+            }
+            Ok(to.last)
         });
         (self.publish(result), arrived)
     }

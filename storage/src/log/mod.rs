@@ -35,6 +35,7 @@ use crate::recovery::{self, RecoveryReport, SegmentIndex};
 use crate::segment;
 use crate::sidecar;
 use crate::sync::{SyncState, Syncer};
+use crate::synced;
 
 use state::reserve_index;
 
@@ -79,7 +80,8 @@ impl Log {
     /// sync thread.
     ///
     /// Does file I/O (it reads and validates the last segment, may cut a torn
-    /// tail, and fsyncs): call it from a blocking context
+    /// tail, and fsyncs the last segment unless the synced mark shows that the
+    /// last close's fsync covered it: see `synced`): call it from a blocking context
     /// (`tokio::task::spawn_blocking`), not from an async task.
     pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<Log, StorageError> {
         let dir = dir.as_ref().to_path_buf();
@@ -96,12 +98,26 @@ impl Log {
         let active = match segments.last() {
             Some(last) => {
                 let file = segment::open_append(&last.path)?;
-                file.sync_all()
-                    .map_err(|e| StorageError::io("fsync segment", &last.path, e))?;
+                // What the open finds is durable from here on (the `FsyncPolicy`
+                // table counts an open), unless the last fsync covered it all.
+                let mark = synced::Mark::of(last.first_seq, &file);
+                if !mark.as_ref().is_some_and(|m| m.is_recorded(&dir)) {
+                    let began = std::time::Instant::now();
+                    let fsynced = file.sync_all();
+                    crate::observe::fsynced(&last.path, began);
+                    fsynced.map_err(|e| StorageError::io("fsync segment", &last.path, e))?;
+                    if let Some(mark) = mark {
+                        mark.record(&dir);
+                    }
+                }
                 file
             }
             None => {
+                // Created, fsynced, and nothing written to it since.
                 let file = segment::create(&dir, 1)?;
+                if let Some(mark) = synced::Mark::of(1, &file) {
+                    mark.record(&dir);
+                }
                 segments.push(SegmentIndex::created(segment::path(&dir, 1), 1));
                 file
             }

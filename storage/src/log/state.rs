@@ -111,6 +111,10 @@ pub(crate) struct ToSync {
     pub(crate) file: Arc<File>,
     pub(crate) path: PathBuf,
     pub(crate) last: Seq,
+    /// The active segment's first seq.
+    pub(crate) first_seq: Seq,
+    /// The log is closed: nothing is written to `file` after this fsync.
+    pub(crate) closed: bool,
 }
 
 pub(crate) struct State {
@@ -291,6 +295,8 @@ impl State {
                 .map(|s| s.path.clone())
                 .unwrap_or_default(),
             last: self.next_seq - 1,
+            first_seq: self.segments.last().map_or(1, |s| s.first_seq),
+            closed: self.closed,
         }
     }
 

@@ -9,19 +9,20 @@
 //! is wasted when the last close fsynced the segment and nothing touched it
 //! since: the common case of a log reopened after a clean close.
 //!
-//! So around an fsync of the whole active segment with no write after it (the
-//! close's final round, or an open's own fsync), the log takes the file's stamp
-//! (length, device, inode, modification and change times, as the OS reports
-//! them) before the fsync and, once the fsync has succeeded, writes
-//! `<dir>/SYNCED`: the segment's first seq and that stamp. An open whose active segment has the same first seq and the same stamp
+//! So when the active segment is durable whole and nothing will write to it (an
+//! open's own fsync, before anything is appended; a close, once every record is
+//! fsynced, on the sync thread), the log takes the file's stamp (length,
+//! device, inode, modification and change times, as the OS reports them) and
+//! writes `<dir>/SYNCED`: the segment's first seq and that stamp. A close after
+//! an open that found the mark current, with nothing appended, writes nothing. An open whose active segment has the same first seq and the same stamp
 //! skips the fsync: its bytes are those the fsync covered. Any write to the file
 //! since then (an append, which grows it; a repair, which cuts it) changes the
 //! length or the change time, a copied or replaced file has another inode, and
 //! then the open fsyncs as before.
 //!
-//! The mark is only a hint, never trusted over the segment: its stamp is taken
-//! before the fsync and it is written after the fsync completed (so a mark that
-//! exists never describes a byte the fsync did not cover), without fsync of its own, through a temporary file and a rename (a
+//! The mark is only a hint, never trusted over the segment: it is taken only
+//! once every byte of the segment is covered by a completed fsync (so a mark that
+//! exists never describes a byte not yet durable), without fsync of its own, through a temporary file and a rename (a
 //! torn or lost one fails its checks or is missing: the open then fsyncs). A
 //! mark that cannot be written costs the next open its fsync, nothing else.
 //! Outside Unix no stamp is taken: every open fsyncs.
@@ -86,7 +87,7 @@ impl Stamp {
     }
 }
 
-/// A mark, taken before the fsync it is recorded after.
+/// A mark of a segment file.
 pub(crate) struct Mark(Vec<u8>);
 
 impl Mark {
@@ -110,19 +111,21 @@ impl Mark {
         fs::read(dir.join(FILE_NAME)).is_ok_and(|bytes| bytes == self.0)
     }
 
-    /// Records the mark in `dir`. Call it only once an fsync that began after
-    /// the mark was taken has completed: every byte the mark describes is then
-    /// durable. Best effort (see the module docs): a failure is reported at
+    /// Records the mark in `dir`. Call it only when every byte the mark
+    /// describes is durable (an fsync that began after the mark was taken, or
+    /// a completed one that covered every write before it). Best effort (see the module docs): a failure is reported at
     /// `debug` and costs the next open an fsync.
-    pub(crate) fn record(&self, dir: &Path) {
+    /// Returns whether it was written.
+    pub(crate) fn record(&self, dir: &Path) -> bool {
         let target = dir.join(FILE_NAME);
         let tmp = dir.join("SYNCED.tmp");
         let written = File::create(&tmp)
             .and_then(|mut f| f.write_all(&self.0))
             .and_then(|()| fs::rename(&tmp, &target));
-        if let Err(error) = written {
+        if let Err(error) = &written {
             tracing::debug!(dir = %dir.display(), %error, "foldkit-storage: cannot write the synced mark; the next open fsyncs");
         }
+        written.is_ok()
     }
 }
 

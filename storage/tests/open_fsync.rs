@@ -93,3 +93,59 @@ async fn a_reopen_without_a_mark_fsyncs() {
     assert_eq!(fsyncs, 1);
     log.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn a_close_after_a_sync_marks_the_log_and_a_read_only_close_writes_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open_counting(dir.path());
+    log.append(b"record").await.expect("append");
+    // Everything durable before the close: the close has nothing to fsync.
+    log.sync().await.expect("sync");
+    log.close().await.expect("close");
+    let mark = || {
+        let meta = std::fs::metadata(dir.path().join("SYNCED")).expect("a mark");
+        (meta.ino(), meta.mtime(), meta.mtime_nsec())
+    };
+    let written = mark();
+
+    let (log, fsyncs) = open_counting(dir.path());
+    assert_eq!(fsyncs, 0, "the close marked what the sync made durable");
+    log.close().await.expect("close");
+    assert_eq!(
+        mark(),
+        written,
+        "a close with nothing appended rewrote the mark"
+    );
+}
+
+#[tokio::test]
+async fn a_close_whose_fsync_failed_leaves_no_mark_to_trust() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open_counting(dir.path());
+    log.append(b"durable").await.expect("append");
+    log.close().await.expect("close");
+
+    let fail = Arc::new(AtomicBool::new(false));
+    let failing = Arc::clone(&fail);
+    let hook = Arc::new(move || {
+        if failing.load(Ordering::SeqCst) {
+            Err(std::io::Error::other("injected fsync failure"))
+        } else {
+            Ok(())
+        }
+    });
+    let log = Log::open(dir.path(), options().fsync_hook(hook)).expect("open");
+    log.append(b"never durable").await.expect("append");
+    fail.store(true, Ordering::SeqCst);
+    log.close().await.expect_err("the close's fsync fails");
+
+    let (log, fsyncs) = open_counting(dir.path());
+    assert_eq!(
+        fsyncs, 1,
+        "what the failed close wrote must be fsynced at open"
+    );
+    log.close().await.expect("close");
+}

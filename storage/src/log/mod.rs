@@ -95,29 +95,28 @@ impl Log {
         let recovered = recovery::recover(&dir, options.max_record_size)?;
         crate::observe::opened(&dir, &recovered.report, began);
         let mut segments = recovered.segments;
+        let marked;
         let active = match segments.last() {
             Some(last) => {
                 let file = segment::open_append(&last.path)?;
                 // What the open finds is durable from here on (the `FsyncPolicy`
                 // table counts an open), unless the last fsync covered it all.
                 let mark = synced::Mark::of(last.first_seq, &file);
-                if !mark.as_ref().is_some_and(|m| m.is_recorded(&dir)) {
+                if mark.as_ref().is_some_and(|m| m.is_recorded(&dir)) {
+                    marked = true;
+                } else {
                     let began = std::time::Instant::now();
                     let fsynced = file.sync_all();
                     crate::observe::fsynced(&last.path, began);
                     fsynced.map_err(|e| StorageError::io("fsync segment", &last.path, e))?;
-                    if let Some(mark) = mark {
-                        mark.record(&dir);
-                    }
+                    marked = mark.is_some_and(|m| m.record(&dir));
                 }
                 file
             }
             None => {
                 // Created, fsynced, and nothing written to it since.
                 let file = segment::create(&dir, 1)?;
-                if let Some(mark) = synced::Mark::of(1, &file) {
-                    mark.record(&dir);
-                }
+                marked = synced::Mark::of(1, &file).is_some_and(|m| m.record(&dir));
                 segments.push(SegmentIndex::created(segment::path(&dir, 1), 1));
                 file
             }
@@ -125,7 +124,10 @@ impl Log {
         if let Some(active) = segments.last_mut() {
             reserve_index(active, options.segment_size);
         }
-        let state = State::new(segments, active, recovered.last_timestamp);
+        let mut state = State::new(segments, active, recovered.last_timestamp);
+        if marked {
+            state.set_marked();
+        }
         let next_seq = state.next_seq();
         let inner = Arc::new(Inner {
             dir,
@@ -192,6 +194,20 @@ impl Log {
             Some(seq) => self.inner.sync_to(seq).await,
             None => Ok(()),
         };
+        // Every record is durable and none comes after: the sync thread writes
+        // the synced mark, so that the next open need not fsync. Asked under the
+        // syncer's lock, so never after the thread was told to stop (it serves
+        // a mark asked before the stop).
+        let marking = result.is_ok() && !self.inner.state.lock().is_marked();
+        let asked = marking
+            .then(|| {
+                let syncer = self.inner.syncer.lock();
+                syncer.as_ref().map(|_| self.inner.sync.request_mark())
+            })
+            .flatten();
+        if let Some((mut done, before)) = asked {
+            let _ = done.wait_for(|s| s.marks() > before).await;
+        }
         // Only once the records are durable (or the log is poisoned): a close
         // dropped before this point leaves these steps to the next `close`.
         if let Some(syncer) = self.inner.syncer.lock().take() {

@@ -111,10 +111,6 @@ pub(crate) struct ToSync {
     pub(crate) file: Arc<File>,
     pub(crate) path: PathBuf,
     pub(crate) last: Seq,
-    /// The active segment's first seq.
-    pub(crate) first_seq: Seq,
-    /// The log is closed: nothing is written to `file` after this fsync.
-    pub(crate) closed: bool,
 }
 
 pub(crate) struct State {
@@ -138,6 +134,9 @@ pub(crate) struct State {
     closed: bool,
     /// The active segment is full: the sync thread is rolling it, appends wait.
     rolling: bool,
+    /// The synced mark on disk describes the active segment as it is (see
+    /// `crate::synced`): set at open, cleared by any write to the segment.
+    marked: bool,
 }
 
 impl State {
@@ -163,6 +162,7 @@ impl State {
             poison: None,
             closed: false,
             rolling: false,
+            marked: false,
         }
     }
 
@@ -247,6 +247,7 @@ impl State {
             return Ok(());
         }
         self.writable_or_closed()?;
+        self.marked = false;
         if let Err(e) = (&*self.active).write_all(&self.buf) {
             let error = StorageError::io("write segment", self.active_path(), e);
             self.poison(&error);
@@ -295,8 +296,6 @@ impl State {
                 .map(|s| s.path.clone())
                 .unwrap_or_default(),
             last: self.next_seq - 1,
-            first_seq: self.segments.last().map_or(1, |s| s.first_seq),
-            closed: self.closed,
         }
     }
 
@@ -373,7 +372,30 @@ impl State {
         self.active = Arc::new(file);
         self.unsynced = 0;
         self.rolling = false;
+        self.marked = false;
         sealed
+    }
+
+    /// Records that the synced mark on disk describes the active segment.
+    pub(crate) fn set_marked(&mut self) {
+        self.marked = true;
+    }
+
+    /// Whether the synced mark on disk describes the active segment.
+    pub(crate) fn is_marked(&self) -> bool {
+        self.marked
+    }
+
+    /// The active segment (its first seq and file) when a mark taken now would
+    /// describe durable bytes only: the log is closed (nothing is written after),
+    /// not poisoned, nothing is buffered, and every record is covered by an
+    /// fsync that has completed (the caller runs on the sync thread, after every
+    /// round it prepared) or was found durable at open.
+    pub(crate) fn to_mark(&self) -> Option<(Seq, Arc<File>)> {
+        let durable =
+            self.closed && self.poison.is_none() && self.buf.is_empty() && self.unsynced == 0;
+        let first_seq = self.segments.last()?.first_seq;
+        (durable && !self.marked).then(|| (first_seq, Arc::clone(&self.active)))
     }
 
     /// The timestamp for the next record: the coarse clock, never below one

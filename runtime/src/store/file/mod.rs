@@ -111,6 +111,12 @@ struct Inner {
     /// not after the owning Db's own appends ([`FileStore::append_then`]), which
     /// tell its states themselves: see [`FileStore::seam_appends`].
     seam: Arc<tokio::sync::Notify>,
+    /// Set when `snapshots/` was missing at open and cleared by the first snapshot
+    /// write: until then no snapshot can exist (the store holds the directory's
+    /// lock and writes every snapshot), so the snapshot reads answer "none"
+    /// without a trip to the blocking pool (every open of a Db that keeps no
+    /// snapshots asks each of its states for theirs).
+    no_snapshots: AtomicBool,
 }
 
 /// What an append waits for after the writer lock.
@@ -204,7 +210,7 @@ impl FileStore {
             }
             Err(TryLockError::Error(e)) => return Err(io("lock", &dir.join("LOCK"))(e)),
         }
-        files::remove_stale_streams(&dir.join("snapshots"))?;
+        let snapshots = files::remove_stale_streams(&dir.join("snapshots"))?;
         let format_path = dir.join(FORMAT_FILE);
         if !format_path.exists() {
             files::write_atomic(
@@ -239,6 +245,7 @@ impl FileStore {
                 closed: AtomicBool::new(false),
                 lock: Mutex::new(Some(lock)),
                 seam: Arc::default(),
+                no_snapshots: AtomicBool::new(!snapshots),
             }),
         })
     }
@@ -413,6 +420,23 @@ impl FileStore {
         }
         drop(guard);
         Ok(Step::Appended(appended, Durable::Wait(enqueued)))
+    }
+
+    /// Whether the stream index file on disk holds the whole index now (see
+    /// `Writer::on_disk`): then persisting it writes nothing.
+    fn index_on_disk(&self) -> bool {
+        let writer = self.inner.writer.lock();
+        writer.on_disk == Some(writer.index.covered)
+    }
+
+    /// Whether no snapshot can exist (see `Inner::no_snapshots`).
+    fn no_snapshots(&self) -> bool {
+        self.inner.no_snapshots.load(Ordering::SeqCst)
+    }
+
+    /// Called by every snapshot write before it touches the disk.
+    fn writing_snapshot(&self) {
+        self.inner.no_snapshots.store(false, Ordering::SeqCst);
     }
 
     fn persist_index_blocking(inner: &Inner) -> Result<(), StoreError> {
@@ -878,8 +902,14 @@ impl EventStore for FileStore {
                 .close()
                 .await
                 .map_err(|e| storage("close the log", e));
-            let inner = Arc::clone(&self.inner);
-            let persisted = blocking(move || FileStore::persist_index_blocking(&inner)).await;
+            // A store that only read has nothing new to persist: no trip to the
+            // blocking pool to find that out.
+            let persisted = if self.index_on_disk() {
+                Ok(())
+            } else {
+                let inner = Arc::clone(&self.inner);
+                blocking(move || FileStore::persist_index_blocking(&inner)).await
+            };
             drop(self.inner.lock.lock().take());
             self.inner.closed.store(true, Ordering::Release);
             result.and(persisted)
@@ -894,6 +924,7 @@ impl EventStore for FileStore {
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         let dir = self.state_dir(state);
         let inner = Arc::clone(&self.inner);
+        self.writing_snapshot();
         Box::pin(async move {
             let dir = dir?;
             blocking(move || {
@@ -914,6 +945,7 @@ impl EventStore for FileStore {
         static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let dir = self.state_dir(state);
         let inner = Arc::clone(&self.inner);
+        self.writing_snapshot();
         Box::pin(async move {
             let dir = dir?;
             let nonce = NONCE.fetch_add(1, Ordering::Relaxed);
@@ -935,8 +967,12 @@ impl EventStore for FileStore {
 
     fn list_snapshots(&self, state: &str) -> BoxFuture<'_, Result<Vec<Seq>, StoreError>> {
         let dir = self.state_dir(state);
+        let none = self.no_snapshots();
         Box::pin(async move {
             let dir = dir?;
+            if none {
+                return Ok(Vec::new());
+            }
             blocking(move || files::list_snapshots(&dir)).await
         })
     }
@@ -947,8 +983,12 @@ impl EventStore for FileStore {
         position: Seq,
     ) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>> {
         let dir = self.state_dir(state);
+        let none = self.no_snapshots();
         Box::pin(async move {
             let dir = dir?;
+            if none {
+                return Ok(None);
+            }
             blocking(move || files::read_optional(&files::snapshot_path(&dir, position))).await
         })
     }
@@ -963,6 +1003,9 @@ impl EventStore for FileStore {
 
     fn snapshot_names(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
         let dir = self.inner.dir.join("snapshots");
+        if self.no_snapshots() {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
         Box::pin(blocking(move || files::snapshot_names(&dir)))
     }
 

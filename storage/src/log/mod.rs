@@ -124,7 +124,13 @@ impl Log {
         if let Some(active) = segments.last_mut() {
             reserve_index(active, options.segment_size);
         }
-        let mut state = State::new(segments, active, recovered.last_timestamp);
+        let mut state = State::new(
+            segments,
+            active,
+            &recovered.active_bytes,
+            recovered.last_timestamp,
+        );
+        drop(recovered.active_bytes);
         if marked {
             state.set_marked();
         }

@@ -142,8 +142,22 @@ pub(crate) struct State {
 impl State {
     /// The state of a log just opened: `segments` as recovered (the last one
     /// active, its file `active`), nothing buffered.
-    pub(super) fn new(segments: Vec<SegmentIndex>, active: File, last_timestamp: u64) -> State {
+    ///
+    /// `active_bytes` are the active segment's bytes as recovery read and
+    /// checked them: the newest of their frames seed the memory window.
+    pub(super) fn new(
+        segments: Vec<SegmentIndex>,
+        active: File,
+        active_bytes: &[u8],
+        last_timestamp: u64,
+    ) -> State {
         let next_seq = segments.last().map_or(1, SegmentIndex::end_seq);
+        let chunks = match segments.last() {
+            Some(last) if last.stride == 1 && last.loaded => {
+                Chunks::seeded(last.first_seq, &last.offsets, last.len, active_bytes)
+            }
+            _ => Chunks::default(),
+        };
         let readers = segments
             .iter()
             .filter(|s| s.reader.is_some())
@@ -156,7 +170,7 @@ impl State {
             buf: Vec::with_capacity(BUF_CAPACITY),
             next_seq,
             flushed_seq: next_seq - 1,
-            chunks: Chunks::default(),
+            chunks,
             last_timestamp,
             unsynced: 0,
             poison: None,

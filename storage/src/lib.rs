@@ -18,6 +18,7 @@
 //! - A failed write or fsync poisons the log: later appends return the error.
 //! - No fsync runs on the caller's thread: each log has a sync thread that does
 //!   every fsync (group commit) and segment roll; the async methods await it.
+//!   It starts with the first append: a log opened only to read runs none.
 //!   The sync methods [`Log::open`], [`Log::read`], [`Log::range`] and
 //!   [`Log::truncate_before`] do file I/O: call them from a blocking context.
 //! - What an open finds is durable once it returns: it fsyncs the active

@@ -69,15 +69,29 @@ pub(crate) struct Inner {
     /// append: `last_seq` reads it without taking the lock the writers hold.
     pub(crate) last: AtomicU64,
     lock: Mutex<Option<DirLock>>,
-    syncer: Mutex<Option<Syncer>>,
+    /// The sync thread, started by the first append (see `ensure_syncer`).
+    syncer: Mutex<SyncerSlot>,
+    /// Set once `syncer` has left `Idle`: the appends' fast check.
+    syncer_started: AtomicBool,
+}
+
+/// Where the log's sync thread is.
+enum SyncerSlot {
+    /// Not started: nothing was appended since the open. A log opened only to
+    /// read needs no thread (nothing to flush or fsync) and never starts one.
+    Idle,
+    Running(Syncer),
+    /// Stopped by `close`: never started again.
+    Stopped,
 }
 
 impl Log {
     /// Opens (creating if needed) the log in `dir`, recovering it: a torn tail is
     /// cut and reported in [`Log::recovery_report`]; corruption is an error.
     ///
-    /// Fails at once if another `Log` has the directory open. Starts the log's
-    /// sync thread.
+    /// Fails at once if another `Log` has the directory open. The log's sync
+    /// thread starts with the first append: a log opened only to read never
+    /// starts one.
     ///
     /// Does file I/O (it reads and validates the last segment, may cut a torn
     /// tail, and fsyncs the last segment unless the synced mark shows that the
@@ -145,10 +159,10 @@ impl Log {
             closed: AtomicBool::new(false),
             last: AtomicU64::new(next_seq - 1),
             lock: Mutex::new(Some(lock)),
-            syncer: Mutex::new(None),
+            syncer: Mutex::new(SyncerSlot::Idle),
+            syncer_started: AtomicBool::new(false),
             options,
         });
-        *inner.syncer.lock() = Some(Syncer::start(&inner)?);
         Ok(Log { inner })
     }
 
@@ -208,7 +222,7 @@ impl Log {
         let asked = marking
             .then(|| {
                 let syncer = self.inner.syncer.lock();
-                syncer.as_ref().map(|_| self.inner.sync.request_mark())
+                matches!(*syncer, SyncerSlot::Running(_)).then(|| self.inner.sync.request_mark())
             })
             .flatten();
         if let Some((mut done, before)) = asked {
@@ -216,7 +230,9 @@ impl Log {
         }
         // Only once the records are durable (or the log is poisoned): a close
         // dropped before this point leaves these steps to the next `close`.
-        if let Some(syncer) = self.inner.syncer.lock().take() {
+        let syncer = std::mem::replace(&mut *self.inner.syncer.lock(), SyncerSlot::Stopped);
+        self.inner.syncer_started.store(true, Ordering::Release);
+        if let SyncerSlot::Running(syncer) = syncer {
             syncer.stop();
         }
         drop(self.inner.lock.lock().take());
@@ -263,6 +279,27 @@ impl std::fmt::Debug for Log {
 }
 
 impl Inner {
+    /// Starts the sync thread unless it runs (or the log was closed): called by
+    /// every append before it puts a record in, so that the thread runs before
+    /// any record needs flushing, an fsync or a roll.
+    #[inline]
+    pub(crate) fn ensure_syncer(self: &Arc<Self>) -> Result<(), StorageError> {
+        if self.syncer_started.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.start_syncer()
+    }
+
+    #[cold]
+    fn start_syncer(self: &Arc<Self>) -> Result<(), StorageError> {
+        let mut slot = self.syncer.lock();
+        if matches!(*slot, SyncerSlot::Idle) {
+            *slot = SyncerSlot::Running(Syncer::start(self)?);
+        }
+        self.syncer_started.store(true, Ordering::Release);
+        Ok(())
+    }
+
     /// Installs the segment the sync thread created for a roll (its header and
     /// the directory entry are durable): it becomes the active one and appends
     /// resume. Every earlier record is durable.

@@ -18,8 +18,12 @@
 //! - A failed write or fsync poisons the log: later appends return the error.
 //! - No fsync runs on the caller's thread: each log has a sync thread that does
 //!   every fsync (group commit) and segment roll; the async methods await it.
+//!   It starts with the first append: a log opened only to read runs none.
 //!   The sync methods [`Log::open`], [`Log::read`], [`Log::range`] and
 //!   [`Log::truncate_before`] do file I/O: call them from a blocking context.
+//! - What an open finds is durable once it returns: it fsyncs the active
+//!   segment, unless the synced mark (`SYNCED`, written after the close's
+//!   fsync) shows that the segment is unchanged since an fsync covered it.
 //! - Every async method of [`Log`] and [`Tail`] is cancel safe or says in its
 //!   `# Cancel safety` section exactly what a drop leaves behind.
 //! - A directory that was not written by this crate (names, headers, lengths)
@@ -57,6 +61,7 @@ mod recovery;
 mod segment;
 mod sidecar;
 mod sync;
+mod synced;
 mod tail;
 
 pub use error::StorageError;

@@ -198,6 +198,9 @@ pub(crate) struct Recovered {
     /// The timestamp of the last record of the last segment (0 if it has none),
     /// so that the reopened log keeps timestamps from decreasing.
     pub(crate) last_timestamp: u64,
+    /// The last segment's bytes as read and checked (its valid length; empty
+    /// when there is no segment): they seed the log's memory window.
+    pub(crate) active_bytes: Vec<u8>,
 }
 
 /// Validates and repairs the segments in `dir`.
@@ -228,6 +231,7 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
     let count = found.len();
     let next_firsts: Vec<Seq> = found.iter().skip(1).map(|(seq, _)| *seq).collect();
     let mut last_timestamp = 0;
+    let mut active_bytes = Vec::new();
     for (i, (first_seq, path)) in found.into_iter().enumerate() {
         if i + 1 < count {
             // The newest sealed segments keep the handle opened to check their
@@ -256,6 +260,8 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
             .and_then(|&at| bytes.get(at as usize..)?.first_chunk::<HEADER_LEN>())
             .and_then(|head| frame::parse_header(head, max_len).ok())
             .map_or(0, |header| header.timestamp);
+        active_bytes = bytes;
+        active_bytes.truncate(usize::try_from(index.len).unwrap_or(usize::MAX));
         segments.push(index);
     }
     if let Some((path, len)) = unwritten {
@@ -270,6 +276,7 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
         segments,
         report,
         last_timestamp,
+        active_bytes,
     })
 }
 

@@ -50,6 +50,8 @@ pub(crate) struct Status {
     failed: Option<StorageError>,
     /// Segment rolls finished: appenders waiting for a roll wait for a change.
     rolls: u64,
+    /// Mark requests served: a closing log waits for a change.
+    marks: u64,
 }
 
 /// Work asked of the sync thread.
@@ -59,6 +61,8 @@ struct Requests {
     sync_to: Seq,
     /// An appender found the active segment full.
     roll: bool,
+    /// A closing log asks for the synced mark (see `crate::synced`).
+    mark: bool,
     /// The log is closed or dropped: the thread ends.
     stop: bool,
 }
@@ -93,6 +97,13 @@ const GATHER: Duration = Duration::from_micros(100);
 pub(crate) struct SyncState {
     status: watch::Sender<Status>,
     wake: Arc<Wake>,
+}
+
+impl Status {
+    /// Mark requests served so far.
+    pub(crate) fn marks(&self) -> u64 {
+        self.marks
+    }
 }
 
 impl SyncState {
@@ -157,6 +168,19 @@ impl SyncState {
     /// state lock, which the thread takes to end the roll before publishing it).
     pub(crate) fn roll_watch(&self) -> watch::Receiver<Status> {
         self.status.subscribe()
+    }
+
+    /// Asks the thread to write the synced mark of the closed log (see
+    /// `Inner::mark_now`); returns a receiver and the count of marks served
+    /// before the request: the receiver sees the count pass it once it is done.
+    pub(crate) fn request_mark(&self) -> (watch::Receiver<Status>, u64) {
+        let receiver = self.status.subscribe();
+        let before = receiver.borrow().marks;
+        self.wake.ask(|requests| {
+            requests.mark = true;
+            true
+        });
+        (receiver, before)
     }
 
     /// Tells the thread to end (the log is closed or dropped); does not wait.
@@ -274,6 +298,20 @@ impl Inner {
         self.sync.rolled();
     }
 
+    /// Writes the synced mark of a closed log whose every record is durable (on
+    /// the sync thread, after every round it ran: see `State::to_mark`), so that
+    /// the next open need not fsync; then publishes that it is done.
+    fn mark_now(&self) {
+        let to_mark = self.state.lock().to_mark();
+        if let Some((first_seq, file)) = to_mark
+            && let Some(mark) = crate::synced::Mark::of(first_seq, &file)
+            && mark.record(&self.dir)
+        {
+            self.state.lock().set_marked();
+        }
+        self.sync.status.send_modify(|s| s.marks += 1);
+    }
+
     /// The background work when no caller waits: buffered records to the OS,
     /// and an fsync when `fsync_now` (the `Interval` policy) and any is unsynced.
     fn background_flush(&self, fsync_now: bool) {
@@ -367,13 +405,14 @@ fn run(
     // round served: as many are expected back for the next one.
     let (mut mark, mut expected) = (0u64, 0u64);
     loop {
-        let (sync_to, roll) = {
+        let (sync_to, roll, write_mark) = {
             let mut requests = wake.requests.lock();
             loop {
-                if requests.stop {
+                // A mark asked before the stop is served first (its close waits).
+                if requests.stop && !requests.mark {
                     return;
                 }
-                if requests.roll || (!failed && requests.sync_to > synced) {
+                if requests.roll || requests.mark || (!failed && requests.sync_to > synced) {
                     break;
                 }
                 match next_tick {
@@ -390,7 +429,8 @@ fn run(
             if !failed && requests.sync_to > synced {
                 gather(wake, &mut requests, mark.saturating_add(expected));
             }
-            (requests.sync_to, std::mem::take(&mut requests.roll))
+            let roll = std::mem::take(&mut requests.roll);
+            (requests.sync_to, roll, std::mem::take(&mut requests.mark))
         };
         let Some(inner) = weak.upgrade() else { return };
         if roll {
@@ -401,6 +441,9 @@ fn run(
             synced = synced.max(now_synced);
             expected = arrived.saturating_sub(mark);
             mark = arrived;
+        }
+        if write_mark {
+            inner.mark_now();
         }
         if let (Some(t), Some(at)) = (tick, next_tick)
             && Instant::now() >= at

@@ -5,7 +5,9 @@
 //! moves the write buffer into a chunk and takes back the allocation of an
 //! evicted one, so steady appending allocates nothing. Readers take a
 //! [`MemorySpan`] under the lock (sharing a chunk, or copying from the write
-//! buffer) and decode it outside the lock.
+//! buffer) and decode it outside the lock. An open seeds the window with the
+//! newest frames of the active segment, as recovery just read and checked them
+//! (`Chunks::seeded`): the reads right after an open need no file read.
 //!
 //! Invariant (kept by [`Chunks::keep`], called only by `State::flush`): the
 //! chunks hold frames exactly as they are in their segment file, oldest
@@ -92,6 +94,41 @@ impl Chunks {
     /// The chunk holding `seq`, if kept.
     pub(super) fn holding(&self, seq: Seq) -> Option<&Chunk> {
         self.0.get(self.0.partition_point(|c| c.end <= seq))
+    }
+
+    /// The chunks of a log just opened: the newest frames of its active segment
+    /// (first seq `segment`, `offsets[i]` where record `segment + i` starts,
+    /// `bytes` the segment's `len` valid bytes as recovery read and checked
+    /// them), at most `RECENT_CHUNKS` chunks of at most `CHUNK_BYTES` each, so
+    /// that the reads right after an open (a fold replaying a small log) come
+    /// from memory instead of reading the file again. Empty when the newest
+    /// frame alone is larger than a chunk or the bytes do not cover the offsets.
+    pub(super) fn seeded(segment: Seq, offsets: &[u64], len: u64, bytes: &[u8]) -> Chunks {
+        let mut chunks = VecDeque::new();
+        let (mut end, mut end_at) = (offsets.len(), len);
+        while chunks.len() < RECENT_CHUNKS && end > 0 {
+            let lowest = end_at.saturating_sub(CHUNK_BYTES as u64);
+            let first = offsets[..end].partition_point(|&at| at < lowest);
+            let start = offsets.get(first).copied().unwrap_or(end_at);
+            let frames = usize::try_from(start)
+                .ok()
+                .zip(usize::try_from(end_at).ok())
+                .and_then(|(from, to)| bytes.get(from..to));
+            let Some(frames) = frames.filter(|_| first < end) else {
+                break;
+            };
+            let mut kept = Vec::with_capacity(BUF_CAPACITY.max(frames.len()));
+            kept.extend_from_slice(frames);
+            chunks.push_front(Chunk {
+                segment,
+                first: segment + first as u64,
+                end: segment + end as u64,
+                start,
+                bytes: Arc::new(kept),
+            });
+            (end, end_at) = (first, start);
+        }
+        Chunks(chunks)
     }
 
     /// Moves the just-written `buf` (the frames of `first..end`, at file offset

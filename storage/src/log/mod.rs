@@ -36,6 +36,7 @@ use crate::recovery::{self, RecoveryReport, SegmentIndex};
 use crate::segment;
 use crate::sidecar;
 use crate::sync::{SyncState, Syncer};
+use crate::synced;
 
 use state::reserve_index;
 
@@ -69,18 +70,33 @@ pub(crate) struct Inner {
     /// append: `last_seq` reads it without taking the lock the writers hold.
     pub(crate) last: AtomicU64,
     lock: Mutex<Option<DirLock>>,
-    syncer: Mutex<Option<Syncer>>,
+    /// The sync thread, started by the first append (see `ensure_syncer`).
+    syncer: Mutex<SyncerSlot>,
+    /// Set once `syncer` has left `Idle`: the appends' fast check.
+    syncer_started: AtomicBool,
+}
+
+/// Where the log's sync thread is.
+enum SyncerSlot {
+    /// Not started: nothing was appended since the open. A log opened only to
+    /// read needs no thread (nothing to flush or fsync) and never starts one.
+    Idle,
+    Running(Syncer),
+    /// Stopped by `close`: never started again.
+    Stopped,
 }
 
 impl Log {
     /// Opens (creating if needed) the log in `dir`, recovering it: a torn tail is
     /// cut and reported in [`Log::recovery_report`]; corruption is an error.
     ///
-    /// Fails at once if another `Log` has the directory open. Starts the log's
-    /// sync thread.
+    /// Fails at once if another `Log` has the directory open. The log's sync
+    /// thread starts with the first append: a log opened only to read never
+    /// starts one.
     ///
     /// Does file I/O (it reads and validates the last segment, may cut a torn
-    /// tail, and fsyncs): call it from a blocking context
+    /// tail, and fsyncs the last segment unless the synced mark shows that the
+    /// last close's fsync covered it: see `synced`): call it from a blocking context
     /// (`tokio::task::spawn_blocking`), not from an async task.
     pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<Log, StorageError> {
         let dir = dir.as_ref().to_path_buf();
@@ -94,15 +110,28 @@ impl Log {
         let recovered = recovery::recover(&dir, frame::MAX_PAYLOAD)?;
         crate::observe::opened(&dir, &recovered.report, began);
         let mut segments = recovered.segments;
+        let marked;
         let active = match segments.last() {
             Some(last) => {
                 let file = segment::open_append(&last.path)?;
-                file.sync_all()
-                    .map_err(|e| StorageError::io("fsync segment", &last.path, e))?;
+                // What the open finds is durable from here on (the `FsyncPolicy`
+                // table counts an open), unless the last fsync covered it all.
+                let mark = synced::Mark::of(last.first_seq, &file);
+                if mark.as_ref().is_some_and(|m| m.is_recorded(&dir)) {
+                    marked = true;
+                } else {
+                    let began = std::time::Instant::now();
+                    let fsynced = file.sync_all();
+                    crate::observe::fsynced(&last.path, began);
+                    fsynced.map_err(|e| StorageError::io("fsync segment", &last.path, e))?;
+                    marked = mark.is_some_and(|m| m.record(&dir));
+                }
                 file
             }
             None => {
+                // Created, fsynced, and nothing written to it since.
                 let file = segment::create(&dir, 1)?;
+                marked = synced::Mark::of(1, &file).is_some_and(|m| m.record(&dir));
                 segments.push(SegmentIndex::created(segment::path(&dir, 1), 1));
                 file
             }
@@ -110,7 +139,16 @@ impl Log {
         if let Some(active) = segments.last_mut() {
             reserve_index(active, options.segment_size);
         }
-        let state = State::new(segments, active, recovered.last_timestamp);
+        let mut state = State::new(
+            segments,
+            active,
+            &recovered.active_bytes,
+            recovered.last_timestamp,
+        );
+        drop(recovered.active_bytes);
+        if marked {
+            state.set_marked();
+        }
         let next_seq = state.next_seq();
         let inner = Arc::new(Inner {
             dir,
@@ -122,10 +160,10 @@ impl Log {
             closed: AtomicBool::new(false),
             last: AtomicU64::new(next_seq - 1),
             lock: Mutex::new(Some(lock)),
-            syncer: Mutex::new(None),
+            syncer: Mutex::new(SyncerSlot::Idle),
+            syncer_started: AtomicBool::new(false),
             options,
         });
-        *inner.syncer.lock() = Some(Syncer::start(&inner)?);
         Ok(Log { inner })
     }
 
@@ -177,9 +215,25 @@ impl Log {
             Some(seq) => self.inner.sync_to(seq).await,
             None => Ok(()),
         };
+        // Every record is durable and none comes after: the sync thread writes
+        // the synced mark, so that the next open need not fsync. Asked under the
+        // syncer's lock, so never after the thread was told to stop (it serves
+        // a mark asked before the stop).
+        let marking = result.is_ok() && !self.inner.state.lock().is_marked();
+        let asked = marking
+            .then(|| {
+                let syncer = self.inner.syncer.lock();
+                matches!(*syncer, SyncerSlot::Running(_)).then(|| self.inner.sync.request_mark())
+            })
+            .flatten();
+        if let Some((mut done, before)) = asked {
+            let _ = done.wait_for(|s| s.marks() > before).await;
+        }
         // Only once the records are durable (or the log is poisoned): a close
         // dropped before this point leaves these steps to the next `close`.
-        if let Some(syncer) = self.inner.syncer.lock().take() {
+        let syncer = std::mem::replace(&mut *self.inner.syncer.lock(), SyncerSlot::Stopped);
+        self.inner.syncer_started.store(true, Ordering::Release);
+        if let SyncerSlot::Running(syncer) = syncer {
             syncer.stop();
         }
         drop(self.inner.lock.lock().take());
@@ -226,6 +280,27 @@ impl std::fmt::Debug for Log {
 }
 
 impl Inner {
+    /// Starts the sync thread unless it runs (or the log was closed): called by
+    /// every append before it puts a record in, so that the thread runs before
+    /// any record needs flushing, an fsync or a roll.
+    #[inline]
+    pub(crate) fn ensure_syncer(self: &Arc<Self>) -> Result<(), StorageError> {
+        if self.syncer_started.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.start_syncer()
+    }
+
+    #[cold]
+    fn start_syncer(self: &Arc<Self>) -> Result<(), StorageError> {
+        let mut slot = self.syncer.lock();
+        if matches!(*slot, SyncerSlot::Idle) {
+            *slot = SyncerSlot::Running(Syncer::start(self)?);
+        }
+        self.syncer_started.store(true, Ordering::Release);
+        Ok(())
+    }
+
     /// Installs the segment the sync thread created for a roll (its header and
     /// the directory entry are durable): it becomes the active one and appends
     /// resume. Every earlier record is durable.

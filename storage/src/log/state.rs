@@ -134,13 +134,30 @@ pub(crate) struct State {
     closed: bool,
     /// The active segment is full: the sync thread is rolling it, appends wait.
     rolling: bool,
+    /// The synced mark on disk describes the active segment as it is (see
+    /// `crate::synced`): set at open, cleared by any write to the segment.
+    marked: bool,
 }
 
 impl State {
     /// The state of a log just opened: `segments` as recovered (the last one
     /// active, its file `active`), nothing buffered.
-    pub(super) fn new(segments: Vec<SegmentIndex>, active: File, last_timestamp: u64) -> State {
+    ///
+    /// `active_bytes` are the active segment's bytes as recovery read and
+    /// checked them: the newest of their frames seed the memory window.
+    pub(super) fn new(
+        segments: Vec<SegmentIndex>,
+        active: File,
+        active_bytes: &[u8],
+        last_timestamp: u64,
+    ) -> State {
         let next_seq = segments.last().map_or(1, SegmentIndex::end_seq);
+        let chunks = match segments.last() {
+            Some(last) if last.stride == 1 && last.loaded => {
+                Chunks::seeded(last.first_seq, &last.offsets, last.len, active_bytes)
+            }
+            _ => Chunks::default(),
+        };
         let readers = segments
             .iter()
             .filter(|s| s.reader.is_some())
@@ -153,12 +170,13 @@ impl State {
             buf: Vec::with_capacity(BUF_CAPACITY),
             next_seq,
             flushed_seq: next_seq - 1,
-            chunks: Chunks::default(),
+            chunks,
             last_timestamp,
             unsynced: 0,
             poison: None,
             closed: false,
             rolling: false,
+            marked: false,
         }
     }
 
@@ -243,6 +261,7 @@ impl State {
             return Ok(());
         }
         self.writable_or_closed()?;
+        self.marked = false;
         if let Err(e) = (&*self.active).write_all(&self.buf) {
             let error = StorageError::io("write segment", self.active_path(), e);
             self.poison(&error);
@@ -367,7 +386,30 @@ impl State {
         self.active = Arc::new(file);
         self.unsynced = 0;
         self.rolling = false;
+        self.marked = false;
         sealed
+    }
+
+    /// Records that the synced mark on disk describes the active segment.
+    pub(crate) fn set_marked(&mut self) {
+        self.marked = true;
+    }
+
+    /// Whether the synced mark on disk describes the active segment.
+    pub(crate) fn is_marked(&self) -> bool {
+        self.marked
+    }
+
+    /// The active segment (its first seq and file) when a mark taken now would
+    /// describe durable bytes only: the log is closed (nothing is written after),
+    /// not poisoned, nothing is buffered, and every record is covered by an
+    /// fsync that has completed (the caller runs on the sync thread, after every
+    /// round it prepared) or was found durable at open.
+    pub(crate) fn to_mark(&self) -> Option<(Seq, Arc<File>)> {
+        let durable =
+            self.closed && self.poison.is_none() && self.buf.is_empty() && self.unsynced == 0;
+        let first_seq = self.segments.last()?.first_seq;
+        (durable && !self.marked).then(|| (first_seq, Arc::clone(&self.active)))
     }
 
     /// The timestamp for the next record: the coarse clock, never below one

@@ -79,6 +79,7 @@ impl Log {
     /// A caller that must know which reads [`Log::last_seq`] or the records.
     pub async fn append(&self, payload: &[u8]) -> Result<Seq, StorageError> {
         self.check_payload(payload)?;
+        self.inner.ensure_syncer()?;
         let incoming = (HEADER_LEN + payload.len()) as u64;
         let (seq, sync, wake) = loop {
             let mut roll = {
@@ -167,6 +168,7 @@ impl Log {
         if payloads.is_empty() {
             return Err(StorageError::EmptyBatch);
         }
+        self.inner.ensure_syncer()?;
         let mut bytes = 0u64;
         for payload in payloads {
             self.check_payload(payload.as_ref())?;

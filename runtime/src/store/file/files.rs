@@ -61,11 +61,12 @@ pub(crate) fn write_tmp(
 
 /// Removes the streamed snapshots' temporary files that a crash left in the state
 /// directories under `snapshots` (called at open, under the store's lock, so no write is
-/// running): they were never committed, and nothing else removes them.
-pub(crate) fn remove_stale_streams(snapshots: &Path) -> Result<(), StoreError> {
+/// running): they were never committed, and nothing else removes them. Returns whether
+/// `snapshots` exists.
+pub(crate) fn remove_stale_streams(snapshots: &Path) -> Result<bool, StoreError> {
     let states = match fs::read_dir(snapshots) {
         Ok(states) => states,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(io_error("list", snapshots, e)),
     };
     for state in states {
@@ -84,7 +85,7 @@ pub(crate) fn remove_stale_streams(snapshots: &Path) -> Result<(), StoreError> {
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Renames the fsynced `tmp` into `path` and makes the rename durable.

@@ -117,6 +117,12 @@ struct Inner {
     /// `streams.tmp` is written, fsynced and renamed at a time, so two snapshot
     /// tasks never interleave their writes into one file.
     persisting: Mutex<()>,
+    /// Set when `snapshots/` was missing at open and cleared by the first snapshot
+    /// write: until then no snapshot can exist (the store holds the directory's
+    /// lock and writes every snapshot), so the snapshot reads answer "none"
+    /// without a trip to the blocking pool (every open of a Db that keeps no
+    /// snapshots asks each of its states for theirs).
+    no_snapshots: AtomicBool,
 }
 
 /// What an append waits for after the writer lock.
@@ -216,7 +222,7 @@ impl FileStore {
             }
             Err(TryLockError::Error(e)) => return Err(io("lock", &dir.join("LOCK"))(e)),
         }
-        files::remove_stale_streams(&dir.join("snapshots"))?;
+        let snapshots = files::remove_stale_streams(&dir.join("snapshots"))?;
         let format_path = dir.join(FORMAT_FILE);
         if !format_path.exists() {
             files::write_atomic(
@@ -252,6 +258,7 @@ impl FileStore {
                 lock: Mutex::new(Some(lock)),
                 seam: Arc::default(),
                 persisting: Mutex::new(()),
+                no_snapshots: AtomicBool::new(!snapshots),
             }),
         })
     }
@@ -426,6 +433,23 @@ impl FileStore {
         }
         drop(guard);
         Ok(Step::Appended(appended, Durable::Wait(enqueued)))
+    }
+
+    /// Whether the stream index file on disk holds the whole index now (see
+    /// `Writer::on_disk`): then persisting it writes nothing.
+    fn index_on_disk(&self) -> bool {
+        let writer = self.inner.writer.lock();
+        writer.on_disk == Some(writer.index.covered)
+    }
+
+    /// Whether no snapshot can exist (see `Inner::no_snapshots`).
+    fn no_snapshots(&self) -> bool {
+        self.inner.no_snapshots.load(Ordering::SeqCst)
+    }
+
+    /// Called by every snapshot write before it touches the disk.
+    fn writing_snapshot(&self) {
+        self.inner.no_snapshots.store(false, Ordering::SeqCst);
     }
 
     /// Writes the stream index to `streams.idx` unless the copy there covers as much.
@@ -940,8 +964,14 @@ impl EventStore for FileStore {
                 .close()
                 .await
                 .map_err(|e| storage("close the log", e));
-            let inner = Arc::clone(&self.inner);
-            let persisted = blocking(move || FileStore::persist_index_blocking(&inner)).await;
+            // A store that only read has nothing new to persist: no trip to the
+            // blocking pool to find that out.
+            let persisted = if self.index_on_disk() {
+                Ok(())
+            } else {
+                let inner = Arc::clone(&self.inner);
+                blocking(move || FileStore::persist_index_blocking(&inner)).await
+            };
             drop(self.inner.lock.lock().take());
             self.inner.closed.store(true, Ordering::Release);
             result.and(persisted)
@@ -956,6 +986,7 @@ impl EventStore for FileStore {
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         let dir = self.state_dir(state);
         let inner = Arc::clone(&self.inner);
+        self.writing_snapshot();
         Box::pin(async move {
             let dir = dir?;
             blocking(move || {
@@ -976,6 +1007,7 @@ impl EventStore for FileStore {
         static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let dir = self.state_dir(state);
         let inner = Arc::clone(&self.inner);
+        self.writing_snapshot();
         Box::pin(async move {
             let dir = dir?;
             let nonce = NONCE.fetch_add(1, Ordering::Relaxed);
@@ -997,8 +1029,12 @@ impl EventStore for FileStore {
 
     fn list_snapshots(&self, state: &str) -> BoxFuture<'_, Result<Vec<Seq>, StoreError>> {
         let dir = self.state_dir(state);
+        let none = self.no_snapshots();
         Box::pin(async move {
             let dir = dir?;
+            if none {
+                return Ok(Vec::new());
+            }
             blocking(move || files::list_snapshots(&dir)).await
         })
     }
@@ -1009,8 +1045,12 @@ impl EventStore for FileStore {
         position: Seq,
     ) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>> {
         let dir = self.state_dir(state);
+        let none = self.no_snapshots();
         Box::pin(async move {
             let dir = dir?;
+            if none {
+                return Ok(None);
+            }
             blocking(move || files::read_optional(&files::snapshot_path(&dir, position))).await
         })
     }
@@ -1025,6 +1065,9 @@ impl EventStore for FileStore {
 
     fn snapshot_names(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
         let dir = self.inner.dir.join("snapshots");
+        if self.no_snapshots() {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
         Box::pin(blocking(move || files::snapshot_names(&dir)))
     }
 

@@ -349,10 +349,11 @@ fn a_tail_read_cancelled_by_a_runtime_shutdown_is_named_as_such() {
         .expect("runtime");
     writer.block_on(async {
         let log = Log::open(dir.path(), options(FsyncPolicy::Always)).expect("open");
-        append_n(&log, 0, 5).await;
+        // Several 4 KiB segments: an open keeps only the newest records in memory.
+        append_n(&log, 0, 100).await;
         log.close().await.expect("close");
     });
-    // Reopened, the records are on file only: a tail reads them on the pool,
+    // Reopened, the first records are on file only: a tail reads them on the pool,
     // which a runtime shut down refuses (the read is cancelled, never run).
     let log = Log::open(dir.path(), options(FsyncPolicy::Always)).expect("reopen");
     let runtime = tokio::runtime::Builder::new_current_thread()

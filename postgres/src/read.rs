@@ -152,7 +152,7 @@ pub(crate) async fn stream_version(inner: &Inner, stream: &str) -> Result<u64, F
         .query_one(&statement, &[&stream])
         .await
         .map_err(|e| Failure::statement(format!("read the version of stream `{stream}`"), e))?;
-    let version: i64 = row.get(0);
+    let version: i64 = column(&row, 0, || "foldkit_events, column stream_version".into())?;
     Ok(unsigned(version, || {
         format!("foldkit_events, stream `{stream}`, column stream_version")
     })?)
@@ -176,7 +176,7 @@ pub(crate) async fn last_position(inner: &Inner) -> Result<Option<Seq>, Failure>
     match row {
         None => Ok(None),
         Some(row) => {
-            let p: i64 = row.get(0);
+            let p: i64 = column(&row, 0, || "foldkit_events, column position".into())?;
             Ok(Some(unsigned(p, || {
                 "foldkit_events, column position".into()
             })?))
@@ -232,11 +232,10 @@ pub(crate) async fn list_snapshots(inner: &Inner, state: &str) -> Result<Vec<Seq
         .map_err(|e| Failure::statement(format!("list the snapshots of `{state}`"), e))?;
     rows.iter()
         .map(|row| {
-            let p: i64 = row.get(0);
-            unsigned(p, || {
-                format!("foldkit_snapshots, state `{state}`, column position")
-            })
-            .map_err(Failure::fatal)
+            let place = || format!("foldkit_snapshots, state `{state}`, column position");
+            column(row, 0, place)
+                .and_then(|p: i64| unsigned(p, place))
+                .map_err(Failure::fatal)
         })
         .collect()
 }
@@ -262,7 +261,12 @@ pub(crate) async fn read_snapshot(
                 e,
             )
         })?;
-    Ok(row.map(|row| row.get::<_, Vec<u8>>(0)))
+    match row {
+        None => Ok(None),
+        Some(row) => Ok(Some(column(&row, 0, || {
+            format!("foldkit_snapshots, state `{state}` at position {position}, column bytes")
+        })?)),
+    }
 }
 
 pub(crate) async fn remove_snapshot(
@@ -319,10 +323,9 @@ pub(crate) async fn read_checkpoint(inner: &Inner, name: &str) -> Result<Option<
     match row {
         None => Ok(None),
         Some(row) => {
-            let p: i64 = row.get(0);
-            Ok(Some(unsigned(p, || {
-                format!("foldkit_checkpoints, name `{name}`, column position")
-            })?))
+            let place = || format!("foldkit_checkpoints, name `{name}`, column position");
+            let p: i64 = column(&row, 0, place)?;
+            Ok(Some(unsigned(p, place)?))
         }
     }
 }
@@ -335,7 +338,10 @@ async fn names(inner: &Inner, sql: &'static str, what: &str) -> Result<Vec<Strin
         .query(sql, &[])
         .await
         .map_err(|e| Failure::statement(format!("list the {what}"), e))?;
-    let mut names: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+    let mut names = rows
+        .iter()
+        .map(|row| column(row, 0, || format!("the {what}")))
+        .collect::<Result<Vec<String>, StoreError>>()?;
     names.sort();
     Ok(names)
 }
@@ -481,12 +487,19 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
     row: &'a Row,
     index: usize,
 ) -> Result<T, StoreError> {
-    row.try_get(index).map_err(|e| {
-        corrupt(
-            format!("foldkit_events, column {index}"),
-            format!("unexpected value: {e}"),
-        )
-    })
+    column(row, index, || format!("foldkit_events, column {index}"))
+}
+
+/// Column `index` of `row`, of the type the query asked for; a NULL or a value of
+/// another type (a table changed by hand) is [`StoreError::Corrupt`] at `place`,
+/// never a panic.
+pub(crate) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+    place: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
+    row.try_get(index)
+        .map_err(|e| corrupt(place(), format!("unexpected value: {e}")))
 }
 
 #[cfg(test)]

@@ -481,8 +481,12 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<u32, StoreError> {
             &[],
         )
         .await
-        .map_err(|e| backend("read foldkit_schema_migrations", e))?
-        .get(0);
+        .map_err(|e| backend("read foldkit_schema_migrations", e))
+        .and_then(|row| {
+            crate::read::column(&row, 0, || {
+                "table foldkit_schema_migrations, column version".into()
+            })
+        })?;
     let found = u32::try_from(found).map_err(|_| StoreError::Corrupt {
         what: "table foldkit_schema_migrations".into(),
         reason: format!("negative schema version {found}"),
@@ -524,7 +528,11 @@ pub(crate) async fn check(client: &Client, what: &str) -> Result<u32, StoreError
         )
         .await
         .map_err(|e| backend("look for the foldkit tables", e))?;
-    let (migrations, events): (bool, bool) = (row.get(0), row.get(1));
+    let place = || "the search for the foldkit tables".to_owned();
+    let (migrations, events): (bool, bool) = (
+        crate::read::column(&row, 0, place)?,
+        crate::read::column(&row, 1, place)?,
+    );
     if !migrations || !events {
         return Err(StoreError::NotAStore {
             what: what.to_owned(),
@@ -539,8 +547,12 @@ pub(crate) async fn check(client: &Client, what: &str) -> Result<u32, StoreError
             &[],
         )
         .await
-        .map_err(|e| backend("read foldkit_schema_migrations", e))?
-        .get(0);
+        .map_err(|e| backend("read foldkit_schema_migrations", e))
+        .and_then(|row| {
+            crate::read::column(&row, 0, || {
+                "table foldkit_schema_migrations, column version".into()
+            })
+        })?;
     let found = u32::try_from(found).map_err(|_| StoreError::Corrupt {
         what: "table foldkit_schema_migrations".into(),
         reason: format!("negative schema version {found}"),

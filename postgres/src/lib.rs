@@ -141,6 +141,7 @@
 mod append;
 mod error;
 mod group;
+mod notify;
 mod read;
 mod schema;
 mod store;

@@ -206,7 +206,10 @@ mod tests {
         let lone = gate.try_take().expect("a lone writer is never delayed");
         gate.owe(); // an append committed while it was in flight: busy
         lone.sent();
-        assert!(gate.try_take().is_none(), "busy: not again within the interval");
+        assert!(
+            gate.try_take().is_none(),
+            "busy: not again within the interval"
+        );
         tokio::time::advance(Duration::from_millis(10)).await;
         assert!(gate.try_take().is_some(), "again after the interval");
     }
@@ -220,7 +223,10 @@ mod tests {
         assert!(matches!(gate.next(), Err(None)), "wait for the carrier");
         carrier.sent();
         let until = Instant::now() + Duration::from_millis(10);
-        assert!(matches!(gate.next(), Err(Some(t)) if t == until), "owed, after the interval");
+        assert!(
+            matches!(gate.next(), Err(Some(t)) if t == until),
+            "owed, after the interval"
+        );
         tokio::time::advance(Duration::from_millis(10)).await;
         let trailing = gate.next().expect("the trailing notification");
         trailing.sent();

@@ -231,10 +231,7 @@ impl PgStore {
             workers: Mutex::new(Vec::new()),
         });
         let listener = tokio::spawn(tail::listen(Arc::downgrade(&inner)));
-        let announcer = tokio::spawn(notify::announce(
-            Arc::downgrade(&inner),
-            inner.gate.clone(),
-        ));
+        let announcer = tokio::spawn(notify::announce(Arc::downgrade(&inner), inner.gate.clone()));
         inner.tasks.lock().extend([listener, announcer]);
         // Workers are not stopped by `close` (a group in flight finishes and is
         // answered); they end when the store is dropped.

@@ -619,7 +619,13 @@ fn a_lone_append_wakes_another_stores_tail_with_its_own_commit() {
             .expect("listen");
         let listening = "SELECT count(*) FROM pg_stat_activity \
                          WHERE application_name = 'reader' AND query LIKE 'LISTEN%'";
-        while client.query_one(listening, &[]).await.expect("listening").get::<_, i64>(0) != 1 {
+        while client
+            .query_one(listening, &[])
+            .await
+            .expect("listening")
+            .get::<_, i64>(0)
+            != 1
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let mut tail = reader.tail(1);

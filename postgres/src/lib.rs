@@ -103,7 +103,8 @@
 //! instances are told at its commit; PostgreSQL serializes notifying commits
 //! through their WAL flush, so a store runs one notifying transaction at a
 //! time and, under load, at most one per
-//! [`PgStoreBuilder::notify_interval`]). Tails treat a notification only as a hint and
+//! [`PgStoreBuilder::notify_interval`]; appends that carried none are
+//! announced by a separate `pg_notify` within about one interval. Tails treat a notification only as a hint and
 //! re-read gap-free from their own position; they also poll
 //! ([`PgStoreBuilder::poll_interval`]), so a lost notification or a listener
 //! that is reconnecting costs latency, never an event. Lost connections are

@@ -4,7 +4,9 @@
 //! One append is one statement, `SELECT * FROM foldkit_append(..)`, in its own
 //! (implicit) transaction: the function checks the idempotency key and the
 //! stream version and inserts the events under the append lock, and the
-//! statement returns only after the commit. What is retried:
+//! statement returns only after the commit. When its turn comes
+//! ([`crate::notify`]), the same statement also notifies other instances,
+//! so the notification commits with the events. What is retried:
 //!
 //! - no connection could be had (nothing was sent): until `retry_for`;
 //! - the connection was lost after sending, when the batch has an idempotency
@@ -21,7 +23,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::error::sqlstate;
 use crate::read::{self, Failure, signed};
-use crate::schema::{APPEND_FN, STATE_KEY_RACE, STATE_STREAM_MOVED};
+use crate::schema::{APPEND_FN, CHANNEL, STATE_KEY_RACE, STATE_STREAM_MOVED};
 use crate::store::Inner;
 
 /// A validated batch, as the function's parameters.
@@ -230,21 +232,29 @@ enum CallError {
     Fatal(StoreError),
 }
 
-fn call_sql() -> String {
-    format!("SELECT * FROM {APPEND_FN}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb)")
-}
+/// The call, and (when `$11`) the notification of other instances in the same
+/// transaction, sent only when the batch was appended ([`crate::notify`]).
+static CALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT a.status, a.first_position, a.last_position, a.stream_version, \
+                CASE WHEN $11 AND a.status = 'appended' \
+                     THEN pg_notify('{CHANNEL}', a.last_position::text) END \
+         FROM {APPEND_FN}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb) a"
+    )
+});
 
 async fn call<C: deadpool_postgres::GenericClient>(
     client: &C,
     p: &Prepared,
+    notify: bool,
 ) -> Result<Outcome, CallError> {
     let statement = client
-        .prepare_cached(&call_sql())
+        .prepare_cached(&CALL_SQL)
         .await
         .map_err(|e| classify(e, p))?;
     let names: Vec<&str> = p.names.iter().map(|n| &**n).collect();
     let payloads: Vec<&[u8]> = p.payloads.iter().map(Vec::as_slice).collect();
-    let params: [&(dyn ToSql + Sync); 10] = [
+    let params: [&(dyn ToSql + Sync); 11] = [
         &p.stream,
         &p.expected_param,
         &p.key,
@@ -255,6 +265,7 @@ async fn call<C: deadpool_postgres::GenericClient>(
         &p.causation,
         &p.actor,
         &p.metadata,
+        &notify,
     ];
     let rows = client
         .query(&statement, &params)
@@ -297,11 +308,15 @@ fn classify(e: tokio_postgres::Error, p: &Prepared) -> CallError {
     }
 }
 
-/// Appends `p`, retrying what is safe to retry.
+/// Appends `p`, retrying what is safe to retry; carries the notification of
+/// other instances when the [gate](crate::notify::Gate) allows, and tells
+/// local tails (and the gate) once it committed.
 pub(crate) async fn append(inner: &Inner, p: &Prepared) -> Result<Appended, StoreError> {
-    run(inner, p, |inner, p| async move {
+    let ticket = inner.gate.try_take();
+    let notify = ticket.is_some();
+    let result = run(inner, p, |inner, p| async move {
         let client = inner.client().await.map_err(CallError::NotSent)?;
-        let result = call(&client, p).await;
+        let result = call(&client, p, notify).await;
         if let Err(CallError::Lost(_) | CallError::Fatal(_)) = &result {
             // An error in the middle of the function could leave the session's
             // append lock held: never give this connection back to the pool.
@@ -309,7 +324,12 @@ pub(crate) async fn append(inner: &Inner, p: &Prepared) -> Result<Appended, Stor
         }
         result
     })
-    .await
+    .await;
+    if let Ok(appended) = &result {
+        inner.committed(appended);
+        inner.settle(!appended.deduplicated, ticket);
+    }
+    result
 }
 
 /// Test hook: the call inside an explicit transaction held open for `hold`.
@@ -319,10 +339,10 @@ pub(crate) async fn append_holding(
     p: &Prepared,
     hold: Duration,
 ) -> Result<Appended, StoreError> {
-    run(inner, p, |inner, p| async move {
+    let result = run(inner, p, |inner, p| async move {
         let mut client = inner.client().await.map_err(CallError::NotSent)?;
         let tx = client.transaction().await.map_err(|e| classify(e, p))?;
-        let outcome = match call(&tx, p).await {
+        let outcome = match call(&tx, p, false).await {
             Ok(outcome) => {
                 tokio::time::sleep(hold).await;
                 tx.commit()
@@ -340,7 +360,12 @@ pub(crate) async fn append_holding(
         }
         outcome
     })
-    .await
+    .await;
+    if let Ok(appended) = &result {
+        inner.committed(appended);
+        inner.settle(!appended.deduplicated, None);
+    }
+    result
 }
 
 async fn run<'a, F, Fut>(

@@ -27,7 +27,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::append::{self, Prepared};
 use crate::error::{is_connection_loss, sqlstate};
-use crate::schema::{APPEND_BATCHES_FN, STATE_KEY_RACE, STATE_STREAM_MOVED};
+use crate::schema::{APPEND_BATCHES_FN, CHANNEL, STATE_KEY_RACE, STATE_STREAM_MOVED};
 use crate::store::Inner;
 
 /// The most batches one transaction carries.
@@ -112,16 +112,21 @@ async fn run(inner: &Inner, group: Vec<Pending>) {
         }
         return;
     }
-    match call(inner, &group).await {
+    let ticket = inner.gate.try_take();
+    match call(inner, &group, ticket.is_some()).await {
         Ok(results) => {
+            let mut new = false;
+            for result in results.iter().flatten() {
+                inner.committed(result);
+                new |= !result.deduplicated;
+            }
+            inner.settle(new, ticket);
             for (p, result) in group.into_iter().zip(results) {
-                if let Ok(appended) = &result {
-                    inner.appended(appended);
-                }
                 let _ = p.reply.send(result);
             }
         }
         Err(GroupError::Lost(error)) => {
+            drop(ticket);
             for p in group {
                 if p.prepared.key().is_some() {
                     single(inner, p).await;
@@ -136,6 +141,7 @@ async fn run(inner: &Inner, group: Vec<Pending>) {
             }
         }
         Err(GroupError::RolledBack) => {
+            drop(ticket);
             for p in group {
                 single(inner, p).await;
             }
@@ -145,9 +151,6 @@ async fn run(inner: &Inner, group: Vec<Pending>) {
 
 async fn single(inner: &Inner, p: Pending) {
     let result = append::append(inner, &p.prepared).await;
-    if let Ok(appended) = &result {
-        inner.appended(appended);
-    }
     let _ = p.reply.send(result);
 }
 
@@ -159,15 +162,22 @@ enum GroupError {
 }
 
 /// The group call: per-batch arrays, then per-event arrays (see
-/// [`APPEND_BATCHES_FN`]); prepared once per connection.
-const CALL_SQL: &str = "SELECT * FROM foldkit_append_batches\
-     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+/// [`APPEND_BATCHES_FN`]); prepared once per connection. When `$13`, the
+/// same transaction notifies other instances of the highest position the
+/// group appended, if it appended any ([`crate::notify`]).
+const CALL_SQL: &str = "SELECT r.statuses, r.first_positions, r.last_positions, r.stream_versions, \
+            CASE WHEN $13 THEN (SELECT pg_notify('foldkit_events', max(u.l)::text) \
+                                  FROM unnest(r.statuses, r.last_positions) AS u(s, l) \
+                                 WHERE u.s = 'appended' HAVING count(*) > 0) END \
+     FROM foldkit_append_batches($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) r";
 
 async fn call(
     inner: &Inner,
     group: &[Pending],
+    notify: bool,
 ) -> Result<Vec<Result<Appended, StoreError>>, GroupError> {
     debug_assert!(CALL_SQL.contains(APPEND_BATCHES_FN));
+    debug_assert!(CALL_SQL.contains(&format!("pg_notify('{CHANNEL}'")));
     let client = inner.client().await.map_err(|_| GroupError::RolledBack)?;
     let n = group.len();
     let events: usize = group.iter().map(|p| p.prepared.parts().names.len()).sum();
@@ -200,7 +210,7 @@ async fn call(
         versions.extend_from_slice(parts.schema_versions);
         payloads.extend(parts.payloads.iter().map(Vec::as_slice));
     }
-    let params: [&(dyn ToSql + Sync); 12] = [
+    let params: [&(dyn ToSql + Sync); 13] = [
         &counts,
         &streams,
         &expected,
@@ -213,6 +223,7 @@ async fn call(
         &causation,
         &actors,
         &metadata,
+        &notify,
     ];
     let statement = match client.prepare_cached(CALL_SQL).await {
         Ok(s) => s,

@@ -98,12 +98,13 @@
 //!
 //! # Live updates and reconnects
 //!
-//! Each store keeps one connection that `LISTEN`s on `foldkit_events`; after a
-//! commit the appending store sends `pg_notify` from a separate statement (so
-//! the notify queue's commit lock never covers an append's WAL flush, and with
-//! `synchronous_commit = off`: a notification needs no durability; under load
-//! notifications coalesce, at most one per
-//! [`PgStoreBuilder::notify_interval`]). Tails treat a notification only as a hint and
+//! Each store keeps one connection that `LISTEN`s on `foldkit_events`. An
+//! append whose turn it is carries `pg_notify` in its own statement, so other
+//! instances are told at its commit; PostgreSQL serializes notifying commits
+//! through their WAL flush, so a store runs one notifying transaction at a
+//! time and, under load, at most one per
+//! [`PgStoreBuilder::notify_interval`]; appends that carried none are
+//! announced by a separate `pg_notify` within about one interval. Tails treat a notification only as a hint and
 //! re-read gap-free from their own position; they also poll
 //! ([`PgStoreBuilder::poll_interval`]), so a lost notification or a listener
 //! that is reconnecting costs latency, never an event. Lost connections are
@@ -141,6 +142,7 @@
 mod append;
 mod error;
 mod group;
+mod notify;
 mod read;
 mod schema;
 mod store;

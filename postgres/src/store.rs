@@ -2,9 +2,8 @@
 //!
 //! The store holds a connection pool (deadpool) for appends and reads, one
 //! dedicated connection that LISTENs for appends of other instances
-//! ([`crate::tail`]), and a small task that announces this instance's appends
-//! (NOTIFY from a separate statement, so that the notification queue's
-//! commit-time lock never covers an append's commit and its WAL flush).
+//! ([`crate::tail`]), and a small task that announces the appends of this
+//! instance that did not carry their own notification ([`crate::notify`]).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -16,13 +15,14 @@ use foldkit::Seq;
 use foldkit::store::{AppendBatch, Appended, EventStore, RecordedEvent, StoreError, StoreTail};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
 use crate::append;
 use crate::error::{backend, pool as pool_error};
 use crate::group::{self, Pending};
+use crate::notify::{self, Gate, Ticket};
 use crate::read::{self, Failure};
 use crate::schema;
 use crate::tail::{self, PgTail, Signal};
@@ -111,10 +111,9 @@ pub(crate) struct Inner {
     pub(crate) describe: String,
     pub(crate) closed: AtomicBool,
     pub(crate) signal: watch::Sender<Signal>,
-    pub(crate) announce: Arc<Notify>,
+    /// Who notifies other instances, and when ([`crate::notify`]).
+    pub(crate) gate: Arc<Gate>,
     pub(crate) poll_interval: Duration,
-    /// The shortest time between two NOTIFYs ([`PgStoreBuilder::notify_interval`]).
-    pub(crate) notify_interval: Duration,
     pub(crate) retry_for: Duration,
     /// Opened with [`PgStoreBuilder::read_only`]: writes are refused.
     pub(crate) read_only: bool,
@@ -223,9 +222,8 @@ impl PgStore {
             describe,
             closed: AtomicBool::new(false),
             signal,
-            announce: Arc::new(Notify::new()),
+            gate: Gate::new(options.notify_interval),
             poll_interval: options.poll_interval,
-            notify_interval: options.notify_interval,
             retry_for: options.retry_for,
             read_only: options.read_only,
             queue,
@@ -233,10 +231,7 @@ impl PgStore {
             workers: Mutex::new(Vec::new()),
         });
         let listener = tokio::spawn(tail::listen(Arc::downgrade(&inner)));
-        let announcer = tokio::spawn(tail::announce(
-            Arc::downgrade(&inner),
-            inner.announce.clone(),
-        ));
+        let announcer = tokio::spawn(notify::announce(Arc::downgrade(&inner), inner.gate.clone()));
         inner.tasks.lock().extend([listener, announcer]);
         // Workers are not stopped by `close` (a group in flight finishes and is
         // answered); they end when the store is dropped.
@@ -262,9 +257,7 @@ impl PgStore {
     ) -> Result<Appended, StoreError> {
         self.inner.check_writable("append")?;
         let prepared = append::prepare(&batch)?;
-        let appended = append::append_holding(&self.inner, &prepared, hold).await?;
-        self.inner.appended(&appended);
-        Ok(appended)
+        append::append_holding(&self.inner, &prepared, hold).await
     }
 
     /// The server(s) this store talks to, without credentials.
@@ -294,15 +287,23 @@ impl Inner {
         Ok(())
     }
 
-    /// Wakes local tails and schedules a NOTIFY for other instances.
-    pub(crate) fn appended(&self, appended: &Appended) {
+    /// An append committed: wakes local tails.
+    pub(crate) fn committed(&self, appended: &Appended) {
         let last = *appended.positions.end();
         self.signal.send_modify(|s| {
             s.generation += 1;
             s.max_committed = s.max_committed.max(last);
         });
-        if !appended.deduplicated {
-            self.announce.notify_one();
+    }
+
+    /// After a commit (of one batch or a group) that appended events (`new`):
+    /// its notification was carried (`ticket`, then sent with the commit) or is
+    /// owed by the announcer. Call after [`committed`](Self::committed).
+    pub(crate) fn settle(&self, new: bool, ticket: Option<Ticket>) {
+        match (new, ticket) {
+            (true, Some(ticket)) => ticket.sent(),
+            (true, None) => self.gate.owe(),
+            (false, ticket) => drop(ticket),
         }
     }
 

@@ -20,7 +20,7 @@ use foldkit::Seq;
 use foldkit::store::{RecordedEvent, StoreError, StoreTail};
 use futures::future::BoxFuture;
 use futures::{StreamExt, stream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::read;
@@ -207,51 +207,3 @@ fn bump(store: &Weak<Inner>, position: Option<Seq>) -> bool {
     });
     true
 }
-
-/// The announcer: after this instance appended, one `pg_notify` with the
-/// highest position appended so far. Appends that happen while a NOTIFY is in
-/// flight are covered by the next one, sent (when there were such appends) no
-/// sooner than [`PgStoreBuilder::notify_interval`](crate::PgStoreBuilder::notify_interval)
-/// after the last: under load, notifications coalesce (a NOTIFY is a
-/// transaction of its own, and wakes every listener), while a lone append is
-/// announced at once.
-pub(crate) async fn announce(store: Weak<Inner>, wake: Arc<Notify>) {
-    loop {
-        // Wait without keeping the store alive.
-        wake.notified().await;
-        let Some(inner) = store.upgrade() else { return };
-        let started = tokio::time::Instant::now();
-        let position = inner.signal.borrow().max_committed;
-        let sent = async {
-            let client = inner.client().await.map_err(|f| f.error)?;
-            // A notification needs no durability: do not wait for a WAL flush
-            // (`set_config(.., true)` holds for this statement's transaction).
-            let statement = client
-                .prepare_cached(NOTIFY_SQL)
-                .await
-                .map_err(|e| StoreError::backend("notify other instances", e))?;
-            client
-                .execute(&statement, &[&CHANNEL, &position.to_string()])
-                .await
-                .map_err(|e| StoreError::backend("notify other instances", e))
-        }
-        .await;
-        if let Err(e) = sent {
-            // Other instances fall back to polling; the next append tries again.
-            tracing::debug!(server = %inner.describe, error = %e, "foldkit-postgres: NOTIFY failed");
-        }
-        // Appends committed while the NOTIFY was in flight mean a busy writer:
-        // then wait out the interval, so that the next NOTIFY covers them and
-        // whatever follows. (A lone append, as in a request/response loop, is
-        // never delayed.) A wake-up meanwhile is kept by `Notify`.
-        let busy = inner.signal.borrow().max_committed > position;
-        let interval = inner.notify_interval;
-        drop(inner);
-        if busy && !interval.is_zero() {
-            tokio::time::sleep_until(started + interval).await;
-        }
-    }
-}
-
-/// One statement, one round trip: the notification, committed asynchronously.
-const NOTIFY_SQL: &str = "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)";

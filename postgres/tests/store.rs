@@ -583,6 +583,82 @@ fn a_busy_writer_sends_one_notification_per_notify_interval() {
 }
 
 #[test]
+fn a_lone_append_wakes_another_stores_tail_with_its_own_commit() {
+    use futures::StreamExt;
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        // One pooled connection: appends and any separate NOTIFY share it.
+        let writer = PgStore::builder(&format!("{url}?application_name=writer"))
+            .pool_size(1)
+            .connect()
+            .await
+            .expect("connect");
+        // A poll interval far beyond the test: only a notification wakes the tail.
+        let reader = PgStore::builder(&format!("{url}?application_name=reader"))
+            .poll_interval(Duration::from_secs(600))
+            .connect()
+            .await
+            .expect("connect");
+        let (client, mut connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("listener");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = messages.next().await {
+                if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                    let _ = tx.send((n.process_id(), n.payload().to_owned()));
+                }
+            }
+        });
+        client
+            .batch_execute("LISTEN foldkit_events")
+            .await
+            .expect("listen");
+        let listening = "SELECT count(*) FROM pg_stat_activity \
+                         WHERE application_name = 'reader' AND query LIKE 'LISTEN%'";
+        while client
+            .query_one(listening, &[])
+            .await
+            .expect("listening")
+            .get::<_, i64>(0)
+            != 1
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut tail = reader.tail(1);
+        for i in 0..3u8 {
+            let appended = writer
+                .append(AppendBatch::new(vec![event("E", &[i])]))
+                .await
+                .expect("append");
+            let batch = tokio::time::timeout(Duration::from_secs(10), tail.next_batch(10))
+                .await
+                .expect("the tail is woken by the append's notification")
+                .expect("tail");
+            let got: Vec<u64> = batch.iter().map(|e| e.position).collect();
+            assert_eq!(got, vec![*appended.positions.start()]);
+            let (pid, payload) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("a notification")
+                .expect("the listener runs");
+            assert_eq!(payload, appended.positions.end().to_string());
+            // Sent by the append's own transaction: the notifying session's
+            // last statement is the append, not a separate NOTIFY.
+            let last: String = client
+                .query_one("SELECT query FROM pg_stat_activity WHERE pid = $1", &[&pid])
+                .await
+                .expect("the notifying session")
+                .get(0);
+            assert!(last.contains("foldkit_append"), "notified by: {last}");
+            assert!(rx.try_recv().is_err(), "one notification per lone append");
+        }
+    });
+}
+
+#[test]
 fn grouped_appends_keep_their_streams_keys_and_contexts() {
     let Some((_server, url)) = database(false) else {
         return;

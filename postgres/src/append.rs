@@ -277,8 +277,12 @@ async fn call<C: deadpool_postgres::GenericClient>(
             "no row returned",
         ))
     })?;
-    let status: &str = row.get(0);
-    match outcome(p, status, row.get(1), row.get(2), row.get(3)) {
+    let place = || "the result of foldkit_append".to_owned();
+    let status: &str = crate::read::column(row, 0, place).map_err(CallError::Fatal)?;
+    let first = crate::read::column(row, 1, place).map_err(CallError::Fatal)?;
+    let last = crate::read::column(row, 2, place).map_err(CallError::Fatal)?;
+    let version = crate::read::column(row, 3, place).map_err(CallError::Fatal)?;
+    match outcome(p, status, first, last, version) {
         Ok(appended) => Ok(Outcome::Appended(appended)),
         Err(StoreError::Conflict { actual, .. }) => Ok(Outcome::Conflict(actual)),
         Err(e) => Err(CallError::Fatal(e)),

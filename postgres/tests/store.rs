@@ -510,7 +510,6 @@ fn concurrent_appends_grouped_into_one_transaction_keep_their_own_answers() {
 
 #[test]
 fn a_busy_writer_sends_one_notification_per_notify_interval() {
-    use futures::StreamExt;
     let Some((_server, url)) = database(false) else {
         return;
     };
@@ -522,22 +521,7 @@ fn a_busy_writer_sends_one_notification_per_notify_interval() {
             .await
             .expect("connect");
         // Another instance's view: a plain LISTEN on the channel.
-        let (client, mut connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .expect("listener");
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(Ok(message)) = messages.next().await {
-                if let tokio_postgres::AsyncMessage::Notification(n) = message {
-                    let _ = tx.send(n.payload().to_owned());
-                }
-            }
-        });
-        client
-            .batch_execute("LISTEN foldkit_events")
-            .await
-            .expect("listen");
+        let (client, mut rx) = listener(&url).await;
         let started = std::time::Instant::now();
         // A busy store: eight writers, so appends commit while a NOTIFY is in flight.
         let store = Arc::new(store);
@@ -562,8 +546,8 @@ fn a_busy_writer_sends_one_notification_per_notify_interval() {
         let elapsed = started.elapsed();
         tokio::time::sleep(interval * 2).await;
         let mut payloads = Vec::new();
-        while let Ok(p) = rx.try_recv() {
-            payloads.push(p);
+        while let Ok((_, payload)) = rx.try_recv() {
+            payloads.push(payload);
         }
         // One per interval once the writer is seen busy, plus a few sent before
         // an append happened to commit during one (without the interval: ~35).
@@ -584,7 +568,6 @@ fn a_busy_writer_sends_one_notification_per_notify_interval() {
 
 #[test]
 fn a_lone_append_wakes_another_stores_tail_with_its_own_commit() {
-    use futures::StreamExt;
     let Some((_server, url)) = database(false) else {
         return;
     };
@@ -601,22 +584,7 @@ fn a_lone_append_wakes_another_stores_tail_with_its_own_commit() {
             .connect()
             .await
             .expect("connect");
-        let (client, mut connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .expect("listener");
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(Ok(message)) = messages.next().await {
-                if let tokio_postgres::AsyncMessage::Notification(n) = message {
-                    let _ = tx.send((n.process_id(), n.payload().to_owned()));
-                }
-            }
-        });
-        client
-            .batch_execute("LISTEN foldkit_events")
-            .await
-            .expect("listen");
+        let (client, mut rx) = listener(&url).await;
         let listening = "SELECT count(*) FROM pg_stat_activity \
                          WHERE application_name = 'reader' AND query LIKE 'LISTEN%'";
         while client
@@ -735,4 +703,32 @@ fn grouped_appends_keep_their_streams_keys_and_contexts() {
             }
         }
     });
+}
+
+/// A plain `LISTEN foldkit_events` session (another instance's view): its client,
+/// and the notifications it receives, as (sending backend's pid, payload).
+async fn listener(
+    url: &str,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<(i32, String)>,
+) {
+    use futures::StreamExt;
+    let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("listener");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let _ = tx.send((n.process_id(), n.payload().to_owned()));
+            }
+        }
+    });
+    client
+        .batch_execute("LISTEN foldkit_events")
+        .await
+        .expect("listen");
+    (client, rx)
 }

@@ -650,24 +650,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_from_damage_is_corrupt_naming_segment_and_offset() {
-        let dir = tempfile::tempdir().unwrap();
-        let writer = FileStore::open_async(dir.path(), FileStoreOptions::default())
-            .await
-            .unwrap();
-        for n in 0..3u8 {
-            writer.append(event(n)).await.unwrap();
-        }
-        writer.close().await.unwrap();
-        let segment = std::fs::read_dir(dir.path().join("log"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|e| e == "seg"))
-            .unwrap();
-        let mut bytes = std::fs::read(&segment).unwrap();
-        let len = bytes.len();
-        // A byte inside the second of three records' payloads (from the end).
-        bytes[len - 200] ^= 0x01;
-        std::fs::write(&segment, &bytes).unwrap();
+        let dir = damaged_second_record().await;
         let store = Directory::open(dir.path()).unwrap().store();
         let first = store.read(1, 10).await.unwrap();
         assert_eq!(first.len(), 1, "what precedes the damage");

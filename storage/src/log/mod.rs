@@ -200,8 +200,8 @@ impl Log {
     /// # Cancel safety
     ///
     /// A drop leaves the log closed to appends (tails end once drained, reads
-    /// still work) with its final fsync requested (the sync thread still runs
-    /// it), but the directory lock still held. Call `close` again to finish:
+    /// still work) with its final fsync (and the synced mark after it) requested
+    /// (the sync thread still runs them), but the directory lock still held. Call `close` again to finish:
     /// it waits for that fsync, stops the sync thread and releases the lock.
     pub async fn close(&self) -> Result<(), StorageError> {
         let last = {

@@ -191,18 +191,8 @@ mod tests {
 
     use super::*;
     use crate::store::file::index::Index;
-    use crate::store::{AppendBatch, EventStore, ExpectedVersion, FileStore, NewEvent};
-
-    fn events(stream: &str, from: u64, count: u64) -> AppendBatch {
-        let events = (from..from + count)
-            .map(|v| NewEvent {
-                name: Arc::from("e"),
-                schema_version: 1,
-                payload: format!("{stream} {v}").into_bytes(),
-            })
-            .collect();
-        AppendBatch::new(events).to_stream(stream, ExpectedVersion::Exact(from - 1))
-    }
+    use crate::store::file::tests::events;
+    use crate::store::{EventStore, FileStore};
 
     /// Stream `a` in batches of 1 to 3 events, with 0 to 70 events of stream
     /// `b` between them (gaps below, at and above [`GAP`]); then reopened, so

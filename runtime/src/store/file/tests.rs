@@ -5,13 +5,17 @@ use std::sync::Arc;
 use super::*;
 use crate::store::{AppendBatch, EventStore, ExpectedVersion, NewEvent};
 
-fn one_event(stream: &str, version: u64) -> AppendBatch {
-    AppendBatch::new(vec![NewEvent {
-        name: Arc::from("e"),
-        schema_version: 1,
-        payload: format!("{stream} {version}").into_bytes(),
-    }])
-    .to_stream(stream, ExpectedVersion::Exact(version - 1))
+/// `count` events of `stream` from version `from` on, each payload `"<stream> <version>"`,
+/// expecting the stream at `from - 1`.
+pub(super) fn events(stream: &str, from: u64, count: u64) -> AppendBatch {
+    let events = (from..from + count)
+        .map(|v| NewEvent {
+            name: Arc::from("e"),
+            schema_version: 1,
+            payload: format!("{stream} {v}").into_bytes(),
+        })
+        .collect();
+    AppendBatch::new(events).to_stream(stream, ExpectedVersion::Exact(from - 1))
 }
 
 /// Several states snapshot at once, each persisting the stream index from its own
@@ -37,7 +41,7 @@ fn concurrent_index_persists_neither_fail_nor_tear_the_file() {
             scope.spawn(move || {
                 let stream = format!("s{thread}");
                 for version in 1..=ROUNDS {
-                    rt.block_on(store.append(one_event(&stream, version)))
+                    rt.block_on(store.append(events(&stream, version, 1)))
                         .expect("append");
                     FileStore::persist_index_blocking(&store.inner).expect("persist");
                 }

@@ -162,9 +162,97 @@ fn serde_round_trip_rebuilds_indexes_and_rejects_duplicate_ids() {
         order(1, "a", Status::Placed, 1, &[]),
         order(1, "b", Status::Placed, 2, &[]),
     ];
-    let bytes = postcard::to_stdvec(&dup).expect("encode");
+    let bytes = chunked(&dup, dup.len());
     let err = postcard::from_bytes::<Table<Order>>(&bytes).expect_err("duplicate id");
     assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+    // The same two rows in two chunks: still one table, so still a duplicate.
+    let bytes = chunked(&dup, 1);
+    let err = postcard::from_bytes::<Table<Order>>(&bytes).expect_err("duplicate id");
+    assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+}
+
+/// A byte string, as a table's binary layout holds each chunk.
+struct Bytes(Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+/// `rows` in a table's binary layout: chunks of `per` rows, each a byte string holding
+/// the postcard encoding of its rows.
+fn chunked(rows: &[Order], per: usize) -> Vec<u8> {
+    let chunks: Vec<Bytes> = rows
+        .chunks(per)
+        .map(|chunk| Bytes(postcard::to_stdvec(chunk).expect("encode")))
+        .collect();
+    postcard::to_stdvec(&chunks).expect("encode")
+}
+
+/// A table of several chunks and past the size where a load decodes its chunks and
+/// builds its indexes on several threads: it decodes to the same table, whose indexes
+/// answer as the rows say; the bytes are the documented layout; a damaged chunk or a
+/// duplicate id in another chunk is refused.
+#[test]
+fn a_large_table_decodes_its_chunks_in_parallel_into_the_same_table() {
+    let per = foldkit::__private::TABLE_CHUNK_ROWS;
+    let n = 4 * per as u64 + 123;
+    let rows: Vec<Order> = (0..n)
+        .map(|i| {
+            let status = if i % 3 == 0 {
+                Status::Shipped
+            } else {
+                Status::Placed
+            };
+            Order {
+                placed_at: i,
+                order_id: i,
+                ..order(
+                    i % 1000,
+                    &format!("c{}", i % 977),
+                    status,
+                    i * 7 % 5000,
+                    &["x"],
+                )
+            }
+        })
+        .collect();
+    let mut t = Table::default();
+    for row in rows.iter().rev() {
+        t.insert(row.clone());
+    }
+    let bytes = postcard::to_stdvec(&t).expect("encode");
+    assert_eq!(bytes, chunked(&rows, per), "the binary layout");
+    let back: Table<Order> = postcard::from_bytes(&bytes).expect("decode");
+    foldkit::__private::check_table(&back).expect("a consistent table");
+    assert_eq!(back, t);
+    assert_eq!(back.iter().cloned().collect::<Vec<_>>(), rows);
+    let of = |c: &str| -> Vec<u64> {
+        rows.iter()
+            .filter(|o| o.customer == c)
+            .map(|o| o.order_id)
+            .collect()
+    };
+    assert_eq!(back.query().where_customer("c5").ids(), of("c5"));
+    assert_eq!(
+        back.query().where_status(Status::Shipped).count(),
+        rows.iter().filter(|o| o.status == Status::Shipped).count()
+    );
+
+    let mut dup = rows.clone();
+    dup.last_mut().expect("rows").order_id = 7; // in the first chunk too
+    let err = postcard::from_bytes::<Table<Order>>(&chunked(&dup, per)).expect_err("dup");
+    assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+
+    // A chunk whose bytes end inside its last row.
+    let mut chunks: Vec<Vec<u8>> = rows
+        .chunks(per)
+        .map(|c| postcard::to_stdvec(c).expect("encode"))
+        .collect();
+    chunks[2].pop();
+    let cut: Vec<Bytes> = chunks.into_iter().map(Bytes).collect();
+    assert!(postcard::from_bytes::<Table<Order>>(&postcard::to_stdvec(&cut).unwrap()).is_err());
 }
 
 /// Tables large enough that a scan reads several runs, kept in id order by appends and then
@@ -185,7 +273,7 @@ fn large_tables_read_in_id_order_after_any_mutation() {
         assert_eq!(t.iter().rev().count(), rows.len());
         assert_eq!(
             postcard::to_stdvec(t).expect("encode"),
-            postcard::to_stdvec(&rows).expect("encode")
+            chunked(&rows, foldkit::__private::TABLE_CHUNK_ROWS)
         );
         let big = ids(&|o| o.total_cents > 20_000);
         assert_eq!(t.query().where_total_cents_gt(20_000u64).ids(), big);

@@ -149,6 +149,8 @@ pub mod __private {
     };
     pub use crate::store::RecordedEvent;
     pub use crate::table::index::{AnyIndex, Keys, index_each, index_one, index_ordered};
+    /// Rows per chunk of a table's binary layout (for tests that pin the layout).
+    pub const TABLE_CHUNK_ROWS: usize = crate::table::serde_impl::CHUNK_ROWS;
     pub use std::ops::Bound::{Excluded, Included, Unbounded};
 
     /// Checks `table`'s internal invariants (slots, id order, every index's buckets), for

@@ -93,7 +93,7 @@ fn order(i: u64) -> Order {
 /// Live bytes per row of a `Table<E>` decoded from the rows `make` builds.
 fn restored_bytes_per_row<E>(make: impl Fn(u64) -> E) -> f64
 where
-    E: Entity + Serialize + for<'de> Deserialize<'de>,
+    E: Entity + Serialize + for<'de> Deserialize<'de> + Send + Sync,
 {
     let mut table = Table::<E>::new();
     for i in 0..ROWS {

@@ -1,11 +1,12 @@
 //! The persisted form of a process manager: its dead letters and state, one
 //! snapshot whose store position is the checkpoint.
 //!
-//! Layout (format 2; integers little-endian):
+//! Layout (format 3; integers little-endian):
 //!
 //! ```text
 //! magic      8  b"FOLDPMGR"
-//! format     1  FORMAT (2)
+//! format     1  FORMAT (3; format 2 stored a table in the state as one sequence of
+//!                rows, read as such)
 //! name_len   2  then `name_len` bytes: ProcessManager::NAME (UTF-8)
 //! dead_len   8  then `dead_len` bytes: the dead letters (postcard `Vec<DeadLetter>`)
 //! state_len  8  then `state_len` bytes: the state (postcard `P::State`)
@@ -29,13 +30,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::dead::DeadLetter;
+use crate::table::serde_impl::{Layout, with_layout};
 
 /// The store name of a manager's snapshots is this followed by its `NAME`.
 pub(crate) const SNAPSHOT_PREFIX: &str = "process-manager.";
 
 const MAGIC: &[u8; 8] = b"FOLDPMGR";
 /// The format this build writes (and the only one it reads).
-pub(crate) const FORMAT: u8 = 2;
+pub(crate) const FORMAT: u8 = 3;
+/// The format before tables were stored in chunks, still read.
+const FORMAT_ROWS: u8 = 2;
 
 /// Why a process manager snapshot cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,7 +59,9 @@ pub enum PersistError {
         computed: u32,
     },
     /// A format this build does not read.
-    #[error("process manager snapshot format {0}; this build reads format {FORMAT}")]
+    #[error(
+        "process manager snapshot format {0}; this build reads formats {FORMAT_ROWS} and {FORMAT}"
+    )]
     Format(u8),
     /// The snapshot of another manager.
     #[error("snapshot of process manager `{found}` cannot restore `{expected}`")]
@@ -83,9 +89,11 @@ pub enum PersistError {
     },
 }
 
-/// A format-2 snapshot read without the manager's state type.
+/// A snapshot read without the manager's state type.
 #[derive(Debug, Clone)]
 pub(crate) struct Parts<'a> {
+    /// The snapshot's format: [`FORMAT`] or the older `FORMAT_ROWS`.
+    pub(crate) format: u8,
     pub(crate) name: String,
     pub(crate) dead: Vec<DeadLetter>,
     pub(crate) state: &'a [u8],
@@ -104,7 +112,8 @@ pub(crate) fn encode<S: Serialize>(
         }
     };
     let dead = postcard::to_allocvec(dead).map_err(encode_error("dead letters"))?;
-    let state = postcard::to_allocvec(state).map_err(encode_error("state"))?;
+    let state = with_layout(Layout::ChunksInline, || postcard::to_allocvec(state))
+        .map_err(encode_error("state"))?;
     let name = name.as_bytes();
     let name_len = u16::try_from(name.len()).map_err(|_| PersistError::Encode {
         part: "name",
@@ -143,7 +152,7 @@ pub(crate) fn parts(bytes: &[u8]) -> Result<Parts<'_>, PersistError> {
     let format = *take(&mut rest, 1)?
         .first()
         .ok_or(PersistError::Malformed("no format byte"))?;
-    if format != FORMAT {
+    if format != FORMAT && format != FORMAT_ROWS {
         return Err(PersistError::Format(format));
     }
     let name_len = u16::from_le_bytes(array(take(&mut rest, 2)?)?);
@@ -156,7 +165,12 @@ pub(crate) fn parts(bytes: &[u8]) -> Result<Parts<'_>, PersistError> {
         return Err(PersistError::Malformed("bytes after the state"));
     }
     let dead = whole(dead_bytes, "dead letters")?;
-    Ok(Parts { name, dead, state })
+    Ok(Parts {
+        format,
+        name,
+        dead,
+        state,
+    })
 }
 
 /// Decodes a snapshot of manager `name`.
@@ -171,7 +185,12 @@ pub(crate) fn decode<S: DeserializeOwned>(
             found: parts.name,
         });
     }
-    let state = whole(parts.state, "state")?;
+    let layout = if parts.format == FORMAT_ROWS {
+        Layout::Rows
+    } else {
+        Layout::Chunks
+    };
+    let state = with_layout(layout, || whole(parts.state, "state"))?;
     Ok((state, parts.dead))
 }
 
@@ -307,6 +326,26 @@ mod tests {
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
+    }
+
+    /// A snapshot of format 2 (before tables were stored in chunks) is still read; its
+    /// state is decoded with tables as one sequence of rows.
+    #[test]
+    fn a_format_2_snapshot_is_still_read() {
+        let dead = postcard::to_allocvec(&vec![letter()]).unwrap();
+        let state = postcard::to_allocvec(&(7u64, "s".to_owned())).unwrap();
+        let mut old = framed("pm", &dead, &state);
+        old[MAGIC.len()] = FORMAT_ROWS;
+        let body = old.len() - 4;
+        let crc = crc32c::crc32c(&old[..body]);
+        old[body..].copy_from_slice(&crc.to_le_bytes());
+        let (state, dead): ((u64, String), _) = decode("pm", &old).unwrap();
+        assert_eq!(state, (7, "s".to_owned()));
+        assert_eq!(dead, [letter()]);
+        old[MAGIC.len()] = 4;
+        let crc = crc32c::crc32c(&old[..body]);
+        old[body..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(parts(&old).unwrap_err(), PersistError::Format(4));
     }
 
     #[test]

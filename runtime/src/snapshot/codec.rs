@@ -5,14 +5,16 @@
 //!
 //! ```text
 //! magic        8  b"FOLDSNAP"
-//! format       1  FORMAT (2; format 1 had no record identity and is refused)
+//! format       1  FORMAT (3; format 2 stored tables as one sequence of rows, read as
+//!                  such; format 1 had no record identity and is refused)
 //! name_len     2  then `name_len` bytes: State::NAME (UTF-8)
 //! version      4  State::VERSION
 //! fingerprint  8  State::FINGERPRINT
 //! seq          8  last folded seq; 0 = nothing folded yet
 //! timestamp    8  the timestamp of the record at `seq` (0 when seq is 0)
 //! payload_crc  4  CRC32C of that record's payload (0 when seq is 0)
-//! body_len     8  then `body_len` bytes: the state, postcard
+//! body_len     8  then `body_len` bytes: the state, postcard (a table in chunks of
+//!                  rows, see `table::serde_impl`)
 //! crc          4  CRC32C of every byte before it
 //! ```
 //!
@@ -22,10 +24,13 @@
 //! checked by the runtime against the log before the snapshot is used.
 
 use super::identity::RecordIdentity;
+use crate::table::serde_impl::{Layout, with_layout};
 use crate::{Seq, State};
 
 pub(crate) const MAGIC: &[u8; 8] = b"FOLDSNAP";
-const FORMAT: u8 = 2;
+const FORMAT: u8 = 3;
+/// The format before tables were stored in chunks: still read (bundles are backups).
+const FORMAT_ROWS: u8 = 2;
 /// The header's bytes besides the name: magic, format, name_len, version, fingerprint,
 /// seq, timestamp, payload_crc, body_len.
 const HEADER_FIXED: usize = 8 + 1 + 2 + 4 + 8 + 8 + 8 + 4 + 8;
@@ -140,7 +145,8 @@ pub fn encode<S: State>(state: &S, last: Option<RecordIdentity>) -> Result<Vec<u
     let mut out = header::<S>(last, body_len)?;
     let framed = out.len() + body_len;
     out.reserve_exact(body_len + 4);
-    let mut out = postcard::to_extend(state, out).map_err(encode_failed::<S>)?;
+    let mut out = with_layout(Layout::ChunksInline, || postcard::to_extend(state, out))
+        .map_err(encode_failed::<S>)?;
     if out.len() != framed {
         // A `Serialize` impl that writes differently on a second pass (not a pure one).
         return Err(encode_failed::<S>(postcard::Error::SerializeBufferFull));
@@ -186,7 +192,10 @@ pub fn encode_to<S: State>(
         written: 0,
         error: &mut error,
     };
-    let mut sink = match postcard::serialize_with_flavor(state, flavor) {
+    let written = with_layout(Layout::ChunksInline, || {
+        postcard::serialize_with_flavor(state, flavor)
+    });
+    let mut sink = match written {
         Ok(sink) => sink,
         Err(failed) => {
             return Err(match error {
@@ -206,7 +215,10 @@ pub fn encode_to<S: State>(
 
 /// The body's exact encoded length (a counting pass that allocates nothing).
 fn body_len<S: State>(state: &S) -> Result<usize, SnapshotError> {
-    postcard::experimental::serialized_size(state).map_err(encode_failed::<S>)
+    with_layout(Layout::ChunksInline, || {
+        postcard::experimental::serialized_size(state)
+    })
+    .map_err(encode_failed::<S>)
 }
 
 fn encode_failed<S: State>(source: postcard::Error) -> SnapshotError {
@@ -296,6 +308,11 @@ impl<'w, 'e> postcard::ser_flavors::Flavor for Chunked<'w, 'e> {
 
 /// Checks a blob's framing and checksum and returns its header and body.
 pub fn read_header(bytes: &[u8]) -> Result<(SnapshotHeader, &[u8]), SnapshotError> {
+    read_framed(bytes).map(|(_, header, body)| (header, body))
+}
+
+/// [`read_header`], and the blob's format.
+fn read_framed(bytes: &[u8]) -> Result<(u8, SnapshotHeader, &[u8]), SnapshotError> {
     let (framed, crc) = bytes
         .split_last_chunk::<4>()
         .ok_or(SnapshotError::Malformed("shorter than a snapshot header"))?;
@@ -303,8 +320,9 @@ pub fn read_header(bytes: &[u8]) -> Result<(SnapshotHeader, &[u8]), SnapshotErro
     if r.take(8)? != MAGIC {
         return Err(SnapshotError::Malformed("bad magic"));
     }
-    match r.take(1)?[0] {
-        FORMAT => {}
+    let format = r.take(1)?[0];
+    match format {
+        FORMAT | FORMAT_ROWS => {}
         1 => {
             return Err(SnapshotError::Malformed(
                 "format 1 (an older foldkit) does not identify its last record",
@@ -344,7 +362,7 @@ pub fn read_header(bytes: &[u8]) -> Result<(SnapshotHeader, &[u8]), SnapshotErro
             payload_crc,
         }),
     };
-    Ok((header, body))
+    Ok((format, header, body))
 }
 
 /// The state name a blob's header declares, read without checking anything
@@ -363,7 +381,7 @@ pub(crate) fn declared_name(bytes: &[u8]) -> Option<String> {
 /// Decodes a blob written by [`encode`] for the same definition of `S`.
 /// Returns the state and the identity of the last record it covers.
 pub fn decode<S: State>(bytes: &[u8]) -> Result<(S, Option<RecordIdentity>), SnapshotError> {
-    let (header, body) = read_header(bytes)?;
+    let (format, header, body) = read_framed(bytes)?;
     if header.name != S::NAME {
         return Err(SnapshotError::Foreign {
             expected: S::NAME,
@@ -379,7 +397,12 @@ pub fn decode<S: State>(bytes: &[u8]) -> Result<(S, Option<RecordIdentity>), Sna
             fingerprint: S::FINGERPRINT,
         });
     }
-    match postcard::take_from_bytes::<S>(body) {
+    let layout = if format == FORMAT_ROWS {
+        Layout::Rows
+    } else {
+        Layout::Chunks
+    };
+    match with_layout(layout, || postcard::take_from_bytes::<S>(body)) {
         Ok((state, [])) => Ok((state, header.last)),
         Ok(_) => Err(SnapshotError::Decode {
             state: S::NAME,

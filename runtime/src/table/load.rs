@@ -8,6 +8,10 @@
 //! up), and trims the row vector's spare capacity, so a restored table holds no slack.
 //! The result is the same table the inserts would have built (same rows at the same
 //! slots, same buckets), which `check_invariants` and the tests compare.
+//!
+//! The id map and each index read the rows and nothing else, so a large load
+//! ([`Table::from_rows_parallel`], used when decoding) builds each index on a thread of
+//! its own while the calling thread builds the id map.
 
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
@@ -24,36 +28,53 @@ pub(crate) enum LoadError<Id> {
     TooMany(usize),
 }
 
+/// Below this many rows a load builds the id map and the indexes on the calling thread:
+/// a thread costs more than it saves.
+const PARALLEL_MIN: usize = 1 << 16;
+
 impl<T: Entity> Table<T> {
     /// The table of `rows`, each at its position in the vector (see the module docs).
-    pub(crate) fn from_rows(mut rows: Vec<T>) -> Result<Self, LoadError<T::Id>> {
+    pub(crate) fn from_rows(rows: Vec<T>) -> Result<Self, LoadError<T::Id>> {
+        Self::load(rows, |rows, indexes| {
+            for index in indexes {
+                index.load(rows);
+            }
+            slots_of(rows)
+        })
+    }
+
+    /// As [`Table::from_rows`], building each index on a thread of its own while this one
+    /// builds the id map (for large tables; the result is the same).
+    pub(crate) fn from_rows_parallel(rows: Vec<T>) -> Result<Self, LoadError<T::Id>>
+    where
+        T: Send + Sync,
+    {
+        if rows.len() < PARALLEL_MIN {
+            return Self::from_rows(rows);
+        }
+        Self::load(rows, |rows, indexes| {
+            std::thread::scope(|scope| {
+                for index in indexes.iter_mut() {
+                    scope.spawn(move || index.load(rows));
+                }
+                slots_of(rows)
+            })
+        })
+    }
+
+    /// The table of `rows`, whose id map and indexes `build` makes (filling every index
+    /// and returning the id map).
+    fn load(
+        mut rows: Vec<T>,
+        build: impl FnOnce(&[T], &mut [Box<dyn AnyIndex<T>>]) -> Result<Slots, LoadError<T::Id>>,
+    ) -> Result<Self, LoadError<T::Id>> {
         if Slot::try_from(rows.len()).is_err() {
             return Err(LoadError::TooMany(rows.len()));
-        }
-        let hasher = Seeded::default();
-        let mut slots = hashbrown::HashTable::with_capacity(rows.len());
-        for (at, row) in rows.iter().enumerate() {
-            let hash = hasher.hash_one(row.id());
-            let entry = slots.entry(
-                hash,
-                |&s: &Slot| rows[s as usize].id() == row.id(),
-                |&s| hasher.hash_one(rows[s as usize].id()),
-            );
-            match entry {
-                hashbrown::hash_table::Entry::Occupied(_) => {
-                    return Err(LoadError::Duplicate(row.id().clone()));
-                }
-                hashbrown::hash_table::Entry::Vacant(vacant) => {
-                    vacant.insert(at as Slot);
-                }
-            }
         }
         let sorted = rows.is_sorted_by(|a, b| a.id() < b.id());
         rows.shrink_to_fit();
         let mut indexes: Vec<Box<dyn AnyIndex<T>>> = T::indexes();
-        for index in &mut indexes {
-            index.load(&rows);
-        }
+        let (slots, hasher) = build(&rows, &mut indexes)?;
         let mut changes = ChangeLog::default();
         changes.record_all();
         Ok(Table {
@@ -66,4 +87,31 @@ impl<T: Entity> Table<T> {
             changes,
         })
     }
+}
+
+/// A table's id map and its hasher.
+type Slots = (hashbrown::HashTable<Slot>, Seeded);
+
+/// The id map of `rows` (at most `Slot::MAX` of them): each row's slot under the hash of
+/// its id; a second row with one id is an error.
+fn slots_of<T: Entity>(rows: &[T]) -> Result<Slots, LoadError<T::Id>> {
+    let hasher = Seeded::default();
+    let mut slots = hashbrown::HashTable::with_capacity(rows.len());
+    for (at, row) in rows.iter().enumerate() {
+        let hash = hasher.hash_one(row.id());
+        let entry = slots.entry(
+            hash,
+            |&s: &Slot| rows[s as usize].id() == row.id(),
+            |&s| hasher.hash_one(rows[s as usize].id()),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(_) => {
+                return Err(LoadError::Duplicate(row.id().clone()));
+            }
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(at as Slot);
+            }
+        }
+    }
+    Ok((slots, hasher))
 }

@@ -50,7 +50,7 @@ mod changes;
 pub(crate) mod index;
 mod iter;
 mod load;
-mod serde_impl;
+pub(crate) mod serde_impl;
 
 use std::borrow::Borrow;
 use std::fmt;

@@ -1,31 +1,156 @@
-//! A table serializes as the sequence of its rows in id order; indexes are not stored and
-//! are rebuilt on load, in bulk (see `load`). Two rows with one id in the input are an error, never a silent drop.
+//! How a table serializes: its rows in ascending id order; indexes are not stored and are
+//! rebuilt on load, in bulk (see `load`). Two rows with one id in the input are an error,
+//! never a silent drop.
+//!
+//! Two layouts of the same rows:
+//! - **Rows**, for human-readable formats (JSON, …): the sequence of the rows.
+//! - **Chunks**, for binary formats (`Serializer::is_human_readable` is false, as for
+//!   postcard and the snapshot codec): a sequence of byte strings, each holding the
+//!   postcard encoding (a `Vec<T>`) of the next [`CHUNK_ROWS`] rows. A load finds every
+//!   chunk's bounds before decoding a row, so it decodes the chunks on several threads
+//!   (`decode_chunks`) and then builds the indexes in parallel (`Table::from_rows_parallel`).
+//!
+//! Inside the snapshot codec ([`with_layout`] set to [`Layout::ChunksInline`]) a chunk is
+//! written as its length, its row count and its rows, straight into the codec's stream:
+//! in postcard these are the very bytes of a byte string holding the chunk's encoding, so
+//! the reader is the same, and the encode needs no buffer per chunk. Snapshots written
+//! before chunks existed (codec format 2) hold the rows layout, which the codec asks for
+//! with [`Layout::Rows`].
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{Error as _, SeqAccess, Visitor};
+use serde::de::{DeserializeOwned, Error as _, SeqAccess, Visitor};
+use serde::ser::{Error as _, SerializeSeq, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Table;
 use super::load::LoadError;
 use crate::entity::Entity;
 
+/// Rows per chunk of the binary layout. Big enough that a chunk's bookkeeping (a
+/// length, a count, a thread's share) is noise, small enough that a 1M-row table is
+/// 61 chunks to share among threads.
+pub(crate) const CHUNK_ROWS: usize = 16 * 1024;
+
+/// Which layout a binary (de)serializer on this thread reads or writes (see the module
+/// docs). Human-readable formats always use the rows layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum Layout {
+    /// Chunks, each a byte string (any binary serde format).
+    #[default]
+    Chunks,
+    /// Chunks written inline: the snapshot codec's postcard stream only.
+    ChunksInline,
+    /// The rows layout (snapshot codec format 2).
+    Rows,
+}
+
+thread_local! {
+    static LAYOUT: Cell<Layout> = const { Cell::new(Layout::Chunks) };
+}
+
+/// Runs `f` with tables (de)serialized on this thread in `layout`, then restores the
+/// layout before (also when `f` panics).
+pub(crate) fn with_layout<R>(layout: Layout, f: impl FnOnce() -> R) -> R {
+    struct Restore(Layout);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LAYOUT.with(|l| l.set(self.0));
+        }
+    }
+    let _restore = Restore(LAYOUT.with(|l| l.replace(layout)));
+    f()
+}
+
+fn layout() -> Layout {
+    LAYOUT.with(Cell::get)
+}
+
 impl<T: Entity + Serialize> Serialize for Table<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.iter())
+        let layout = layout();
+        if serializer.is_human_readable() || layout == Layout::Rows {
+            return serializer.collect_seq(self.iter());
+        }
+        let mut seq = serializer.serialize_seq(Some(self.len().div_ceil(CHUNK_ROWS)))?;
+        let mut rows = self.iter();
+        let mut chunk: Vec<&T> = Vec::with_capacity(self.len().min(CHUNK_ROWS));
+        let mut bytes = Vec::new();
+        loop {
+            chunk.clear();
+            chunk.extend(rows.by_ref().take(CHUNK_ROWS));
+            if chunk.is_empty() {
+                break;
+            }
+            if layout == Layout::ChunksInline {
+                seq.serialize_element(&InlineChunk(&chunk))?;
+            } else {
+                bytes.clear();
+                bytes = postcard::to_extend(&chunk, bytes).map_err(S::Error::custom)?;
+                seq.serialize_element(&Bytes(&bytes))?;
+            }
+        }
+        seq.end()
     }
 }
 
-impl<'de, T: Entity + Deserialize<'de>> Deserialize<'de> for Table<T> {
+/// A byte string.
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+/// A chunk written as the bytes of a byte string holding its postcard encoding: the
+/// encoding's length, then the encoding (the row count, the rows). Postcard writes a
+/// byte string as a varint length then the bytes, and a tuple's elements back to back,
+/// so only a postcard serializer may be handed this (the snapshot codec's).
+struct InlineChunk<'a, T>(&'a [&'a T]);
+
+impl<T: Serialize> Serialize for InlineChunk<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let len = postcard::experimental::serialized_size(self.0).map_err(S::Error::custom)?;
+        let mut tuple = serializer.serialize_tuple(self.0.len() + 2)?;
+        tuple.serialize_element(&(len as u64))?;
+        tuple.serialize_element(&(self.0.len() as u64))?;
+        for row in self.0 {
+            tuple.serialize_element(row)?;
+        }
+        tuple.end()
+    }
+}
+
+impl<'de, T: Entity + DeserializeOwned + Send + Sync> Deserialize<'de> for Table<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_seq(RowsVisitor(PhantomData))
+        if deserializer.is_human_readable() || layout() == Layout::Rows {
+            deserializer.deserialize_seq(RowsVisitor(PhantomData))
+        } else {
+            deserializer.deserialize_seq(ChunksVisitor(PhantomData))
+        }
+    }
+}
+
+/// Turns a load failure into the deserializer's error.
+fn load_error<T: Entity, E: serde::de::Error>(error: LoadError<T::Id>) -> E {
+    match error {
+        LoadError::Duplicate(id) => {
+            E::custom(format_args!("table of `{}` holds id {id:?} twice", T::NAME))
+        }
+        LoadError::TooMany(rows) => E::custom(format_args!(
+            "table of `{}` has {rows} rows, more than a table holds",
+            T::NAME
+        )),
     }
 }
 
 struct RowsVisitor<T>(PhantomData<T>);
 
-impl<'de, T: Entity + Deserialize<'de>> Visitor<'de> for RowsVisitor<T> {
+impl<'de, T: Entity + DeserializeOwned + Send + Sync> Visitor<'de> for RowsVisitor<T> {
     type Value = Table<T>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -40,14 +165,118 @@ impl<'de, T: Entity + Deserialize<'de>> Visitor<'de> for RowsVisitor<T> {
         while let Some(row) = seq.next_element::<T>()? {
             rows.push(row);
         }
-        Table::from_rows(rows).map_err(|error| match error {
-            LoadError::Duplicate(id) => {
-                A::Error::custom(format_args!("table of `{}` holds id {id:?} twice", T::NAME))
-            }
-            LoadError::TooMany(rows) => A::Error::custom(format_args!(
-                "table of `{}` has {rows} rows, more than a table holds",
-                T::NAME
-            )),
-        })
+        Table::from_rows_parallel(rows).map_err(load_error::<T, A::Error>)
     }
+}
+
+struct ChunksVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Entity + DeserializeOwned + Send + Sync> Visitor<'de> for ChunksVisitor<T> {
+    type Value = Table<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a sequence of chunks of `{}` rows", T::NAME)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Table<T>, A::Error> {
+        // As above: a chunk is at least one byte of input, so the hint is trusted only
+        // up to a small bound.
+        let mut chunks = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(ChunkBytes(bytes)) = seq.next_element()? {
+            chunks.push(bytes);
+        }
+        let rows = decode_chunks::<T>(&chunks).map_err(|(at, source)| {
+            A::Error::custom(format_args!(
+                "table of `{}`, chunk {at} of {}: {source}",
+                T::NAME,
+                chunks.len()
+            ))
+        })?;
+        drop(chunks);
+        Table::from_rows_parallel(rows).map_err(load_error::<T, A::Error>)
+    }
+}
+
+/// One chunk's bytes, borrowed from the input when the deserializer can.
+struct ChunkBytes<'de>(Cow<'de, [u8]>);
+
+impl<'de> Deserialize<'de> for ChunkBytes<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BytesVisitor;
+        impl<'de> Visitor<'de> for BytesVisitor {
+            type Value = ChunkBytes<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a chunk of rows as bytes")
+            }
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(ChunkBytes(Cow::Borrowed(v)))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(ChunkBytes(Cow::Owned(v.to_vec())))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+                Ok(ChunkBytes(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_bytes(BytesVisitor)
+    }
+}
+
+/// Decodes every chunk, in order; a large table's chunks are shared among threads
+/// (contiguous runs, one per available core). Fails with the first failing chunk's
+/// index and postcard's error. A row's `Deserialize` that panics panics here.
+fn decode_chunks<T: DeserializeOwned + Send>(
+    chunks: &[Cow<'_, [u8]>],
+) -> Result<Vec<T>, (usize, postcard::Error)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(chunks.len());
+    if threads <= 1 {
+        return decode_run::<T>(chunks, 0);
+    }
+    let per = chunks.len().div_ceil(threads);
+    let runs: Vec<Result<Vec<T>, _>> = std::thread::scope(|scope| {
+        let spawned: Vec<_> = chunks
+            .chunks(per)
+            .enumerate()
+            .skip(1)
+            .map(|(i, run)| scope.spawn(move || decode_run::<T>(run, i * per)))
+            .collect();
+        let first = decode_run::<T>(&chunks[..per], 0);
+        std::iter::once(first)
+            .chain(spawned.into_iter().map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }))
+            .collect()
+    });
+    let mut runs = runs.into_iter();
+    let mut rows = runs.next().unwrap_or(Ok(Vec::new()))?;
+    for run in runs {
+        rows.append(&mut run?);
+    }
+    Ok(rows)
+}
+
+/// Decodes `run`, whose first chunk has index `first`, into one vector.
+fn decode_run<T: DeserializeOwned>(
+    run: &[Cow<'_, [u8]>],
+    first: usize,
+) -> Result<Vec<T>, (usize, postcard::Error)> {
+    let mut rows = Vec::new();
+    for (i, chunk) in run.iter().enumerate() {
+        match postcard::take_from_bytes::<Vec<T>>(chunk) {
+            Ok((decoded, [])) => {
+                if rows.is_empty() {
+                    rows = decoded;
+                } else {
+                    rows.extend(decoded);
+                }
+            }
+            Ok(_) => return Err((first + i, postcard::Error::DeserializeBadEncoding)),
+            Err(error) => return Err((first + i, error)),
+        }
+    }
+    Ok(rows)
 }

@@ -1,0 +1,181 @@
+//! A table in a snapshot (codec format 3) is stored in chunks of rows: the codec writes
+//! the chunks inline, as the very bytes of the binary layout; a large table restores
+//! through the parallel decode with every index; a snapshot of format 2 (one sequence
+//! of rows) still restores; a damaged chunk is refused, never a wrong state.
+
+use foldkit::__private::{TABLE_CHUNK_ROWS, check_table};
+use foldkit::prelude::*;
+use foldkit::snapshot::codec::{self, SnapshotError};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug)]
+enum Ev {
+    Put { id: u64, tag: String, at: u64 },
+}
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Row {
+    #[entity(id)]
+    id: u64,
+    #[entity(index)]
+    tag: String,
+    #[entity(index(ordered))]
+    at: u64,
+}
+
+#[derive(State, Default, Serialize, Deserialize, Debug, PartialEq)]
+#[state(event = Ev)]
+struct Book {
+    rows: Table<Row>,
+    puts: u64,
+}
+
+impl Apply<Ev> for Book {
+    fn apply(&mut self, event: Ev, _: &Meta) -> Result<(), FoldError> {
+        let Ev::Put { id, tag, at } = event;
+        self.puts += 1;
+        self.rows.insert(Row { id, tag, at });
+        Ok(())
+    }
+}
+
+fn row(i: u64) -> Row {
+    Row {
+        id: i,
+        tag: format!("t{}", i % 101),
+        at: (i * 7919) % 100_003,
+    }
+}
+
+fn book(n: u64) -> Book {
+    let mut book = Book::default();
+    for i in (0..n).rev() {
+        book.rows.insert(row(i));
+    }
+    book.puts = n;
+    book
+}
+
+/// The rows of `book` in id order, as a plain vector.
+fn rows_of(book: &Book) -> Vec<Row> {
+    book.rows.iter().cloned().collect()
+}
+
+#[test]
+fn the_codec_writes_chunks_inline_as_the_bytes_of_the_binary_layout() {
+    let per = TABLE_CHUNK_ROWS as u64;
+    for n in [0, 1, per, per + 1, 4 * per + 5] {
+        let book = book(n);
+        let blob = codec::encode(&book, None).expect("encode");
+        let (_, body) = codec::read_header(&blob).expect("header");
+        assert_eq!(
+            body,
+            postcard::to_allocvec(&book).expect("postcard"),
+            "{n} rows"
+        );
+        let mut streamed = Vec::new();
+        codec::encode_to(&book, None, &mut streamed).expect("encode_to");
+        assert_eq!(streamed, blob, "{n} rows");
+        let (back, _) = codec::decode::<Book>(&blob).expect("decode");
+        check_table(&back.rows).expect("a consistent table");
+        assert_eq!(back, book, "{n} rows");
+        assert_eq!(codec::encode(&back, None).expect("encode"), blob);
+    }
+}
+
+/// `blob` (format 3) rewritten as format 2 wrote it: the format byte, and the body with
+/// the table as one sequence of rows, checksummed again.
+fn as_format_2(blob: &[u8], book: &Book) -> Vec<u8> {
+    let (_, body) = codec::read_header(blob).expect("header");
+    let head_len = blob.len() - 4 - body.len();
+    let mut out = blob[..head_len].to_vec();
+    out[8] = 2;
+    let rows_body = postcard::to_allocvec(&(rows_of(book), book.puts)).expect("encode");
+    out[head_len - 8..].copy_from_slice(&(rows_body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&rows_body);
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+#[test]
+fn a_format_2_snapshot_with_a_table_as_one_sequence_of_rows_still_restores() {
+    let book = book(3 * TABLE_CHUNK_ROWS as u64);
+    let blob = codec::encode(&book, None).expect("encode");
+    let old = as_format_2(&blob, &book);
+    let (back, _) = codec::decode::<Book>(&old).expect("a format 2 snapshot decodes");
+    check_table(&back.rows).expect("a consistent table");
+    assert_eq!(back, book);
+    // Read as format 3, the same rows layout is not a state.
+    let mut mislabelled = old[..old.len() - 4].to_vec();
+    mislabelled[8] = 3;
+    let crc = crc32c::crc32c(&mislabelled);
+    mislabelled.extend_from_slice(&crc.to_le_bytes());
+    assert!(codec::decode::<Book>(&mislabelled).is_err());
+}
+
+#[test]
+fn a_damaged_chunk_is_refused_even_under_a_valid_checksum() {
+    let book = book(3 * TABLE_CHUNK_ROWS as u64);
+    let blob = codec::encode(&book, None).expect("encode");
+    let (_, body) = codec::read_header(&blob).expect("header");
+    let head_len = blob.len() - 4 - body.len();
+    // Flip a byte inside the second chunk's rows (past the first chunk's bytes), where
+    // every byte is a row's field or a string's length.
+    let mut damaged = blob[..blob.len() - 4].to_vec();
+    let at = head_len + body.len() / 2;
+    damaged[at] = 0xff;
+    let crc = crc32c::crc32c(&damaged);
+    damaged.extend_from_slice(&crc.to_le_bytes());
+    match codec::decode::<Book>(&damaged) {
+        Err(SnapshotError::Decode { .. }) => {}
+        Ok((state, _)) => {
+            // 0xff may still decode (a varint continuing): then the table must differ
+            // from the original and still be consistent, never a silent wrong index.
+            check_table(&state.rows).expect("a consistent table");
+            assert_ne!(state, book);
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_db_restores_a_large_table_from_its_snapshot_with_every_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 5 * TABLE_CHUNK_ROWS as u64 + 17;
+    let open = || {
+        Db::builder(dir.path())
+            .fsync(FsyncPolicy::Never)
+            .state::<Book>()
+            .open()
+    };
+    let db = open().await.expect("open");
+    let events: Vec<Ev> = (0..n)
+        .map(|i| {
+            let Row { id, tag, at } = row(i);
+            Ev::Put { id, tag, at }
+        })
+        .collect();
+    for batch in events.chunks(10_000) {
+        db.append_batch(batch.to_vec()).await.expect("append");
+    }
+    db.state::<Book>().wait_for_seq(n).await.expect("fold");
+    db.snapshot_to_disk().await.expect("snapshot");
+    db.close().await.expect("close");
+
+    let db = open().await.expect("reopen");
+    let opened = db.open_report().state(Book::NAME).expect("report").clone();
+    assert_eq!(opened.resumed_at, n, "{opened:?}");
+    assert!(opened.rejected.is_empty(), "{opened:?}");
+    let book = db.state::<Book>();
+    let state = book.read();
+    check_table(&state.rows).expect("a consistent table");
+    assert_eq!(state.rows.len() as u64, n);
+    let expected: Vec<u64> = (0..n).filter(|i| i % 101 == 5).collect();
+    assert_eq!(state.rows.query().where_tag("t5").ids(), expected);
+    let mut by_at: Vec<(u64, u64)> = (0..n).map(|i| (row(i).at, i)).collect();
+    by_at.sort();
+    let top: Vec<u64> = by_at.iter().rev().take(3).map(|&(_, i)| i).collect();
+    assert_eq!(state.rows.query().order_by_at(Desc).limit(3).ids(), top);
+    drop(state);
+    db.close().await.expect("close");
+}

@@ -53,11 +53,33 @@ impl<T: Entity> Table<T> {
             return Self::from_rows(rows);
         }
         Self::load(rows, |rows, sorted, indexes| {
-            std::thread::scope(|scope| {
-                for index in indexes.iter_mut() {
-                    scope.spawn(move || index.load(rows));
+            // Each index is a task, taken by the first free thread: one started per
+            // index, and this one once the id map is built (so a thread that cannot be
+            // started only makes the load slower).
+            let count = indexes.len();
+            let tasks = std::sync::Mutex::new(indexes.iter_mut().collect::<Vec<_>>());
+            let work = || loop {
+                let task = tasks
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .pop();
+                match task {
+                    Some(index) => index.load(rows),
+                    None => break,
                 }
-                slots_of(rows, sorted)
+            };
+            std::thread::scope(|scope| {
+                for _ in 0..count {
+                    let started = std::thread::Builder::new()
+                        .name("foldkit-index".into())
+                        .spawn_scoped(scope, work);
+                    if started.is_err() {
+                        break;
+                    }
+                }
+                let slots = slots_of(rows, sorted);
+                work();
+                slots
             })
         })
     }

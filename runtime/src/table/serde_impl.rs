@@ -236,18 +236,28 @@ fn decode_chunks<T: DeserializeOwned + Send>(
     }
     let per = chunks.len().div_ceil(threads);
     let runs: Vec<Result<Vec<T>, _>> = std::thread::scope(|scope| {
+        // A run whose thread cannot be started is decoded here, after the first.
         let spawned: Vec<_> = chunks
             .chunks(per)
             .enumerate()
             .skip(1)
-            .map(|(i, run)| scope.spawn(move || decode_run::<T>(run, i * per)))
+            .map(|(i, run)| {
+                let decode = move || decode_run::<T>(run, i * per);
+                std::thread::Builder::new()
+                    .name("foldkit-decode".into())
+                    .spawn_scoped(scope, decode)
+                    .map_err(|_| decode)
+            })
             .collect();
         let first = decode_run::<T>(&chunks[..per], 0);
         std::iter::once(first)
-            .chain(spawned.into_iter().map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .chain(spawned.into_iter().map(|run| {
+                match run {
+                    Ok(handle) => handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    Err(decode) => decode(),
+                }
             }))
             .collect()
     });

@@ -5,8 +5,8 @@
 //! (implicit) transaction: the function checks the idempotency key and the
 //! stream version and inserts the events under the append lock, and the
 //! statement returns only after the commit. When its turn comes
-//! ([`crate::notify`]), the same statement also notifies other instances,
-//! so the notification commits with the events. What is retried:
+//! ([`crate::notify`]), the function also notifies other instances, so the
+//! notification commits with the events. What is retried:
 //!
 //! - no connection could be had (nothing was sent): until `retry_for`;
 //! - the connection was lost after sending, when the batch has an idempotency

@@ -110,9 +110,10 @@
 //!
 //! # Live updates and reconnects
 //!
-//! Each store keeps one connection that `LISTEN`s on `foldkit_events`. An
-//! append whose turn it is carries `pg_notify` in its own transaction, so other
-//! instances are told at its commit; PostgreSQL serializes notifying commits
+//! From its first tail on, each store keeps one connection that `LISTEN`s on
+//! `foldkit_events` (a store that only appends needs none, and so is not woken
+//! by its own notifications). An append whose turn it is carries `pg_notify`
+//! in its own transaction, so other instances are told at its commit; PostgreSQL serializes notifying commits
 //! through their WAL flush, so a store runs one notifying transaction at a
 //! time and, under load, at most one per
 //! [`PgStoreBuilder::notify_interval`]; appends that carried none are

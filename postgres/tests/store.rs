@@ -155,6 +155,49 @@ fn a_version_2_database_is_migrated_and_keeps_its_events_keys_and_streams() {
 }
 
 #[test]
+fn a_store_listens_from_its_first_tail_on() {
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let listening = || async {
+            client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE application_name = 'lone' AND query LIKE 'LISTEN%'",
+                    &[],
+                )
+                .await
+                .expect("pg_stat_activity")
+                .get::<_, i64>(0)
+        };
+        let store = PgStore::connect(&format!("{url}?application_name=lone"))
+            .await
+            .expect("connect");
+        let appended = store
+            .append(AppendBatch::new(vec![event("E", b"1")]))
+            .await
+            .expect("append");
+        // Appending needs no listener: nothing of this store is woken by
+        // its own notifications.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(listening().await, 0);
+        let mut tail = store.tail(1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while listening().await != 1 {
+            assert!(std::time::Instant::now() < deadline, "no listener");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let batch = tail.next_batch(10).await.expect("tail");
+        assert_eq!(batch[0].position, *appended.positions.start());
+    });
+}
+
+#[test]
 fn a_server_clock_behind_the_last_timestamp_keeps_timestamps_flat() {
     let Some((server, url)) = database(false) else {
         return;
@@ -718,6 +761,8 @@ fn a_lone_append_wakes_another_stores_tail_with_its_own_commit() {
             .await
             .expect("connect");
         let (client, mut rx) = listener(&url).await;
+        // The tail starts the reader's listener.
+        let mut tail = reader.tail(1);
         let listening = "SELECT count(*) FROM pg_stat_activity \
                          WHERE application_name = 'reader' AND query LIKE 'LISTEN%'";
         while client
@@ -729,7 +774,6 @@ fn a_lone_append_wakes_another_stores_tail_with_its_own_commit() {
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let mut tail = reader.tail(1);
         for i in 0..3u8 {
             let appended = writer
                 .append(AppendBatch::new(vec![event("E", &[i])]))

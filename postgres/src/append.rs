@@ -1,12 +1,12 @@
-//! Appending one batch: validation, the call of `foldkit_append`, and the
-//! retries that are safe.
+//! Appending one batch: validation, the call of `foldkit_append_one`, and
+//! the retries that are safe.
 //!
-//! One append is one statement, `SELECT * FROM foldkit_append(..)`, in its own
+//! One append is one statement, `SELECT foldkit_append_one(..)`, in its own
 //! (implicit) transaction: the function checks the idempotency key and the
 //! stream version and inserts the events under the append lock, and the
 //! statement returns only after the commit. When its turn comes
-//! ([`crate::notify`]), the same statement also notifies other instances,
-//! so the notification commits with the events. What is retried:
+//! ([`crate::notify`]), the function also notifies other instances, so the
+//! notification commits with the events. What is retried:
 //!
 //! - no connection could be had (nothing was sent): until `retry_for`;
 //! - the connection was lost after sending, when the batch has an idempotency
@@ -23,7 +23,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::error::sqlstate;
 use crate::read::{self, Failure, signed};
-use crate::schema::{APPEND_FN, CHANNEL, STATE_KEY_RACE, STATE_STREAM_MOVED};
+use crate::schema::{APPEND_ONE_FN, STATE_KEY_RACE, STATE_STREAM_MOVED};
 use crate::store::Inner;
 
 /// A validated batch, as the function's parameters.
@@ -232,15 +232,10 @@ enum CallError {
     Fatal(StoreError),
 }
 
-/// The call, and (when `$11`) the notification of other instances in the same
-/// transaction, sent only when the batch was appended ([`crate::notify`]).
+/// The call of [`APPEND_ONE_FN`]; when `$11`, the function also notifies
+/// other instances in the same transaction, if it appended ([`crate::notify`]).
 static CALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT a.status, a.first_position, a.last_position, a.stream_version, \
-                CASE WHEN $11 AND a.status = 'appended' \
-                     THEN pg_notify('{CHANNEL}', a.last_position::text) END \
-         FROM {APPEND_FN}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb) a"
-    )
+    format!("SELECT {APPEND_ONE_FN}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11)")
 });
 
 async fn call<C: deadpool_postgres::GenericClient>(
@@ -271,17 +266,24 @@ async fn call<C: deadpool_postgres::GenericClient>(
         .query(&statement, &params)
         .await
         .map_err(|e| classify(e, p))?;
-    let row = rows.first().ok_or_else(|| {
-        CallError::Fatal(crate::error::corrupt(
-            "the result of foldkit_append",
-            "no row returned",
-        ))
-    })?;
-    let place = || "the result of foldkit_append".to_owned();
-    let status: &str = crate::read::column(row, 0, place).map_err(CallError::Fatal)?;
-    let first = crate::read::column(row, 1, place).map_err(CallError::Fatal)?;
-    let last = crate::read::column(row, 2, place).map_err(CallError::Fatal)?;
-    let version = crate::read::column(row, 3, place).map_err(CallError::Fatal)?;
+    let what = "the result of foldkit_append_one";
+    let row = rows
+        .first()
+        .ok_or_else(|| CallError::Fatal(crate::error::corrupt(what, "no row returned")))?;
+    let answer: Vec<Option<i64>> =
+        crate::read::column(row, 0, || what.to_owned()).map_err(CallError::Fatal)?;
+    let &[Some(status), first, last, Some(version)] = answer.as_slice() else {
+        return Err(CallError::Fatal(crate::error::corrupt(
+            what,
+            format!("malformed answer {answer:?}"),
+        )));
+    };
+    let status = match status {
+        0 => "appended",
+        1 => "duplicate",
+        2 => "conflict",
+        _ => "unknown",
+    };
     match outcome(p, status, first, last, version) {
         Ok(appended) => Ok(Outcome::Appended(appended)),
         Err(StoreError::Conflict { actual, .. }) => Ok(Outcome::Conflict(actual)),

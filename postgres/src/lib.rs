@@ -40,8 +40,10 @@
 //! foldkit_checkpoints (name text primary key, position bigint, updated_at)
 //! foldkit_schema_migrations (version integer primary key, applied_at)
 //! foldkit_clock       -- a sequence: the last timestamp handed out
-//! foldkit_append(..)  -- the append function (one round trip per batch)
+//! foldkit_append_one(..)  -- the append function (one round trip per batch;
+//!                            schema version 3)
 //! foldkit_append_batches(..) -- several batches in one transaction (group commit)
+//! foldkit_append(..), foldkit_append_group(..) -- version 1's, kept for older builds
 //! ```
 //!
 //! Tools that only look (the `foldkit` command line tool's `--postgres URL`)
@@ -53,8 +55,16 @@
 //! `SELECT position, stream_version, event_name, timestamp_ms FROM foldkit_events
 //! WHERE stream_id = 'account/42' ORDER BY stream_version`.
 //!
-//! Appends go through `foldkit_append` or `foldkit_append_batches` only; a row inserted by hand breaks the
+//! Appends go through `foldkit_append_one` or `foldkit_append_batches` (or
+//! version 1's `foldkit_append`) only; a row inserted by hand breaks the
 //! guarantees below.
+//!
+//! `foldkit_append_one(stream, expected, key, names, schema_versions,
+//! payloads, correlation_id, causation, actor, metadata, notify)` returns a
+//! `bigint[]`: `{status, first_position, last_position, stream_version}`,
+//! status 0 appended, 1 duplicate (the key's first append), 2 conflict
+//! (nothing written; the version is the stream's actual one). `expected` is
+//! -1 for any version, otherwise the exact version (0: no stream yet).
 //!
 //! # Why the order is gap-free
 //!
@@ -63,11 +73,12 @@
 //! 11 while 10 is still uncommitted, and never see 10. This store closes that
 //! gap with two rules:
 //!
-//! 1. **Positions are allocated in transaction-id order.** `foldkit_append`
-//!    takes a session-level advisory lock, assigns the transaction its id
-//!    (`tx_id`; its first write, the clock update below, happens under the
-//!    lock), its timestamp and its positions, and releases the lock *before*
-//!    the commit, so commits and their WAL flushes still overlap. Transaction
+//! 1. **Positions are allocated in transaction-id order.** The append
+//!    functions take a session-level advisory lock, assign the transaction its
+//!    id (`tx_id`; its first write, the clock update below or else the
+//!    `INSERT`, happens under the lock), its timestamp and its positions, and
+//!    release the lock *before* the commit, so commits and their WAL flushes
+//!    still overlap. Transaction
 //!    ids are handed out in increasing order, so for two events, a lower
 //!    position always has a lower-or-equal `tx_id`. (The idempotency key and the
 //!    stream version are checked before the lock: the unique indexes guard them.)
@@ -93,14 +104,16 @@
 //! of the lock sees it before this append commits). Timestamps are therefore
 //! non-decreasing in position order across all instances, whatever their own
 //! clocks say, and across a failover (the sequence is WAL-logged with the
-//! commit that used it). If the server's wall clock steps backwards, the
-//! `max` absorbs it: timestamps stay flat until the clock catches up.
+//! commit that used it; it is written only when the clock moved on). If the
+//! server's wall clock steps backwards, the `max` absorbs it: timestamps stay
+//! flat until the clock catches up.
 //!
 //! # Live updates and reconnects
 //!
-//! Each store keeps one connection that `LISTEN`s on `foldkit_events`. An
-//! append whose turn it is carries `pg_notify` in its own statement, so other
-//! instances are told at its commit; PostgreSQL serializes notifying commits
+//! From its first tail on, each store keeps one connection that `LISTEN`s on
+//! `foldkit_events` (a store that only appends needs none, and so is not woken
+//! by its own notifications). An append whose turn it is carries `pg_notify`
+//! in its own transaction, so other instances are told at its commit; PostgreSQL serializes notifying commits
 //! through their WAL flush, so a store runs one notifying transaction at a
 //! time and, under load, at most one per
 //! [`PgStoreBuilder::notify_interval`]; appends that carried none are

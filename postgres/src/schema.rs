@@ -7,8 +7,9 @@
 //! build (a version this build does not know) is refused with
 //! [`StoreError::Format`] rather than written to.
 //!
-//! The append function ([`APPEND_FN`]) is where the ordering guarantees live;
-//! see the crate docs ("Why the order is gap-free").
+//! The append functions ([`APPEND_ONE_FN`], [`APPEND_BATCHES_FN`]) are where
+//! the ordering guarantees live; see the crate docs ("Why the order is
+//! gap-free").
 
 use foldkit::store::StoreError;
 use tokio_postgres::Client;
@@ -24,8 +25,9 @@ pub(crate) const APPEND_LOCK: i64 = 0x666f_6c64_6b69_7402;
 /// The channel appends are announced on.
 pub(crate) const CHANNEL: &str = "foldkit_events";
 
-/// The name of the append function (one round trip per append).
-pub(crate) const APPEND_FN: &str = "foldkit_append";
+/// The single-batch append function of schema version 3 (`foldkit_append`
+/// of version 1 stays for older builds).
+pub(crate) const APPEND_ONE_FN: &str = "foldkit_append_one";
 
 /// The function appending several batches in one transaction (schema
 /// version 2; `foldkit_append_group` of version 1 stays for older builds).
@@ -39,7 +41,7 @@ pub(crate) const STATE_STREAM_MOVED: &str = "FK002";
 pub(crate) const STATE_KEY_RACE: &str = "FK003";
 
 /// The migrations, in order: `MIGRATIONS[i]` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -458,8 +460,147 @@ END
 $fn$;
 "#;
 
+/// Version 3: `foldkit_append_one`, the single-batch append of this build.
+/// Same parameters, checks, order and answers as `foldkit_append` (which
+/// stays for older builds), for less work per call:
+///
+/// - the lock, the clock and the unlock are PL/pgSQL *simple expressions*
+///   (evaluated directly, not as queries through SPI and the executor);
+/// - the clock reads `foldkit_clock` with `pg_sequence_last_value` and calls
+///   `setval` only when the clock moved on (the transaction id is then
+///   assigned by the `INSERT`, still under the lock);
+/// - a one-event batch is one `INSERT .. VALUES`, without `ON CONFLICT` when
+///   it goes to no stream (nothing can conflict there);
+/// - the notification (`p_notify`) is sent by the function;
+/// - the answer is one `bigint[]` (status, first and last position, stream
+///   version; status 0 appended, 1 duplicate, 2 conflict), a scalar, so the
+///   call is one `SELECT` of one expression, without a function scan.
+const V3: &str = r#"
+CREATE FUNCTION foldkit_append_one(
+    p_stream          text,
+    p_expected        bigint,   -- -1: any version; n >= 0: exactly n (0: no stream yet)
+    p_key             text,
+    p_names           text[],
+    p_schema_versions integer[],
+    p_payloads        bytea[],
+    p_correlation_id  text,
+    p_causation       bigint,
+    p_actor           text,
+    p_metadata        jsonb,
+    p_notify          boolean   -- notify __CHANNEL__ of the last position when appended
+) RETURNS bigint[]              -- {status (0 appended, 1 duplicate, 2 conflict), first, last, version}
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    n    integer := cardinality(p_names);
+    cur  bigint;
+    ts   bigint;
+    last bigint;
+    f    bigint;
+    l    bigint;
+    v    bigint;
+    cnt  bigint;
+    ok   boolean;
+BEGIN
+    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'foldkit_append_one must be the first write of its transaction'
+            USING ERRCODE = 'FK001';
+    END IF;
+    -- The key and the stream version are checked before the lock: the unique
+    -- indexes are what guard them (a concurrent writer that got there first
+    -- makes the inserts below find a conflict: FK002, FK003).
+    IF p_key IS NOT NULL THEN
+        SELECT i.first_position, i.last_position, i.stream_version INTO f, l, v
+          FROM foldkit_idempotency i WHERE i.key = p_key;
+        IF FOUND THEN
+            RETURN ARRAY[1, f, l, v];
+        END IF;
+    END IF;
+    IF p_stream IS NOT NULL THEN
+        cur := (SELECT coalesce(max(e.stream_version), 0) FROM foldkit_events e
+                 WHERE e.stream_id = p_stream);
+        IF p_expected >= 0 AND cur <> p_expected THEN
+            RETURN ARRAY[2, NULL, NULL, cur];
+        END IF;
+    END IF;
+
+    -- Under the lock: the clock, the transaction id (assigned by the first
+    -- write: setval, or else the INSERT) and the positions, in one order.
+    ok := pg_advisory_lock(__APPEND_LOCK__) IS NULL;
+    ts := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    last := pg_sequence_last_value('foldkit_clock');
+    IF last IS NULL OR ts > last THEN
+        ts := setval('foldkit_clock', ts);
+    ELSE
+        ts := last;
+    END IF;
+    IF n = 1 AND p_stream IS NULL THEN
+        INSERT INTO foldkit_events (event_name, schema_version, timestamp_ms, correlation_id,
+                                    causation, actor, metadata, payload)
+        VALUES (p_names[1], p_schema_versions[1], ts, p_correlation_id, p_causation, p_actor,
+                p_metadata, p_payloads[1])
+        RETURNING position INTO f;
+        cnt := 1;
+        l := f;
+    ELSIF n = 1 THEN
+        INSERT INTO foldkit_events (stream_id, stream_version, event_name, schema_version,
+                                    timestamp_ms, correlation_id, causation, actor, metadata, payload)
+        VALUES (p_stream, cur + 1, p_names[1], p_schema_versions[1], ts, p_correlation_id,
+                p_causation, p_actor, p_metadata, p_payloads[1])
+        ON CONFLICT ON CONSTRAINT foldkit_events_stream_version DO NOTHING
+        RETURNING position INTO f;
+        cnt := CASE WHEN FOUND THEN 1 ELSE 0 END;
+        l := f;
+    ELSE
+        WITH ins AS (
+            INSERT INTO foldkit_events (stream_id, stream_version, event_name, schema_version,
+                                        timestamp_ms, correlation_id, causation, actor, metadata, payload)
+            SELECT p_stream, cur + u.ord, u.name, u.sv, ts, p_correlation_id, p_causation,
+                   p_actor, p_metadata, u.payload
+              FROM unnest(p_names, p_schema_versions, p_payloads)
+                   WITH ORDINALITY AS u(name, sv, payload, ord)
+             ORDER BY u.ord
+            ON CONFLICT ON CONSTRAINT foldkit_events_stream_version DO NOTHING
+            RETURNING foldkit_events.position
+        )
+        SELECT min(ins.position), max(ins.position), count(*) INTO f, l, cnt FROM ins;
+    END IF;
+    ok := pg_advisory_unlock(__APPEND_LOCK__);
+
+    IF cnt <> n THEN
+        RAISE EXCEPTION 'stream % moved during the append', p_stream USING ERRCODE = 'FK002';
+    END IF;
+    IF l - f + 1 <> n THEN
+        RAISE EXCEPTION 'positions % to % are not consecutive for % events', f, l, n
+            USING ERRCODE = 'FK004';
+    END IF;
+    v := coalesce(cur + n, 0);
+    IF p_key IS NOT NULL THEN
+        INSERT INTO foldkit_idempotency (key, first_position, last_position, stream_version)
+        VALUES (p_key, f, l, v)
+        ON CONFLICT (key) DO NOTHING;
+        GET DIAGNOSTICS cnt = ROW_COUNT;
+        IF cnt = 0 THEN
+            RAISE EXCEPTION 'idempotency key % was appended concurrently', p_key
+                USING ERRCODE = 'FK003';
+        END IF;
+    END IF;
+    IF p_notify THEN
+        ok := pg_notify('__CHANNEL__', l::text) IS NULL;
+    END IF;
+    RETURN ARRAY[0, f, l, v];
+END
+$fn$;
+"#;
+
 /// Creates or upgrades the schema; returns the version found before.
 pub(crate) async fn migrate(client: &mut Client) -> Result<u32, StoreError> {
+    migrate_to(client, SCHEMA_VERSION).await
+}
+
+/// Creates or upgrades the schema to version `target` (at most
+/// [`SCHEMA_VERSION`]; tests build older databases with it); returns the
+/// version found before.
+pub(crate) async fn migrate_to(client: &mut Client, target: u32) -> Result<u32, StoreError> {
     let tx = client
         .transaction()
         .await
@@ -498,9 +639,17 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<u32, StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    let target = target.min(SCHEMA_VERSION) as usize;
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target)
+        .skip(found as usize)
+    {
         let version = i as i32 + 1;
-        let sql = sql.replace("__APPEND_LOCK__", &APPEND_LOCK.to_string());
+        let sql = sql
+            .replace("__APPEND_LOCK__", &APPEND_LOCK.to_string())
+            .replace("__CHANNEL__", CHANNEL);
         tx.batch_execute(&sql)
             .await
             .map_err(|e| backend(format!("apply schema migration {version}"), e))?;
@@ -573,8 +722,9 @@ mod tests {
 
     #[test]
     fn no_exit_while_the_append_lock_is_held() {
-        // V1: foldkit_append and foldkit_append_group; V2: foldkit_append_batches.
-        for (migration, functions) in [(V1, 2), (V2, 1)] {
+        // V1: foldkit_append and foldkit_append_group; V2: foldkit_append_batches;
+        // V3: foldkit_append_one.
+        for (migration, functions) in [(V1, 2), (V2, 1), (V3, 1)] {
             let locks: Vec<_> = migration
                 .match_indices("pg_advisory_lock(__APPEND_LOCK__)")
                 .collect();
@@ -588,8 +738,9 @@ mod tests {
             );
             for ((lock, _), (unlock, _)) in locks.iter().zip(&unlocks) {
                 let held = &migration[*lock..*unlock];
+                let returns = held.matches("RETURN").count() - held.matches("RETURNING").count();
                 assert!(
-                    !held.contains("RAISE") && !held.contains("RETURN;"),
+                    !held.contains("RAISE") && returns == 0,
                     "no exit while locked: {held}"
                 );
             }

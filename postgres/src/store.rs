@@ -1,8 +1,8 @@
 //! [`PgStore`]: connecting, configuration, and the [`EventStore`] implementation.
 //!
 //! The store holds a connection pool (deadpool) for appends and reads, one
-//! dedicated connection that LISTENs for appends of other instances
-//! ([`crate::tail`]), and a small task that announces the appends of this
+//! dedicated connection that LISTENs for appends of other instances once it
+//! has a tail ([`crate::tail`]), and a small task that announces the appends of this
 //! instance that did not carry their own notification ([`crate::notify`]).
 
 use std::ops::RangeInclusive;
@@ -119,6 +119,9 @@ pub(crate) struct Inner {
     pub(crate) read_only: bool,
     /// The group-commit queue ([`crate::group`]).
     queue: mpsc::UnboundedSender<Pending>,
+    /// The listener ([`tail::listen`]) was started: by the first tail, since
+    /// only tails use what it hears.
+    listening: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -227,12 +230,12 @@ impl PgStore {
             retry_for: options.retry_for,
             read_only: options.read_only,
             queue,
+            listening: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             workers: Mutex::new(Vec::new()),
         });
-        let listener = tokio::spawn(tail::listen(Arc::downgrade(&inner)));
         let announcer = tokio::spawn(notify::announce(Arc::downgrade(&inner), inner.gate.clone()));
-        inner.tasks.lock().extend([listener, announcer]);
+        inner.tasks.lock().push(announcer);
         // Workers are not stopped by `close` (a group in flight finishes and is
         // answered); they end when the store is dropped.
         for _ in 0..group::WORKERS {
@@ -285,6 +288,24 @@ impl Inner {
             });
         }
         Ok(())
+    }
+
+    /// Starts the listener unless it runs (or the store is closed); needs a
+    /// tokio runtime, so without one it leaves it to a later call (a tail
+    /// calls this when created and on every read).
+    pub(crate) fn ensure_listener(self: &Arc<Self>) {
+        if self.listening.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut tasks = self.tasks.lock();
+        // Under the task lock: `close` takes it to abort the tasks.
+        if self.closed.load(Ordering::Acquire) || self.listening.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tasks.push(runtime.spawn(tail::listen(Arc::downgrade(self))));
     }
 
     /// An append committed: wakes local tails.

@@ -48,6 +48,7 @@ pub struct PgTail {
 impl PgTail {
     pub(crate) fn new(inner: Arc<Inner>, from: Seq) -> Self {
         let signal = inner.signal.subscribe();
+        inner.ensure_listener();
         PgTail {
             inner,
             position: from.max(1),
@@ -63,6 +64,7 @@ impl StoreTail for PgTail {
     fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<RecordedEvent>, StoreError>> {
         Box::pin(async move {
             let max = max.max(1);
+            self.inner.ensure_listener();
             let mut short = SHORT_POLL_START;
             let mut retry = Duration::from_millis(10);
             loop {

@@ -16,7 +16,8 @@
 //! PostgreSQL tests were skipped and how to enable them, and returns `None`;
 //! with `FOLDKIT_REQUIRE_POSTGRES=1` it panics instead (CI sets it).
 //!
-//! Everything here is blocking (processes, files): call it outside a runtime.
+//! Everything here but [`migrate_to`] is blocking (processes, files): call it
+//! outside a runtime.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -128,6 +129,27 @@ pub fn find_bindir() -> Option<PathBuf> {
         .collect();
     candidates.sort();
     candidates.pop().map(|(_, dir)| dir)
+}
+
+/// Creates or upgrades foldkit's tables at `url` to schema version `version`
+/// only, as an older build would have left them (for migration tests);
+/// returns the version found before.
+///
+/// # Cancel safety
+///
+/// As [`PgStoreBuilder::connect`](crate::PgStoreBuilder::connect): the
+/// migration commits whole or rolls back.
+pub async fn migrate_to(url: &str, version: u32) -> Result<u32, foldkit::store::StoreError> {
+    let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| crate::error::backend("connect to the database to migrate", e))?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let found = crate::schema::migrate_to(&mut client, version).await;
+    drop(client);
+    let _ = driver.await;
+    found
 }
 
 /// Whether a missing server must fail the tests (`FOLDKIT_REQUIRE_POSTGRES=1`).

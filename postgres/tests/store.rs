@@ -56,6 +56,182 @@ fn a_newer_schema_is_refused() {
 }
 
 #[test]
+fn a_version_2_database_is_migrated_and_keeps_its_events_keys_and_streams() {
+    let Some((server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        // The tables as version 2 left them, with events appended the way
+        // that build did (`foldkit_append`, which stays for such builds).
+        let before = foldkit_postgres::testing::migrate_to(&url, 2)
+            .await
+            .expect("migrate to 2");
+        assert_eq!(before, 0);
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let old = "SELECT status, first_position, last_position, stream_version \
+                   FROM foldkit_append($1, $2, $3, ARRAY['Old', 'Old'], ARRAY[1, 1], \
+                                       ARRAY['\\x01'::bytea, '\\x02'::bytea], \
+                                       NULL, NULL, NULL, NULL)";
+        let row = client
+            .query_one(old, &[&"acct", &0i64, &"key-old"])
+            .await
+            .expect("a version 2 append");
+        let (status, first, last): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!((status.as_str(), first, last), ("appended", 1, 2));
+
+        let store = PgStore::connect(&url).await.expect("connect migrates");
+        let version: i32 = client
+            .query_one("SELECT max(version) FROM foldkit_schema_migrations", &[])
+            .await
+            .expect("versions")
+            .get(0);
+        assert_eq!(version as u32, SCHEMA_VERSION);
+        let events = store.read(1, 10).await.expect("read");
+        let got: Vec<(u64, &str, &[u8])> = events
+            .iter()
+            .map(|e| (e.position, &*e.name, &e.payload[..]))
+            .collect();
+        assert_eq!(got, vec![(1, "Old", &[1u8][..]), (2, "Old", &[2u8][..])]);
+        assert_eq!(store.stream_version("acct").await.expect("version"), 2);
+
+        // Appends continue where version 2 left off: the stream's version,
+        // the positions, and the keys recorded before the migration.
+        let next = store
+            .append(
+                AppendBatch::new(vec![event("New", b"3")])
+                    .to_stream("acct", ExpectedVersion::Exact(2)),
+            )
+            .await
+            .expect("append after the migration");
+        assert_eq!((next.positions, next.stream_version), (3..=3, 3));
+        let stale = store
+            .append(
+                AppendBatch::new(vec![event("New", b"x")])
+                    .to_stream("acct", ExpectedVersion::Exact(2)),
+            )
+            .await
+            .expect_err("a stale version");
+        assert!(
+            matches!(stale, StoreError::Conflict { actual: 3, .. }),
+            "{stale:?}"
+        );
+        let retry = store
+            .append(
+                AppendBatch::new(vec![event("Old", b"1"), event("Old", b"2")])
+                    .to_stream("acct", ExpectedVersion::NoStream)
+                    .idempotency_key("key-old"),
+            )
+            .await
+            .expect("a retry of the version 2 append");
+        assert_eq!(
+            (retry.positions, retry.stream_version, retry.deduplicated),
+            (1..=2, 2, true)
+        );
+        let loose = store
+            .append(AppendBatch::new(vec![event("Loose", b"4")]))
+            .await
+            .expect("an append to no stream");
+        assert_eq!(loose.positions, 4..=4);
+
+        // An instance of the older build, still running, keeps appending
+        // with its function, in the same order.
+        let row = client
+            .query_one(old, &[&"other", &0i64, &"key-other"])
+            .await
+            .expect("a version 2 append after the migration");
+        let (first, last): (i64, i64) = (row.get(1), row.get(2));
+        assert_eq!((first, last), (5, 6));
+        let all = store.read(1, 10).await.expect("read");
+        assert_eq!(
+            all.iter().map(|e| e.position).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5, 6]
+        );
+        assert!(all.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+    });
+    drop(server);
+}
+
+#[test]
+fn a_store_listens_from_its_first_tail_on() {
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let listening = || async {
+            client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE application_name = 'lone' AND query LIKE 'LISTEN%'",
+                    &[],
+                )
+                .await
+                .expect("pg_stat_activity")
+                .get::<_, i64>(0)
+        };
+        let store = PgStore::connect(&format!("{url}?application_name=lone"))
+            .await
+            .expect("connect");
+        let appended = store
+            .append(AppendBatch::new(vec![event("E", b"1")]))
+            .await
+            .expect("append");
+        // Appending needs no listener: nothing of this store is woken by
+        // its own notifications.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(listening().await, 0);
+        let mut tail = store.tail(1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while listening().await != 1 {
+            assert!(std::time::Instant::now() < deadline, "no listener");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let batch = tail.next_batch(10).await.expect("tail");
+        assert_eq!(batch[0].position, *appended.positions.start());
+    });
+}
+
+#[test]
+fn a_server_clock_behind_the_last_timestamp_keeps_timestamps_flat() {
+    let Some((server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = PgStore::connect(&url).await.expect("connect");
+        let first = store
+            .append(AppendBatch::new(vec![event("E", b"1")]))
+            .await
+            .expect("append");
+        // As if the server's clock had stepped back an hour since then.
+        let ahead: i64 = 4_000_000_000_000;
+        server
+            .psql(DB, &format!("SELECT setval('foldkit_clock', {ahead})"))
+            .expect("psql");
+        for batch in [
+            AppendBatch::new(vec![event("E", b"2")]),
+            AppendBatch::new(vec![event("E", b"3"), event("E", b"4")])
+                .to_stream("s", ExpectedVersion::Any),
+        ] {
+            store.append(batch).await.expect("append");
+        }
+        let events = store.read(1, 10).await.expect("read");
+        let stamps: Vec<i64> = events.iter().map(|e| e.timestamp as i64).collect();
+        assert!(stamps[0] < ahead, "{stamps:?}");
+        assert_eq!(stamps[1..], [ahead, ahead, ahead], "first = {first:?}");
+        let clock = server
+            .psql(DB, "SELECT last_value FROM foldkit_clock")
+            .expect("psql");
+        assert_eq!(clock, ahead.to_string());
+    });
+}
+
+#[test]
 fn appended_events_read_back_with_their_envelope() {
     let Some((server, url)) = database(false) else {
         return;
@@ -585,6 +761,8 @@ fn a_lone_append_wakes_another_stores_tail_with_its_own_commit() {
             .await
             .expect("connect");
         let (client, mut rx) = listener(&url).await;
+        // The tail starts the reader's listener.
+        let mut tail = reader.tail(1);
         let listening = "SELECT count(*) FROM pg_stat_activity \
                          WHERE application_name = 'reader' AND query LIKE 'LISTEN%'";
         while client
@@ -596,7 +774,6 @@ fn a_lone_append_wakes_another_stores_tail_with_its_own_commit() {
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let mut tail = reader.tail(1);
         for i in 0..3u8 {
             let appended = writer
                 .append(AppendBatch::new(vec![event("E", &[i])]))

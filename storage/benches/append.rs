@@ -1,6 +1,6 @@
 //! Storage throughput, each beside a hand-written baseline in the same run:
 //! - append of 64 B and 1 KiB records per fsync policy, beside a plain
-//!   `BufWriter<File>` (256 KiB buffer, like the log's) that writes the same
+//!   `BufWriter<File>` (64 KiB buffer, like the log's) that writes the same
 //!   framed bytes as a hand-written writer would: the 32-byte header (length,
 //!   seq, a constant timestamp, and the CRC32C computed with the `crc32c` crate)
 //!   and the payload per record (`baseline_bufwriter`). A second baseline writes
@@ -64,7 +64,7 @@ fn baseline(iters: u64, size: usize, crc: bool) -> Duration {
     for n in runs(iters, size) {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = File::create(dir.path().join("raw")).expect("file");
-        let mut out = BufWriter::with_capacity(256 << 10, file);
+        let mut out = BufWriter::with_capacity(64 << 10, file);
         let start = Instant::now();
         for _ in 0..n {
             seq += 1;

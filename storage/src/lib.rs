@@ -17,7 +17,7 @@
 //! - One writer per directory (an OS file lock); a second open fails at once.
 //! - A failed write or fsync poisons the log: later appends return the error.
 //! - No write or fsync of a segment file runs on an appender: each log has a
-//!   sync thread that writes the buffers appenders fill (256 KiB each, at most
+//!   sync thread that writes the buffers appenders fill (64 KiB each, at most
 //!   1 MiB unwritten: see the buffer window of [`FsyncPolicy`]) and does every
 //!   fsync (group commit) and segment roll; the async methods await it. It
 //!   starts with the first append: a log opened only to read runs none. (A log

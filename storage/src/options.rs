@@ -33,7 +33,7 @@ use std::time::Duration;
 /// segment files (never the appending task: a `write` the OS holds up, under
 /// dirty-page throttling, stalls neither a tokio worker nor the other
 /// appenders). It writes a buffer as soon as the append that filled it (to
-/// 256 KiB of frames; a frame is a 32-byte header and the payload) hands it
+/// 64 KiB of frames; a frame is a 32-byte header and the payload) hands it
 /// over, the partly filled buffer every 50 ms (every `d` under `Interval(d)` if
 /// `d` is shorter), and everything before every fsync. The bytes not yet
 /// written are bounded: an append that would bring them past **1 MiB of
@@ -48,7 +48,7 @@ use std::time::Duration;
 ///   a segment roll, or when a loaded machine keeps it from running.
 ///
 /// Handing each record to the OS before acknowledging it would cost a `write`
-/// system call per append instead of one per 256 KiB; call
+/// system call per append instead of one per 64 KiB; call
 /// [`Log::sync`](crate::Log::sync) (or use `Always`) where a record must
 /// survive. An append that waits for an fsync (every one under `Always`, the
 /// n-th under `EveryN(n)`) returns only once the sync thread has written

@@ -48,20 +48,19 @@ async fn a_small_log_reopened_is_read_from_memory() {
 #[tokio::test]
 async fn a_large_log_reopened_keeps_only_its_newest_frames_in_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // ~2.9 MB of frames: far more than the window (2 chunks of 256 KiB).
-    written(dir.path(), 20_000).await;
+    written(dir.path(), 5_000).await;
     let log = Log::open(dir.path(), LogOptions::default()).expect("reopen");
     assert_eq!(in_memory(&log, 1, 1), None, "the window is bounded");
-    assert_eq!(in_memory(&log, 15_000, 1), None, "the window is bounded");
+    assert_eq!(in_memory(&log, 3_000, 1), None, "the window is bounded");
     assert_eq!(
-        in_memory(&log, 20_000, 1),
-        Some(vec![(20_000, payload(20_000))])
+        in_memory(&log, 5_000, 1),
+        Some(vec![(5_000, payload(5_000))])
     );
 
     // A tail from the start reads the file, then the window, seamlessly.
     let mut tail = log.tail(1);
     let mut next = 1;
-    while next <= 20_000 {
+    while next <= 5_000 {
         for record in tail.next_batch(1_000).await.expect("tail") {
             assert_eq!((record.seq, &*record.payload), (next, &payload(next)[..]));
             next += 1;

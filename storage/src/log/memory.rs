@@ -34,12 +34,13 @@ use super::read::Run;
 
 /// Bytes of frames the write buffer holds before the appender that fills it
 /// hands it to the sync thread (which writes it to the OS).
-pub(super) const HANDOFF_AT: usize = 256 << 10;
+pub(super) const HANDOFF_AT: usize = 64 << 10;
 /// The most bytes of frames not yet written to the OS: the write buffer plus
 /// the buffers handed to the sync thread and not yet written. An append that
 /// would pass it waits until the sync thread has written enough (unless
-/// nothing is unwritten: a larger batch alone is taken). Four hand-offs: the
-/// sync thread must fall three buffers behind before an appender waits. The
+/// nothing is unwritten: a larger batch alone is taken). Sixteen hand-offs: the
+/// sync thread must fall fifteen buffers behind before an appender waits (a
+/// bound of two buffers made `Never` appends several times slower). The
 /// `FsyncPolicy` docs quote it (1 MiB).
 pub(crate) const MAX_UNWRITTEN: usize = 1 << 20;
 /// The capacity `buf` (and each chunk) is allocated with: a hand-off plus a record.

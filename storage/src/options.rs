@@ -93,6 +93,7 @@ pub enum FsyncPolicy {
 impl FsyncPolicy {
     /// How many unsynced records make an append wait for an fsync: 1 under
     /// `Always`, `n` under `EveryN(n)`, never (`u64::MAX`) otherwise.
+    #[inline]
     pub(crate) fn sync_after(self) -> u64 {
         match self {
             FsyncPolicy::Always => 1,

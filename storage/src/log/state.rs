@@ -328,6 +328,7 @@ impl State {
     /// the memory window, which the sync thread writes them from), `buf` is
     /// left empty. Whether anything was handed off (the caller then asks the
     /// sync thread to write, unless it is the sync thread). No I/O.
+    #[cold]
     pub(crate) fn hand_off(&mut self) -> bool {
         if self.buf.is_empty() || self.poison.is_some() {
             return false;

@@ -32,9 +32,10 @@ use std::time::Duration;
 /// the log's sync thread and not yet written. Only the sync thread writes to the
 /// segment files (never the appending task: a `write` the OS holds up, under
 /// dirty-page throttling, stalls neither a tokio worker nor the other
-/// appenders). It writes a buffer as soon as the append that filled it (to
-/// 64 KiB of frames; a frame is a 32-byte header and the payload) hands it
-/// over, the partly filled buffer every 50 ms (every `d` under `Interval(d)` if
+/// appenders). An append that fills the buffer (to 64 KiB of frames; a frame
+/// is a 32-byte header and the payload) hands it over; the thread writes the
+/// buffers handed over as soon as 256 KiB are, all of them and the partly
+/// filled buffer every 50 ms (every `d` under `Interval(d)` if
 /// `d` is shorter), and everything before every fsync. The bytes not yet
 /// written are bounded: an append that would bring them past **1 MiB of
 /// frames** waits (asynchronously) for the sync thread's writes, and a batch
@@ -55,7 +56,7 @@ use std::time::Duration;
 /// everything queued before it and fsynced it: what it acknowledges survives
 /// both failures. Under `Always` no timer runs: a batch enqueued with
 /// `try_enqueue_batch` and never awaited with `wait_durable` stays in the
-/// buffer until the next fsync (any appender's) or a full buffer.
+/// buffer until the next fsync (any appender's) or 256 KiB are handed over.
 ///
 /// ² The append that completes the n-th record since the last fsync waits for
 /// an fsync covering it; the `n - 1` before it do not. While that fsync runs,

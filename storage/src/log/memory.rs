@@ -43,6 +43,11 @@ pub(super) const HANDOFF_AT: usize = 64 << 10;
 /// bound of two buffers made `Never` appends several times slower). The
 /// `FsyncPolicy` docs quote it (1 MiB).
 pub(crate) const MAX_UNWRITTEN: usize = 1 << 20;
+/// Bytes queued for writing at which an appender's hand-off wakes the sync
+/// thread (the timer, an fsync or a full bound write smaller queues): one
+/// wake-up per four hand-offs keeps the thread's wake-ups (and their cost on
+/// the appenders' CPUs) low.
+pub(super) const WAKE_AT: usize = 256 << 10;
 /// The capacity `buf` (and each chunk) is allocated with: a hand-off plus a record.
 pub(super) const BUF_CAPACITY: usize = HANDOFF_AT + 4096;
 /// How many chunks of written frames are kept in memory for tails and reads

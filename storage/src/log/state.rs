@@ -53,7 +53,7 @@ use crate::recovery::{OPEN_READERS, SegmentIndex};
 use crate::segment;
 use crate::sidecar;
 
-use super::memory::{BUF_CAPACITY, Chunks, HANDOFF_AT, MAX_UNWRITTEN, MemorySpan};
+use super::memory::{BUF_CAPACITY, Chunks, HANDOFF_AT, MAX_UNWRITTEN, MemorySpan, WAKE_AT};
 
 /// The most bytes one read from a segment file gathers.
 const READ_CHUNK: u64 = 4 << 20;
@@ -353,10 +353,12 @@ impl State {
         true
     }
 
-    /// [`hand_off`](Self::hand_off) once the buffer holds [`HANDOFF_AT`] bytes.
+    /// [`hand_off`](Self::hand_off) once the buffer holds [`HANDOFF_AT`] bytes;
+    /// whether the sync thread must now be woken to write ([`WAKE_AT`] bytes
+    /// are queued).
     #[inline]
     pub(super) fn hand_off_if_full(&mut self) -> bool {
-        self.buf.len() >= HANDOFF_AT && self.hand_off()
+        self.buf.len() >= HANDOFF_AT && self.hand_off() && self.queued_bytes >= WAKE_AT
     }
 
     /// On the sync thread: the buffers queued now, to write outside the lock

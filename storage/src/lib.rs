@@ -16,9 +16,13 @@
 //!   first read). A batch is recovered whole or not at all.
 //! - One writer per directory (an OS file lock); a second open fails at once.
 //! - A failed write or fsync poisons the log: later appends return the error.
-//! - No fsync runs on the caller's thread: each log has a sync thread that does
-//!   every fsync (group commit) and segment roll; the async methods await it.
-//!   It starts with the first append: a log opened only to read runs none.
+//! - No write or fsync of a segment file runs on an appender: each log has a
+//!   sync thread that writes the buffers appenders fill (64 KiB each, at most
+//!   1 MiB unwritten: see the buffer window of [`FsyncPolicy`]) and does every
+//!   fsync (group commit) and segment roll; the async methods await it. It
+//!   starts with the first append: a log opened only to read runs none. (A log
+//!   dropped without [`Log::close`] writes what it still holds on the thread
+//!   that drops it, best effort: close it in async code.)
 //!   The sync methods [`Log::open`], [`Log::read`], [`Log::range`] and
 //!   [`Log::truncate_before`] do file I/O: call them from a blocking context.
 //! - What an open finds is durable once it returns: it fsyncs the active

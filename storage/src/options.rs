@@ -19,26 +19,44 @@ use std::time::Duration;
 /// OS crash** also loses what the OS held but had not written to the disk:
 /// everything the last completed fsync did not cover.
 ///
-/// | policy        | lost after a process kill, at most                | lost after a power loss, at most                                               |
-/// |---------------|---------------------------------------------------|--------------------------------------------------------------------------------|
-/// | `Always`      | nothing acknowledged                              | nothing acknowledged                                                           |
-/// | `EveryN(n)`   | the buffer window¹, at most `n - 1` records       | the last `n - 1` acknowledged records (`2 (n - 1)` with concurrent appenders)² |
-/// | `Interval(d)` | the buffer window¹ (timer: every `min(d, 50 ms)`) | the records of the last `d + min(d, 50 ms)`, plus the fsyncs' own time³        |
-/// | `Never`       | the buffer window¹                                | everything since the last `sync`, `close`, segment roll⁴ or `open`             |
+/// | policy        | lost after a process kill, at most                                                   | lost after a power loss, at most                                               |
+/// |---------------|--------------------------------------------------------------------------------------|--------------------------------------------------------------------------------|
+/// | `Always`      | nothing acknowledged                                                                 | nothing acknowledged                                                           |
+/// | `EveryN(n)`   | the buffer window¹ (≤ 1 MiB of frames, ~50 ms), at most `n - 1` records              | the last `n - 1` acknowledged records (`2 (n - 1)` with concurrent appenders)² |
+/// | `Interval(d)` | the buffer window¹ (≤ 1 MiB of frames, ~`min(d, 50 ms)`)                             | the records of the last `d + min(d, 50 ms)`, plus the fsyncs' own time³        |
+/// | `Never`       | the buffer window¹ (≤ 1 MiB of frames, ~50 ms)                                       | everything since the last `sync`, `close`, segment roll⁴ or `open`             |
 ///
 /// ¹ The *buffer window*: under every policy but `Always`, an append is
-/// acknowledged while its record may still be in the log's write buffer. The
-/// buffer is handed to the OS (a `write`) by the log's sync thread every 50 ms
-/// (every `d` under `Interval(d)` if `d` is shorter), by the append that brings
-/// it to 64 KiB of frames (a frame is a 32-byte header and the payload), and
-/// before every fsync. So a process kill loses at most the records appended in
-/// the last ~50 ms (later if the sync thread is kept from running on a
-/// loaded machine), and less than 64 KiB of frames. Handing each record to the
-/// OS before acknowledging it would cost a `write` system call per append
-/// instead of one per 64 KiB; call [`Log::sync`](crate::Log::sync) (or use
-/// `Always`) where a record must survive. Under `Always` no timer runs: a batch
-/// enqueued with `try_enqueue_batch` and never awaited with `wait_durable`
-/// stays in the buffer until the next fsync (any appender's) or a full buffer.
+/// acknowledged while its record may still be in the process's memory, not yet
+/// handed to the OS: in the log's write buffer, or in a full buffer handed to
+/// the log's sync thread and not yet written. Only the sync thread writes to the
+/// segment files (never the appending task: a `write` the OS holds up, under
+/// dirty-page throttling, stalls neither a tokio worker nor the other
+/// appenders). An append that fills the buffer (to 64 KiB of frames; a frame
+/// is a 32-byte header and the payload) hands it over; the thread writes the
+/// buffers handed over as soon as 256 KiB are, all of them and the partly
+/// filled buffer every 50 ms (every `d` under `Interval(d)` if
+/// `d` is shorter), and everything before every fsync. The bytes not yet
+/// written are bounded: an append that would bring them past **1 MiB of
+/// frames** waits (asynchronously) for the sync thread's writes, and a batch
+/// larger than that alone waits until nothing is unwritten. So a process kill
+/// loses only records that are both
+/// - among the newest 1 MiB of frames acknowledged (or the one larger batch),
+///   and
+/// - acknowledged in the last ~50 ms, or later than the last write the sync
+///   thread could finish: its writes lag when the OS is slow to take them
+///   (dirty-page throttling), while it runs an fsync (`EveryN`, `Interval`) or
+///   a segment roll, or when a loaded machine keeps it from running.
+///
+/// Handing each record to the OS before acknowledging it would cost a `write`
+/// system call per append instead of one per 64 KiB; call
+/// [`Log::sync`](crate::Log::sync) (or use `Always`) where a record must
+/// survive. An append that waits for an fsync (every one under `Always`, the
+/// n-th under `EveryN(n)`) returns only once the sync thread has written
+/// everything queued before it and fsynced it: what it acknowledges survives
+/// both failures. Under `Always` no timer runs: a batch enqueued with
+/// `try_enqueue_batch` and never awaited with `wait_durable` stays in the
+/// buffer until the next fsync (any appender's) or 256 KiB are handed over.
 ///
 /// ² The append that completes the n-th record since the last fsync waits for
 /// an fsync covering it; the `n - 1` before it do not. While that fsync runs,
@@ -76,6 +94,7 @@ pub enum FsyncPolicy {
 impl FsyncPolicy {
     /// How many unsynced records make an append wait for an fsync: 1 under
     /// `Always`, `n` under `EveryN(n)`, never (`u64::MAX`) otherwise.
+    #[inline]
     pub(crate) fn sync_after(self) -> u64 {
         match self {
             FsyncPolicy::Always => 1,
@@ -98,6 +117,7 @@ pub struct LogOptions {
     pub(crate) segment_size: u64,
     pub(crate) max_record_size: usize,
     pub(crate) fsync_hook: Option<FsyncHook>,
+    pub(crate) write_hook: Option<FsyncHook>,
 }
 
 impl Default for LogOptions {
@@ -107,6 +127,7 @@ impl Default for LogOptions {
             segment_size: 16 << 20,
             max_record_size: 16 << 20,
             fsync_hook: None,
+            write_hook: None,
         }
     }
 }
@@ -118,6 +139,7 @@ impl fmt::Debug for LogOptions {
             .field("segment_size", &self.segment_size)
             .field("max_record_size", &self.max_record_size)
             .field("fsync_hook", &self.fsync_hook.is_some())
+            .field("write_hook", &self.write_hook.is_some())
             .finish()
     }
 }
@@ -156,6 +178,15 @@ impl LogOptions {
     #[doc(hidden)]
     pub fn fsync_hook(mut self, hook: FsyncHook) -> Self {
         self.fsync_hook = Some(hook);
+        self
+    }
+
+    /// Test hook: called on the writing thread before every write of the log's
+    /// buffers to a segment file; an error makes that write fail (and poisons
+    /// the log).
+    #[doc(hidden)]
+    pub fn write_hook(mut self, hook: FsyncHook) -> Self {
+        self.write_hook = Some(hook);
         self
     }
 }

@@ -1,7 +1,14 @@
-//! Durability: the log's sync thread (group commit, segment rolls, the
+//! Durability: the log's sync thread (writes, group commit, segment rolls, the
 //! background flush and the `Interval` fsync).
 //!
-//! Every fsync of a log runs on one dedicated thread, never on a tokio worker.
+//! Every write and fsync of a log's segment files runs on one dedicated thread,
+//! never on a tokio worker. An appender that fills the write buffer hands it
+//! off (`State::hand_off`: it joins a queue, and stays readable in the memory
+//! window) and asks the thread to write it (`SyncState::request_write`); the
+//! thread writes the queue outside the state lock, so a `write` held up by the
+//! OS (dirty-page throttling) stalls neither a worker nor the other appenders.
+//! Only when 1 MiB is unwritten (`memory::MAX_UNWRITTEN`) does an appender wait,
+//! asynchronously, for the thread's next write (`SyncState::write_watch`).
 //! An appender that needs its record durable publishes "I need seq N durable"
 //! (`SyncState::request`) and awaits the `status` watch; the thread wakes,
 //! flushes the write buffer, fsyncs the active segment and publishes the synced
@@ -61,6 +68,8 @@ struct Requests {
     sync_to: Seq,
     /// An appender found the active segment full.
     roll: bool,
+    /// An appender handed buffers off: write the queue.
+    write: bool,
     /// A closing log asks for the synced mark (see `crate::synced`).
     mark: bool,
     /// The log is closed or dropped: the thread ends.
@@ -96,6 +105,10 @@ const GATHER: Duration = Duration::from_micros(100);
 /// The shared state between the log, its callers and its sync thread.
 pub(crate) struct SyncState {
     status: watch::Sender<Status>,
+    /// Writes of the queue finished (or failed): appenders waiting for room
+    /// under the bound of unwritten bytes wait for a change. Apart from
+    /// `status`, so that writes do not wake the appenders waiting for an fsync.
+    written: watch::Sender<u64>,
     wake: Arc<Wake>,
 }
 
@@ -113,6 +126,7 @@ impl SyncState {
                 synced,
                 ..Status::default()
             }),
+            written: watch::Sender::new(0),
             wake: Arc::default(),
         }
     }
@@ -162,6 +176,27 @@ impl SyncState {
             true
         });
         receiver
+    }
+
+    /// Asks the thread to write the queued buffers. Called under the state
+    /// lock, after a hand-off.
+    #[inline]
+    pub(crate) fn request_write(&self) {
+        self.wake
+            .ask(|requests| !std::mem::replace(&mut requests.write, true));
+    }
+
+    /// Asks the thread to write the queued buffers; returns a receiver that sees
+    /// the write's end (subscribed before the request, under the state lock,
+    /// which the thread takes to record the write before publishing it).
+    pub(crate) fn write_watch(&self) -> watch::Receiver<u64> {
+        let receiver = self.written.subscribe();
+        self.request_write();
+        receiver
+    }
+
+    fn wrote(&self) {
+        self.written.send_modify(|n| *n += 1);
     }
 
     /// A receiver that sees the end of the roll under way (called under the
@@ -236,8 +271,24 @@ impl Inner {
         }
     }
 
-    /// One round of group commit (on the sync thread): flush, fsync the active
-    /// segment, publish up to which seq.
+    /// Writes the buffers queued now to the active segment, outside the state
+    /// lock (on the sync thread, the only writer); records the write and wakes
+    /// the appenders waiting for room. A failure poisons the log.
+    fn write_queued(&self) -> Result<(), StorageError> {
+        let Some(to) = self.state.lock().to_write() else {
+            return Ok(());
+        };
+        let result = to.write(self.options.write_hook.as_ref());
+        let recorded = self.state.lock().written(to, result);
+        if let Err(error) = &recorded {
+            self.sync.fail(error.clone());
+        }
+        self.sync.wrote();
+        recorded
+    }
+
+    /// One round of group commit (on the sync thread): hand the buffer off,
+    /// write the queue, fsync the active segment, publish up to which seq.
     /// Also returns how many waiting appends had arrived when the buffer was
     /// flushed (all of them are served by this round).
     fn sync_round(&self) -> (Seq, u64) {
@@ -248,6 +299,7 @@ impl Inner {
             (prepared, arrived)
         };
         let result = prepared.and_then(|to| {
+            self.write_queued()?;
             fsync(&to.file, &to.path, self.options.fsync_hook.as_ref()).map(|()| to.last)
         });
         (self.publish(result), arrived)
@@ -271,6 +323,7 @@ impl Inner {
     fn poison(&self, error: StorageError) {
         self.state.lock().poison(&error);
         self.sync.fail(error);
+        self.sync.wrote();
     }
 
     /// Rolls the full active segment (on the sync thread): see the module docs.
@@ -280,6 +333,7 @@ impl Inner {
         };
         if let Some(prepared) = prepared {
             let result = prepared.and_then(|to| {
+                self.write_queued()?;
                 fsync(&to.file, &to.path, self.options.fsync_hook.as_ref())?;
                 let next = crate::segment::create(&self.dir, to.last + 1)?;
                 Ok((to.last, next))
@@ -292,6 +346,7 @@ impl Inner {
                 Err(error) => {
                     self.state.lock().roll_failed(&error);
                     self.sync.fail(error);
+                    self.sync.wrote();
                 }
             }
         }
@@ -320,10 +375,11 @@ impl Inner {
             if st.is_poisoned() {
                 return;
             }
-            // A failure poisons the log; appenders will report it.
-            let _ = st.flush();
+            st.hand_off();
             st.has_unsynced()
         };
+        // A failure poisons the log; appenders will report it.
+        let _ = self.write_queued();
         if fsync_now && unsynced {
             let _ = self.sync_round();
         }
@@ -338,7 +394,7 @@ pub(crate) struct Syncer {
 }
 
 /// How often buffered records are handed to the OS (every policy but `Always`,
-/// whose appenders hand them over themselves).
+/// whose fsync rounds hand them over).
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
 impl Syncer {
@@ -405,14 +461,18 @@ fn run(
     // round served: as many are expected back for the next one.
     let (mut mark, mut expected) = (0u64, 0u64);
     loop {
-        let (sync_to, roll, write_mark) = {
+        let (sync_to, roll, write, write_mark) = {
             let mut requests = wake.requests.lock();
             loop {
                 // A mark asked before the stop is served first (its close waits).
                 if requests.stop && !requests.mark {
                     return;
                 }
-                if requests.roll || requests.mark || (!failed && requests.sync_to > synced) {
+                if requests.roll
+                    || requests.mark
+                    || requests.write
+                    || (!failed && requests.sync_to > synced)
+                {
                     break;
                 }
                 match next_tick {
@@ -430,9 +490,19 @@ fn run(
                 gather(wake, &mut requests, mark.saturating_add(expected));
             }
             let roll = std::mem::take(&mut requests.roll);
-            (requests.sync_to, roll, std::mem::take(&mut requests.mark))
+            let write = std::mem::take(&mut requests.write);
+            (
+                requests.sync_to,
+                roll,
+                write,
+                std::mem::take(&mut requests.mark),
+            )
         };
         let Some(inner) = weak.upgrade() else { return };
+        if write {
+            // A failure poisons the log; appenders will report it.
+            let _ = inner.write_queued();
+        }
         if roll {
             inner.roll_now();
         }

@@ -24,7 +24,8 @@
 //! - the buffered policies: every record acknowledged before the last `sync()`
 //!   returned; every record acknowledged more than the buffer window (50 ms,
 //!   plus [`MARGIN`] for a loaded machine) before the kill; every record
-//!   followed by a full buffer (64 KiB) of acknowledged payload.
+//!   followed by the bound of unwritten bytes (1 MiB: the write buffer and
+//!   the buffers queued for the sync thread) of acknowledged payload.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -42,8 +43,9 @@ const PAUSE: Duration = Duration::from_millis(600);
 const WINDOW: Duration = Duration::from_millis(50);
 /// Slack for a loaded machine (the sync thread may wake late).
 const MARGIN: Duration = Duration::from_millis(550);
-/// The write buffer the docs name: less than this is ever held unwritten.
-const BUFFER: usize = 64 << 10;
+/// The bound the docs name: no more than this is ever held unwritten (the
+/// write buffer and the buffers queued for the sync thread).
+const BUFFER: usize = 1 << 20;
 /// `timer`: appends before the marker (the marker is the last of them).
 const MARK_AT: u64 = 40;
 /// `timer`: the trickle, single 50-byte records [`TRICKLE_EVERY`] apart

@@ -1,20 +1,25 @@
 //! The memory window: the frames of the newest records, kept so that tails
 //! and recent reads never touch a file.
 //!
-//! Kept apart from the state because its allocations are recycled: a flush
+//! Kept apart from the state because its allocations are recycled: a hand-off
 //! moves the write buffer into a chunk and takes back the allocation of an
-//! evicted one, so steady appending allocates nothing. Readers take a
+//! evicted one, so steady appending allocates nothing. A chunk is kept from the
+//! moment its frames are handed to the sync thread (see `State::hand_off`):
+//! the sync thread writes them from the chunk itself (sharing it), so that
+//! records queued for writing are read from memory like any recent one. Readers take a
 //! [`MemorySpan`] under the lock (sharing a chunk, or copying from the write
 //! buffer) and decode it outside the lock. An open seeds the window with the
 //! newest frames of the active segment, as recovery just read and checked them
 //! (`Chunks::seeded`): the reads right after an open need no file read.
 //!
-//! Invariant (kept by [`Chunks::keep`], called only by `State::flush`): the
-//! chunks hold frames exactly as they are in their segment file, oldest
-//! first, seqs contiguous from the first chunk's `first` up to the state's
-//! `flushed_seq`, each chunk within one segment.
+//! Invariant (kept by [`Chunks::keep`], called only by `State::hand_off`): the
+//! chunks hold frames exactly as they are (or, while queued, will be) in their
+//! segment file, oldest first, seqs contiguous from the first chunk's `first`
+//! up to the state's `handed_seq`, each chunk within one segment; a chunk
+//! holding a frame not yet written to the OS is never evicted.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -27,16 +32,32 @@ use crate::frame;
 use super::Record;
 use super::read::Run;
 
-/// Bytes buffered before they are written to the OS.
-pub(super) const FLUSH_AT: usize = 64 << 10;
-/// The capacity `buf` (and each chunk) is allocated with: a flush plus a record.
-pub(super) const BUF_CAPACITY: usize = FLUSH_AT + 4096;
-/// How many chunks of flushed frames are kept in memory for tails and reads.
+/// Bytes of frames the write buffer holds before the appender that fills it
+/// hands it to the sync thread (which writes it to the OS).
+pub(super) const HANDOFF_AT: usize = 64 << 10;
+/// The most bytes of frames not yet written to the OS: the write buffer plus
+/// the buffers handed to the sync thread and not yet written. An append that
+/// would pass it waits until the sync thread has written enough (unless
+/// nothing is unwritten: a larger batch alone is taken). Sixteen hand-offs: the
+/// sync thread must fall fifteen buffers behind before an appender waits (a
+/// bound of two buffers made `Never` appends several times slower). The
+/// `FsyncPolicy` docs quote it (1 MiB).
+pub(crate) const MAX_UNWRITTEN: usize = 1 << 20;
+/// Bytes queued for writing at which an appender's hand-off wakes the sync
+/// thread (the timer, an fsync or a full bound write smaller queues): one
+/// wake-up per four hand-offs keeps the thread's wake-ups (and their cost on
+/// the appenders' CPUs) low.
+pub(super) const WAKE_AT: usize = 256 << 10;
+/// The capacity `buf` (and each chunk) is allocated with: a hand-off plus a record.
+pub(super) const BUF_CAPACITY: usize = HANDOFF_AT + 4096;
+/// How many chunks of written frames are kept in memory for tails and reads
+/// (besides those still queued for writing, which are always kept).
 const RECENT_CHUNKS: usize = 2;
-/// A flush that fits in the newest chunk up to this size is appended to it, so
-/// that small flushes (group commit under `Always`) do not shrink the memory
-/// window to a few records; a larger one becomes a chunk of its own (no copy).
-const CHUNK_BYTES: usize = FLUSH_AT;
+/// A hand-off that fits in the newest chunk up to this size is appended to it,
+/// so that small hand-offs (group commit under `Always`) do not shrink the
+/// memory window to a few records; a larger one becomes a chunk of its own (no
+/// copy).
+const CHUNK_BYTES: usize = HANDOFF_AT;
 
 /// Frames already written to the OS, kept in memory.
 pub(super) struct Chunk {
@@ -131,48 +152,54 @@ impl Chunks {
         Chunks(chunks)
     }
 
-    /// Moves the just-written `buf` (the frames of `first..end`, at file offset
-    /// `start` of the segment starting at `segment`) into the chunks and leaves
-    /// `buf` empty, reusing the allocation of an evicted chunk (or appending a
-    /// small flush to the newest chunk), so that steady appending allocates
-    /// nothing.
+    /// Moves the just-handed-off `buf` (the frames of `first..end`, at file
+    /// offset `start` of the segment starting at `segment`) into the chunks and
+    /// leaves `buf` empty, reusing the allocation of an evicted chunk (or
+    /// appending a small hand-off to the newest chunk), so that steady appending
+    /// allocates nothing. Evicts only chunks whose every seq is below
+    /// `written_end` (in the OS). Returns the chunk now holding the frames and
+    /// where they are in it, for the sync thread to write from.
     pub(super) fn keep(
         &mut self,
         segment: Seq,
-        first: Seq,
-        end: Seq,
+        (first, end): (Seq, Seq),
         start: u64,
         buf: &mut Vec<u8>,
-    ) {
+        written_end: Seq,
+    ) -> (Arc<Vec<u8>>, Range<usize>) {
         if let Some(last) = self.0.back_mut()
             && last.segment == segment
             && last.start + last.bytes.len() as u64 == start
             && last.bytes.len() + buf.len() <= CHUNK_BYTES
             && let Some(bytes) = Arc::get_mut(&mut last.bytes)
         {
+            let at = bytes.len();
             bytes.extend_from_slice(buf);
             last.end = end;
             buf.clear();
-            return;
+            return (Arc::clone(&last.bytes), at..last.bytes.len());
         }
-        let reused = if self.0.len() >= RECENT_CHUNKS {
-            self.0
+        let mut reused = None;
+        while self.0.len() >= RECENT_CHUNKS && self.0.front().is_some_and(|c| c.end <= written_end)
+        {
+            let evicted = self
+                .0
                 .pop_front()
-                .and_then(|c| Arc::try_unwrap(c.bytes).ok())
-                .filter(|v| v.capacity() <= 4 * BUF_CAPACITY)
-        } else {
-            None
-        };
+                .and_then(|c| Arc::try_unwrap(c.bytes).ok());
+            reused = reused.or(evicted.filter(|v| v.capacity() <= 4 * BUF_CAPACITY));
+        }
         let mut next = reused.unwrap_or_else(|| Vec::with_capacity(BUF_CAPACITY));
         next.clear();
-        let bytes = std::mem::replace(buf, next);
+        let bytes = Arc::new(std::mem::replace(buf, next));
+        let range = 0..bytes.len();
         self.0.push_back(Chunk {
             segment,
             first,
             end,
             start,
-            bytes: Arc::new(bytes),
+            bytes: Arc::clone(&bytes),
         });
+        (bytes, range)
     }
 }
 

@@ -330,7 +330,11 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.sync.stop();
-        // Best effort: hand buffered records to the OS (no fsync) on drop.
-        let _ = self.state.get_mut().flush();
+        // Best effort: hand buffered records to the OS (no fsync) on drop. The
+        // sync thread is not writing (it holds the log while it works), and
+        // never will again (it cannot upgrade its handle): this is the only
+        // write not on it, on the thread dropping the last handle.
+        let hook = self.options.write_hook.clone();
+        self.state.get_mut().write_here(hook.as_ref());
     }
 }

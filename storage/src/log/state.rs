@@ -7,19 +7,34 @@
 //! Invariants:
 //! - `next_seq` is one past the last appended record; seqs are contiguous
 //!   (`push`).
-//! - The bytes of every record with seq <= `flushed_seq` are in the OS (written
-//!   to the active or an earlier segment file); the frames of the others, and
-//!   only those, are in `buf`, which starts at file offset `active.len -
-//!   buf.len()` of the active segment (`push`, `flush`).
-//! - `chunks` holds the frames of the newest flushed records, exactly as they
-//!   are in their segment file (see `memory`): so every seq from the first
-//!   chunk's `first` (or `flushed_seq + 1`) to `next_seq - 1` is in memory.
-//! - A batch's frames are written into `buf` under one lock hold, never split
-//!   across segments (`install_segment` is only called after a roll flushed
-//!   `buf`).
+//! - `written_seq <= handed_seq < next_seq`. The bytes of every record with
+//!   seq <= `written_seq` are in the OS (written to the active or an earlier
+//!   segment file). The frames of the records after `handed_seq`, and only
+//!   those, are in `buf`, which starts at file offset `active.len -
+//!   buf.len()` of the active segment (`push`, `hand_off`). The frames of the
+//!   records from `written_seq + 1` to `handed_seq` were handed to the sync
+//!   thread: they are in `queue`, in order and contiguous, ending where `buf`
+//!   starts, all in the active segment (`hand_off`, `written`).
+//! - Only the sync thread writes to a segment file (`to_write`, `written`;
+//!   the sole exception is the best-effort write of a log dropped unclosed,
+//!   `write_here`), one write at a time, so the file grows in queue order. An
+//!   appender only hands buffers off (`hand_off_if_full`): no append runs a
+//!   `write`.
+//! - The unwritten bytes, `queued_bytes + buf.len()`, never exceed
+//!   [`MAX_UNWRITTEN`], unless one batch larger than it was taken while
+//!   nothing was unwritten (`room`).
+//! - `chunks` holds the frames of the newest handed-off records, exactly as
+//!   they are (or will be, once written) in their segment file, and never
+//!   evicts an unwritten one (see `memory`): so every seq from the first
+//!   chunk's `first` (or `handed_seq + 1`) to `next_seq - 1` is in memory, and
+//!   in particular every record not yet in the OS. A read of a segment file
+//!   never reaches past `written_seq` (`file_span`).
+//! - A batch's frames are pushed into `buf` under one lock hold, never split
+//!   across segments (`install_segment` is only called after a roll wrote
+//!   `buf` and the queue).
 //! - Timestamps never decrease along seqs (`timestamp`).
 //! - Once `poison` is set, no write is attempted and every append fails with it
-//!   (`writable`, `flush`, `poison`).
+//!   (`writable`, `hand_off`, `to_write`, `poison`).
 //! - While `rolling`, no record is pushed: the sync thread is sealing the
 //!   active segment and creating the next (see `sync`); appenders wait for it
 //!   (`room`, `take_roll`, `install_segment`).
@@ -27,6 +42,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,7 +53,7 @@ use crate::recovery::{OPEN_READERS, SegmentIndex};
 use crate::segment;
 use crate::sidecar;
 
-use super::memory::{BUF_CAPACITY, Chunks, MemorySpan};
+use super::memory::{BUF_CAPACITY, Chunks, HANDOFF_AT, MAX_UNWRITTEN, MemorySpan, WAKE_AT};
 
 /// The most bytes one read from a segment file gathers.
 const READ_CHUNK: u64 = 4 << 20;
@@ -64,6 +80,10 @@ pub(super) enum Room {
     /// The segment is full: this caller has just marked the log `rolling` and
     /// must ask the sync thread for the roll.
     StartRoll,
+    /// The batch would bring the unwritten bytes past [`MAX_UNWRITTEN`]: the
+    /// write buffer was handed off; ask the sync thread to write, wait for a
+    /// write, then try again.
+    Backlog,
 }
 
 /// Where the records a read asks for are ([`State::file_span`]).
@@ -106,6 +126,45 @@ pub(crate) struct Sealed {
     pub(crate) offsets: Vec<u64>,
 }
 
+/// Frames handed to the sync thread, not yet written: `bytes[range]`, the
+/// records up to `end - 1`.
+struct Pending {
+    bytes: Arc<Vec<u8>>,
+    range: Range<usize>,
+    end: Seq,
+}
+
+/// What the sync thread writes, outside the lock: the buffers queued when it
+/// was taken, in order, to the end of the active segment ([`State::to_write`]).
+pub(crate) struct ToWrite {
+    file: Arc<File>,
+    path: PathBuf,
+    buffers: Vec<(Arc<Vec<u8>>, Range<usize>)>,
+    /// One past the last seq they hold.
+    end: Seq,
+    bytes: usize,
+}
+
+impl ToWrite {
+    /// Writes the buffers (calling the test hook first). Run by the sync thread
+    /// only, outside the lock (the file grows in queue order: see the invariants).
+    pub(crate) fn write(&self, hook: Option<&crate::FsyncHook>) -> Result<(), StorageError> {
+        let failed = |e| StorageError::io("write segment", &self.path, e);
+        if let Some(hook) = hook {
+            hook().map_err(failed)?;
+        }
+        for (bytes, range) in &self.buffers {
+            let frames = bytes.get(range.clone()).ok_or_else(|| {
+                failed(std::io::Error::other(
+                    "a queued range is outside its buffer",
+                ))
+            })?;
+            (&*self.file).write_all(frames).map_err(failed)?;
+        }
+        Ok(())
+    }
+}
+
 /// What the sync thread fsyncs: the active segment, up to `last`.
 pub(crate) struct ToSync {
     pub(crate) file: Arc<File>,
@@ -120,11 +179,18 @@ pub(crate) struct State {
     readers: VecDeque<Seq>,
     /// The last segment's file, appended to.
     active: Arc<File>,
-    /// Frames not yet written to the OS.
+    /// Frames not yet handed to the sync thread.
     buf: Vec<u8>,
     next_seq: Seq,
-    flushed_seq: Seq,
-    /// The newest flushed frames, oldest first.
+    /// Every record up to it is in the OS.
+    written_seq: Seq,
+    /// Every record up to it is in the OS or in `queue`; the others in `buf`.
+    handed_seq: Seq,
+    /// Handed to the sync thread, not yet written, oldest first.
+    queue: VecDeque<Pending>,
+    /// The bytes of `queue`.
+    queued_bytes: usize,
+    /// The newest handed-off frames, oldest first.
     chunks: Chunks,
     /// The highest timestamp handed out.
     last_timestamp: u64,
@@ -169,7 +235,10 @@ impl State {
             active: Arc::new(active),
             buf: Vec::with_capacity(BUF_CAPACITY),
             next_seq,
-            flushed_seq: next_seq - 1,
+            written_seq: next_seq - 1,
+            handed_seq: next_seq - 1,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
             chunks,
             last_timestamp,
             unsynced: 0,
@@ -228,7 +297,7 @@ impl State {
         Ok(())
     }
 
-    /// Like `writable`, but a closed log may still flush what it buffered.
+    /// Like `writable`, but a closed log may still write what it buffered.
     fn writable_or_closed(&self) -> Result<(), StorageError> {
         match &self.poison {
             Some(poison) => Err(StorageError::Poisoned(Box::new(poison.clone()))),
@@ -255,48 +324,105 @@ impl State {
         self.last_seq()
     }
 
-    /// Writes the buffer to the active segment. A failure poisons the log.
-    pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
-        if self.buf.is_empty() {
-            return Ok(());
+    /// Hands the write buffer to the sync thread: its frames join `queue` (and
+    /// the memory window, which the sync thread writes them from), `buf` is
+    /// left empty. Whether anything was handed off (the caller then asks the
+    /// sync thread to write, unless it is the sync thread). No I/O.
+    #[cold]
+    pub(crate) fn hand_off(&mut self) -> bool {
+        if self.buf.is_empty() || self.poison.is_some() {
+            return false;
         }
-        self.writable_or_closed()?;
         self.marked = false;
-        if let Err(e) = (&*self.active).write_all(&self.buf) {
-            let error = StorageError::io("write segment", self.active_path(), e);
-            self.poison(&error);
-            return Err(error);
-        }
-        crate::observe::flushed(self.next_seq - 1 - self.flushed_seq, self.buf.len());
-        self.keep_flushed();
-        self.flushed_seq = self.next_seq - 1;
-        Ok(())
-    }
-
-    /// Flushes the buffer once it holds `at` bytes or more.
-    #[inline]
-    pub(super) fn flush_if_full(&mut self, at: usize) -> Result<(), StorageError> {
-        if self.buf.len() >= at {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Moves the just-written `buf` into `chunks` and leaves `buf` empty.
-    fn keep_flushed(&mut self) {
         let (segment, end_offset) = self
             .segments
             .last()
             .map_or((0, 0), |s| (s.first_seq, s.len));
         let start = end_offset - self.buf.len() as u64;
-        let (first, end) = (self.flushed_seq + 1, self.next_seq);
-        self.chunks.keep(segment, first, end, start, &mut self.buf);
+        let seqs = (self.handed_seq + 1, self.next_seq);
+        let (bytes, range) =
+            self.chunks
+                .keep(segment, seqs, start, &mut self.buf, self.written_seq + 1);
+        self.queued_bytes += range.len();
+        self.queue.push_back(Pending {
+            bytes,
+            range,
+            end: self.next_seq,
+        });
+        self.handed_seq = self.next_seq - 1;
+        true
     }
 
-    /// Flushes the buffer for an fsync round: everything appended is then
-    /// counted synced, and the caller fsyncs the returned file.
+    /// [`hand_off`](Self::hand_off) once the buffer holds [`HANDOFF_AT`] bytes;
+    /// whether the sync thread must now be woken to write ([`WAKE_AT`] bytes
+    /// are queued).
+    #[inline]
+    pub(super) fn hand_off_if_full(&mut self) -> bool {
+        self.buf.len() >= HANDOFF_AT && self.hand_off() && self.queued_bytes >= WAKE_AT
+    }
+
+    /// On the sync thread: the buffers queued now, to write outside the lock
+    /// (`None` when none is, or the log is poisoned: then no write is tried).
+    pub(crate) fn to_write(&self) -> Option<ToWrite> {
+        let last = self.queue.back().filter(|_| self.poison.is_none())?;
+        Some(ToWrite {
+            file: Arc::clone(&self.active),
+            path: self.active_path().to_path_buf(),
+            buffers: self
+                .queue
+                .iter()
+                .map(|p| (Arc::clone(&p.bytes), p.range.clone()))
+                .collect(),
+            end: last.end,
+            bytes: self.queued_bytes,
+        })
+    }
+
+    /// On the sync thread, after `to`'s write: its records are in the OS, or
+    /// the failure poisons the log (what is queued stays readable in memory).
+    pub(crate) fn written(
+        &mut self,
+        to: ToWrite,
+        result: Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let ToWrite {
+            buffers,
+            end,
+            bytes,
+            ..
+        } = to;
+        // Dropped before any eviction can try to recycle their chunks.
+        drop(buffers);
+        if let Err(error) = result {
+            self.poison(&error);
+            return Err(error);
+        }
+        while self.queue.front().is_some_and(|p| p.end <= end) {
+            self.queue.pop_front();
+        }
+        self.queued_bytes -= bytes;
+        crate::observe::flushed(end - 1 - self.written_seq, bytes);
+        self.written_seq = end - 1;
+        self.marked = false;
+        Ok(())
+    }
+
+    /// Hands off and writes everything unwritten on the caller's thread: only
+    /// for a log dropped without `close` (best effort, no fsync).
+    pub(super) fn write_here(&mut self, hook: Option<&crate::FsyncHook>) {
+        self.hand_off();
+        if let Some(to) = self.to_write() {
+            let result = to.write(hook);
+            let _ = self.written(to, result);
+        }
+    }
+
+    /// Hands the buffer off for an fsync round: everything appended is then
+    /// counted synced; the caller writes what is queued ([`to_write`](Self::to_write))
+    /// and fsyncs the returned file.
     pub(crate) fn prepare_sync(&mut self) -> Result<ToSync, StorageError> {
-        self.flush()?;
+        self.writable_or_closed()?;
+        self.hand_off();
         self.unsynced = 0;
         Ok(self.to_sync())
     }
@@ -327,10 +453,18 @@ impl State {
     /// Whether `incoming` bytes fit in the active segment of at most
     /// `segment_size` bytes; marks the log `rolling` when they do not (and no
     /// roll runs yet). A segment with no record always takes the batch.
+    ///
+    /// Else, when the batch would bring the unwritten bytes past
+    /// [`MAX_UNWRITTEN`] (and some are unwritten), hands the buffer off and
+    /// says [`Room::Backlog`].
     #[inline]
     pub(super) fn room(&mut self, incoming: u64, segment_size: u64) -> Room {
         if self.rolling {
             return Room::Rolling;
+        }
+        let unwritten = (self.queued_bytes + self.buf.len()) as u64;
+        if unwritten > 0 && unwritten + incoming > MAX_UNWRITTEN as u64 {
+            return self.backlog();
         }
         match self.segments.last() {
             Some(active) if !active.offsets.is_empty() && active.len + incoming > segment_size => {
@@ -341,9 +475,16 @@ impl State {
         }
     }
 
+    #[cold]
+    fn backlog(&mut self) -> Room {
+        self.hand_off();
+        Room::Backlog
+    }
+
     /// On the sync thread, at the start of a roll: `None` when no roll is
     /// asked for; `Some(None)` when the log is poisoned or closed (the roll is
-    /// called off); else the buffer flushed and the full segment to fsync.
+    /// called off); else the buffer handed off (the caller writes the queue)
+    /// and the full segment to fsync.
     pub(crate) fn take_roll(&mut self) -> Option<Option<Result<ToSync, StorageError>>> {
         if !self.rolling {
             return None;
@@ -352,7 +493,8 @@ impl State {
             self.rolling = false;
             return Some(None);
         }
-        Some(Some(self.flush().map(|()| self.to_sync())))
+        self.hand_off();
+        Some(Some(Ok(self.to_sync())))
     }
 
     /// A roll failed: appends resume (and fail with the poison).
@@ -370,6 +512,7 @@ impl State {
         file: File,
         segment_size: u64,
     ) -> Option<Sealed> {
+        debug_assert!(self.buf.is_empty() && self.queue.is_empty());
         let first_seq = self.next_seq;
         let sealed = self.segments.last_mut().map(|sealed| {
             let expect = sealed.seal();
@@ -402,12 +545,15 @@ impl State {
 
     /// The active segment (its first seq and file) when a mark taken now would
     /// describe durable bytes only: the log is closed (nothing is written after),
-    /// not poisoned, nothing is buffered, and every record is covered by an
+    /// not poisoned, nothing is buffered or queued, and every record is covered by an
     /// fsync that has completed (the caller runs on the sync thread, after every
     /// round it prepared) or was found durable at open.
     pub(crate) fn to_mark(&self) -> Option<(Seq, Arc<File>)> {
-        let durable =
-            self.closed && self.poison.is_none() && self.buf.is_empty() && self.unsynced == 0;
+        let durable = self.closed
+            && self.poison.is_none()
+            && self.buf.is_empty()
+            && self.queue.is_empty()
+            && self.unsynced == 0;
         let first_seq = self.segments.last()?.first_seq;
         (durable && !self.marked).then(|| (first_seq, Arc::clone(&self.active)))
     }
@@ -439,7 +585,7 @@ impl State {
     /// Whether the record `from` is held by the log but not in memory (a read
     /// of it reads a segment file).
     pub(super) fn on_file_only(&self, from: Seq) -> bool {
-        let front = self.chunks.first_seq().unwrap_or(self.flushed_seq + 1);
+        let front = self.chunks.first_seq().unwrap_or(self.handed_seq + 1);
         from >= self.first_seq() && from < front.min(self.next_seq)
     }
 
@@ -447,7 +593,7 @@ impl State {
     /// shared when in a chunk, copied when still in `buf`. Stops at the end of
     /// the chunk (or `buf`) holding `from`.
     pub(super) fn memory_span(&self, from: Seq, max: usize) -> Option<MemorySpan> {
-        let front = self.chunks.first_seq().unwrap_or(self.flushed_seq + 1);
+        let front = self.chunks.first_seq().unwrap_or(self.handed_seq + 1);
         if from < front || from >= self.next_seq || max == 0 {
             return None;
         }
@@ -459,8 +605,8 @@ impl State {
             _ => None,
         };
         let stop_at = |end: Seq| end.min(from.saturating_add(max as u64));
-        if from > self.flushed_seq {
-            // Unflushed records are in the active segment, indexed whole.
+        if from > self.handed_seq {
+            // Records not handed off are in the active segment, indexed whole.
             let start = seg.len - self.buf.len() as u64;
             let stop = stop_at(self.next_seq);
             let at = (offset(from)?.checked_sub(start)?) as usize;
@@ -486,7 +632,7 @@ impl State {
     }
 
     /// Where up to `max` records from `from` on are in their segment file
-    /// (only records whose bytes are in the file: seq <= `flushed_seq`; one
+    /// (only records whose bytes are in the file: seq <= `written_seq`; one
     /// read kept within [`READ_CHUNK`] bytes, unless one index entry's frames
     /// alone are larger). `from` is held by the log and not in memory.
     pub(super) fn file_span(&self, from: Seq, max: usize) -> FileSpan {
@@ -503,10 +649,10 @@ impl State {
         }
         let stop = seg
             .end_seq()
-            .min(self.flushed_seq + 1)
+            .min(self.written_seq + 1)
             .min(from.saturating_add(max as u64));
         let Some((start, first)) = seg.locate(from).filter(|_| stop > from) else {
-            // Unflushed records are always in memory (`memory_span`).
+            // Unwritten records are always in memory (`memory_span`).
             return FileSpan::Nothing;
         };
         let stride = u64::from(seg.stride);

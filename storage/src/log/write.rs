@@ -3,10 +3,13 @@
 //! Kept to the bare minimum per record: a coarse clock read (before the lock),
 //! then under the lock the frame encoded into the write buffer (CRC included)
 //! and its offset pushed to the active segment's index; no allocation, no
-//! syscall (until the buffer holds [`FLUSH_AT`] bytes). A batch is pushed
-//! under one lock hold, so it is never split across segments. fsyncs and
-//! segment rolls are never run here: they are asked of the sync thread
-//! (`crate::sync`), which the caller awaits.
+//! syscall. A batch is pushed under one lock hold, so it is never split across
+//! segments. No file I/O runs here: a full buffer ([`HANDOFF_AT`] bytes) is
+//! handed to the sync thread (`crate::sync`), which writes it, as it runs every
+//! fsync and segment roll; an append waits (asynchronously) only for an fsync
+//! its policy asks for, a roll, or when [`MAX_UNWRITTEN`] bytes are not yet
+//! written (the sync thread has fallen behind, e.g. under dirty-page
+//! throttling).
 
 use std::ops::RangeInclusive;
 use std::sync::atomic::Ordering;
@@ -19,7 +22,8 @@ use crate::error::StorageError;
 use crate::frame::{BATCH_CONTINUES, HEADER_LEN};
 
 use super::Log;
-use super::memory::FLUSH_AT;
+#[cfg(doc)]
+use super::memory::{HANDOFF_AT, MAX_UNWRITTEN};
 use super::state::{Room, State};
 
 /// Rewrites one payload in place once its seq and timestamp are known.
@@ -43,22 +47,38 @@ pub struct Enqueued {
 pub enum Enqueue {
     /// The batch is in the log.
     Done(Enqueued),
-    /// The active segment is full and being rolled: wait, then try again.
+    /// The batch cannot go in yet: the active segment is full and being
+    /// rolled, or the records not yet written to the OS are at their bound (1
+    /// MiB, see [`FsyncPolicy`](crate::FsyncPolicy)). Wait, then try again.
     Rolling(RollWait),
 }
 
-/// The end of a segment roll, to wait for before enqueueing again.
+/// The end of a segment roll, or of a write of the log's buffers, to wait
+/// for before enqueueing again.
 #[derive(Debug)]
-pub struct RollWait(watch::Receiver<crate::sync::Status>);
+pub struct RollWait(Wait);
+
+#[derive(Debug)]
+enum Wait {
+    Roll(watch::Receiver<crate::sync::Status>),
+    Write(watch::Receiver<u64>),
+}
 
 impl RollWait {
-    /// Waits until the roll is done (or the log is closed).
+    /// Waits until the roll (or a write) is done, or the log is closed.
     ///
     /// # Cancel safety
     ///
     /// Cancel-safe: it only waits.
-    pub async fn wait(mut self) {
-        let _ = self.0.changed().await;
+    pub async fn wait(self) {
+        match self.0 {
+            Wait::Roll(mut roll) => {
+                let _ = roll.changed().await;
+            }
+            Wait::Write(mut write) => {
+                let _ = write.changed().await;
+            }
+        }
     }
 }
 
@@ -66,23 +86,25 @@ impl Log {
     /// Appends one record and returns its seq. Under [`FsyncPolicy::Always`](crate::FsyncPolicy::Always) it
     /// returns once the record is durable (under `EveryN(n)`, the append that
     /// completes the n-th unsynced record does). Must be called within a tokio
-    /// runtime. It never blocks on an fsync: fsyncs and segment rolls run on
-    /// the log's sync thread, which the append awaits (it may write a full
-    /// 64 KiB buffer to the OS, a `write` to the page cache).
+    /// runtime. It never blocks on file I/O: writes, fsyncs and segment rolls
+    /// run on the log's sync thread, which the append awaits when its policy
+    /// asks for an fsync, when the segment is being rolled, or when 1 MiB of
+    /// frames are not yet written to the OS.
     ///
     /// # Cancel safety
     ///
     /// Dropping the future before it completes leaves the log working and
     /// consistent; the record is then either wholly in the log (appended, and
     /// made durable like any other record, but its seq is not returned) or not
-    /// in it at all (the drop came while the append waited for a segment roll).
+    /// in it at all (the drop came while the append waited for a segment roll
+    /// or a write).
     /// A caller that must know which reads [`Log::last_seq`] or the records.
     pub async fn append(&self, payload: &[u8]) -> Result<Seq, StorageError> {
         self.check_payload(payload)?;
         self.inner.ensure_syncer()?;
         let incoming = (HEADER_LEN + payload.len()) as u64;
         let (seq, sync, wake) = loop {
-            let mut roll = {
+            let roll = {
                 let now = clock::now_ms();
                 let mut st = self.inner.state.lock();
                 st.writable()?;
@@ -92,14 +114,15 @@ impl Log {
                         let timestamp = st.timestamp(now);
                         st.push(seq, timestamp, 0, payload);
                         self.inner.last.store(seq, Ordering::Release);
-                        let sync = self.after_append(&mut st)?;
+                        let sync = self.after_append(&mut st);
                         break (seq, sync, self.inner.tails_waiting());
                     }
                     Some(roll) => roll,
                 }
             };
-            // The sync thread is rolling the segment: wait, then try again.
-            let _ = roll.changed().await;
+            // The sync thread is rolling the segment or writing: wait, then
+            // try again.
+            roll.wait().await;
         };
         if wake {
             self.inner.appended.notify_waiters();
@@ -180,7 +203,7 @@ impl Log {
             let mut st = self.inner.state.lock();
             st.writable()?;
             if let Some(roll) = self.room(&mut st, bytes) {
-                return Ok(Enqueue::Rolling(RollWait(roll)));
+                return Ok(Enqueue::Rolling(roll));
             }
             let (first, timestamp) = (st.next_seq(), st.timestamp(now));
             let last_index = payloads.len() - 1;
@@ -200,7 +223,7 @@ impl Log {
             self.inner
                 .last
                 .store(first + last_index as u64, Ordering::Release);
-            let sync = self.after_append(&mut st)?;
+            let sync = self.after_append(&mut st);
             let enqueued = Enqueued {
                 seqs: first..=first + last_index as u64,
                 timestamp,
@@ -238,27 +261,34 @@ impl Log {
         }
     }
 
-    /// Flushes a full buffer; says whether the append must wait for an fsync.
+    /// Hands a full buffer to the sync thread (no I/O here); says whether the
+    /// append must wait for an fsync.
     #[inline]
-    fn after_append(&self, st: &mut State) -> Result<bool, StorageError> {
-        st.flush_if_full(FLUSH_AT)?;
+    fn after_append(&self, st: &mut State) -> bool {
+        if st.hand_off_if_full() {
+            self.inner.sync.request_write();
+        }
         let sync = st.unsynced_reach(self.inner.options.fsync.sync_after());
         if sync {
             self.inner.sync.arrive();
         }
-        Ok(sync)
+        sync
     }
 
-    /// `None` when `incoming` bytes fit in the active segment; else a receiver
-    /// that sees the end of the roll that makes room (started here when the
-    /// segment is full and no roll runs yet). A full segment is rolled by the
-    /// sync thread (see `sync`): no fsync runs on the append path.
+    /// `None` when `incoming` bytes fit in the active segment and under the
+    /// bound of unwritten bytes; else what to wait for before trying again: the
+    /// end of the roll that makes room (started here when the segment is full
+    /// and no roll runs yet), or the sync thread's next write (asked for here).
+    /// A full segment is rolled by the sync thread (see `sync`): no file I/O
+    /// runs on the append path.
     #[inline]
-    fn room(&self, st: &mut State, incoming: u64) -> Option<watch::Receiver<crate::sync::Status>> {
-        match st.room(incoming, self.inner.options.segment_size) {
-            Room::Fits => None,
-            Room::Rolling => Some(self.inner.sync.roll_watch()),
-            Room::StartRoll => Some(self.inner.sync.request_roll()),
-        }
+    fn room(&self, st: &mut State, incoming: u64) -> Option<RollWait> {
+        let wait = match st.room(incoming, self.inner.options.segment_size) {
+            Room::Fits => return None,
+            Room::Rolling => Wait::Roll(self.inner.sync.roll_watch()),
+            Room::StartRoll => Wait::Roll(self.inner.sync.request_roll()),
+            Room::Backlog => Wait::Write(self.inner.sync.write_watch()),
+        };
+        Some(RollWait(wait))
     }
 }

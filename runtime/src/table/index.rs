@@ -16,7 +16,7 @@
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 
 use super::bucket::{Bucket, Slot};
 use crate::entity::Entity;
@@ -124,17 +124,13 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyMap<K> for HashMap<K, Buck
     where
         K: 'k,
     {
-        // Number each distinct key in order of first sight and note which key every
-        // pair has; then place all slots key by key in one vector (a counting sort,
-        // stable: a key's slots stay ascending) and file each key once, with a bucket
-        // made from its run. One hash probe per pair and one allocation per bucket,
-        // instead of a vector per key grown slot by slot. A key is cloned at first
-        // sight into `keys`, which the map then takes: the probes compare against
-        // those dense copies (and their hashes), not against the rows a key was
-        // first seen in, which lie anywhere in memory.
-        let hasher = Seeded::default();
-        let mut numbers: hashbrown::HashTable<(u64, u32)> = hashbrown::HashTable::new();
-        let mut keys: Vec<K> = Vec::new();
+        // Number each distinct key (borrowed) in order of first sight and note which
+        // key every pair has; then place all slots key by key in one vector (a counting
+        // sort, stable: a key's slots stay ascending) and file each key once, with a
+        // bucket made from its run. One hash probe per pair and one allocation per
+        // bucket, instead of a vector per key grown slot by slot.
+        let mut numbers: HashMap<&K, u32, Seeded> = HashMap::default();
+        let mut keys: Vec<&K> = Vec::new();
         // Per key: its slot count, then (after the prefix sum) where its run ends.
         let mut ends: Vec<usize> = Vec::new();
         // Per key: the last slot filed, so a row whose `Vec` field holds a key twice
@@ -142,24 +138,13 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyMap<K> for HashMap<K, Buck
         let mut last: Vec<Slot> = Vec::new();
         let mut pairs: Vec<(u32, Slot)> = Vec::with_capacity(keyed.size_hint().0);
         for (key, slot) in keyed {
-            let hash = hasher.hash_one(key);
-            let entry = numbers.entry(
-                hash,
-                |&(h, n)| h == hash && keys[n as usize] == *key,
-                |&(h, _)| h,
-            );
-            let number = match entry {
-                hashbrown::hash_table::Entry::Occupied(found) => found.get().1,
-                hashbrown::hash_table::Entry::Vacant(vacant) => {
-                    // At most one key per pair, and pairs are slots of a table (< u32::MAX).
-                    let number = keys.len() as u32;
-                    keys.push(key.clone());
-                    ends.push(0);
-                    last.push(Slot::MAX);
-                    vacant.insert((hash, number));
-                    number
-                }
-            };
+            let number = *numbers.entry(key).or_insert_with(|| {
+                keys.push(key);
+                ends.push(0);
+                last.push(Slot::MAX);
+                // At most one key per pair, and pairs are slots of a table (< u32::MAX).
+                (keys.len() - 1) as u32
+            });
             let at = number as usize;
             if last[at] != slot {
                 last[at] = slot;
@@ -187,7 +172,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyMap<K> for HashMap<K, Buck
         let mut start = 0;
         for (key, end) in keys.into_iter().zip(ends) {
             if let Some(bucket) = Bucket::from_sorted(&runs[start..end]) {
-                map.insert(key, bucket);
+                map.insert(key.clone(), bucket);
             }
             start = end;
         }

@@ -64,6 +64,19 @@ fn multi_thread() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// A `Never` log in `dir` whose every write waits at the returned gate, held.
+fn held_log(dir: &Path) -> (Log, Arc<Gate>) {
+    let gate = Gate::held();
+    let hook_gate = Arc::clone(&gate);
+    let options = LogOptions::default()
+        .fsync(FsyncPolicy::Never)
+        .write_hook(Arc::new(move || -> io::Result<()> {
+            hook_gate.pass();
+            Ok(())
+        }));
+    (Log::open(dir, options).expect("open"), gate)
+}
+
 fn first_segment(dir: &Path) -> PathBuf {
     dir.join(format!("{:020}.seg", 1))
 }
@@ -148,16 +161,8 @@ fn every_write_runs_on_the_sync_thread() {
 fn records_queued_for_writing_are_read_from_memory_in_order() {
     const RECORDS: u64 = 3000;
     const LEN: usize = 300;
-    let gate = Gate::held();
-    let hook_gate = Arc::clone(&gate);
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = LogOptions::default()
-        .fsync(FsyncPolicy::Never)
-        .write_hook(Arc::new(move || -> io::Result<()> {
-            hook_gate.pass();
-            Ok(())
-        }));
-    let log = Log::open(dir.path(), options).expect("open");
+    let (log, gate) = held_log(dir.path());
     let segment = first_segment(dir.path());
     multi_thread().block_on(async {
         let mut tail = log.tail(1);
@@ -321,16 +326,8 @@ fn queued_records_read_in_order_across_segment_rolls() {
 fn unwritten_bytes_stay_under_the_bound() {
     const LEN: usize = 4000;
     const RECORDS: u64 = 1000;
-    let gate = Gate::held();
-    let hook_gate = Arc::clone(&gate);
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = LogOptions::default()
-        .fsync(FsyncPolicy::Never)
-        .write_hook(Arc::new(move || -> io::Result<()> {
-            hook_gate.pass();
-            Ok(())
-        }));
-    let log = Log::open(dir.path(), options).expect("open");
+    let (log, gate) = held_log(dir.path());
     let segment = first_segment(dir.path());
     multi_thread().block_on(async {
         let acked = Arc::new(AtomicU64::new(0));

@@ -1,5 +1,5 @@
-//! A table in a snapshot (codec format 3) is stored in chunks of rows: the codec writes
-//! the chunks inline, as the very bytes of the binary layout; a large table restores
+//! A table in a snapshot (codec format 3) is stored in chunks of rows: the codec's body is
+//! the state's binary layout, streamed or not; a large table restores
 //! through the parallel decode with every index; a snapshot of format 2 (one sequence
 //! of rows) still restores; a damaged chunk is refused, never a wrong state.
 
@@ -61,7 +61,7 @@ fn rows_of(book: &Book) -> Vec<Row> {
 }
 
 #[test]
-fn the_codec_writes_chunks_inline_as_the_bytes_of_the_binary_layout() {
+fn the_codec_body_is_the_binary_layout_of_the_state() {
     let per = TABLE_CHUNK_ROWS as u64;
     for n in [0, 1, per, per + 1, 4 * per + 5] {
         let book = book(n);

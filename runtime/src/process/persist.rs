@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::dead::DeadLetter;
-use crate::table::serde_impl::{Layout, with_layout};
+use crate::table::serde_impl::reading_rows_layout;
 
 /// The store name of a manager's snapshots is this followed by its `NAME`.
 pub(crate) const SNAPSHOT_PREFIX: &str = "process-manager.";
@@ -112,8 +112,7 @@ pub(crate) fn encode<S: Serialize>(
         }
     };
     let dead = postcard::to_allocvec(dead).map_err(encode_error("dead letters"))?;
-    let state = with_layout(Layout::ChunksInline, || postcard::to_allocvec(state))
-        .map_err(encode_error("state"))?;
+    let state = postcard::to_allocvec(state).map_err(encode_error("state"))?;
     let name = name.as_bytes();
     let name_len = u16::try_from(name.len()).map_err(|_| PersistError::Encode {
         part: "name",
@@ -185,12 +184,12 @@ pub(crate) fn decode<S: DeserializeOwned>(
             found: parts.name,
         });
     }
-    let layout = if parts.format == FORMAT_ROWS {
-        Layout::Rows
+    let decode = || whole(parts.state, "state");
+    let state = if parts.format == FORMAT_ROWS {
+        reading_rows_layout(decode)?
     } else {
-        Layout::Chunks
+        decode()?
     };
-    let state = with_layout(layout, || whole(parts.state, "state"))?;
     Ok((state, parts.dead))
 }
 

@@ -24,7 +24,7 @@
 //! checked by the runtime against the log before the snapshot is used.
 
 use super::identity::RecordIdentity;
-use crate::table::serde_impl::{Layout, with_layout};
+use crate::table::serde_impl::reading_rows_layout;
 use crate::{Seq, State};
 
 pub(crate) const MAGIC: &[u8; 8] = b"FOLDSNAP";
@@ -145,8 +145,7 @@ pub fn encode<S: State>(state: &S, last: Option<RecordIdentity>) -> Result<Vec<u
     let mut out = header::<S>(last, body_len)?;
     let framed = out.len() + body_len;
     out.reserve_exact(body_len + 4);
-    let mut out = with_layout(Layout::ChunksInline, || postcard::to_extend(state, out))
-        .map_err(encode_failed::<S>)?;
+    let mut out = postcard::to_extend(state, out).map_err(encode_failed::<S>)?;
     if out.len() != framed {
         // A `Serialize` impl that writes differently on a second pass (not a pure one).
         return Err(encode_failed::<S>(postcard::Error::SerializeBufferFull));
@@ -192,10 +191,7 @@ pub fn encode_to<S: State>(
         written: 0,
         error: &mut error,
     };
-    let written = with_layout(Layout::ChunksInline, || {
-        postcard::serialize_with_flavor(state, flavor)
-    });
-    let mut sink = match written {
+    let mut sink = match postcard::serialize_with_flavor(state, flavor) {
         Ok(sink) => sink,
         Err(failed) => {
             return Err(match error {
@@ -215,10 +211,7 @@ pub fn encode_to<S: State>(
 
 /// The body's exact encoded length (a counting pass that allocates nothing).
 fn body_len<S: State>(state: &S) -> Result<usize, SnapshotError> {
-    with_layout(Layout::ChunksInline, || {
-        postcard::experimental::serialized_size(state)
-    })
-    .map_err(encode_failed::<S>)
+    postcard::experimental::serialized_size(state).map_err(encode_failed::<S>)
 }
 
 fn encode_failed<S: State>(source: postcard::Error) -> SnapshotError {
@@ -397,12 +390,13 @@ pub fn decode<S: State>(bytes: &[u8]) -> Result<(S, Option<RecordIdentity>), Sna
             fingerprint: S::FINGERPRINT,
         });
     }
-    let layout = if format == FORMAT_ROWS {
-        Layout::Rows
+    let decode = || postcard::take_from_bytes::<S>(body);
+    let decoded = if format == FORMAT_ROWS {
+        reading_rows_layout(decode)
     } else {
-        Layout::Chunks
+        decode()
     };
-    match with_layout(layout, || postcard::take_from_bytes::<S>(body)) {
+    match decoded {
         Ok((state, [])) => Ok((state, header.last)),
         Ok(_) => Err(SnapshotError::Decode {
             state: S::NAME,

@@ -10,12 +10,9 @@
 //!   chunk's bounds before decoding a row, so it decodes the chunks on several threads
 //!   (`decode_chunks`) and then builds the indexes in parallel (`Table::from_rows_parallel`).
 //!
-//! Inside the snapshot codec ([`with_layout`] set to [`Layout::ChunksInline`]) a chunk is
-//! written as its length, its row count and its rows, straight into the codec's stream:
-//! in postcard these are the very bytes of a byte string holding the chunk's encoding, so
-//! the reader is the same, and the encode needs no buffer per chunk. Snapshots written
-//! before chunks existed (codec format 2) hold the rows layout, which the codec asks for
-//! with [`Layout::Rows`].
+//! A chunk is encoded into one buffer, reused from chunk to chunk, and handed to the
+//! serializer as bytes. Snapshots written before chunks existed (codec format 2) hold the
+//! rows layout, which the codec asks for with [`reading_rows_layout`].
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -23,7 +20,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{DeserializeOwned, Error as _, SeqAccess, Visitor};
-use serde::ser::{Error as _, SerializeSeq, SerializeTuple};
+use serde::ser::{Error as _, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Table;
@@ -35,44 +32,28 @@ use crate::entity::Entity;
 /// 61 chunks to share among threads.
 pub(crate) const CHUNK_ROWS: usize = 16 * 1024;
 
-/// Which layout a binary (de)serializer on this thread reads or writes (see the module
-/// docs). Human-readable formats always use the rows layout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub(crate) enum Layout {
-    /// Chunks, each a byte string (any binary serde format).
-    #[default]
-    Chunks,
-    /// Chunks written inline: the snapshot codec's postcard stream only.
-    ChunksInline,
-    /// The rows layout (snapshot codec format 2).
-    Rows,
-}
-
 thread_local! {
-    static LAYOUT: Cell<Layout> = const { Cell::new(Layout::Chunks) };
+    /// Whether tables deserialized on this thread are read from the rows layout.
+    static READING_ROWS: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs `f` with tables (de)serialized on this thread in `layout`, then restores the
-/// layout before (also when `f` panics).
-pub(crate) fn with_layout<R>(layout: Layout, f: impl FnOnce() -> R) -> R {
-    struct Restore(Layout);
+/// Runs `f` with tables deserialized on this thread from binary formats read in the
+/// rows layout (snapshots of codec format 2), then restores what was set before (also
+/// when `f` panics).
+pub(crate) fn reading_rows_layout<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            LAYOUT.with(|l| l.set(self.0));
+            READING_ROWS.with(|r| r.set(self.0));
         }
     }
-    let _restore = Restore(LAYOUT.with(|l| l.replace(layout)));
+    let _restore = Restore(READING_ROWS.with(|r| r.replace(true)));
     f()
-}
-
-fn layout() -> Layout {
-    LAYOUT.with(Cell::get)
 }
 
 impl<T: Entity + Serialize> Serialize for Table<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let layout = layout();
-        if serializer.is_human_readable() || layout == Layout::Rows {
+        if serializer.is_human_readable() {
             return serializer.collect_seq(self.iter());
         }
         let mut seq = serializer.serialize_seq(Some(self.len().div_ceil(CHUNK_ROWS)))?;
@@ -85,13 +66,9 @@ impl<T: Entity + Serialize> Serialize for Table<T> {
             if chunk.is_empty() {
                 break;
             }
-            if layout == Layout::ChunksInline {
-                seq.serialize_element(&InlineChunk(&chunk))?;
-            } else {
-                bytes.clear();
-                bytes = postcard::to_extend(&chunk, bytes).map_err(S::Error::custom)?;
-                seq.serialize_element(&Bytes(&bytes))?;
-            }
+            bytes.clear();
+            bytes = postcard::to_extend(&chunk, bytes).map_err(S::Error::custom)?;
+            seq.serialize_element(&Bytes(&bytes))?;
         }
         seq.end()
     }
@@ -106,28 +83,9 @@ impl Serialize for Bytes<'_> {
     }
 }
 
-/// A chunk written as the bytes of a byte string holding its postcard encoding: the
-/// encoding's length, then the encoding (the row count, the rows). Postcard writes a
-/// byte string as a varint length then the bytes, and a tuple's elements back to back,
-/// so only a postcard serializer may be handed this (the snapshot codec's).
-struct InlineChunk<'a, T>(&'a [&'a T]);
-
-impl<T: Serialize> Serialize for InlineChunk<'_, T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let len = postcard::experimental::serialized_size(self.0).map_err(S::Error::custom)?;
-        let mut tuple = serializer.serialize_tuple(self.0.len() + 2)?;
-        tuple.serialize_element(&(len as u64))?;
-        tuple.serialize_element(&(self.0.len() as u64))?;
-        for row in self.0 {
-            tuple.serialize_element(row)?;
-        }
-        tuple.end()
-    }
-}
-
 impl<'de, T: Entity + DeserializeOwned + Send + Sync> Deserialize<'de> for Table<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        if deserializer.is_human_readable() || layout() == Layout::Rows {
+        if deserializer.is_human_readable() || READING_ROWS.with(Cell::get) {
             deserializer.deserialize_seq(RowsVisitor(PhantomData))
         } else {
             deserializer.deserialize_seq(ChunksVisitor(PhantomData))

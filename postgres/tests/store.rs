@@ -725,9 +725,11 @@ fn a_busy_writer_sends_one_notification_per_notify_interval() {
         while let Ok((_, payload)) = rx.try_recv() {
             payloads.push(payload);
         }
-        // One per interval once the writer is seen busy, plus a few sent before
-        // an append happened to commit during one (without the interval: ~35).
-        let most = (elapsed.as_millis() / interval.as_millis()) as usize + 8;
+        // One per interval once the writer is seen busy, plus those sent before
+        // an append happened to commit during one: how many depends on
+        // scheduling (up to 8 seen, 6 of them before the first overlap, under a
+        // loaded CI run). Without the interval: ~35.
+        let most = (elapsed.as_millis() / interval.as_millis()) as usize + 12;
         assert!(
             !payloads.is_empty() && payloads.len() <= most,
             "80 appends in {elapsed:?}: {} notifications (at most {most}): {payloads:?}",

@@ -24,7 +24,7 @@
 //! checked by the runtime against the log before the snapshot is used.
 
 use super::identity::RecordIdentity;
-use crate::table::serde_impl::reading_rows_layout;
+use crate::table::serde_impl::{reading_rows_layout, sizing};
 use crate::{Seq, State};
 
 pub(crate) const MAGIC: &[u8; 8] = b"FOLDSNAP";
@@ -137,7 +137,7 @@ pub struct SnapshotHeader {
 /// Encodes `state`, which has folded every record up to `last` (`None`: none).
 ///
 /// The body is serialized straight into the blob that is returned (and written), sized
-/// exactly beforehand by a counting pass that allocates nothing: so a snapshot costs one
+/// exactly beforehand by a counting pass: so a snapshot costs one
 /// blob of memory beside the state, never a body plus its copy, nor a grown vector's
 /// spare half. [`encode_to`] streams it instead, holding no blob at all.
 pub fn encode<S: State>(state: &S, last: Option<RecordIdentity>) -> Result<Vec<u8>, SnapshotError> {
@@ -209,9 +209,10 @@ pub fn encode_to<S: State>(
     Ok(framed + 4)
 }
 
-/// The body's exact encoded length (a counting pass that allocates nothing).
+/// The body's exact encoded length (a counting pass: tables count their chunks without
+/// encoding them, see `table::serde_impl::sizing`).
 fn body_len<S: State>(state: &S) -> Result<usize, SnapshotError> {
-    postcard::experimental::serialized_size(state).map_err(encode_failed::<S>)
+    sizing(|| postcard::experimental::serialized_size(state)).map_err(encode_failed::<S>)
 }
 
 fn encode_failed<S: State>(source: postcard::Error) -> SnapshotError {

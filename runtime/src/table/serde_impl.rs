@@ -11,8 +11,11 @@
 //!   (`decode_chunks`) and then builds the indexes in parallel (`Table::from_rows_parallel`).
 //!
 //! A chunk is encoded into one buffer, reused from chunk to chunk, and handed to the
-//! serializer as bytes. Snapshots written before chunks existed (codec format 2) hold the
-//! rows layout, which the codec asks for with [`reading_rows_layout`].
+//! serializer as bytes. The snapshot codec sizes a body before writing it; inside
+//! [`sizing`] a chunk is only counted (postcard's counting pass) and handed over as that
+//! many zero bytes, so sizing does not encode every row a second time. Snapshots written
+//! before chunks existed (codec format 2) hold the rows layout, which the codec asks for
+//! with [`reading_rows_layout`].
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -35,19 +38,35 @@ pub(crate) const CHUNK_ROWS: usize = 16 * 1024;
 thread_local! {
     /// Whether tables deserialized on this thread are read from the rows layout.
     static READING_ROWS: Cell<bool> = const { Cell::new(false) };
+    /// Whether tables serialized on this thread go to a serializer that only counts bytes.
+    static SIZING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` with tables deserialized on this thread from binary formats read in the
 /// rows layout (snapshots of codec format 2), then restores what was set before (also
 /// when `f` panics).
 pub(crate) fn reading_rows_layout<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
+    with_flag(&READING_ROWS, f)
+}
+
+/// Runs `f` (a counting pass such as `postcard::experimental::serialized_size`) with
+/// tables serialized on this thread written as chunks of zero bytes of their exact
+/// encoded length: the same count, without encoding the rows. Only for a serializer
+/// that counts: any other would write zeros.
+pub(crate) fn sizing<R>(f: impl FnOnce() -> R) -> R {
+    with_flag(&SIZING, f)
+}
+
+/// Runs `f` with `flag` set on this thread, then restores what was set before (also
+/// when `f` panics).
+fn with_flag<R>(flag: &'static std::thread::LocalKey<Cell<bool>>, f: impl FnOnce() -> R) -> R {
+    struct Restore(&'static std::thread::LocalKey<Cell<bool>>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            READING_ROWS.with(|r| r.set(self.0));
+            self.0.with(|f| f.set(self.1));
         }
     }
-    let _restore = Restore(READING_ROWS.with(|r| r.replace(true)));
+    let _restore = Restore(flag, flag.with(|f| f.replace(true)));
     f()
 }
 
@@ -56,9 +75,12 @@ impl<T: Entity + Serialize> Serialize for Table<T> {
         if serializer.is_human_readable() {
             return serializer.collect_seq(self.iter());
         }
+        let counting = SIZING.with(Cell::get);
         let mut seq = serializer.serialize_seq(Some(self.len().div_ceil(CHUNK_ROWS)))?;
         let mut rows = self.iter();
         let mut chunk: Vec<&T> = Vec::with_capacity(self.len().min(CHUNK_ROWS));
+        // The encoded chunk; when counting, zeros (allocated zeroed, so large ones are
+        // untouched pages) as long as the longest chunk.
         let mut bytes = Vec::new();
         loop {
             chunk.clear();
@@ -66,9 +88,19 @@ impl<T: Entity + Serialize> Serialize for Table<T> {
             if chunk.is_empty() {
                 break;
             }
-            bytes.clear();
-            bytes = postcard::to_extend(&chunk, bytes).map_err(S::Error::custom)?;
-            seq.serialize_element(&Bytes(&bytes))?;
+            let len = if counting {
+                let len =
+                    postcard::experimental::serialized_size(&chunk).map_err(S::Error::custom)?;
+                if bytes.len() < len {
+                    bytes = vec![0; len];
+                }
+                len
+            } else {
+                bytes.clear();
+                bytes = postcard::to_extend(&chunk, bytes).map_err(S::Error::custom)?;
+                bytes.len()
+            };
+            seq.serialize_element(&Bytes(&bytes[..len]))?;
         }
         seq.end()
     }

@@ -137,9 +137,9 @@ pub struct SnapshotHeader {
 /// Encodes `state`, which has folded every record up to `last` (`None`: none).
 ///
 /// The body is serialized straight into the blob that is returned (and written), sized
-/// exactly beforehand by a counting pass: so a snapshot costs one
-/// blob of memory beside the state, never a body plus its copy, nor a grown vector's
-/// spare half. [`encode_to`] streams it instead, holding no blob at all.
+/// exactly beforehand by a counting pass: so a snapshot costs one blob of memory beside
+/// the state, never a body plus its copy, nor a grown vector's spare half. [`encode_to`]
+/// streams it instead, holding no blob at all.
 pub fn encode<S: State>(state: &S, last: Option<RecordIdentity>) -> Result<Vec<u8>, SnapshotError> {
     let body_len = body_len(state)?;
     let mut out = header::<S>(last, body_len)?;

@@ -21,6 +21,7 @@ struct Row {
     #[entity(index)]
     tags: Vec<u8>,
     score: i16,
+    #[entity(index)]
     name: String,
     note: Option<u8>,
 }
@@ -77,6 +78,10 @@ enum Clause {
     ScoreLt(i16),
     ScoreLte(i16),
     ScoreBetween(i16, i16),
+    /// `where_name(&str)`: a borrowed key.
+    Name(String),
+    /// `where_name(String)`: an owned key.
+    NameOwned(String),
     NameBetween(String, String),
     NameContains(String),
     NoteSome(bool),
@@ -106,7 +111,7 @@ fn row(ids: u16) -> impl Strategy<Value = Row> {
         0u8..5,
         prop::collection::vec(0u8..6, 0..3),
         -50i16..50,
-        "[ab]{0,3}",
+        name(),
         prop::option::of(0u8..3),
     )
         .prop_map(|(id, group, tags, score, name, note)| Row {
@@ -117,6 +122,11 @@ fn row(ids: u16) -> impl Strategy<Value = Row> {
             name,
             note,
         })
+}
+
+/// A name: mostly short, sometimes long (37 to 40 bytes).
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![6 => "[ab]{0,3}", 1 => "a{37,40}"]
 }
 
 fn op(ids: u16) -> impl Strategy<Value = Op> {
@@ -142,6 +152,8 @@ fn clause() -> impl Strategy<Value = Clause> {
         (-60i16..60).prop_map(Clause::ScoreLt),
         (-60i16..60).prop_map(Clause::ScoreLte),
         (-60i16..60, -60i16..60).prop_map(|(a, b)| Clause::ScoreBetween(a, b)),
+        name().prop_map(Clause::Name),
+        name().prop_map(Clause::NameOwned),
         ("[ab]{0,2}", "[ab]{0,3}").prop_map(|(a, b)| Clause::NameBetween(a, b)),
         "[ab]{0,2}".prop_map(Clause::NameContains),
         any::<bool>().prop_map(Clause::NoteSome),
@@ -189,6 +201,7 @@ fn holds(clause: &Clause, r: &Row) -> bool {
         Clause::ScoreLt(s) => r.score < *s,
         Clause::ScoreLte(s) => r.score <= *s,
         Clause::ScoreBetween(a, b) => *a <= r.score && r.score <= *b,
+        Clause::Name(n) | Clause::NameOwned(n) => r.name == *n,
         Clause::NameBetween(a, b) => a.as_str() <= r.name.as_str() && r.name <= *b,
         Clause::NameContains(n) => r.name.contains(n.as_str()),
         Clause::NoteSome(some) => r.note.is_some() == *some,
@@ -215,6 +228,8 @@ macro_rules! filter_of {
                 Clause::ScoreLt(s) => q.where_score_lt(s),
                 Clause::ScoreLte(s) => q.where_score_lte(s),
                 Clause::ScoreBetween(a, b) => q.where_score_between(a, b),
+                Clause::Name(n) => q.where_name(n.as_str()),
+                Clause::NameOwned(n) => q.where_name(n),
                 Clause::NameBetween(a, b) => q.where_name_between(a, b),
                 Clause::NameContains(n) => q.where_name_contains(n),
                 Clause::NoteSome(true) => q.where_note_is_some(),

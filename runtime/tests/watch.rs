@@ -48,6 +48,7 @@ struct Order {
     #[entity(index)]
     status: Status,
     total: u64,
+    #[entity(index)]
     note: String,
 }
 
@@ -478,6 +479,57 @@ async fn updates_to_other_keys_never_re_run_an_indexed_watcher() {
     )
     .await;
     assert_eq!(ids(&next(&mut pending).await), vec![1, 2, 3, 4, 7]);
+    db.close().await.expect("close");
+}
+
+/// A watcher on an indexed `String` field given a borrowed key (`&str`) is routed by that
+/// key: notes changing to other values never wake it, a row taking its note does, short
+/// key or long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_borrowed_string_key_routes_like_an_owned_one() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path()).await;
+    for id in 0..4 {
+        apply(&db, place(id, Status::Shipped, id)).await;
+    }
+    let shop = db.state::<Shop>();
+    let long = "a note longer than any key held inline, to the heap".to_owned();
+    for key in ["vip", long.as_str()] {
+        let looks = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&looks);
+        let mut noted = shop
+            .watch(|s| &s.orders)
+            .filter(move |_| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                true
+            })
+            .where_note(key)
+            .stream();
+        assert!(next(&mut noted).await.is_empty());
+        let after_first = looks.load(Ordering::Relaxed);
+        for round in 0..10 {
+            let note = format!("{key}-{round}");
+            apply(
+                &db,
+                Ev::SetNote {
+                    id: round % 4,
+                    note,
+                },
+            )
+            .await;
+        }
+        assert!(silent(&mut noted).await, "no row took the key");
+        assert_eq!(looks.load(Ordering::Relaxed), after_first, "never woken");
+        let note = key.to_owned();
+        apply(&db, Ev::SetNote { id: 2, note }).await;
+        assert_eq!(ids(&next(&mut noted).await), vec![2]);
+        let note = String::new();
+        apply(&db, Ev::SetNote { id: 2, note }).await;
+        assert_eq!(ids(&next(&mut noted).await), Vec::<u64>::new());
+    }
     db.close().await.expect("close");
 }
 

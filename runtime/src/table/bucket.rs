@@ -3,7 +3,7 @@
 //! An index maps a key to a [`Bucket`] of the slots of the rows holding it, so a lookup
 //! reads the rows directly instead of looking every id up again. A bucket is shaped by its
 //! size: one or two slots inline (one is the usual case for an ordered index over nearly
-//! unique keys such as timestamps), a sorted boxed slice for a few, and for many a sorted
+//! unique keys such as timestamps), a sorted [`ThinVec`] for a few, and for many a sorted
 //! list of sorted chunks ([`Chunks`]): reading it is as fast as reading an array (a bucket holding a
 //! third of the table must read faster than a scan of the table), and adding or removing
 //! one slot moves at most one chunk's worth of slots, so it stays cheap for the bucket of
@@ -11,8 +11,10 @@
 //!
 //! A bucket is 16 bytes (an ordered index's B-tree stores it inline beside each key, so
 //! every byte of it counts once per row there): the heap shapes are thin pointers. `Few`
-//! boxes its boxed slice (16 bytes beside the slots) for that; inline `Two` spares small
-//! buckets that cost.
+//! is a `ThinVec`, whose length and capacity sit in its one allocation before the slots, so
+//! reading a few slots follows one pointer (a boxed boxed slice, its earlier shape, cost
+//! a lookup one more dependent cache miss and a bucket two allocations); inline `Two`
+//! spares small buckets even that.
 //!
 //! Invariants (kept by the methods below):
 //! - a bucket is never empty (the index drops the key instead; see [`Bucket::remove`]);
@@ -21,6 +23,8 @@
 //! - `Two` holds 2 slots, ascending; `Few` holds 3..=[`FEW_MAX`] slots;
 //! - a `Many`'s chunks are non-empty, each sorted, each holding at most [`CHUNK_MAX`]
 //!   slots, all of one chunk below all of the next; `len` is their total.
+
+use thin_vec::ThinVec;
 
 /// A row's position in the table's row vector. A table holds at most `u32::MAX` rows.
 pub(crate) type Slot = u32;
@@ -40,9 +44,9 @@ pub enum Bucket {
     One(Slot),
     /// Two slots, ascending.
     Two([Slot; 2]),
-    /// 3..=`FEW_MAX` slots, sorted. Boxed twice so that the bucket holds a thin pointer
-    /// (a boxed slice is 16 bytes: a bucket holding one inline would be 24).
-    Few(Box<Box<[Slot]>>),
+    /// 3..=`FEW_MAX` slots, sorted, allocated to fit. A thin vector, so that the bucket
+    /// holds a thin pointer (a boxed slice is 16 bytes: a bucket holding one would be 24).
+    Few(ThinVec<Slot>),
     /// More slots (boxed for the same reason).
     Many(Box<Chunks>),
 }
@@ -113,6 +117,13 @@ impl Chunks {
     }
 }
 
+/// A `Few` of `slots` (sorted, distinct), allocated to fit.
+fn few_of(slots: &[Slot]) -> ThinVec<Slot> {
+    let mut few = ThinVec::with_capacity(slots.len());
+    few.extend_from_slice(slots);
+    few
+}
+
 impl Bucket {
     /// The bucket of `slots` (ascending, distinct), shaped by its size in one step (a bulk
     /// load builds each bucket once instead of growing it slot by slot); `None` when
@@ -123,7 +134,7 @@ impl Bucket {
             [] => return None,
             [one] => Bucket::One(one),
             [first, second] => Bucket::Two([first, second]),
-            _ if slots.len() <= FEW_MAX => Bucket::Few(Box::new(slots.into())),
+            _ if slots.len() <= FEW_MAX => Bucket::Few(few_of(slots)),
             _ => {
                 let chunks = slots.chunks(CHUNK_MAX).map(<[Slot]>::to_vec).collect();
                 Bucket::Many(Box::new(Chunks {
@@ -179,7 +190,7 @@ impl Bucket {
                     let mut three = [slot; 3];
                     three[..at].copy_from_slice(&two[..at]);
                     three[at + 1..].copy_from_slice(&two[at..]);
-                    *self = Bucket::Few(Box::new(Box::from(three)));
+                    *self = Bucket::Few(few_of(&three));
                 }
             }
             Bucket::Few(slots) => {
@@ -187,11 +198,8 @@ impl Bucket {
                     return;
                 };
                 if slots.len() < FEW_MAX {
-                    let mut grown = Vec::with_capacity(slots.len() + 1);
-                    grown.extend_from_slice(&slots[..at]);
-                    grown.push(slot);
-                    grown.extend_from_slice(&slots[at..]);
-                    **slots = grown.into_boxed_slice();
+                    slots.reserve_exact(1);
+                    slots.insert(at, slot);
                 } else {
                     let mut many = Vec::with_capacity(slots.len() + 1);
                     many.extend_from_slice(&slots[..at]);
@@ -227,17 +235,16 @@ impl Bucket {
                     two[at..].copy_from_slice(&slots[at + 1..]);
                     *self = Bucket::Two(two);
                 } else {
-                    let mut shrunk = Vec::with_capacity(slots.len() - 1);
-                    shrunk.extend_from_slice(&slots[..at]);
-                    shrunk.extend_from_slice(&slots[at + 1..]);
-                    **slots = shrunk.into_boxed_slice();
+                    slots.remove(at);
+                    slots.shrink_to_fit();
                 }
                 false
             }
             Bucket::Many(slots) => {
                 if slots.remove(slot) && slots.len <= FEW_AGAIN {
-                    let few: Box<[Slot]> = slots.iter().copied().collect();
-                    *self = Bucket::Few(Box::new(few));
+                    let mut few = ThinVec::with_capacity(slots.len);
+                    few.extend(slots.iter().copied());
+                    *self = Bucket::Few(few);
                 }
                 false
             }
@@ -416,7 +423,7 @@ mod tests {
         let mut bucket = Bucket::One(9);
         bucket.repoint(9, 3);
         assert_eq!(slots(&bucket), [3]);
-        let mut bucket = Bucket::Few(Box::new(Box::from([1, 4, 9])));
+        let mut bucket = Bucket::Few(super::few_of(&[1, 4, 9]));
         bucket.repoint(9, 2);
         assert_eq!(slots(&bucket), [1, 2, 4]);
         let mut bucket = Bucket::Two([4, 9]);

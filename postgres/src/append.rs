@@ -317,9 +317,20 @@ fn classify(e: tokio_postgres::Error, p: &Prepared) -> CallError {
 /// Appends `p`, retrying what is safe to retry; carries the notification of
 /// other instances when the [gate](crate::notify::Gate) allows, and tells
 /// local tails (and the gate) once it committed.
+///
+/// # Cancel safety
+///
+/// Dropped after its first poll, the batch is appended or not (never half),
+/// as [`EventStore::append`](foldkit::store::EventStore::append) says. The
+/// statement sent goes on to its end on the server (dropping a
+/// tokio-postgres query does not cancel it, so the function releases the
+/// append lock itself) while the connection goes back to the pool, where the
+/// next call queues behind it. A notification is owed to other instances,
+/// since the batch may have committed without one.
 pub(crate) async fn append(inner: &Inner, p: &Prepared) -> Result<Appended, StoreError> {
     let ticket = inner.gate.try_take();
     let notify = ticket.is_some();
+    let unsettled = Unsettled(Some(inner));
     let result = run(inner, p, |inner, p| async move {
         let client = inner.client().await.map_err(CallError::NotSent)?;
         let result = call(&client, p, notify).await;
@@ -331,11 +342,31 @@ pub(crate) async fn append(inner: &Inner, p: &Prepared) -> Result<Appended, Stor
         result
     })
     .await;
+    unsettled.done();
     if let Ok(appended) = &result {
         inner.committed(appended);
         inner.settle(!appended.deduplicated, ticket);
     }
     result
+}
+
+/// An append between its first call and its answer: dropped before
+/// [`done`](Self::done), the batch may have committed without telling other
+/// instances, so a notification is owed.
+struct Unsettled<'a>(Option<&'a Inner>);
+
+impl Unsettled<'_> {
+    fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0 {
+            inner.gate.owe();
+        }
+    }
 }
 
 /// Test hook: the call inside an explicit transaction held open for `hold`.

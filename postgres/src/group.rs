@@ -1,13 +1,18 @@
 //! Group commit: concurrent appends of one store share one transaction.
 //!
-//! Every append goes through a queue served by a few worker tasks. A worker
+//! An append that finds another of its store in flight goes through a queue
+//! served by a few worker tasks; one that finds none has nothing to share a
+//! transaction with and runs the single-batch path ([`append::append`]) in
+//! its caller's task, sparing the hand-offs to and from a worker (on two
+//! cores they cost a lone durable append about a third more than a
+//! hand-written `INSERT`; see `benches/pg.rs`). A worker
 //! takes what is queued (up to [`MAX_GROUP`] batches, no two for the same
 //! stream or idempotency key) and appends it with one call of
 //! `foldkit_append_batches`: one round trip, one hold of the append lock, one
 //! `INSERT` of all the group's events, one commit (one WAL flush) for the
 //! whole group, while each batch keeps its own
-//! answer (appended, duplicate, conflict). A lone append is a group of one and
-//! takes the single-batch path ([`append::append`]) with its retries.
+//! answer (appended, duplicate, conflict). A group of one takes the
+//! single-batch path with its retries.
 //!
 //! When a group fails as a whole (a concurrent writer moved one of its streams,
 //! a key race, a server error: the transaction rolled back), each batch is

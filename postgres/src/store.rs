@@ -7,7 +7,7 @@
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -119,6 +119,8 @@ pub(crate) struct Inner {
     pub(crate) read_only: bool,
     /// The group-commit queue ([`crate::group`]).
     queue: mpsc::UnboundedSender<Pending>,
+    /// Appends in flight through [`EventStore::append`] (see [`InFlight`]).
+    appending: AtomicUsize,
     /// The listener ([`tail::listen`]) was started: by the first tail, since
     /// only tails use what it hears.
     listening: AtomicBool,
@@ -230,6 +232,7 @@ impl PgStore {
             retry_for: options.retry_for,
             read_only: options.read_only,
             queue,
+            appending: AtomicUsize::new(0),
             listening: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             workers: Mutex::new(Vec::new()),
@@ -339,11 +342,42 @@ impl Inner {
     }
 }
 
+/// One append in flight through [`EventStore::append`], counted while it
+/// lives. An append that finds none other in flight (`alone`) has nothing to
+/// share a group commit with, so it runs in its caller's task; the others go
+/// through the group-commit queue.
+struct InFlight<'a> {
+    count: &'a AtomicUsize,
+    alone: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        let before = count.fetch_add(1, Ordering::AcqRel);
+        Self {
+            count,
+            alone: before == 0,
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl EventStore for PgStore {
     fn append(&self, batch: AppendBatch) -> BoxFuture<'_, Result<Appended, StoreError>> {
         Box::pin(async move {
             self.inner.check_writable("append")?;
             let prepared = append::prepare(&batch)?;
+            let in_flight = InFlight::enter(&self.inner.appending);
+            if in_flight.alone {
+                // Nothing to share a transaction with: append from this task,
+                // without the two hand-offs to and from a worker.
+                return append::append(&self.inner, &prepared).await;
+            }
             let (reply, answer) = oneshot::channel();
             self.inner
                 .queue

@@ -911,3 +911,77 @@ async fn listener(
         .expect("listen");
     (client, rx)
 }
+
+/// A lone append runs in its caller's task (no worker in between): dropped at
+/// any point, even after its statement was sent, it leaves its batch whole or
+/// absent, later appends go ahead at once, and another store's tail sees every
+/// batch that did commit, in order.
+#[test]
+fn lone_appends_dropped_in_flight_leave_whole_batches_and_a_working_store() {
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = PgStore::connect(&url).await.expect("connect");
+        let reader = PgStore::connect(&url).await.expect("connect");
+        let mut tail = reader.tail(1);
+        let mut dropped = 0;
+        for i in 0..60u32 {
+            let batch = AppendBatch::new(
+                (0..3)
+                    .map(|j| event("E", format!("{i}:{j}").as_bytes()))
+                    .collect(),
+            );
+            let wait = Duration::from_micros(u64::from(i % 20) * 40);
+            if tokio::time::timeout(wait, store.append(batch))
+                .await
+                .is_err()
+            {
+                dropped += 1;
+            }
+        }
+        assert!(
+            dropped > 0,
+            "no append was dropped in flight: the test proves nothing"
+        );
+        let last = tokio::time::timeout(
+            Duration::from_secs(10),
+            store.append(AppendBatch::new(vec![event("E", b"last")])),
+        )
+        .await
+        .expect("an append after dropped ones is not held up")
+        .expect("append");
+        let last = *last.positions.end();
+
+        let stored = store.read(1, 10_000).await.expect("read");
+        assert_eq!(stored.last().map(|e| e.position), Some(last));
+        let mut batches: std::collections::BTreeMap<u32, Vec<(u64, u32)>> = Default::default();
+        for e in &stored[..stored.len() - 1] {
+            let text = std::str::from_utf8(&e.payload).expect("utf-8");
+            let (i, j) = text.split_once(':').expect("i:j");
+            let (i, j): (u32, u32) = (i.parse().expect("i"), j.parse().expect("j"));
+            batches.entry(i).or_default().push((e.position, j));
+        }
+        for (i, events) in &batches {
+            let positions: Vec<u64> = events.iter().map(|(p, _)| *p).collect();
+            let order: Vec<u32> = events.iter().map(|(_, j)| *j).collect();
+            assert_eq!(order, [0, 1, 2], "batch {i} is whole and in order");
+            assert_eq!(positions[2], positions[0] + 2, "batch {i} is contiguous");
+        }
+        assert!(
+            batches.len() >= 60 - dropped,
+            "every acknowledged batch is stored"
+        );
+
+        let mut seen = Vec::new();
+        while seen.last() != Some(&last) {
+            let got = tokio::time::timeout(Duration::from_secs(10), tail.next_batch(1000))
+                .await
+                .expect("the other store's tail sees every committed batch")
+                .expect("tail");
+            seen.extend(got.iter().map(|e| e.position));
+        }
+        let expected: Vec<u64> = stored.iter().map(|e| e.position).collect();
+        assert_eq!(seen, expected);
+    });
+}

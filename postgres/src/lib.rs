@@ -130,8 +130,9 @@
 //! take what is queued (no two batches of one stream or key in a group) and
 //! append it with one call of `foldkit_append_batches` (one lock hold, one
 //! `INSERT` of every event, one commit), while each batch keeps its own answer; a group that fails as a
-//! whole is appended again batch by batch. A lone append takes the
-//! single-batch path, so it waits for nothing.
+//! whole is appended again batch by batch. An append that finds no other of
+//! its store in flight takes the single-batch path in its caller's task, so
+//! it waits for nothing and hands off to no worker.
 //!
 //! # Idempotency and conflicts
 //!

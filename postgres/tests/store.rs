@@ -915,7 +915,8 @@ async fn listener(
 /// A lone append runs in its caller's task (no worker in between): dropped at
 /// any point, even after its statement was sent, it leaves its batch whole or
 /// absent, later appends go ahead at once, and another store's tail sees every
-/// batch that did commit, in order.
+/// batch that did commit, in order. (The waits are long because CI runs every
+/// test of this file at once, each with its own server, on two cores.)
 #[test]
 fn lone_appends_dropped_in_flight_leave_whole_batches_and_a_working_store() {
     let Some((_server, url)) = database(false) else {
@@ -945,7 +946,7 @@ fn lone_appends_dropped_in_flight_leave_whole_batches_and_a_working_store() {
             "no append was dropped in flight: the test proves nothing"
         );
         let last = tokio::time::timeout(
-            Duration::from_secs(10),
+            Duration::from_secs(60),
             store.append(AppendBatch::new(vec![event("E", b"last")])),
         )
         .await
@@ -975,9 +976,16 @@ fn lone_appends_dropped_in_flight_leave_whole_batches_and_a_working_store() {
 
         let mut seen = Vec::new();
         while seen.last() != Some(&last) {
-            let got = tokio::time::timeout(Duration::from_secs(10), tail.next_batch(1000))
+            let got = tokio::time::timeout(Duration::from_secs(60), tail.next_batch(1000))
                 .await
-                .expect("the other store's tail sees every committed batch")
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "the other store's tail saw {} events, up to {:?}, of {} up to {last}",
+                        seen.len(),
+                        seen.last(),
+                        stored.len()
+                    )
+                })
                 .expect("tail");
             seen.extend(got.iter().map(|e| e.position));
         }

@@ -4,7 +4,7 @@
 //! served by a few worker tasks; one that finds none has nothing to share a
 //! transaction with and runs the single-batch path ([`append::append`]) in
 //! its caller's task, sparing the hand-offs to and from a worker (on two
-//! cores, taking them out moved a lone durable append from 1.3–2.1x a
+//! cores, taking them out moved a lone durable append from 1.2–2.1x a
 //! hand-written `INSERT` to 0.8–1.6x, median 1.24x; see `benches/pg.rs`).
 //! A worker
 //! takes what is queued (up to [`MAX_GROUP`] batches, no two for the same

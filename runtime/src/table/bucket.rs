@@ -156,6 +156,17 @@ impl Bucket {
         }
     }
 
+    /// The slots, ascending, as one slice; `None` for a `Many` (its slots are in chunks).
+    #[inline]
+    pub(crate) fn as_slice(&self) -> Option<&[Slot]> {
+        match self {
+            Bucket::One(slot) => Some(std::slice::from_ref(slot)),
+            Bucket::Two(slots) => Some(slots),
+            Bucket::Few(slots) => Some(slots),
+            Bucket::Many(_) => None,
+        }
+    }
+
     /// The slots, ascending.
     #[inline]
     pub(crate) fn iter(&self) -> BucketIter<'_> {

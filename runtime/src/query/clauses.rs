@@ -11,12 +11,14 @@
 //! that an integer literal can match, so `where_qty_gt(5)` on a `u32` field infers `5u32`
 //! (with `Into<u32>` it would default to `i32` and fail).
 
+use std::any::Any;
 use std::ops::Bound;
 
 use super::fields::{
     ContainsField, EqField, IndexKey, OptionField, OrdField, OrderedKey, SortField,
 };
-use super::{Direction, QueryBuilder, QueryCore};
+use super::predicate::Cost;
+use super::{Direction, IndexProbe, QueryBuilder, QueryCore};
 
 /// A value a query method accepts for a field of type `F`: `F` itself, or for a `String`
 /// field a `&str`, `&String`, `Box<str>` or `char`.
@@ -28,6 +30,15 @@ use super::{Direction, QueryBuilder, QueryCore};
 pub trait IntoValue<F> {
     /// The value as the field's type.
     fn into_value(self) -> F;
+
+    /// The value as a borrowed string, if it is one (`&str`, `&String`): an indexed
+    /// equality on a `String` field then looks it up without copying it into a `String`.
+    /// Not public API.
+    #[doc(hidden)]
+    #[inline]
+    fn as_str_key(&self) -> Option<&str> {
+        None
+    }
 }
 
 #[diagnostic::do_not_recommend]
@@ -42,11 +53,19 @@ impl IntoValue<String> for &str {
     fn into_value(self) -> String {
         self.to_owned()
     }
+    #[inline]
+    fn as_str_key(&self) -> Option<&str> {
+        Some(self)
+    }
 }
 
 impl IntoValue<String> for &String {
     fn into_value(self) -> String {
         self.clone()
+    }
+    #[inline]
+    fn as_str_key(&self) -> Option<&str> {
+        Some(self)
     }
 }
 
@@ -83,6 +102,15 @@ pub trait FieldOf<E, F>: 'static {
 #[inline(always)]
 fn get<E, F, M: FieldOf<E, F>>(row: &E) -> &F {
     (M::GET)(row)
+}
+
+/// The accessor of the field `M` typed as a `String` one, if `F` is `String` (a type
+/// comparison the compiler folds away).
+#[inline(always)]
+fn string_field<E: 'static, F: 'static, M: FieldOf<E, F>>() -> Option<fn(&E) -> &String> {
+    (&M::GET as &dyn Any)
+        .downcast_ref::<fn(&E) -> &String>()
+        .copied()
 }
 
 /// Adds a clause to the plan of `builder`.
@@ -143,6 +171,10 @@ pub trait Clauses: QueryBuilder {
         F: IndexKey<Self::Entity, M, Self::Source>,
         M: FieldOf<Self::Entity, F>,
     {
+        if let (Some(key), Some(get)) = (value.as_str_key(), string_field::<Self::Entity, F, M>()) {
+            let probe = IndexProbe::hash_lookup_str(slot, key, get);
+            return with(self, |core| core.probed(probe, Cost::of::<String>()));
+        }
         let value = value.into_value();
         with(self, |core| {
             core.eq_indexed::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, slot, value)
@@ -173,6 +205,10 @@ pub trait Clauses: QueryBuilder {
         F: OrderedKey<Self::Entity, M, Self::Source>,
         M: FieldOf<Self::Entity, F>,
     {
+        if let (Some(key), Some(get)) = (value.as_str_key(), string_field::<Self::Entity, F, M>()) {
+            let probe = IndexProbe::ordered_lookup_str(slot, key, get);
+            return with(self, |core| core.probed(probe, Cost::of::<String>()));
+        }
         let value = value.into_value();
         with(self, |core| {
             core.eq_ordered::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, slot, value)

@@ -107,7 +107,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Adds an index-capable clause: `probe` is its row test as well as its index probe.
-    fn probed(self, probe: IndexProbe<T>, cost: Cost) -> Self {
+    pub(super) fn probed(self, probe: IndexProbe<T>, cost: Cost) -> Self {
         self.push(Clause::probed(probe, cost))
     }
 

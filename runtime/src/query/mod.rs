@@ -80,6 +80,7 @@ mod plan;
 mod predicate;
 pub(crate) mod probe;
 mod route;
+mod str_lookup;
 pub(crate) use route::{KeyHasher, key_hash};
 
 #[doc(hidden)]

@@ -144,7 +144,7 @@ pub(super) trait Probe<T>: Send + Sync {
 }
 
 /// The index at `slot` of `table`, if it is an `Index<T, K, M>`.
-fn typed<T: Entity, K: 'static, M: 'static>(
+pub(super) fn typed<T: Entity, K: 'static, M: 'static>(
     table: &Table<T>,
     slot: usize,
 ) -> Option<&Index<T, K, M>> {

@@ -103,6 +103,22 @@ pub(super) enum Candidates<'t> {
     Over,
 }
 
+impl<'t> Candidates<'t> {
+    /// The candidates of one key: its bucket, or none when the index lacks the key.
+    pub(super) fn of_key(bucket: Option<&'t Bucket>) -> Self {
+        match bucket {
+            Some(bucket) => Candidates::Exact {
+                size: bucket.len(),
+                buckets: Buckets::One(bucket),
+            },
+            None => Candidates::Exact {
+                buckets: Buckets::Many(Vec::new()),
+                size: 0,
+            },
+        }
+    }
+}
+
 /// Names the rows a clause can match from an index.
 pub(super) trait Probe<T>: Send + Sync {
     /// The position of the probed index among the table's indexes.
@@ -269,16 +285,7 @@ where
             return Candidates::Unavailable;
         };
         if let KeyList::One(key) = &self.keys {
-            return match index.get(key) {
-                Some(bucket) => Candidates::Exact {
-                    size: bucket.len(),
-                    buckets: Buckets::One(bucket),
-                },
-                None => Candidates::Exact {
-                    buckets: Buckets::Many(Vec::new()),
-                    size: 0,
-                },
-            };
+            return Candidates::of_key(index.get(key));
         }
         let keys = self.keys.as_slice();
         let buckets: Vec<&Bucket> = keys.iter().filter_map(|key| index.get(key)).collect();

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use arrayvec::ArrayString;
 
 use super::predicate::RowTest;
-use super::probe::{Buckets, Candidates, IndexProbe, Probe, typed};
+use super::probe::{Candidates, IndexProbe, Probe, typed};
 use crate::entity::Entity;
 use crate::table::{Bucket, Seeded, Table};
 
@@ -128,16 +128,7 @@ impl<T: 'static, M: StrKeyed> Probe<T> for StrLookup<T, M> {
         let Some(index) = typed::<T, String, M>(table, self.slot) else {
             return Candidates::Unavailable;
         };
-        match index.map().bucket_of_str(self.key.as_str()) {
-            Some(bucket) => Candidates::Exact {
-                size: bucket.len(),
-                buckets: Buckets::One(bucket),
-            },
-            None => Candidates::Exact {
-                buckets: Buckets::Many(Vec::new()),
-                size: 0,
-            },
-        }
+        Candidates::of_key(index.map().bucket_of_str(self.key.as_str()))
     }
 
     fn route_keys(&self) -> Option<Vec<u64>> {

@@ -6,6 +6,8 @@ use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use thin_vec::ThinVec;
+
 use super::Direction;
 use super::fields::{
     ContainsField, EqField, IndexKey, OptionField, OrdField, OrderedKey, SortField,
@@ -24,7 +26,9 @@ use super::probe::IndexProbe;
 pub struct QueryCore<T> {
     /// Ordered by [`Cost`], cheapest first (see `push`).
     pub(super) clauses: ClauseList<T>,
-    pub(super) order: Vec<OrderKey<T>>,
+    /// A `ThinVec` (one pointer, no allocation while empty): most plans have no
+    /// ordering, and a smaller plan moves without a `memcpy` call.
+    pub(super) order: ThinVec<OrderKey<T>>,
     pub(super) offset: usize,
     pub(super) limit: Option<usize>,
     /// An access path forced by a test (see [`force`](Self::force)).
@@ -65,7 +69,7 @@ impl<T> QueryCore<T> {
     pub fn new() -> Self {
         Self {
             clauses: ClauseList::Empty,
-            order: Vec::new(),
+            order: ThinVec::new(),
             offset: 0,
             limit: None,
             force: None,
@@ -99,6 +103,11 @@ impl<T> QueryCore<T> {
     /// Adds `clause` after every clause that costs no more, so `clauses` stays ordered by
     /// cost (ties in call order) and a scan tests the cheap clauses first.
     fn push(mut self, clause: Clause<T>) -> Self {
+        if self.clauses.is_empty() {
+            // The common first clause: no search, no shifting.
+            self.clauses = ClauseList::One(clause);
+            return self;
+        }
         let at = self
             .clauses
             .partition_point(|other| other.cost <= clause.cost);

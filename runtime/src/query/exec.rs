@@ -401,7 +401,7 @@ impl<T: Entity> QueryCore<T> {
         let mut read = 0usize;
         let mut over = false;
         let mut group: Vec<&'t T> = Vec::new();
-        probe.0.walk(table, direction, &mut |bucket| {
+        probe.get().walk(table, direction, &mut |bucket| {
             let mut slots = bucket.iter();
             if in_order {
                 // Take the bucket's rows in order until `k` are in.
@@ -497,10 +497,10 @@ impl<T: Entity> QueryCore<T> {
         if !self.order.is_empty() || self.force.is_some() || !table.is_sorted() {
             return None;
         }
-        if probe.0.is_range() {
+        if probe.get().is_range() {
             return None;
         }
-        let Candidates::Exact { buckets, size } = probe.0.candidates(table, usize::MAX) else {
+        let Candidates::Exact { buckets, size } = probe.get().candidates(table, usize::MAX) else {
             return None;
         };
         let bucket = match buckets.as_slice() {

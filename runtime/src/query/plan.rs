@@ -136,13 +136,13 @@ impl<T: Entity> QueryCore<T> {
             Access::Index { by, size, .. } => Plan::Index {
                 field: self.clauses[by]
                     .probe()
-                    .map_or("?", |probe| field(probe.0.index())),
+                    .map_or("?", |probe| field(probe.get().index())),
                 candidates: size,
             },
             Access::Walk {
                 probe, direction, ..
             } => Plan::Walk {
-                field: field(probe.0.index()),
+                field: field(probe.get().index()),
                 direction,
             },
         }
@@ -264,21 +264,21 @@ impl<T: Entity> QueryCore<T> {
             };
             // No use collecting more candidates than the best so far.
             let limit = best.as_ref().map_or(cap, |(_, size, _)| (*size).min(cap));
-            let candidates = if probe.0.is_range() && !forced {
+            let candidates = if probe.get().is_range() && !forced {
                 let small = SAMPLE.min(limit);
-                match probe.0.candidates(table, small) {
+                match probe.get().candidates(table, small) {
                     Candidates::Over if limit > small => {
                         let (passing, seen) = sample(table.dense(), |row| clause.test().test(row));
                         let estimate = passing.saturating_mul(n) / seen.max(1);
                         if estimate >= limit {
                             continue;
                         }
-                        probe.0.candidates(table, limit)
+                        probe.get().candidates(table, limit)
                     }
                     other => other,
                 }
             } else {
-                probe.0.candidates(table, limit)
+                probe.get().candidates(table, limit)
             };
             if let Candidates::Exact { buckets, size } = candidates
                 && best.as_ref().is_none_or(|(_, best, _)| size < *best)
@@ -301,12 +301,12 @@ impl<T: Entity> QueryCore<T> {
             let Some(range) = clause.probe() else {
                 continue;
             };
-            if !range.0.is_range() || range.0.index() != walker.0.index() {
+            if !range.get().is_range() || range.get().index() != walker.get().index() {
                 continue;
             }
             let narrowed = match &probe {
                 None => Some(range.clone()),
-                Some(probe) => probe.0.narrow(&*range.0),
+                Some(probe) => probe.get().narrow(range.get()),
             };
             if narrowed.is_some() {
                 probe = narrowed;
@@ -340,7 +340,7 @@ impl<T: Entity> QueryCore<T> {
         // The selectivity of the other clauses among the rows in the walked range.
         let (in_range, passing) = sample_pair(
             table.dense(),
-            |row| walk.probe.0.test(row),
+            |row| walk.probe.get().test(row),
             |row| self.matches(row),
         );
         let expected = (k as u128 * (in_range as u128 + 2)) / (passing as u128 + 1);

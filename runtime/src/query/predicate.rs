@@ -135,7 +135,7 @@ impl<T> Clause<T> {
     pub(super) fn test(&self) -> &dyn Predicate<T> {
         match &self.kind {
             Kind::Test(test) => &**test,
-            Kind::Probe(probe) => &*probe.0,
+            Kind::Probe(probe) => probe.get(),
         }
     }
 

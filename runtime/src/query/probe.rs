@@ -19,21 +19,52 @@ use std::sync::Arc;
 
 use super::Direction;
 use super::predicate::{Predicate, RowTest};
+use super::str_lookup::StrLookup;
 use crate::entity::Entity;
 use crate::table::{Bucket, Seeded, Table, index::Index};
 
 /// A clause's index lookup, built by the `IndexKey` / `OrderedKey` constructors. Not
 /// public API.
 #[doc(hidden)]
-pub struct IndexProbe<T>(pub(super) Arc<dyn Indexed<T>>);
+pub struct IndexProbe<T>(Held<T>);
+
+/// Where a probe lives: shared behind an `Arc` (any key type), or inline (one string
+/// key, the most common indexed equality, which then allocates nothing; see
+/// `str_lookup.rs`).
+enum Held<T> {
+    Shared(Arc<dyn Indexed<T>>),
+    Str(StrLookup<T>),
+}
 
 impl<T> Clone for IndexProbe<T> {
     fn clone(&self) -> Self {
-        Self(self.0.clone())
+        Self(match &self.0 {
+            Held::Shared(probe) => Held::Shared(probe.clone()),
+            Held::Str(lookup) => Held::Str(lookup.clone()),
+        })
     }
 }
 
 impl<T> IndexProbe<T> {
+    /// A probe shared behind an `Arc`.
+    fn shared(probe: impl Indexed<T> + 'static) -> Self {
+        Self(Held::Shared(Arc::new(probe)))
+    }
+
+    /// A one-string-key lookup, held inline.
+    pub(super) fn inline_str(lookup: StrLookup<T>) -> Self {
+        Self(Held::Str(lookup))
+    }
+
+    /// The probe, which is its clause's row test too.
+    #[inline]
+    pub(super) fn get(&self) -> &dyn Indexed<T> {
+        match &self.0 {
+            Held::Shared(probe) => &**probe,
+            Held::Str(lookup) => lookup,
+        }
+    }
+
     /// A lookup of `keys` in the hash index at `slot`.
     pub(super) fn hash_lookup<K, R>(slot: usize, keys: KeyList<K>, read: R) -> Self
     where
@@ -41,9 +72,9 @@ impl<T> IndexProbe<T> {
         K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
         R: Reads<T, K>,
     {
-        Self(Arc::new(Lookup::<K, R, HashMap<K, Bucket, Seeded>>::new(
+        Self::shared(Lookup::<K, R, HashMap<K, Bucket, Seeded>>::new(
             slot, keys, read,
-        )))
+        ))
     }
 
     /// A lookup of `keys` in the ordered index at `slot`.
@@ -53,9 +84,7 @@ impl<T> IndexProbe<T> {
         K: Ord + std::hash::Hash + Clone + Send + Sync + 'static,
         R: Reads<T, K>,
     {
-        Self(Arc::new(Lookup::<K, R, BTreeMap<K, Bucket>>::new(
-            slot, keys, read,
-        )))
+        Self::shared(Lookup::<K, R, BTreeMap<K, Bucket>>::new(slot, keys, read))
     }
 
     /// The keys within `low` and `high` of the ordered index at `slot`, read by `get`.
@@ -65,7 +94,7 @@ impl<T> IndexProbe<T> {
         K: Ord + std::hash::Hash + Clone + Send + Sync + 'static,
         G: Fn(&T) -> &K + Clone + Send + Sync + 'static,
     {
-        Self(Arc::new(Range::new(slot, low, high, get)))
+        Self::shared(Range::new(slot, low, high, get))
     }
 }
 
@@ -427,12 +456,12 @@ where
         let (low, high) = other.bounds()?.downcast_ref::<(Bound<K>, Bound<K>)>()?;
         let low = tighter(&self.bounds.0, low, std::cmp::Ordering::Greater);
         let high = tighter(&self.bounds.1, high, std::cmp::Ordering::Less);
-        Some(IndexProbe(Arc::new(Range::new(
+        Some(IndexProbe::shared(Range::new(
             self.slot,
             low,
             high,
             self.get.clone(),
-        ))))
+        )))
     }
 
     fn bounds(&self) -> Option<&dyn Any> {

@@ -85,7 +85,7 @@ impl<T> QueryCore<T> {
         self.clauses
             .iter()
             .filter_map(|clause| clause.probe())
-            .find(|probe| probe.0.route_keys().is_some())
+            .find(|probe| probe.get().route_keys().is_some())
             .cloned()
     }
 }
@@ -93,7 +93,7 @@ impl<T> QueryCore<T> {
 impl<T> IndexProbe<T> {
     /// The index slot, and the hashes of the keys this probe looks up (`None` for a range).
     pub(crate) fn route_keys(&self) -> Option<(usize, Vec<u64>)> {
-        Some((self.0.index(), self.0.route_keys()?))
+        Some((self.get().index(), self.get().route_keys()?))
     }
 
     /// Appends the hashes of `row`'s keys in this probe's index to `out`.
@@ -101,7 +101,7 @@ impl<T> IndexProbe<T> {
     where
         T: Entity,
     {
-        if let Some(index) = table.indexes().get(self.0.index()) {
+        if let Some(index) = table.indexes().get(self.get().index()) {
             index.key_hashes(row, out);
         }
     }

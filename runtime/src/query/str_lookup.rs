@@ -1,13 +1,16 @@
-//! The lookup behind `where_f(&str)` on an indexed `String` field, holding its key without
-//! allocating a `String`.
+//! The lookup behind `where_f(&str)` on an indexed `String` field: it holds its key
+//! without allocating a `String`, and lives inside its clause without an `Arc`.
 //!
 //! The generic [`Lookup`](super::probe::Lookup) holds its key as the field's type, so a
-//! `&str` argument would first be copied into a `String`: one heap allocation and one free
-//! per query. [`StrLookup`] keeps a short key inline ([`HeldStr`], an `ArrayString`) and
-//! looks it up as a `&str` (`String: Borrow<str>`, and `str` hashes and orders as `String`
-//! does, in the index's map and in watch routing). Under callgrind, that took a 10-row
-//! indexed equality over 1M rows from 1,340 to 1,059 instructions (the `eq_probe`
-//! example; the hand-written index there: 558).
+//! `&str` argument would first be copied into a `String`, and the lookup is shared behind
+//! an `Arc<dyn ..>`: two heap allocations and two frees per query. [`StrLookup`] keeps a
+//! short key inline ([`HeldStr`], an `ArrayString`), looks it up as a `&str` (`String:
+//! Borrow<str>`, and `str` hashes and orders as `String` does, in the index's map and in
+//! watch routing), and is a concrete type (the index kind is a field, not a type
+//! parameter), so `IndexProbe` holds it inline. Under callgrind, a 10-row indexed
+//! equality over 1M rows went from 1,340 to 1,059 instructions with the inline key, and
+//! to about 820 with the inline probe (the `eq_probe` example; the hand-written index
+//! there: about 570).
 //!
 //! `Clauses::eq_indexed` and `Clauses::eq_ordered` take this path when the argument is a
 //! borrowed string (`IntoValue::as_str_key`) and the field is a `String` (its accessor's
@@ -26,6 +29,7 @@ use crate::table::{Bucket, Seeded, Table};
 const INLINE: usize = 38;
 
 /// A string, inline when it is at most [`INLINE`] bytes long.
+#[derive(Clone)]
 enum HeldStr {
     /// A short string.
     Inline(ArrayString<INLINE>),
@@ -50,74 +54,66 @@ impl HeldStr {
     }
 }
 
-/// A map from `String` keys to buckets that can be probed with a `&str`.
-pub(super) trait StrKeyed: crate::table::index::KeyMap<String> {
-    /// The bucket of `key`.
-    fn bucket_of_str(&self, key: &str) -> Option<&Bucket>;
+/// Which kind of index a [`StrLookup`] probes (each keeps its keys in its own map type).
+#[derive(Clone, Copy)]
+enum Kind {
+    /// `#[entity(index)]`: `HashMap<String, Bucket, Seeded>`.
+    Hash,
+    /// `#[entity(index(ordered))]`: `BTreeMap<String, Bucket>`.
+    Ordered,
 }
 
-impl StrKeyed for HashMap<String, Bucket, Seeded> {
-    #[inline]
-    fn bucket_of_str(&self, key: &str) -> Option<&Bucket> {
-        self.get(key)
-    }
-}
-
-impl StrKeyed for BTreeMap<String, Bucket> {
-    #[inline]
-    fn bucket_of_str(&self, key: &str) -> Option<&Bucket> {
-        self.get(key)
-    }
-}
-
-/// Lookup of one string key in the index at `slot`, whose map is `M`; its row test is
-/// "the field read by `get` is `key`".
-struct StrLookup<T, M> {
+/// Lookup of one string key in the index at `slot`; its row test is "the field read by
+/// `get` is `key`". Small and concrete, so a clause holds it inline
+/// ([`IndexProbe::inline_str`]).
+pub(super) struct StrLookup<T> {
     slot: usize,
+    kind: Kind,
     key: HeldStr,
     get: fn(&T) -> &String,
-    map: std::marker::PhantomData<fn() -> M>,
+}
+
+impl<T> Clone for StrLookup<T> {
+    fn clone(&self) -> Self {
+        Self {
+            slot: self.slot,
+            kind: self.kind,
+            key: self.key.clone(),
+            get: self.get,
+        }
+    }
 }
 
 impl<T> IndexProbe<T> {
     /// A lookup of `key` in the hash index at `slot` over the `String` field read by `get`.
-    pub(super) fn hash_lookup_str(slot: usize, key: &str, get: fn(&T) -> &String) -> Self
-    where
-        T: Entity,
-    {
-        Self::str_lookup::<HashMap<String, Bucket, Seeded>>(slot, key, get)
+    pub(super) fn hash_lookup_str(slot: usize, key: &str, get: fn(&T) -> &String) -> Self {
+        Self::str_lookup(slot, Kind::Hash, key, get)
     }
 
     /// A lookup of `key` in the ordered index at `slot` over the `String` field read by
     /// `get`.
-    pub(super) fn ordered_lookup_str(slot: usize, key: &str, get: fn(&T) -> &String) -> Self
-    where
-        T: Entity,
-    {
-        Self::str_lookup::<BTreeMap<String, Bucket>>(slot, key, get)
+    pub(super) fn ordered_lookup_str(slot: usize, key: &str, get: fn(&T) -> &String) -> Self {
+        Self::str_lookup(slot, Kind::Ordered, key, get)
     }
 
-    fn str_lookup<M: StrKeyed>(slot: usize, key: &str, get: fn(&T) -> &String) -> Self
-    where
-        T: Entity,
-    {
-        Self(std::sync::Arc::new(StrLookup::<T, M> {
+    fn str_lookup(slot: usize, kind: Kind, key: &str, get: fn(&T) -> &String) -> Self {
+        Self::inline_str(StrLookup {
             slot,
+            kind,
             key: HeldStr::new(key),
             get,
-            map: std::marker::PhantomData,
-        }))
+        })
     }
 }
 
-impl<T, M: 'static> RowTest<T> for StrLookup<T, M> {
+impl<T> RowTest<T> for StrLookup<T> {
     #[inline(always)]
     fn pass(&self, row: &T) -> bool {
         (self.get)(row).as_str() == self.key.as_str()
     }
 }
 
-impl<T: 'static, M: StrKeyed> Probe<T> for StrLookup<T, M> {
+impl<T> Probe<T> for StrLookup<T> {
     fn index(&self) -> usize {
         self.slot
     }
@@ -126,10 +122,17 @@ impl<T: 'static, M: StrKeyed> Probe<T> for StrLookup<T, M> {
     where
         T: Entity,
     {
-        let Some(index) = typed::<T, String, M>(table, self.slot) else {
-            return Candidates::Unavailable;
+        let key = self.key.as_str();
+        let bucket = match self.kind {
+            Kind::Hash => typed::<T, String, HashMap<String, Bucket, Seeded>>(table, self.slot)
+                .map(|index| index.map().get(key)),
+            Kind::Ordered => typed::<T, String, BTreeMap<String, Bucket>>(table, self.slot)
+                .map(|index| index.map().get(key)),
         };
-        Candidates::of_key(index.map().bucket_of_str(self.key.as_str()))
+        match bucket {
+            Some(bucket) => Candidates::of_key(bucket),
+            None => Candidates::Unavailable,
+        }
     }
 
     fn route_keys(&self) -> Option<Vec<u64>> {

@@ -1,0 +1,100 @@
+//! An indexed equality on a `String` field with a borrowed key (`where_f(&str)`) is
+//! answered from the index, hash or ordered, for short and long keys, and a copy of the
+//! plan answers the same. That path holds its key inline in the clause
+//! (`query/str_lookup.rs`); if it probed the wrong kind of index the results would still
+//! be right (the planner would scan), so these tests pin the plan as well.
+
+use foldkit::prelude::*;
+use foldkit::query::Plan;
+
+#[derive(Entity, Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Customer {
+    #[entity(id)]
+    id: u32,
+    #[entity(index)]
+    email: String,
+    #[entity(index(ordered))]
+    city: String,
+}
+
+/// 1,000 customers in 10 cities; every seventh email is longer than an inline key.
+fn table() -> Table<Customer> {
+    let mut table = Table::default();
+    for id in 0..1_000u32 {
+        table.insert(Customer {
+            id,
+            email: email(id),
+            city: format!("city-{}", id % 10),
+        });
+    }
+    table
+}
+
+fn email(id: u32) -> String {
+    if id.is_multiple_of(7) {
+        format!("a-rather-long-address-of-customer-{id}@example.com")
+    } else {
+        format!("c{id}@example.com")
+    }
+}
+
+#[test]
+fn a_borrowed_key_on_a_hash_index_is_looked_up_short_or_long() {
+    let table = table();
+    for id in [3u32, 7, 700, 999] {
+        let key = email(id);
+        let query = || table.query().where_email(key.as_str());
+        assert_eq!(
+            query().explain(),
+            Plan::Index {
+                field: "email",
+                candidates: 1
+            },
+            "{key}"
+        );
+        let ids: Vec<u32> = query().rows().iter().map(|c| c.id).collect();
+        assert_eq!(ids, [id], "{key}");
+        let plan = query().into_parts().1;
+        let copy = plan.clone();
+        drop(plan);
+        assert_eq!(copy.ids(&table), [id], "{key}");
+    }
+    let missing = table.query().where_email("nobody@example.com");
+    assert_eq!(
+        missing.explain(),
+        Plan::Index {
+            field: "email",
+            candidates: 0
+        }
+    );
+    assert!(
+        table
+            .query()
+            .where_email("nobody@example.com")
+            .rows()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_borrowed_key_on_an_ordered_index_is_looked_up() {
+    let table = table();
+    let key = String::from("city-4");
+    assert_eq!(
+        table.query().where_city(key.as_str()).explain(),
+        Plan::Index {
+            field: "city",
+            candidates: 100
+        }
+    );
+    let ids: Vec<u32> = table.query().where_city(&key).ids();
+    let expected: Vec<u32> = (0..1_000).filter(|id| id % 10 == 4).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(
+        table.query().where_city("city-x").explain(),
+        Plan::Index {
+            field: "city",
+            candidates: 0
+        }
+    );
+}

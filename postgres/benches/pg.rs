@@ -5,7 +5,9 @@
 //!   concurrent writers; `append/baseline/{1,16}`: a hand-written
 //!   tokio-postgres `INSERT` of the same row into the same table, autocommit,
 //!   one connection per writer. The two run interleaved, in blocks of four
-//!   appends per writer (see `interleaved`), each measuring only its own.
+//!   appends per writer (see `interleaved`), each measuring only its own; after
+//!   them, `append/paired/{1,16}` prints both kinds' time over every block of
+//!   both benches and their ratio (see `Paired`).
 //! - `replay/pg` and `replay/file`: reading 1M stored events in order through
 //!   the seam (`EventStore::read`, 10K at a time) from PostgreSQL and from the
 //!   file store.
@@ -79,19 +81,55 @@ type Op = Arc<dyn Fn(u64) -> futures::future::BoxFuture<'static, ()> + Send + Sy
 /// after the other, the second inherits whatever the first left behind (a grown table, a
 /// checkpoint, the disk's state): on this machine the 16-writer ratio read 1.5–1.6x that
 /// way and 1.1–1.3x interleaved.
-async fn interleaved(iters: u64, writers: u64, timed: &Op, other: &Op) -> Duration {
+async fn interleaved(iters: u64, writers: u64, timed: &Op, other: &Op) -> (Duration, Duration) {
     let block = writers * 4;
     let mut elapsed = Duration::ZERO;
+    let mut other_elapsed = Duration::ZERO;
     let mut done = 0;
     while done < iters {
         let n = block.min(iters - done);
         let op = timed.clone();
         elapsed += concurrently(n, writers, move |w| op(w)).await;
         let op = other.clone();
-        concurrently(n, writers, move |w| op(w)).await;
+        other_elapsed += concurrently(n, writers, move |w| op(w)).await;
         done += n;
     }
-    elapsed
+    (elapsed, other_elapsed)
+}
+
+/// Every block of both kinds, timed or not, summed per writer count: the paired ratio.
+///
+/// Criterion times the store's samples and the baseline's in two phases, a minute apart,
+/// and on this VM the disk's sync latency drifts between them, so the ratio of the two
+/// reported means moved between 0.8x and 1.6x from run to run. Every block is timed here,
+/// whichever kind criterion is measuring, so both sums cover the same minutes; their
+/// ratio is the steadier figure, printed after the group.
+#[derive(Default)]
+struct Paired {
+    /// Per writer count: (store time, baseline time, appends of each kind).
+    totals: std::collections::BTreeMap<u64, (Duration, Duration, u64)>,
+}
+
+impl Paired {
+    fn add(&mut self, writers: u64, store: Duration, baseline: Duration, appends: u64) {
+        let entry = self.totals.entry(writers).or_default();
+        entry.0 += store;
+        entry.1 += baseline;
+        entry.2 += appends;
+    }
+
+    fn print(&self) {
+        for (writers, (store, baseline, appends)) in &self.totals {
+            let each = |total: &Duration| total.as_secs_f64() * 1e6 / *appends as f64;
+            println!(
+                "append/paired/{writers}: store {:.1} µs, baseline {:.1} µs per append over \
+                 {appends} of each, store/baseline {:.3}x",
+                each(store),
+                each(baseline),
+                store.as_secs_f64() / baseline.as_secs_f64(),
+            );
+        }
+    }
 }
 
 fn appends(c: &mut Criterion, server: &PgServer, rt: &Runtime) {
@@ -142,19 +180,34 @@ fn appends(c: &mut Criterion, server: &PgServer, rt: &Runtime) {
     let mut group = c.benchmark_group("append");
     group.throughput(Throughput::Elements(1));
     group.sample_size(20);
+    let paired = Arc::new(std::sync::Mutex::new(Paired::default()));
     for writers in [1u64, 16] {
         for (name, timed, other) in [
             ("store", &store_op, &baseline_op),
             ("baseline", &baseline_op, &store_op),
         ] {
+            let store_timed = name == "store";
             group.bench_function(BenchmarkId::new(name, writers), |b| {
-                b.to_async(rt).iter_custom(|iters| async move {
-                    interleaved(iters, writers, timed, other).await
+                b.to_async(rt).iter_custom(|iters| {
+                    let paired = paired.clone();
+                    async move {
+                        let (timed_time, other_time) =
+                            interleaved(iters, writers, timed, other).await;
+                        let (store, baseline) = if store_timed {
+                            (timed_time, other_time)
+                        } else {
+                            (other_time, timed_time)
+                        };
+                        let mut paired = paired.lock().expect("paired totals");
+                        paired.add(writers, store, baseline, iters);
+                        timed_time
+                    }
                 });
             });
         }
     }
     group.finish();
+    paired.lock().expect("paired totals").print();
 }
 
 /// Reads every event from position 1; returns how many.

@@ -1,8 +1,9 @@
-//! An indexed equality on a `String` field with a borrowed key (`where_f(&str)`) is
-//! answered from the index, hash or ordered, for short and long keys, and a copy of the
-//! plan answers the same. That path holds its key inline in the clause
-//! (`query/str_lookup.rs`); if it probed the wrong kind of index the results would still
-//! be right (the planner would scan), so these tests pin the plan as well.
+//! An indexed equality on a `String` field with a borrowed key (`where_f(&str)`), or on an
+//! integer field, is answered from the index, hash or ordered (for strings, short and long
+//! keys), and a copy of the plan answers the same. Those paths hold their key inline in
+//! the clause (`query/str_lookup.rs`, `query/int_lookup.rs`); if one probed the wrong kind
+//! of index the results would still be right (the planner would scan), so these tests pin
+//! the plan as well.
 
 use foldkit::prelude::*;
 use foldkit::query::Plan;
@@ -15,6 +16,10 @@ struct Customer {
     email: String,
     #[entity(index(ordered))]
     city: String,
+    #[entity(index)]
+    region: u16,
+    #[entity(index(ordered))]
+    age: i64,
 }
 
 /// 1,000 customers in 10 cities; every seventh email is longer than an inline key.
@@ -25,6 +30,8 @@ fn table() -> Table<Customer> {
             id,
             email: email(id),
             city: format!("city-{}", id % 10),
+            region: (id % 20) as u16,
+            age: i64::from(id % 50) - 10,
         });
     }
     table
@@ -94,6 +101,39 @@ fn a_borrowed_key_on_an_ordered_index_is_looked_up() {
         table.query().where_city("city-x").explain(),
         Plan::Index {
             field: "city",
+            candidates: 0
+        }
+    );
+}
+
+#[test]
+fn an_integer_key_on_a_hash_or_ordered_index_is_looked_up() {
+    let table = table();
+    assert_eq!(
+        table.query().where_region(7u16).explain(),
+        Plan::Index {
+            field: "region",
+            candidates: 50
+        }
+    );
+    let expected: Vec<u32> = (0..1_000).filter(|id| id % 20 == 7).collect();
+    assert_eq!(table.query().where_region(7u16).ids(), expected);
+    assert_eq!(
+        table.query().where_age(-3).explain(),
+        Plan::Index {
+            field: "age",
+            candidates: 20
+        }
+    );
+    let expected: Vec<u32> = (0..1_000).filter(|id| id % 50 == 7).collect();
+    let plan = table.query().where_age(-3).into_parts().1;
+    assert_eq!(plan.clone().ids(&table), expected);
+    assert_eq!(plan.ids(&table), expected);
+    assert!(table.query().where_region(99u16).rows().is_empty());
+    assert_eq!(
+        table.query().where_age(1_000).explain(),
+        Plan::Index {
+            field: "age",
             candidates: 0
         }
     );

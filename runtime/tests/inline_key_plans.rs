@@ -1,9 +1,9 @@
 //! An indexed equality on a `String` field with a borrowed key (`where_f(&str)`), or on an
 //! integer field, is answered from the index, hash or ordered (for strings, short and long
-//! keys), and a copy of the plan answers the same. Those paths hold their key inline in
-//! the clause (`query/str_lookup.rs`, `query/int_lookup.rs`); if one probed the wrong kind
-//! of index the results would still be right (the planner would scan), so these tests pin
-//! the plan as well.
+//! keys), and a copy of the plan answers the same. The string path holds its key inline in
+//! the clause (`query/str_lookup.rs`); if a lookup probed the wrong kind of index the
+//! results would still be right (the planner would scan), so these tests pin the plan as
+//! well.
 
 use foldkit::prelude::*;
 use foldkit::query::Plan;

@@ -534,9 +534,9 @@ async fn a_borrowed_string_key_routes_like_an_owned_one() {
     db.close().await.expect("close");
 }
 
-/// A watcher on an indexed integer field is routed by its key (the lookup held inline in
-/// the clause hashes it as the index does): rows placed with other totals never wake it,
-/// a row placed with its total does.
+/// A watcher on an indexed integer field is routed by its key (the lookup hashes it as the
+/// index does): rows placed with other totals never wake it, a row placed with its total
+/// does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_integer_key_routes_only_its_own_rows() {
     use std::sync::Arc;

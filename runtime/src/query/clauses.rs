@@ -18,7 +18,6 @@ use super::fields::{
     ContainsField, EqField, IndexKey, OptionField, OrdField, OrderedKey, SortField,
 };
 use super::predicate::Cost;
-use super::probe::MapKind;
 use super::{Direction, IndexProbe, QueryBuilder, QueryCore};
 
 /// A value a query method accepts for a field of type `F`: `F` itself, or for a `String`
@@ -177,9 +176,6 @@ pub trait Clauses: QueryBuilder {
             return with(self, |core| core.probed(probe, Cost::of::<String>()));
         }
         let value = value.into_value();
-        if let Some(probe) = IndexProbe::int_lookup(slot, MapKind::Hash, &value, M::GET) {
-            return with(self, |core| core.probed(probe, Cost::Inline));
-        }
         with(self, |core| {
             core.eq_indexed::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, slot, value)
         })
@@ -214,9 +210,6 @@ pub trait Clauses: QueryBuilder {
             return with(self, |core| core.probed(probe, Cost::of::<String>()));
         }
         let value = value.into_value();
-        if let Some(probe) = IndexProbe::int_lookup(slot, MapKind::Ordered, &value, M::GET) {
-            return with(self, |core| core.probed(probe, Cost::Inline));
-        }
         with(self, |core| {
             core.eq_ordered::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, slot, value)
         })

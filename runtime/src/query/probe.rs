@@ -18,7 +18,6 @@ use std::ops::{Bound, ControlFlow};
 use std::sync::Arc;
 
 use super::Direction;
-use super::int_lookup::IntLookup;
 use super::predicate::{Predicate, RowTest};
 use super::str_lookup::StrLookup;
 use crate::entity::Entity;
@@ -29,13 +28,12 @@ use crate::table::{Bucket, Seeded, Table, index::Index};
 #[doc(hidden)]
 pub struct IndexProbe<T>(Held<T>);
 
-/// Where a probe lives: shared behind an `Arc` (any key type), or inline (one string or
-/// integer key, the most common indexed equalities, which then allocate nothing; see
-/// `str_lookup.rs` and `int_lookup.rs`).
+/// Where a probe lives: shared behind an `Arc` (any key type), or inline (one string
+/// key, the most common indexed equality, which then allocates nothing; see
+/// `str_lookup.rs`).
 enum Held<T> {
     Shared(Arc<dyn Indexed<T>>),
     Str(StrLookup<T>),
-    Int(IntLookup<T>),
 }
 
 impl<T> Clone for IndexProbe<T> {
@@ -43,7 +41,6 @@ impl<T> Clone for IndexProbe<T> {
         Self(match &self.0 {
             Held::Shared(probe) => Held::Shared(probe.clone()),
             Held::Str(lookup) => Held::Str(lookup.clone()),
-            Held::Int(lookup) => Held::Int(lookup.clone()),
         })
     }
 }
@@ -59,18 +56,12 @@ impl<T> IndexProbe<T> {
         Self(Held::Str(lookup))
     }
 
-    /// A one-integer-key lookup, held inline.
-    pub(super) fn inline_int(lookup: IntLookup<T>) -> Self {
-        Self(Held::Int(lookup))
-    }
-
     /// The probe, which is its clause's row test too.
     #[inline]
     pub(super) fn get(&self) -> &dyn Indexed<T> {
         match &self.0 {
             Held::Shared(probe) => &**probe,
             Held::Str(lookup) => lookup,
-            Held::Int(lookup) => lookup,
         }
     }
 

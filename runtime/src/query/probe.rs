@@ -188,44 +188,6 @@ pub(super) trait Probe<T>: Send + Sync {
     }
 }
 
-/// Which kind of index a lookup probes (each keeps its keys in its own map type), for the
-/// lookups that hold it as a value rather than as a type parameter.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum MapKind {
-    /// `#[entity(index)]`: `HashMap<K, Bucket, Seeded>`.
-    Hash,
-    /// `#[entity(index(ordered))]`: `BTreeMap<K, Bucket>`.
-    Ordered,
-}
-
-/// The candidates of one key, looked up as `&Q`, in the index of kind `kind` at `slot`
-/// whose keys are `K`.
-#[inline]
-pub(super) fn one_key<'t, T, K, Q>(
-    table: &'t Table<T>,
-    slot: usize,
-    kind: MapKind,
-    key: &Q,
-) -> Candidates<'t>
-where
-    T: Entity,
-    K: std::borrow::Borrow<Q> + std::hash::Hash + Ord + Clone + Send + Sync + 'static,
-    Q: std::hash::Hash + Eq + Ord + ?Sized,
-{
-    let bucket = match kind {
-        MapKind::Hash => {
-            typed::<T, K, HashMap<K, Bucket, Seeded>>(table, slot).map(|index| index.map().get(key))
-        }
-        MapKind::Ordered => {
-            typed::<T, K, BTreeMap<K, Bucket>>(table, slot).map(|index| index.map().get(key))
-        }
-    };
-    match bucket {
-        Some(bucket) => Candidates::of_key(bucket),
-        None => Candidates::Unavailable,
-    }
-}
-
 /// The index at `slot` of `table`, if it is an `Index<T, K, M>`.
 pub(super) fn typed<T: Entity, K: 'static, M: 'static>(
     table: &Table<T>,

@@ -1,10 +1,12 @@
-//! Appending one batch: validation, the call of `foldkit_append_one`, and
-//! the retries that are safe.
+//! Appending one batch: validation, the call of `foldkit_append_one` (or of
+//! `foldkit_append_event`), and the retries that are safe.
 //!
 //! One append is one statement, `SELECT foldkit_append_one(..)`, in its own
 //! (implicit) transaction: the function checks the idempotency key and the
 //! stream version and inserts the events under the append lock, and the
-//! statement returns only after the commit. When its turn comes
+//! statement returns only after the commit. A batch of one event to no stream
+//! and without a key, which has nothing to check, calls
+//! `foldkit_append_event(..)` instead, the same append with less work. When its turn comes
 //! ([`crate::notify`]), the function also notifies other instances, so the
 //! notification commits with the events. What is retried:
 //!
@@ -23,7 +25,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::error::sqlstate;
 use crate::read::{self, Failure, signed};
-use crate::schema::{APPEND_ONE_FN, STATE_KEY_RACE, STATE_STREAM_MOVED};
+use crate::schema::{APPEND_EVENT_FN, APPEND_ONE_FN, STATE_KEY_RACE, STATE_STREAM_MOVED};
 use crate::store::Inner;
 
 /// A validated batch, as the function's parameters.
@@ -238,11 +240,25 @@ static CALL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!("SELECT {APPEND_ONE_FN}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11)")
 });
 
+/// The call of [`APPEND_EVENT_FN`] (`$8` as `$11` above).
+static CALL_EVENT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {APPEND_EVENT_FN}($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8)")
+});
+
 async fn call<C: deadpool_postgres::GenericClient>(
     client: &C,
     p: &Prepared,
     notify: bool,
 ) -> Result<Outcome, CallError> {
+    if let (None, None, [name], [schema_version], [payload]) = (
+        &p.stream,
+        &p.key,
+        &p.names[..],
+        &p.schema_versions[..],
+        &p.payloads[..],
+    ) {
+        return call_event(client, p, (name, *schema_version, payload), notify).await;
+    }
     let statement = client
         .prepare_cached(&CALL_SQL)
         .await
@@ -287,6 +303,43 @@ async fn call<C: deadpool_postgres::GenericClient>(
     match outcome(p, status, first, last, version) {
         Ok(appended) => Ok(Outcome::Appended(appended)),
         Err(StoreError::Conflict { actual, .. }) => Ok(Outcome::Conflict(actual)),
+        Err(e) => Err(CallError::Fatal(e)),
+    }
+}
+
+/// [`call`] of a batch of one event to no stream, without a key.
+async fn call_event<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    p: &Prepared,
+    (name, schema_version, payload): (&str, i32, &[u8]),
+    notify: bool,
+) -> Result<Outcome, CallError> {
+    let statement = client
+        .prepare_cached(&CALL_EVENT_SQL)
+        .await
+        .map_err(|e| classify(e, p))?;
+    let params: [&(dyn ToSql + Sync); 8] = [
+        &name,
+        &schema_version,
+        &payload,
+        &p.correlation_id,
+        &p.causation,
+        &p.actor,
+        &p.metadata,
+        &notify,
+    ];
+    let rows = client
+        .query(&statement, &params)
+        .await
+        .map_err(|e| classify(e, p))?;
+    let what = "the result of foldkit_append_event";
+    let row = rows
+        .first()
+        .ok_or_else(|| CallError::Fatal(crate::error::corrupt(what, "no row returned")))?;
+    let position: Option<i64> =
+        crate::read::column(row, 0, || what.to_owned()).map_err(CallError::Fatal)?;
+    match outcome(p, "appended", position, position, 0) {
+        Ok(appended) => Ok(Outcome::Appended(appended)),
         Err(e) => Err(CallError::Fatal(e)),
     }
 }

@@ -42,6 +42,8 @@
 //! foldkit_clock       -- a sequence: the last timestamp handed out
 //! foldkit_append_one(..)  -- the append function (one round trip per batch;
 //!                            schema version 3)
+//! foldkit_append_event(..) -- the same for one event to no stream, without a
+//!                            key (schema version 4)
 //! foldkit_append_batches(..) -- several batches in one transaction (group commit)
 //! foldkit_append(..), foldkit_append_group(..) -- version 1's, kept for older builds
 //! ```
@@ -55,8 +57,8 @@
 //! `SELECT position, stream_version, event_name, timestamp_ms FROM foldkit_events
 //! WHERE stream_id = 'account/42' ORDER BY stream_version`.
 //!
-//! Appends go through `foldkit_append_one` or `foldkit_append_batches` (or
-//! version 1's `foldkit_append`) only; a row inserted by hand breaks the
+//! Appends go through `foldkit_append_one`, `foldkit_append_event` or
+//! `foldkit_append_batches` (or version 1's `foldkit_append`) only; a row inserted by hand breaks the
 //! guarantees below.
 //!
 //! `foldkit_append_one(stream, expected, key, names, schema_versions,
@@ -65,6 +67,8 @@
 //! status 0 appended, 1 duplicate (the key's first append), 2 conflict
 //! (nothing written; the version is the stream's actual one). `expected` is
 //! -1 for any version, otherwise the exact version (0: no stream yet).
+//! `foldkit_append_event(name, schema_version, payload, correlation_id,
+//! causation, actor, metadata, notify)` returns the event's position.
 //!
 //! # Why the order is gap-free
 //!
@@ -104,7 +108,8 @@
 //! of the lock sees it before this append commits). Timestamps are therefore
 //! non-decreasing in position order across all instances, whatever their own
 //! clocks say, and across a failover (the sequence is WAL-logged with the
-//! commit that used it; it is written only when the clock moved on). If the
+//! commit that used it; `foldkit_append_one` writes it only when the clock
+//! moved on, `foldkit_append_event` on every call). If the
 //! server's wall clock steps backwards, the `max` absorbs it: timestamps stay
 //! flat until the clock catches up.
 //!

@@ -42,7 +42,9 @@ impl PgStoreBuilder {
     /// Opens the store read-only, for tools that inspect a live database (the
     /// `foldkit` command line tool): no tables are created or migrated (a
     /// database without foldkit's tables is [`StoreError::NotAStore`], one of a
-    /// newer or older schema [`StoreError::Format`]), every session runs with
+    /// newer schema, or of one older than its tables' last change,
+    /// [`StoreError::Format`]; an older schema with the same tables, which
+    /// an older build's instances write, is read), every session runs with
     /// `default_transaction_read_only = on`, and the writing methods return
     /// [`StoreError::ReadOnly`].
     pub fn read_only(mut self) -> Self {

@@ -155,6 +155,63 @@ fn a_version_2_database_is_migrated_and_keeps_its_events_keys_and_streams() {
 }
 
 #[test]
+fn a_read_only_store_reads_an_older_schema_and_refuses_a_newer_one() {
+    let Some((server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        // Version 3's tables, written by an instance of that build.
+        foldkit_postgres::testing::migrate_to(&url, 3)
+            .await
+            .expect("migrate to 3");
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+            .query_one(
+                "SELECT foldkit_append_one(NULL, -1, NULL, ARRAY['Old'], ARRAY[1], \
+                 ARRAY['\\x01'::bytea], NULL, NULL, NULL, NULL, false)",
+                &[],
+            )
+            .await
+            .expect("a version 3 append");
+        let reader = PgStore::builder(&url)
+            .read_only()
+            .connect()
+            .await
+            .expect("a read-only store reads version 3");
+        let events = reader.read(1, 10).await.expect("read");
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (&*events[0].name, &events[0].payload[..]),
+            ("Old", &[1u8][..])
+        );
+        reader.close().await.expect("close");
+        let version = server
+            .psql(DB, "SELECT max(version) FROM foldkit_schema_migrations")
+            .expect("psql");
+        assert_eq!(version, "3", "the read-only store migrated nothing");
+
+        server
+            .psql(
+                DB,
+                "INSERT INTO foldkit_schema_migrations (version) VALUES (999)",
+            )
+            .expect("psql");
+        let err = PgStore::builder(&url)
+            .read_only()
+            .connect()
+            .await
+            .expect_err("a schema from the future");
+        assert!(
+            matches!(err, StoreError::Format { found: 999, .. }),
+            "{err:?}"
+        );
+    });
+}
+
+#[test]
 fn a_store_listens_from_its_first_tail_on() {
     let Some((_server, url)) = database(false) else {
         return;
@@ -262,15 +319,29 @@ fn appended_events_read_back_with_their_envelope() {
             .expect("append");
         assert_eq!(b.stream_version, 0);
         assert!(*b.positions.start() > *a.positions.end());
+        // One event to no stream takes foldkit_append_event: the same envelope.
+        let c = store
+            .append(AppendBatch::new(vec![event("Tick", b"ccc")]).with_context(context.clone()))
+            .await
+            .expect("append");
+        assert_eq!((c.stream_version, c.deduplicated), (0, false));
+        assert_eq!(*c.positions.start(), *b.positions.end() + 1);
+        assert_eq!(c.positions.start(), c.positions.end());
 
         let events = store.read(1, 100).await.expect("read");
-        assert_eq!(events.len(), 3);
+        assert_eq!(events.len(), 4);
         assert_eq!(&*events[0].name, "Opened");
         assert_eq!(&events[1].payload[..], b"bb");
         let s = events[1].stream.as_ref().expect("in a stream");
         assert_eq!((&*s.id, s.version), ("account/1", 2));
         assert_eq!(events[1].context.as_deref(), Some(&*context));
         assert!(events[2].stream.is_none() && events[2].context.is_none());
+        assert!(events[3].stream.is_none());
+        assert_eq!(
+            (&*events[3].name, &events[3].payload[..]),
+            ("Tick", &b"ccc"[..])
+        );
+        assert_eq!(events[3].context.as_deref(), Some(&*context));
         assert!(events.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
 
         let from_second = store.read(events[1].position, 1).await.expect("read");
@@ -281,7 +352,7 @@ fn appended_events_read_back_with_their_envelope() {
         assert_eq!(store.stream_version("account/2").await.expect("version"), 0);
         assert_eq!(
             store.last_position().await.expect("last"),
-            Some(*b.positions.end())
+            Some(*c.positions.end())
         );
         store.sync().await.expect("sync");
     });
@@ -294,6 +365,88 @@ fn appended_events_read_back_with_their_envelope() {
         )
         .expect("psql");
     assert_eq!(sql, "Opened:1:10.0.0.1\nDeposited:2:10.0.0.1");
+}
+
+#[test]
+fn one_event_to_no_stream_needs_only_foldkit_append_event() {
+    let Some((server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        PgStore::connect(&url).await.expect("connect");
+        server
+            .psql(DB, "ALTER FUNCTION foldkit_append_one RENAME TO away")
+            .expect("psql");
+        let store = PgStore::connect(&url).await.expect("connect");
+        let lone = store
+            .append(AppendBatch::new(vec![event("E", b"1")]))
+            .await
+            .expect("one event to no stream, without foldkit_append_one");
+        assert_eq!(lone.positions, 1..=1);
+        // Everything else is foldkit_append_one's.
+        for batch in [
+            AppendBatch::new(vec![event("E", b"2"), event("E", b"3")]),
+            AppendBatch::new(vec![event("E", b"2")]).to_stream("s", ExpectedVersion::Any),
+            AppendBatch::new(vec![event("E", b"2")]).idempotency_key("k"),
+        ] {
+            let err = store
+                .append(batch)
+                .await
+                .expect_err("no foldkit_append_one");
+            let source = std::error::Error::source(&err).map(|e| format!("{e:?}"));
+            assert!(
+                source
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("foldkit_append_one"),
+                "{err}: {source:?}"
+            );
+        }
+        assert_eq!(store.read(1, 10).await.expect("read").len(), 1);
+    });
+}
+
+#[test]
+fn the_append_functions_refuse_to_follow_another_write_of_their_transaction() {
+    let Some((_server, url)) = database(false) else {
+        return;
+    };
+    runtime().block_on(async {
+        let store = PgStore::connect(&url).await.expect("connect");
+        let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        // A transaction id assigned before the append lock could commit out
+        // of position order: both functions refuse (FK001), nothing is written.
+        for call in [
+            "SELECT foldkit_append_event('E', 1, '\\x01', NULL, NULL, NULL, NULL, false)",
+            "SELECT foldkit_append_one(NULL, -1, NULL, ARRAY['E'], ARRAY[1], \
+             ARRAY['\\x01'::bytea], NULL, NULL, NULL, NULL, false)",
+        ] {
+            let tx = client.transaction().await.expect("begin");
+            tx.execute(
+                "INSERT INTO foldkit_checkpoints (name, position) VALUES ('w', 1)",
+                &[],
+            )
+            .await
+            .expect("a first write");
+            let err = tx.query_one(call, &[]).await.expect_err("refused");
+            let code = err.code().map(|c| c.code().to_owned());
+            assert_eq!(code.as_deref(), Some("FK001"), "{call}: {err:?}");
+            drop(tx);
+            // Without the earlier write, the same call appends.
+            client.query_one(call, &[]).await.expect(call);
+        }
+        let positions: Vec<u64> = store
+            .read(1, 10)
+            .await
+            .expect("read")
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        assert_eq!(positions.len(), 2, "{positions:?}");
+    });
 }
 
 #[test]

@@ -21,7 +21,9 @@
 //!   results (`rows()`, `Vec<&Order>`) and cloned ones (`collect()`); and, to split the
 //!   gap, the cost of building (and dropping) the one-clause plan alone, and of the owned
 //!   key the clause holds (`&str` to `String`); `eq_int_10_rows_1m`: the same on an
-//!   integer key (`where_customer_id(u64)`, a `HashMap<u64, Vec<usize>>` beside it).
+//!   integer key (`where_customer_id(u64)`, a `HashMap<u64, Vec<usize>>` beside it),
+//!   and the same clause forced to scan the 1M rows beside a hand-written filter loop
+//!   (`_scan`: the clause's row loop, which an inline integer lookup must keep tight).
 //! - `indexed_vs_scan_1m` and `find_many_10k`: the same query on a table with the index
 //!   and on one without (a scan), so no indexed query is slower than its scan; at 10K
 //!   also on the indexed table with the planner forced to scan (identical rows).
@@ -691,6 +693,24 @@ fn integer_key_groups(c: &mut Criterion) {
             by_customer
                 .get(&next())
                 .map(|slots| slots.iter().map(|&at| &rows[at]).collect::<Vec<&Line>>())
+        })
+    });
+    let scan = |key| {
+        Line::filter()
+            .where_customer_id(key)
+            .into_core()
+            .force(Force::Scan)
+    };
+    assert_eq!(table.find_many_ref(&scan(keys[0])).len(), 10);
+    g.bench_function("foldkit_forced_scan_borrowed", |b| {
+        b.iter(|| table.find_many_ref(&scan(next())))
+    });
+    g.bench_function("hand_written_scan_borrowed", |b| {
+        b.iter(|| {
+            let key = next();
+            rows.iter()
+                .filter(|line| line.customer_id == key)
+                .collect::<Vec<&Line>>()
         })
     });
     g.finish();

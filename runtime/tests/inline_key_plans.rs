@@ -138,3 +138,44 @@ fn an_integer_key_on_a_hash_or_ordered_index_is_looked_up() {
         }
     );
 }
+
+#[test]
+fn an_integer_key_tests_rows_alike_when_scanning_refining_and_matching() {
+    use foldkit::__private::Force;
+    let table = table();
+    let expected: Vec<u32> = (0..1_000).filter(|id| id % 20 == 7).collect();
+    // A scan runs the clause's own row loops (select, count) instead of its index.
+    let scan = Customer::filter()
+        .where_region(7u16)
+        .into_core()
+        .force(Force::Scan);
+    let ids: Vec<u32> = table.find_many_ref(&scan).iter().map(|c| c.id).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(table.count_where(&scan), expected.len());
+    assert!(
+        !table.exists_where(
+            &Customer::filter()
+                .where_region(99u16)
+                .into_core()
+                .force(Force::Scan)
+        )
+    );
+    // Behind another index's candidates, the integer clause refines them.
+    for (id, region, found) in [(7u32, 7u16, true), (8, 7, false), (27, 7, true)] {
+        let rows = table
+            .query()
+            .where_email(email(id).as_str())
+            .where_region(region)
+            .ids();
+        assert_eq!(rows, if found { vec![id] } else { vec![] }, "{id}/{region}");
+    }
+    // And one row at a time (watch filters, `matches`).
+    let plan = table.query().where_age(-3).into_parts().1;
+    let matching: Vec<u32> = (0..1_000)
+        .filter(|&id| plan.matches(table.get(&id).expect("row")))
+        .collect();
+    assert_eq!(
+        matching,
+        (0..1_000).filter(|id| id % 50 == 7).collect::<Vec<_>>()
+    );
+}

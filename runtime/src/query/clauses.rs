@@ -18,6 +18,7 @@ use super::fields::{
     ContainsField, EqField, IndexKey, OptionField, OrdField, OrderedKey, SortField,
 };
 use super::predicate::Cost;
+use super::probe::MapKind;
 use super::{Direction, IndexProbe, QueryBuilder, QueryCore};
 
 /// A value a query method accepts for a field of type `F`: `F` itself, or for a `String`
@@ -176,6 +177,9 @@ pub trait Clauses: QueryBuilder {
             return with(self, |core| core.probed(probe, Cost::of::<String>()));
         }
         let value = value.into_value();
+        if let Some(probe) = IndexProbe::int_lookup::<F, M>(slot, MapKind::Hash, &value) {
+            return with(self, |core| core.probed(probe, Cost::Inline));
+        }
         with(self, |core| {
             core.eq_indexed::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, slot, value)
         })
@@ -210,6 +214,9 @@ pub trait Clauses: QueryBuilder {
             return with(self, |core| core.probed(probe, Cost::of::<String>()));
         }
         let value = value.into_value();
+        if let Some(probe) = IndexProbe::int_lookup::<F, M>(slot, MapKind::Ordered, &value) {
+            return with(self, |core| core.probed(probe, Cost::Inline));
+        }
         with(self, |core| {
             core.eq_ordered::<M, Self::Source, F, _>(get::<Self::Entity, F, M>, slot, value)
         })

@@ -74,6 +74,7 @@ pub(crate) mod clauses;
 pub(crate) mod core;
 mod exec;
 pub(crate) mod fields;
+mod int_lookup;
 mod list;
 mod order;
 mod plan;

@@ -10,10 +10,38 @@ use std::sync::Arc;
 use super::probe::IndexProbe;
 
 /// A row test. Every implementor is a [`Predicate`] through the blanket impl, which
-/// compiles the loops over runs of rows once per test type.
+/// compiles the loops over runs of rows once per test type (an implementor whose test is
+/// not known at compile time, `int_lookup.rs`, brings its own loops instead).
 pub(crate) trait RowTest<T>: Send + Sync {
     /// Whether `row` passes.
     fn pass(&self, row: &T) -> bool;
+
+    /// Appends each row of `rows` that passes to `out`, in order.
+    fn select<'t>(&self, rows: &'t [T], out: &mut Vec<&'t T>) {
+        for row in rows {
+            if self.pass(row) {
+                out.push(row);
+            }
+        }
+    }
+
+    /// Removes from `selected[from..]` the rows that fail, keeping the order.
+    fn refine(&self, selected: &mut Vec<&T>, from: usize) {
+        let mut kept = from;
+        for at in from..selected.len() {
+            let row = selected[at];
+            if self.pass(row) {
+                selected[kept] = row;
+                kept += 1;
+            }
+        }
+        selected.truncate(kept);
+    }
+
+    /// How many of `rows` pass.
+    fn count(&self, rows: &[T]) -> usize {
+        rows.iter().filter(|row| self.pass(row)).count()
+    }
 }
 
 /// A row test, with the loops that apply it to a run of rows compiled once per clause.
@@ -39,27 +67,15 @@ impl<T, P: RowTest<T>> Predicate<T> for P {
     }
 
     fn select<'t>(&self, rows: &'t [T], out: &mut Vec<&'t T>) {
-        for row in rows {
-            if self.pass(row) {
-                out.push(row);
-            }
-        }
+        RowTest::select(self, rows, out)
     }
 
     fn refine(&self, selected: &mut Vec<&T>, from: usize) {
-        let mut kept = from;
-        for at in from..selected.len() {
-            let row = selected[at];
-            if self.pass(row) {
-                selected[kept] = row;
-                kept += 1;
-            }
-        }
-        selected.truncate(kept);
+        RowTest::refine(self, selected, from)
     }
 
     fn count(&self, rows: &[T]) -> usize {
-        rows.iter().filter(|row| self.pass(row)).count()
+        RowTest::count(self, rows)
     }
 }
 

@@ -18,6 +18,7 @@ use std::ops::{Bound, ControlFlow};
 use std::sync::Arc;
 
 use super::Direction;
+use super::int_lookup::IntLookup;
 use super::predicate::{Predicate, RowTest};
 use super::str_lookup::StrLookup;
 use crate::entity::Entity;
@@ -28,12 +29,13 @@ use crate::table::{Bucket, Seeded, Table, index::Index};
 #[doc(hidden)]
 pub struct IndexProbe<T>(Held<T>);
 
-/// Where a probe lives: shared behind an `Arc` (any key type), or inline (one string
-/// key, the most common indexed equality, which then allocates nothing; see
-/// `str_lookup.rs`).
+/// Where a probe lives: shared behind an `Arc` (any key type), or inline (one string or
+/// integer key, the most common indexed equalities, which then allocate nothing; see
+/// `str_lookup.rs` and `int_lookup.rs`).
 enum Held<T> {
     Shared(Arc<dyn Indexed<T>>),
     Str(StrLookup<T>),
+    Int(IntLookup<T>),
 }
 
 impl<T> Clone for IndexProbe<T> {
@@ -41,6 +43,7 @@ impl<T> Clone for IndexProbe<T> {
         Self(match &self.0 {
             Held::Shared(probe) => Held::Shared(probe.clone()),
             Held::Str(lookup) => Held::Str(lookup.clone()),
+            Held::Int(lookup) => Held::Int(lookup.clone()),
         })
     }
 }
@@ -56,12 +59,18 @@ impl<T> IndexProbe<T> {
         Self(Held::Str(lookup))
     }
 
+    /// A one-integer-key lookup, held inline.
+    pub(super) fn inline_int(lookup: IntLookup<T>) -> Self {
+        Self(Held::Int(lookup))
+    }
+
     /// The probe, which is its clause's row test too.
     #[inline]
     pub(super) fn get(&self) -> &dyn Indexed<T> {
         match &self.0 {
             Held::Shared(probe) => &**probe,
             Held::Str(lookup) => lookup,
+            Held::Int(lookup) => lookup,
         }
     }
 
@@ -185,6 +194,44 @@ pub(super) trait Probe<T>: Send + Sync {
     /// This range's bounds, as `&(Bound<K>, Bound<K>)` (for [`narrow`](Self::narrow)).
     fn bounds(&self) -> Option<&dyn Any> {
         None
+    }
+}
+
+/// Which kind of index a lookup probes (each keeps its keys in its own map type), for the
+/// inline lookups, which hold it as a value rather than as a type parameter.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum MapKind {
+    /// `#[entity(index)]`: `HashMap<K, Bucket, Seeded>`.
+    Hash,
+    /// `#[entity(index(ordered))]`: `BTreeMap<K, Bucket>`.
+    Ordered,
+}
+
+/// The candidates of one key, looked up as `&Q`, in the index of kind `kind` at `slot`
+/// whose keys are `K`.
+#[inline]
+pub(super) fn one_key<'t, T, K, Q>(
+    table: &'t Table<T>,
+    slot: usize,
+    kind: MapKind,
+    key: &Q,
+) -> Candidates<'t>
+where
+    T: Entity,
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Ord + Clone + Send + Sync + 'static,
+    Q: std::hash::Hash + Eq + Ord + ?Sized,
+{
+    let bucket = match kind {
+        MapKind::Hash => {
+            typed::<T, K, HashMap<K, Bucket, Seeded>>(table, slot).map(|index| index.map().get(key))
+        }
+        MapKind::Ordered => {
+            typed::<T, K, BTreeMap<K, Bucket>>(table, slot).map(|index| index.map().get(key))
+        }
+    };
+    match bucket {
+        Some(bucket) => Candidates::of_key(bucket),
+        None => Candidates::Unavailable,
     }
 }
 

@@ -16,14 +16,12 @@
 //! borrowed string (`IntoValue::as_str_key`) and the field is a `String` (its accessor's
 //! type says so); every other argument takes the generic one. Both give the same rows.
 
-use std::collections::{BTreeMap, HashMap};
-
 use arrayvec::ArrayString;
 
 use super::predicate::RowTest;
-use super::probe::{Candidates, IndexProbe, Probe, typed};
+use super::probe::{Candidates, IndexProbe, MapKind, Probe, one_key};
 use crate::entity::Entity;
-use crate::table::{Bucket, Seeded, Table};
+use crate::table::Table;
 
 /// The longest key held inline; a longer one is held in a `Box<str>`.
 const INLINE: usize = 38;
@@ -52,15 +50,6 @@ impl HeldStr {
             HeldStr::Heap(key) => key,
         }
     }
-}
-
-/// Which kind of index a [`StrLookup`] probes (each keeps its keys in its own map type).
-#[derive(Clone, Copy)]
-enum MapKind {
-    /// `#[entity(index)]`: `HashMap<String, Bucket, Seeded>`.
-    Hash,
-    /// `#[entity(index(ordered))]`: `BTreeMap<String, Bucket>`.
-    Ordered,
 }
 
 /// Lookup of one string key in the index at `slot`; its row test is "the field read by
@@ -122,17 +111,7 @@ impl<T> Probe<T> for StrLookup<T> {
     where
         T: Entity,
     {
-        let key = self.key.as_str();
-        let bucket = match self.kind {
-            MapKind::Hash => typed::<T, String, HashMap<String, Bucket, Seeded>>(table, self.slot)
-                .map(|index| index.map().get(key)),
-            MapKind::Ordered => typed::<T, String, BTreeMap<String, Bucket>>(table, self.slot)
-                .map(|index| index.map().get(key)),
-        };
-        match bucket {
-            Some(bucket) => Candidates::of_key(bucket),
-            None => Candidates::Unavailable,
-        }
+        one_key::<T, String, str>(table, self.slot, self.kind, self.key.as_str())
     }
 
     fn route_keys(&self) -> Option<Vec<u64>> {

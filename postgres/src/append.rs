@@ -259,10 +259,6 @@ async fn call<C: deadpool_postgres::GenericClient>(
     ) {
         return call_event(client, p, (name, *schema_version, payload), notify).await;
     }
-    let statement = client
-        .prepare_cached(&CALL_SQL)
-        .await
-        .map_err(|e| classify(e, p))?;
     let names: Vec<&str> = p.names.iter().map(|n| &**n).collect();
     let payloads: Vec<&[u8]> = p.payloads.iter().map(Vec::as_slice).collect();
     let params: [&(dyn ToSql + Sync); 11] = [
@@ -278,16 +274,8 @@ async fn call<C: deadpool_postgres::GenericClient>(
         &p.metadata,
         &notify,
     ];
-    let rows = client
-        .query(&statement, &params)
-        .await
-        .map_err(|e| classify(e, p))?;
     let what = "the result of foldkit_append_one";
-    let row = rows
-        .first()
-        .ok_or_else(|| CallError::Fatal(crate::error::corrupt(what, "no row returned")))?;
-    let answer: Vec<Option<i64>> =
-        crate::read::column(row, 0, || what.to_owned()).map_err(CallError::Fatal)?;
+    let answer: Vec<Option<i64>> = answer(client, &CALL_SQL, &params, p, what).await?;
     let &[Some(status), first, last, Some(version)] = answer.as_slice() else {
         return Err(CallError::Fatal(crate::error::corrupt(
             what,
@@ -314,10 +302,6 @@ async fn call_event<C: deadpool_postgres::GenericClient>(
     (name, schema_version, payload): (&str, i32, &[u8]),
     notify: bool,
 ) -> Result<Outcome, CallError> {
-    let statement = client
-        .prepare_cached(&CALL_EVENT_SQL)
-        .await
-        .map_err(|e| classify(e, p))?;
     let params: [&(dyn ToSql + Sync); 8] = [
         &name,
         &schema_version,
@@ -328,20 +312,39 @@ async fn call_event<C: deadpool_postgres::GenericClient>(
         &p.metadata,
         &notify,
     ];
-    let rows = client
-        .query(&statement, &params)
-        .await
-        .map_err(|e| classify(e, p))?;
     let what = "the result of foldkit_append_event";
-    let row = rows
-        .first()
-        .ok_or_else(|| CallError::Fatal(crate::error::corrupt(what, "no row returned")))?;
-    let position: Option<i64> =
-        crate::read::column(row, 0, || what.to_owned()).map_err(CallError::Fatal)?;
+    let position: Option<i64> = answer(client, &CALL_EVENT_SQL, &params, p, what).await?;
     match outcome(p, "appended", position, position, 0) {
         Ok(appended) => Ok(Outcome::Appended(appended)),
         Err(e) => Err(CallError::Fatal(e)),
     }
+}
+
+/// Runs one append function's call `sql` (prepared once per connection) for `p`;
+/// returns the one column of its one row, `what` naming it in errors.
+async fn answer<C, A>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    p: &Prepared,
+    what: &str,
+) -> Result<A, CallError>
+where
+    C: deadpool_postgres::GenericClient,
+    A: for<'r> tokio_postgres::types::FromSql<'r>,
+{
+    let statement = client
+        .prepare_cached(sql)
+        .await
+        .map_err(|e| classify(e, p))?;
+    let rows = client
+        .query(&statement, params)
+        .await
+        .map_err(|e| classify(e, p))?;
+    let row = rows
+        .first()
+        .ok_or_else(|| CallError::Fatal(crate::error::corrupt(what, "no row returned")))?;
+    crate::read::column(row, 0, || what.to_owned()).map_err(CallError::Fatal)
 }
 
 fn classify(e: tokio_postgres::Error, p: &Prepared) -> CallError {

@@ -183,9 +183,20 @@ async fn truncate_before_keeps_a_segment_it_cannot_remove() {
 
 /// A tail behind the in-memory window reads the segment files on the blocking
 /// pool: its first poll returns `Pending` (the read runs elsewhere) instead of
-/// reading inline, and the records then come in order.
-#[tokio::test]
-async fn a_tail_reads_sealed_segments_off_the_async_thread() {
+/// reading inline, and the records then come in order. The pool's one thread is
+/// held busy across that poll, so the read cannot have finished already (on a
+/// loaded machine a free pool thread could win that race).
+#[test]
+fn a_tail_reads_sealed_segments_off_the_async_thread() {
+    tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(tail_reads_sealed_segments_off_the_async_thread());
+}
+
+async fn tail_reads_sealed_segments_off_the_async_thread() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = Log::open(
         dir.path(),
@@ -199,12 +210,16 @@ async fn a_tail_reads_sealed_segments_off_the_async_thread() {
     }
     let mut tail = log.tail(1);
     {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::task::spawn_blocking(move || held.recv());
         let mut next = std::pin::pin!(tail.next_batch(100));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         assert!(
             next.as_mut().poll(&mut cx).is_pending(),
             "the file read runs on the blocking pool, not inline"
         );
+        release.send(()).expect("release the pool thread");
+        busy.await.expect("join").expect("released");
         let batch = next.await.expect("batch");
         assert_eq!(batch.first().map(|r| r.seq), Some(1));
     }

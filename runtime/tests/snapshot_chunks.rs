@@ -179,3 +179,58 @@ async fn a_db_restores_a_large_table_from_its_snapshot_with_every_index() {
     drop(state);
     db.close().await.expect("close");
 }
+
+/// `blob` with its body replaced by the table as `chunks` (each a chunk's bytes as
+/// written: a row count, then rows) and `puts`, checksummed again.
+fn with_chunks(blob: &[u8], chunks: &[Vec<u8>], puts: u64) -> Vec<u8> {
+    let (_, body) = codec::read_header(blob).expect("header");
+    let head_len = blob.len() - 4 - body.len();
+    let varint = |n: u64| postcard::to_allocvec(&n).expect("varint");
+    let mut new_body = varint(chunks.len() as u64);
+    for chunk in chunks {
+        new_body.extend(varint(chunk.len() as u64));
+        new_body.extend_from_slice(chunk);
+    }
+    new_body.extend(varint(puts));
+    let mut out = blob[..head_len].to_vec();
+    out[head_len - 8..].copy_from_slice(&(new_body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&new_body);
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+#[test]
+fn a_chunk_whose_row_count_or_length_is_wrong_is_refused() {
+    // Rows are decoded straight into a vector reserved from each chunk's row count,
+    // which is believed only up to the chunk's length: a count of 2^40 rows in a chunk
+    // of a few bytes fails to decode instead of reserving terabytes.
+    let book = book(3);
+    let blob = codec::encode(&book, None).expect("encode");
+    let rows = rows_of(&book);
+    let good = postcard::to_allocvec(&rows).expect("rows");
+    let (back, _) = codec::decode::<Book>(&with_chunks(&blob, std::slice::from_ref(&good), 3))
+        .expect("the rebuilt blob of the same rows decodes");
+    assert_eq!(back, book);
+    let mut lying = postcard::to_allocvec(&(1u64 << 40)).expect("varint");
+    lying.extend_from_slice(&good[1..]);
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let split = vec![
+        postcard::to_allocvec(&rows[..1]).expect("rows"),
+        postcard::to_allocvec(&rows[1..]).expect("rows"),
+    ];
+    let (back, _) =
+        codec::decode::<Book>(&with_chunks(&blob, &split, 3)).expect("two chunks decode");
+    assert_eq!(back, book, "chunks of any size make one table");
+    for (what, chunks) in [
+        ("a count of 2^40", vec![lying]),
+        ("a trailing byte", vec![trailing]),
+    ] {
+        match codec::decode::<Book>(&with_chunks(&blob, &chunks, 3)) {
+            Err(SnapshotError::Decode { .. }) => {}
+            Ok(_) => panic!("{what}: decoded"),
+            Err(other) => panic!("{what}: unexpected error: {other}"),
+        }
+    }
+}

@@ -94,8 +94,8 @@ pub trait KeyMap<K>: Default + Send + Sync + 'static {
     /// The map of `keyed`: every (key, slot) pair, in ascending slot order (a row whose
     /// `Vec` field holds a key twice gives the pair twice, and it is filed once). The
     /// pairs are read from the rows as they are needed (`Clone`: a build may read them
-    /// twice), not collected first.
-    fn build<'k>(keyed: impl Iterator<Item = (&'k K, Slot)> + Clone) -> Self
+    /// twice), not collected first; about `pairs` of them (a hint for what to reserve).
+    fn build<'k>(keyed: impl Iterator<Item = (&'k K, Slot)> + Clone, pairs: usize) -> Self
     where
         K: 'k;
     /// Every key's bucket, in no particular order (for invariant checks only).
@@ -120,7 +120,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyMap<K> for HashMap<K, Buck
     fn clear(&mut self) {
         HashMap::clear(self);
     }
-    fn build<'k>(keyed: impl Iterator<Item = (&'k K, Slot)> + Clone) -> Self
+    fn build<'k>(keyed: impl Iterator<Item = (&'k K, Slot)> + Clone, hint: usize) -> Self
     where
         K: 'k,
     {
@@ -136,7 +136,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyMap<K> for HashMap<K, Buck
         // Per key: the last slot filed, so a row whose `Vec` field holds a key twice
         // files it once (pairs come in ascending slot order).
         let mut last: Vec<Slot> = Vec::new();
-        let mut pairs: Vec<(u32, Slot)> = Vec::with_capacity(keyed.size_hint().0);
+        let mut pairs: Vec<(u32, Slot)> = Vec::with_capacity(hint);
         for (key, slot) in keyed {
             let number = *numbers.entry(key).or_insert_with(|| {
                 keys.push(key);
@@ -201,7 +201,7 @@ impl<K: Ord + Clone + Send + Sync + 'static> KeyMap<K> for BTreeMap<K, Bucket> {
     fn clear(&mut self) {
         BTreeMap::clear(self);
     }
-    fn build<'k>(keyed: impl Iterator<Item = (&'k K, Slot)> + Clone) -> Self
+    fn build<'k>(keyed: impl Iterator<Item = (&'k K, Slot)> + Clone, hint: usize) -> Self
     where
         K: 'k,
     {
@@ -211,7 +211,8 @@ impl<K: Ord + Clone + Send + Sync + 'static> KeyMap<K> for BTreeMap<K, Bucket> {
         if keyed.clone().is_sorted_by(|a, b| a.0 <= b.0) {
             return Self::grouped(keyed);
         }
-        let mut sorted: Vec<(&K, Slot)> = keyed.collect();
+        let mut sorted: Vec<(&K, Slot)> = Vec::with_capacity(hint);
+        sorted.extend(keyed);
         sorted.sort_by(|a, b| a.0.cmp(b.0));
         Self::grouped(sorted.into_iter())
     }
@@ -371,7 +372,7 @@ where
             .iter()
             .enumerate()
             .flat_map(move |(at, row)| keys.of(row).iter().map(move |key| (key, at as Slot)));
-        self.map = M::build(keyed);
+        self.map = M::build(keyed, rows.len());
     }
 
     fn empty(&self) -> Box<dyn AnyIndex<T>> {

@@ -22,7 +22,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{DeserializeOwned, Error as _, SeqAccess, Visitor};
+use serde::de::{DeserializeOwned, DeserializeSeed, Error as _, SeqAccess, Visitor};
 use serde::ser::{Error as _, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -215,14 +215,20 @@ impl<'de> Deserialize<'de> for ChunkBytes<'de> {
 /// Decodes every chunk, in order; a large table's chunks are shared among threads
 /// (contiguous runs, one per available core). Fails with the first failing chunk's
 /// index and postcard's error. A row's `Deserialize` that panics panics here.
+///
+/// Each run decodes its rows straight into one vector reserved up front from the row
+/// counts at the head of its chunks (the first run's reserves room for every run, which
+/// are then appended to it), so no row is decoded into a chunk's own vector and copied
+/// again, and no vector grows by doubling.
 fn decode_chunks<T: DeserializeOwned + Send>(
     chunks: &[Cow<'_, [u8]>],
 ) -> Result<Vec<T>, (usize, postcard::Error)> {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(chunks.len());
+    let all = reserved_rows(chunks);
     if threads <= 1 {
-        return decode_run::<T>(chunks, 0);
+        return decode_run::<T>(chunks, 0, all);
     }
     let per = chunks.len().div_ceil(threads);
     let runs: Vec<Result<Vec<T>, _>> = std::thread::scope(|scope| {
@@ -232,14 +238,14 @@ fn decode_chunks<T: DeserializeOwned + Send>(
             .enumerate()
             .skip(1)
             .map(|(i, run)| {
-                let decode = move || decode_run::<T>(run, i * per);
+                let decode = move || decode_run::<T>(run, i * per, reserved_rows(run));
                 std::thread::Builder::new()
                     .name("foldkit-decode".into())
                     .spawn_scoped(scope, decode)
                     .map_err(|_| decode)
             })
             .collect();
-        let first = decode_run::<T>(&chunks[..per], 0);
+        let first = decode_run::<T>(&chunks[..per], 0, all);
         std::iter::once(first)
             .chain(spawned.into_iter().map(|run| {
                 match run {
@@ -259,24 +265,67 @@ fn decode_chunks<T: DeserializeOwned + Send>(
     Ok(rows)
 }
 
-/// Decodes `run`, whose first chunk has index `first`, into one vector.
+/// The rows to reserve for `chunks`: the count at the head of each (a postcard varint),
+/// believed only up to [`CHUNK_ROWS`] and the chunk's length in bytes, so input bytes
+/// bound the reservation whatever the counts say (a chunk that holds more rows than
+/// that, or a wrong count, only makes its vector grow or fail to decode).
+fn reserved_rows(chunks: &[Cow<'_, [u8]>]) -> usize {
+    chunks
+        .iter()
+        .map(|chunk| {
+            let count = postcard::take_from_bytes::<u64>(chunk).map_or(0, |(count, _)| count);
+            usize::try_from(count)
+                .unwrap_or(usize::MAX)
+                .min(CHUNK_ROWS)
+                .min(chunk.len())
+        })
+        .sum()
+}
+
+/// Decodes `run`, whose first chunk has index `first`, into one vector reserved for
+/// `reserve` rows.
 fn decode_run<T: DeserializeOwned>(
     run: &[Cow<'_, [u8]>],
     first: usize,
+    reserve: usize,
 ) -> Result<Vec<T>, (usize, postcard::Error)> {
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(reserve);
     for (i, chunk) in run.iter().enumerate() {
-        match postcard::take_from_bytes::<Vec<T>>(chunk) {
-            Ok((decoded, [])) => {
-                if rows.is_empty() {
-                    rows = decoded;
-                } else {
-                    rows.extend(decoded);
-                }
-            }
+        let mut input = postcard::Deserializer::from_bytes(chunk);
+        let decoded = AppendRows(&mut rows)
+            .deserialize(&mut input)
+            .and_then(|()| input.finalize());
+        match decoded {
+            Ok([]) => {}
             Ok(_) => return Err((first + i, postcard::Error::DeserializeBadEncoding)),
             Err(error) => return Err((first + i, error)),
         }
     }
     Ok(rows)
+}
+
+/// Deserializes a sequence of rows by pushing each onto the vector.
+struct AppendRows<'v, T>(&'v mut Vec<T>);
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for AppendRows<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for AppendRows<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence of rows")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(row) = seq.next_element::<T>()? {
+            self.0.push(row);
+        }
+        Ok(())
+    }
 }

@@ -25,7 +25,9 @@ pub(crate) enum StoreChoice {
 /// A state the Db folds, with the (monomorphized) function that starts its fold.
 pub(crate) struct StateType {
     pub(crate) id: TypeId,
+    pub(crate) name: &'static str,
     pub(crate) start: StateStarter,
+    pub(crate) prefetch: crate::db::prefetch::Prefetcher,
 }
 
 /// Configures and opens a [`Db`]. Made by [`Db::builder`] (the file store in a
@@ -133,7 +135,9 @@ impl DbBuilder {
         if !self.states.iter().any(|s| s.id == TypeId::of::<S>()) {
             self.states.push(StateType {
                 id: TypeId::of::<S>(),
+                name: S::NAME,
                 start: crate::db::db::start_state::<S>,
+                prefetch: crate::db::prefetch::start::<S>,
             });
         }
         for event in S::EVENTS {
@@ -156,7 +160,9 @@ impl DbBuilder {
     }
 
     /// Opens the store (creating the directory if needed) and starts one fold
-    /// task per state, each from its newest valid snapshot (or the start).
+    /// task per state, each from its newest valid snapshot (or the start). With the
+    /// file store, each state's newest snapshot is read and decoded on the blocking
+    /// pool while the log recovers, then checked against the log like any other.
     ///
     /// Must be called within a tokio runtime. Fails if the directory is already
     /// open by another Db, if two event types share a name, or if the store
@@ -166,6 +172,8 @@ impl DbBuilder {
     ///
     /// Dropping the future releases everything it opened (the store is closed
     /// when its last handle goes); nothing is written but what recovery repairs.
+    /// A snapshot decode already running on the blocking pool finishes there and
+    /// its value is dropped.
     pub async fn open(self) -> Result<Db, DbError> {
         Db::open(self).await
     }

@@ -26,12 +26,13 @@ use crate::db::fold::{self, Folder, StopAt};
 use crate::db::handle::{Handle, StateCell, StateSlot};
 use crate::db::open_report::{OpenReport, StateOpened};
 use crate::db::policy::FoldErrorPolicy;
+use crate::db::prefetch::Prefetch;
 use crate::db::registry::Registry;
 use crate::db::snapshots::{self, Snapshots};
 use crate::event::Event;
 use crate::snapshot::Bundle;
 use crate::state::State;
-use crate::store::file::{BatchRef, Fresh, Step};
+use crate::store::file::{BatchRef, Fresh, LockedDir, Step};
 use crate::store::{
     AppendBatch, EventContext, EventStore, FileStore, FileStoreOptions, NewEvent, StoreError,
 };
@@ -59,6 +60,9 @@ pub(crate) struct StartContext {
     pub(crate) last: Seq,
     /// The store when it is the Db's own file store (see `Folder::local`).
     pub(crate) file: Option<FileStore>,
+    /// Per state type: its newest snapshot, decoding since before the log opened
+    /// (file store only; see `prefetch`).
+    pub(crate) prefetched: parking_lot::Mutex<HashMap<TypeId, Prefetch>>,
 }
 
 /// A state being folded: its cell (type-erased) and how to stop its task.
@@ -224,6 +228,7 @@ impl Db {
             Option<foldkit_storage::RecoveryReport>,
             Option<FileStore>,
         );
+        let mut prefetched = HashMap::new();
         let (store, dir, recovery, file): Opened = match builder.store {
             StoreChoice::Dir(dir) => {
                 let options = FileStoreOptions {
@@ -232,9 +237,16 @@ impl Db {
                     chain_hashes: builder.chain_hashes,
                     fsync_hook: builder.fsync_hook,
                 };
-                let store = FileStore::open_async(&dir, options)
-                    .await
-                    .map_err(|e| store_error_at_open(Some(&dir), e))?;
+                let at_open = |e| store_error_at_open(Some(&dir), e);
+                let locked = LockedDir::take_async(dir.clone()).await.map_err(at_open)?;
+                let restore = builder.snapshots.restore.as_ref();
+                for state in &builder.states {
+                    if restore.is_none_or(|bundle| bundle.get(state.name).is_none()) {
+                        let read = Box::new(locked.newest_snapshot(state.name));
+                        prefetched.insert(state.id, (state.prefetch)(read));
+                    }
+                }
+                let store = locked.open_async(options).await.map_err(at_open)?;
                 let recovery = Some(store.recovery_report().clone());
                 (Arc::new(store.clone()), Some(dir), recovery, Some(store))
             }
@@ -251,6 +263,7 @@ impl Db {
             restore: builder.snapshots.restore.clone(),
             last,
             file: file.clone(),
+            prefetched: parking_lot::Mutex::new(prefetched),
         };
         let mut states = HashMap::new();
         let mut tasks = Vec::new();

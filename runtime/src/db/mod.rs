@@ -7,6 +7,7 @@
 //! - [`fold`]: the task that folds the log into one state;
 //! - [`handle`]: reading a state and waiting for it to catch up;
 //! - [`snapshots`]: where states start, bundles, time travel, compaction;
+//!   [`prefetch`]: a state's newest snapshot decoded while the log recovers;
 //! - [`streams`] and [`aggregates`]: streams with optimistic concurrency, commands.
 
 mod aggregates;
@@ -20,6 +21,7 @@ mod fold;
 mod handle;
 mod open_report;
 mod policy;
+mod prefetch;
 mod registry;
 mod snapshots;
 mod streams;

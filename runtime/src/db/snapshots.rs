@@ -183,7 +183,39 @@ pub(crate) async fn initial_state<S: State>(context: &StartContext) -> Result<St
             }
         }
     }
-    let (found, skipped) = newest_matching::<S>(store, last).await?;
+    // The newest snapshot, if it was read and decoded while the log opened (see
+    // `prefetch`): judged as `newest_matching` judges each one; when refused, the
+    // older ones are read through the store.
+    let mut at_most = last;
+    if let Some((position, decoded)) = super::prefetch::take::<S>(context).await
+        && position <= last
+    {
+        match judge(store, position, decoded).await {
+            Ok((value, identity)) => {
+                let applied = identity.map_or(0, |i| i.seq);
+                return Ok(Start {
+                    value,
+                    applied,
+                    last: identity,
+                    snapshot: SnapshotUse::Used(applied),
+                    rejected,
+                });
+            }
+            Err(why) => {
+                refused::<S>(position, &why);
+                rejected.push(RejectedSnapshot {
+                    seq: position,
+                    from_bundle: false,
+                    reason: why,
+                });
+                match position.checked_sub(1) {
+                    Some(older) => at_most = older,
+                    None => return Ok(Start::replay(rejected)),
+                }
+            }
+        }
+    }
+    let (found, skipped) = newest_matching::<S>(store, at_most).await?;
     rejected.extend(skipped.into_iter().map(|(seq, reason)| RejectedSnapshot {
         seq,
         from_bundle: false,
@@ -218,25 +250,68 @@ async fn check(
 /// Decodes a snapshot of `S` on the blocking pool, or says why it is unusable
 /// (its error and causes, or the message of a panic in `S`'s `Deserialize`:
 /// see the module's invariants). Fails only if the runtime is shutting down.
-async fn decode_off_worker<S: State>(
-    bytes: Vec<u8>,
-) -> Result<Result<(S, Option<RecordIdentity>), String>, DbError> {
+async fn decode_off_worker<S: State>(bytes: Vec<u8>) -> Result<Decoded<S>, DbError> {
     match tokio::task::spawn_blocking(move || codec::decode::<S>(&bytes)).await {
         Ok(decoded) => Ok(decoded.map_err(|error| crate::chain::Chain(&error).to_string())),
-        Err(join) if join.is_panic() => {
-            let panic = join.into_panic();
-            let message = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("(not a string)");
-            Ok(Err(format!(
-                "decoding it panicked (in the `Deserialize` of `{}`): {message}",
-                S::NAME
-            )))
-        }
+        Err(join) if join.is_panic() => Ok(Err(panicked::<S>(join.into_panic()))),
         Err(_) => Err(DbError::Closed), // the runtime is shutting down
     }
+}
+
+/// A snapshot of `S` decoded, or why it is unusable.
+pub(super) type Decoded<S> = Result<(S, Option<RecordIdentity>), String>;
+
+/// [`codec::decode`] with a panic in `S`'s `Deserialize` caught and told as the
+/// reason (see the module's invariants). Blocking.
+pub(super) fn decode_catching<S: State>(bytes: &[u8]) -> Decoded<S> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| codec::decode::<S>(bytes))) {
+        Ok(decoded) => decoded.map_err(|error| crate::chain::Chain(&error).to_string()),
+        Err(panic) => Err(panicked::<S>(panic)),
+    }
+}
+
+/// Why a snapshot whose decoding panicked with `panic` is unusable.
+fn panicked<S: State>(panic: Box<dyn std::any::Any + Send>) -> String {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)");
+    format!(
+        "decoding it panicked (in the `Deserialize` of `{}`): {message}",
+        S::NAME
+    )
+}
+
+/// The snapshot of `S` stored at `position`, `decoded`, if it may start the state:
+/// its header names that position and the log holds its last record there; else why
+/// not.
+pub(super) async fn judge<S: State>(
+    store: &dyn EventStore,
+    position: Seq,
+    decoded: Decoded<S>,
+) -> Result<(S, Option<RecordIdentity>), String> {
+    match decoded {
+        Ok((state, identity)) if identity.map_or(0, |i| i.seq) == position => {
+            match check(store, identity).await {
+                Ok(()) => Ok((state, identity)),
+                Err(mismatch) => Err(crate::chain::Chain(&mismatch).to_string()),
+            }
+        }
+        Ok(_) => Err("the snapshot's header and its stored position disagree".to_owned()),
+        Err(why) => Err(why),
+    }
+}
+
+/// Reports the stored snapshot of `S` at `position` as unusable (`why`).
+pub(super) fn refused<S: State>(position: Seq, why: &str) {
+    tracing::warn!(
+        state = S::NAME,
+        position,
+        why,
+        "foldkit: skipping an unusable snapshot; trying an older one or a replay"
+    );
+    crate::observability::snapshot_rejected(S::NAME);
 }
 
 /// The newest stored snapshot of `S` at or before `at_most` that decodes and
@@ -262,24 +337,13 @@ async fn newest_matching<S: State>(
                 continue;
             }
         };
-        let why = match decode_off_worker::<S>(bytes).await? {
-            Ok((state, identity)) if identity.map_or(0, |i| i.seq) == position => {
-                match check(store, identity).await {
-                    Ok(()) => return Ok((Some((state, identity)), skipped)),
-                    Err(mismatch) => crate::chain::Chain(&mismatch).to_string(),
-                }
+        match judge(store, position, decode_off_worker::<S>(bytes).await?).await {
+            Ok(found) => return Ok((Some(found), skipped)),
+            Err(why) => {
+                refused::<S>(position, &why);
+                skipped.push((position, why));
             }
-            Ok(_) => "the snapshot's header and its stored position disagree".to_owned(),
-            Err(why) => why,
-        };
-        tracing::warn!(
-            state = S::NAME,
-            position,
-            why,
-            "foldkit: skipping an unusable snapshot; trying an older one or a replay"
-        );
-        crate::observability::snapshot_rejected(S::NAME);
-        skipped.push((position, why));
+        }
     }
     Ok((None, skipped))
 }

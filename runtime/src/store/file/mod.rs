@@ -195,12 +195,20 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::backend("run file I/O on the blocking pool", e))?
 }
 
-impl FileStore {
-    /// Opens (creating if needed) the store in `dir`. Blocking: it recovers the
-    /// log and loads the index; call it from a blocking context
-    /// ([`open_async`](Self::open_async) does that for you).
-    pub fn open(dir: impl AsRef<Path>, options: FileStoreOptions) -> Result<FileStore, StoreError> {
-        let dir = dir.as_ref().to_path_buf();
+/// A store directory, locked and checked, whose log is not opened yet: what
+/// [`FileStore::open`] does first, so that a Db can read its snapshot files (which only
+/// need the lock) while the log recovers (see `Db::open`).
+pub(crate) struct LockedDir {
+    dir: PathBuf,
+    lock: File,
+    /// Whether `snapshots/` exists.
+    snapshots: bool,
+}
+
+impl LockedDir {
+    /// Creates `dir` if needed, checks its format and takes its lock; removes what a
+    /// crash left of a streamed snapshot. Blocking.
+    pub(crate) fn take(dir: PathBuf) -> Result<LockedDir, StoreError> {
         let io = |action: &str, path: &Path| {
             let what = format!("{action} {}", path.display());
             move |e: std::io::Error| StoreError::backend(what, e)
@@ -230,6 +238,53 @@ impl FileStore {
                 format!("foldkit-format {FORMAT_VERSION}\n").as_bytes(),
             )?;
         }
+        Ok(LockedDir {
+            dir,
+            lock,
+            snapshots,
+        })
+    }
+
+    /// [`take`](Self::take) on the blocking pool.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it before it completes releases the lock once the blocking part ends.
+    pub(crate) async fn take_async(dir: PathBuf) -> Result<LockedDir, StoreError> {
+        blocking(move || LockedDir::take(dir)).await
+    }
+
+    /// The newest snapshot file of `state` (its position and bytes), read as
+    /// [`EventStore::list_snapshots`] and [`EventStore::read_snapshot`] of the opened
+    /// store would read it; `None` when it has none. Blocking; a function of the
+    /// directory only, so it runs while the log is being opened.
+    pub(crate) fn newest_snapshot(
+        &self,
+        state: &str,
+    ) -> impl FnOnce() -> Result<Option<(Seq, Vec<u8>)>, StoreError> + Send + 'static {
+        let dir =
+            escape_name("state name", state).map(|name| self.dir.join("snapshots").join(name));
+        let none = !self.snapshots;
+        move || {
+            let dir = dir?;
+            if none {
+                return Ok(None);
+            }
+            let Some(&position) = files::list_snapshots(&dir)?.first() else {
+                return Ok(None);
+            };
+            Ok(files::read_optional(&files::snapshot_path(&dir, position))?
+                .map(|bytes| (position, bytes)))
+        }
+    }
+
+    /// Opens the log and loads the stream index: the store. Blocking.
+    pub(crate) fn open(self, options: FileStoreOptions) -> Result<FileStore, StoreError> {
+        let LockedDir {
+            dir,
+            lock,
+            snapshots,
+        } = self;
         let mut log_options = LogOptions::default();
         if let Some(fsync) = options.fsync {
             log_options = log_options.fsync(fsync);
@@ -261,6 +316,27 @@ impl FileStore {
                 no_snapshots: AtomicBool::new(!snapshots),
             }),
         })
+    }
+
+    /// [`open`](Self::open) on the blocking pool.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`FileStore::open_async`].
+    pub(crate) async fn open_async(
+        self,
+        options: FileStoreOptions,
+    ) -> Result<FileStore, StoreError> {
+        blocking(move || self.open(options)).await
+    }
+}
+
+impl FileStore {
+    /// Opens (creating if needed) the store in `dir`. Blocking: it recovers the
+    /// log and loads the index; call it from a blocking context
+    /// ([`open_async`](Self::open_async) does that for you).
+    pub fn open(dir: impl AsRef<Path>, options: FileStoreOptions) -> Result<FileStore, StoreError> {
+        LockedDir::take(dir.as_ref().to_path_buf())?.open(options)
     }
 
     /// [`open`](Self::open) on the blocking pool.

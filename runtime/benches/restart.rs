@@ -95,7 +95,11 @@ fn restart_in_child(dir: &Path, last: u64) -> (usize, Duration) {
         .stderr(std::process::Stdio::inherit())
         .output()
         .expect("start a restart process");
-    assert!(out.status.success(), "the restart process failed: {}", out.status);
+    assert!(
+        out.status.success(),
+        "the restart process failed: {}",
+        out.status
+    );
     let said = String::from_utf8(out.stdout).expect("UTF-8");
     let (rows, nanos) = said.trim().split_once(' ').expect("rows and nanoseconds");
     (

@@ -89,3 +89,48 @@ fn a_keyed_batch_whose_versions_overflow_is_corrupt() {
         rt.block_on(store.close()).expect("close");
     }
 }
+
+/// What a Db's open reads before the log is opened (see `db::prefetch`): the newest
+/// snapshot of the state, as the opened store lists and reads it; nothing for a state
+/// without snapshots or a directory without any.
+#[test]
+fn a_locked_directory_reads_the_newest_snapshot_as_the_store_does() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let newest = |state: &str| {
+        let locked = LockedDir::take(dir.path().to_path_buf()).expect("lock");
+        let read = locked.newest_snapshot(state)();
+        drop(locked);
+        read.expect("read")
+    };
+    assert_eq!(newest("Orders"), None, "no snapshots directory");
+    let store = FileStore::open(dir.path(), Default::default()).expect("open");
+    assert!(
+        LockedDir::take(dir.path().to_path_buf()).is_err(),
+        "the store holds the lock"
+    );
+    rt.block_on(async {
+        store.append(events("a", 1, 3)).await.expect("append");
+        for (position, bytes) in [
+            (1, b"one".to_vec()),
+            (3, b"three".to_vec()),
+            (2, b"two".to_vec()),
+        ] {
+            store
+                .write_snapshot("Orders", position, bytes)
+                .await
+                .expect("snapshot");
+        }
+        assert_eq!(
+            store.list_snapshots("Orders").await.expect("list"),
+            [3, 2, 1]
+        );
+        store.close().await.expect("close");
+    });
+    drop(store);
+    assert_eq!(newest("Orders"), Some((3, b"three".to_vec())));
+    assert_eq!(newest("Customers"), None, "a state without snapshots");
+}

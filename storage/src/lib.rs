@@ -53,6 +53,7 @@
 //! # }).unwrap();
 //! ```
 
+mod active_scan;
 mod clock;
 mod error;
 mod frame;

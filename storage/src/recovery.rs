@@ -1,7 +1,7 @@
 //! Recovery: what `Log::open` does with the segments it finds.
 //!
 //! The last (active) segment is read and every record validated (frame checksum,
-//! contiguous seqs); earlier, sealed segments are checked at their header at
+//! contiguous seqs: in blocks when it is clean, see `active_scan`, else whole); earlier, sealed segments are checked at their header at
 //! open and their index files (`sidecar`) loaded, so opening a long log costs
 //! one segment, not the whole history. A sealed segment's frames are checked as
 //! they are read; one without a valid index file is validated whole on its
@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::Seq;
+use crate::active_scan::{self, Tail};
 use crate::error::StorageError;
 use crate::frame::{self, BATCH_CONTINUES, HEADER_LEN, Invalid};
 use crate::segment::{self, SEGMENT_HEADER_LEN};
@@ -198,9 +199,9 @@ pub(crate) struct Recovered {
     /// The timestamp of the last record of the last segment (0 if it has none),
     /// so that the reopened log keeps timestamps from decreasing.
     pub(crate) last_timestamp: u64,
-    /// The last segment's bytes as read and checked (its valid length; empty
-    /// when there is no segment): they seed the log's memory window.
-    pub(crate) active_bytes: Vec<u8>,
+    /// The last segment's last bytes as read and checked (up to its valid length;
+    /// empty when there is no segment): they seed the log's memory window.
+    pub(crate) active_tail: Tail,
 }
 
 /// Validates and repairs the segments in `dir`.
@@ -213,31 +214,52 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
     // next, so its end cannot be torn, and it is scanned as a sealed segment (a
     // bad frame is corruption, reported, never cut).
     let mut last_bytes = None;
+    let mut last_clean = None;
     let mut unwritten: Option<(PathBuf, u64)> = None;
     if let Some((first_seq, path)) = found.last() {
-        let bytes = fs::read(path).map_err(|e| StorageError::io("read segment", path, e))?;
-        let never_written =
-            bytes.len() < SEGMENT_HEADER_LEN as usize || bytes.iter().all(|&b| b == 0);
-        if segment::check_header(&bytes, *first_seq).is_err() && never_written {
-            // Removed once the segment before it checked out (below): until then it
-            // stays, so a failed open leaves the evidence for the next one.
-            unwritten = Some((path.clone(), bytes.len() as u64));
-            found.pop();
-        } else {
-            last_bytes = Some(bytes);
+        // The usual open: a clean last segment, checked in blocks (`active_scan`).
+        // Anything else is read whole and decided below.
+        last_clean = active_scan::scan(path, *first_seq, max_len, active_scan::BLOCK)?;
+        if last_clean.is_none() {
+            let bytes = fs::read(path).map_err(|e| StorageError::io("read segment", path, e))?;
+            let never_written =
+                bytes.len() < SEGMENT_HEADER_LEN as usize || bytes.iter().all(|&b| b == 0);
+            if segment::check_header(&bytes, *first_seq).is_err() && never_written {
+                // Removed once the segment before it checked out (below): until then it
+                // stays, so a failed open leaves the evidence for the next one.
+                unwritten = Some((path.clone(), bytes.len() as u64));
+                found.pop();
+            } else {
+                last_bytes = Some(bytes);
+            }
         }
     }
     let mut segments: Vec<SegmentIndex> = Vec::with_capacity(found.len());
     let count = found.len();
     let next_firsts: Vec<Seq> = found.iter().skip(1).map(|(seq, _)| *seq).collect();
     let mut last_timestamp = 0;
-    let mut active_bytes = Vec::new();
+    let mut active_tail = Tail::default();
     for (i, (first_seq, path)) in found.into_iter().enumerate() {
         if i + 1 < count {
             // The newest sealed segments keep the handle opened to check their
             // header, for the reads that follow a restart.
             let keep_reader = i + OPEN_READERS >= count;
             segments.push(sealed(&path, first_seq, next_firsts[i], keep_reader)?);
+            continue;
+        }
+        if let Some(clean) = last_clean.take() {
+            last_timestamp = clean.last_timestamp;
+            active_tail = clean.tail;
+            segments.push(SegmentIndex {
+                first_seq,
+                path,
+                end: first_seq + clean.offsets.len() as u64,
+                offsets: clean.offsets,
+                stride: 1,
+                len: clean.len,
+                loaded: true,
+                reader: None,
+            });
             continue;
         }
         let bytes = match last_bytes.take() {
@@ -260,8 +282,9 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
             .and_then(|&at| bytes.get(at as usize..)?.first_chunk::<HEADER_LEN>())
             .and_then(|head| frame::parse_header(head, max_len).ok())
             .map_or(0, |header| header.timestamp);
-        active_bytes = bytes;
-        active_bytes.truncate(usize::try_from(index.len).unwrap_or(usize::MAX));
+        let mut bytes = bytes;
+        bytes.truncate(usize::try_from(index.len).unwrap_or(usize::MAX));
+        active_tail = Tail::whole(bytes);
         segments.push(index);
     }
     if let Some((path, len)) = unwritten {
@@ -276,7 +299,7 @@ pub(crate) fn recover(dir: &Path, max_len: usize) -> Result<Recovered, StorageEr
         segments,
         report,
         last_timestamp,
-        active_bytes,
+        active_tail,
     })
 }
 

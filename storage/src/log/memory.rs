@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::Seq;
+use crate::active_scan::Tail;
 use crate::error::StorageError;
 use bytes::Bytes;
 
@@ -119,22 +120,19 @@ impl Chunks {
 
     /// The chunks of a log just opened: the newest frames of its active segment
     /// (first seq `segment`, `offsets[i]` where record `segment + i` starts,
-    /// `bytes` the segment's `len` valid bytes as recovery read and checked
-    /// them), at most `RECENT_CHUNKS` chunks of at most `CHUNK_BYTES` each, so
-    /// that the reads right after an open (a fold replaying a small log) come
+    /// `tail` the last of the segment's `len` valid bytes as recovery read and
+    /// checked them), at most `RECENT_CHUNKS` chunks of at most `CHUNK_BYTES` each,
+    /// so that the reads right after an open (a fold replaying a small log) come
     /// from memory instead of reading the file again. Empty when the newest
-    /// frame alone is larger than a chunk or the bytes do not cover the offsets.
-    pub(super) fn seeded(segment: Seq, offsets: &[u64], len: u64, bytes: &[u8]) -> Chunks {
+    /// frame alone is larger than a chunk or the tail does not cover the offsets.
+    pub(super) fn seeded(segment: Seq, offsets: &[u64], len: u64, tail: &Tail) -> Chunks {
         let mut chunks = VecDeque::new();
         let (mut end, mut end_at) = (offsets.len(), len);
         while chunks.len() < RECENT_CHUNKS && end > 0 {
             let lowest = end_at.saturating_sub(CHUNK_BYTES as u64);
             let first = offsets[..end].partition_point(|&at| at < lowest);
             let start = offsets.get(first).copied().unwrap_or(end_at);
-            let frames = usize::try_from(start)
-                .ok()
-                .zip(usize::try_from(end_at).ok())
-                .and_then(|(from, to)| bytes.get(from..to));
+            let frames = tail.get(start, end_at);
             let Some(frames) = frames.filter(|_| first < end) else {
                 break;
             };

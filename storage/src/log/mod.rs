@@ -142,10 +142,10 @@ impl Log {
         let mut state = State::new(
             segments,
             active,
-            &recovered.active_bytes,
+            &recovered.active_tail,
             recovered.last_timestamp,
         );
-        drop(recovered.active_bytes);
+        drop(recovered.active_tail);
         if marked {
             state.set_marked();
         }

@@ -39,6 +39,7 @@
 //!   active segment and creating the next (see `sync`); appenders wait for it
 //!   (`room`, `take_roll`, `install_segment`).
 
+use crate::active_scan::Tail;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
@@ -209,18 +210,18 @@ impl State {
     /// The state of a log just opened: `segments` as recovered (the last one
     /// active, its file `active`), nothing buffered.
     ///
-    /// `active_bytes` are the active segment's bytes as recovery read and
+    /// `active_tail` is the active segment's last bytes as recovery read and
     /// checked them: the newest of their frames seed the memory window.
     pub(super) fn new(
         segments: Vec<SegmentIndex>,
         active: File,
-        active_bytes: &[u8],
+        active_tail: &Tail,
         last_timestamp: u64,
     ) -> State {
         let next_seq = segments.last().map_or(1, SegmentIndex::end_seq);
         let chunks = match segments.last() {
             Some(last) if last.stride == 1 && last.loaded => {
-                Chunks::seeded(last.first_seq, &last.offsets, last.len, active_bytes)
+                Chunks::seeded(last.first_seq, &last.offsets, last.len, active_tail)
             }
             _ => Chunks::default(),
         };

@@ -1,5 +1,5 @@
-//! The sync thread starts with the first append: a log opened only to read (a
-//! replay) spawns no thread. Counted by name in `/proc/self/task`, so this binary
+//! The sync thread starts with the first append, or when asked
+//! (`start_sync_thread`): a log opened only to read (a replay) spawns no thread. Counted by name in `/proc/self/task`, so this binary
 //! holds this one test (no other log runs beside it).
 
 #![cfg(target_os = "linux")]
@@ -56,4 +56,18 @@ async fn a_log_opened_only_to_read_starts_no_sync_thread() {
     log.close().await.expect("close");
     std::thread::sleep(std::time::Duration::from_millis(50));
     assert_eq!(sync_threads(), 0, "a close started it");
+
+    // A log about to be written starts it at once (as the file store does at open),
+    // and the first append finds it running.
+    let log = Log::open(dir.path(), LogOptions::default()).expect("reopen");
+    log.start_sync_thread().expect("start");
+    assert_eq!(settled(1), 1, "start_sync_thread starts it");
+    log.start_sync_thread().expect("start again");
+    log.append(b"three").await.expect("append");
+    assert_eq!(settled(1), 1, "one thread, not a second");
+    log.close().await.expect("close");
+    assert_eq!(settled(0), 0, "the close stops it");
+    log.start_sync_thread().expect("a closed log");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(sync_threads(), 0, "a closed log starts none");
 }

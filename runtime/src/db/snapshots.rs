@@ -120,6 +120,24 @@ pub(crate) struct Start<S> {
 }
 
 impl<S: State> Start<S> {
+    /// The state `value` of a snapshot whose last record is `identity`; `how` names
+    /// the kind of snapshot, given its position.
+    fn from_snapshot(
+        value: S,
+        identity: Option<RecordIdentity>,
+        how: fn(Seq) -> SnapshotUse,
+        rejected: Vec<RejectedSnapshot>,
+    ) -> Self {
+        let applied = identity.map_or(0, |i| i.seq);
+        Start {
+            value,
+            applied,
+            last: identity,
+            snapshot: how(applied),
+            rejected,
+        }
+    }
+
     fn replay(rejected: Vec<RejectedSnapshot>) -> Self {
         Start {
             value: S::default(),
@@ -152,14 +170,12 @@ pub(crate) async fn initial_state<S: State>(context: &StartContext) -> Result<St
             }
             Ok((value, identity)) => match check(store, identity).await {
                 Ok(()) => {
-                    let applied = identity.map_or(0, |i| i.seq);
-                    return Ok(Start {
+                    return Ok(Start::from_snapshot(
                         value,
-                        applied,
-                        last: identity,
-                        snapshot: SnapshotUse::Restored(applied),
+                        identity,
+                        SnapshotUse::Restored,
                         rejected,
-                    });
+                    ));
                 }
                 Err(mismatch) => {
                     let why = crate::chain::Chain(&mismatch).to_string();
@@ -192,14 +208,12 @@ pub(crate) async fn initial_state<S: State>(context: &StartContext) -> Result<St
     {
         match judge(store, position, decoded).await {
             Ok((value, identity)) => {
-                let applied = identity.map_or(0, |i| i.seq);
-                return Ok(Start {
+                return Ok(Start::from_snapshot(
                     value,
-                    applied,
-                    last: identity,
-                    snapshot: SnapshotUse::Used(applied),
+                    identity,
+                    SnapshotUse::Used,
                     rejected,
-                });
+                ));
             }
             Err(why) => {
                 refused::<S>(position, &why);
@@ -223,14 +237,7 @@ pub(crate) async fn initial_state<S: State>(context: &StartContext) -> Result<St
     }));
     Ok(match found {
         Some((value, identity)) => {
-            let applied = identity.map_or(0, |i| i.seq);
-            Start {
-                value,
-                applied,
-                last: identity,
-                snapshot: SnapshotUse::Used(applied),
-                rejected,
-            }
+            Start::from_snapshot(value, identity, SnapshotUse::Used, rejected)
         }
         None => Start::replay(rejected),
     })

@@ -297,10 +297,10 @@ impl LockedDir {
         }
         let log =
             Log::open(dir.join("log"), log_options).map_err(|e| storage("open the log", e))?;
+        let (index, on_disk) = load_index(&dir, &log, options.chain_hashes)?;
         // A store is opened to be written: its first append should not start a thread.
         log.start_sync_thread()
             .map_err(|e| storage("start the log's sync thread", e))?;
-        let (index, on_disk) = load_index(&dir, &log, options.chain_hashes)?;
         Ok(FileStore {
             inner: Arc::new(Inner {
                 dir,

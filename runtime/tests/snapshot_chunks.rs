@@ -82,19 +82,24 @@ fn the_codec_body_is_the_binary_layout_of_the_state() {
     }
 }
 
-/// `blob` (format 3) rewritten as format 2 wrote it: the format byte, and the body with
-/// the table as one sequence of rows, checksummed again.
-fn as_format_2(blob: &[u8], book: &Book) -> Vec<u8> {
-    let (_, body) = codec::read_header(blob).expect("header");
-    let head_len = blob.len() - 4 - body.len();
+/// `blob` with the format byte `format` and the body `body`, checksummed again.
+fn with_body(blob: &[u8], format: u8, body: &[u8]) -> Vec<u8> {
+    let (_, old) = codec::read_header(blob).expect("header");
+    let head_len = blob.len() - 4 - old.len();
     let mut out = blob[..head_len].to_vec();
-    out[8] = 2;
-    let rows_body = postcard::to_allocvec(&(rows_of(book), book.puts)).expect("encode");
-    out[head_len - 8..].copy_from_slice(&(rows_body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&rows_body);
+    out[8] = format;
+    out[head_len - 8..].copy_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(body);
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// `blob` (format 3) rewritten as format 2 wrote it: the format byte, and the body with
+/// the table as one sequence of rows, checksummed again.
+fn as_format_2(blob: &[u8], book: &Book) -> Vec<u8> {
+    let rows_body = postcard::to_allocvec(&(rows_of(book), book.puts)).expect("encode");
+    with_body(blob, 2, &rows_body)
 }
 
 #[test]
@@ -183,21 +188,14 @@ async fn a_db_restores_a_large_table_from_its_snapshot_with_every_index() {
 /// `blob` with its body replaced by the table as `chunks` (each a chunk's bytes as
 /// written: a row count, then rows) and `puts`, checksummed again.
 fn with_chunks(blob: &[u8], chunks: &[Vec<u8>], puts: u64) -> Vec<u8> {
-    let (_, body) = codec::read_header(blob).expect("header");
-    let head_len = blob.len() - 4 - body.len();
     let varint = |n: u64| postcard::to_allocvec(&n).expect("varint");
-    let mut new_body = varint(chunks.len() as u64);
+    let mut body = varint(chunks.len() as u64);
     for chunk in chunks {
-        new_body.extend(varint(chunk.len() as u64));
-        new_body.extend_from_slice(chunk);
+        body.extend(varint(chunk.len() as u64));
+        body.extend_from_slice(chunk);
     }
-    new_body.extend(varint(puts));
-    let mut out = blob[..head_len].to_vec();
-    out[head_len - 8..].copy_from_slice(&(new_body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&new_body);
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    body.extend(varint(puts));
+    with_body(blob, blob[8], &body)
 }
 
 #[test]

@@ -258,11 +258,11 @@ async fn check(
 /// (its error and causes, or the message of a panic in `S`'s `Deserialize`:
 /// see the module's invariants). Fails only if the runtime is shutting down.
 async fn decode_off_worker<S: State>(bytes: Vec<u8>) -> Result<Decoded<S>, DbError> {
-    match tokio::task::spawn_blocking(move || codec::decode::<S>(&bytes)).await {
-        Ok(decoded) => Ok(decoded.map_err(|error| crate::chain::Chain(&error).to_string())),
-        Err(join) if join.is_panic() => Ok(Err(panicked::<S>(join.into_panic()))),
-        Err(_) => Err(DbError::Closed), // the runtime is shutting down
-    }
+    // `decode_catching` catches the decode's panics: the task fails only when the
+    // runtime shuts down.
+    tokio::task::spawn_blocking(move || decode_catching::<S>(&bytes))
+        .await
+        .map_err(|_| DbError::Closed)
 }
 
 /// A snapshot of `S` decoded, or why it is unusable.

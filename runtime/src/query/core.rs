@@ -102,6 +102,7 @@ impl<T> QueryCore<T> {
 
     /// Adds `clause` after every clause that costs no more, so `clauses` stays ordered by
     /// cost (ties in call order) and a scan tests the cheap clauses first.
+    #[inline]
     fn push(mut self, clause: Clause<T>) -> Self {
         if self.clauses.is_empty() {
             // The common first clause: no search, no shifting.
@@ -116,6 +117,7 @@ impl<T> QueryCore<T> {
     }
 
     /// Adds an index-capable clause: `probe` is its row test as well as its index probe.
+    #[inline]
     pub(super) fn probed(self, probe: IndexProbe<T>, cost: Cost) -> Self {
         self.push(Clause::probed(probe, cost))
     }

@@ -36,6 +36,7 @@ enum HeldStr {
 }
 
 impl HeldStr {
+    #[inline]
     fn new(key: &str) -> Self {
         match ArrayString::from(key) {
             Ok(short) => HeldStr::Inline(short),

@@ -167,6 +167,7 @@ pub trait Clauses: QueryBuilder {
     }
 
     /// Indexed `field == value` (the index at `slot`), answered from the index.
+    #[inline]
     fn eq_indexed<F, M>(self, _field: M, slot: usize, value: impl IntoValue<F>) -> Self
     where
         F: IndexKey<Self::Entity, M, Self::Source>,

@@ -21,9 +21,8 @@
 //!   1 MiB unwritten: see the buffer window of [`FsyncPolicy`]) and does every
 //!   fsync (group commit) and segment roll; the async methods await it. It
 //!   starts with the first append (or [`Log::start_sync_thread`]): a log opened
-//!   only to read runs none. (A log
-//!   dropped without [`Log::close`] writes what it still holds on the thread
-//!   that drops it, best effort: close it in async code.)
+//!   only to read runs none. (A log dropped without [`Log::close`] writes what it
+//!   still holds on the thread that drops it, best effort: close it in async code.)
 //!   The sync methods [`Log::open`], [`Log::read`], [`Log::range`] and
 //!   [`Log::truncate_before`] do file I/O: call them from a blocking context.
 //! - What an open finds is durable once it returns: it fsyncs the active

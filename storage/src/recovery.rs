@@ -1,9 +1,10 @@
 //! Recovery: what `Log::open` does with the segments it finds.
 //!
 //! The last (active) segment is read and every record validated (frame checksum,
-//! contiguous seqs: in blocks when it is clean, see `active_scan`, else whole); earlier, sealed segments are checked at their header at
-//! open and their index files (`sidecar`) loaded, so opening a long log costs
-//! one segment, not the whole history. A sealed segment's frames are checked as
+//! contiguous seqs: in blocks when it is clean, see `active_scan`, else whole);
+//! earlier, sealed segments are checked at their header at open and their index
+//! files (`sidecar`) loaded, so opening a long log costs one segment, not the
+//! whole history. A sealed segment's frames are checked as
 //! they are read; one without a valid index file is validated whole on its
 //! first read. Then:
 //! - A bad record in the *last* segment with no valid record after it is a torn
